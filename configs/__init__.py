@@ -1,0 +1,1 @@
+"""YAML configs, installed with the library as ``nirvision.configs`` (see setup.py)."""

@@ -1,0 +1,99 @@
+"""The public Python API: load a colorizer once, call it on NIR frames.
+
+    >>> from nirvision import Colorizer
+    >>> colorizer = Colorizer.load()                 # bundled weights, best device
+    >>> rgb = colorizer(nir)                         # H x W uint8 -> H x W x 3 uint8 (RGB)
+    >>> rgbs = colorizer.colorize_batch([nir1, nir2])
+
+The CLI is built on the same calls.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+
+from .models import NIRColorizerNet, load_model_config, load_networks
+from .models.registry import ModelConfig
+from .resources import default_weights_path
+from .runtime.backends import Backend, create_backend
+from .runtime.frames import to_nir
+
+log = logging.getLogger(__name__)
+
+
+class WeightsNotFound(FileNotFoundError):
+    """No checkpoint was given and none is bundled."""
+
+
+def build_chain(config: ModelConfig) -> NIRColorizerNet:
+    """A freshly initialised inference chain of the given model size."""
+    return NIRColorizerNet(config.build("nir_to_gray"), config.build("colorizer"))
+
+
+def load_chain(weights: str | Path | None = None, model: str | None = None) -> tuple[NIRColorizerNet, ModelConfig, dict]:
+    """The inference chain from a checkpoint (``None``: the bundled weights).
+
+    With ``model`` and no weights, a randomly initialised network of that size
+    (``lite``, ``paper`` or a YAML path), meant for benchmarks and tests.
+    """
+    if weights is None and model is not None:
+        config = load_model_config(model)
+        return build_chain(config), config, {"weights": None}
+    path = Path(weights) if weights is not None else default_weights_path()
+    if weights is None and not path.is_file():
+        raise WeightsNotFound(f"no bundled weights at {path}; pass a checkpoint with --weights (train one with `python -m train`)")
+    config, nets, meta = load_networks(path, config=load_model_config(model) if model else None)
+    chain = NIRColorizerNet(nets["nir_to_gray"], nets["colorizer"])
+    return chain, config, {**meta, "weights": str(path)}
+
+
+class Colorizer:
+    """NIR frames in (uint8, H x W), RGB frames out (uint8, H x W x 3), through one backend."""
+
+    def __init__(self, backend: Backend, config: ModelConfig, meta: dict | None = None):
+        self.backend = backend
+        self.config = config
+        self.meta = meta or {}
+
+    @classmethod
+    def load(cls, weights: str | Path | None = None, device: str = "auto", precision: str = "fp32", backend: str = "eager", model: str | None = None, **backend_options) -> "Colorizer":
+        """Load weights (bundled when ``None``) onto ``device`` with ``backend`` at ``precision``."""
+        chain, config, meta = load_chain(weights, model)
+        engine = create_backend(backend, chain, device, precision, **backend_options)
+        log.info("loaded %s model (%s) on %s, backend %s, %s", config.name, meta.get("weights") or "random init", engine.device, engine.name, precision)
+        return cls(engine, config, meta)
+
+    def __call__(self, nir: np.ndarray) -> np.ndarray:
+        """One frame (H x W, or any image reduced to one channel) or a batch (N x H x W)."""
+        if isinstance(nir, np.ndarray) and nir.ndim == 3 and nir.shape[2] not in (1, 3, 4):
+            return self.colorize_batch(list(nir))
+        return self.colorize_batch([nir])[0]
+
+    def colorize_batch(self, frames: Sequence[np.ndarray] | Iterable[np.ndarray]) -> np.ndarray:
+        """Frames of one size -> uint8 RGB array (N, H, W, 3)."""
+        nirs = [to_nir(f, name=f"frame {i}") for i, f in enumerate(frames)]
+        if not nirs:
+            raise ValueError("colorize_batch: no frames given")
+        shapes = {f.shape for f in nirs}
+        if len(shapes) > 1:
+            raise ValueError(f"colorize_batch: frames must share one size, got {sorted(shapes)}")
+        return self.backend.infer_uint8(np.stack(nirs))
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def set_threads(threads: int | None) -> None:
+    """Use ``threads`` CPU threads for intra-op work (None leaves torch's default)."""
+    if threads:
+        torch.set_num_threads(threads)

@@ -1,0 +1,66 @@
+"""The ``nirvision`` command. Each subcommand lives in its own module with ``add_parser`` and ``run``.
+
+Exit codes: 0 done, 2 bad usage or input, 1 failure. Errors print one line, no traceback
+(``--debug`` shows it).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .. import __version__
+
+# name -> module (in nirvision.cli) holding add_parser(subparsers) and run(args) -> int
+COMMANDS = {
+    "info": "info",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nirvision",
+        description="Colorize near-infrared (NIR) video and images with MPFNet.",
+    )
+    parser.add_argument("--version", action="version", version=f"nirvision {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        importlib.import_module(f".{module}", __name__).add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING - 10 * min(args.verbose, 2),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    from ..errors import usage_errors
+
+    try:
+        return int(args.func(args) or 0)
+    except usage_errors() as exc:
+        if args.debug:
+            raise
+        print(f"nirvision {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nirvision {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        if args.debug:
+            raise
+        print(f"nirvision {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

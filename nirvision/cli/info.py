@@ -1,0 +1,32 @@
+"""``nirvision info``: versions, devices, and which backends are usable here (and why not)."""
+from __future__ import annotations
+
+import json
+
+from ..runtime.availability import report
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("info", help="versions, devices and usable backends")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    rep = report()
+    if args.json:
+        print(json.dumps(rep, indent=2))
+        return 0
+    print("nirvision", rep["versions"]["nirvision"])
+    print("\nversions:")
+    for k, v in rep["versions"].items():
+        print(f"  {k:16s} {v}")
+    print("\ndevices:")
+    for d in rep["devices"]:
+        print(f"  {d}")
+    print("\nbackends:")
+    for name, st in rep["backends"].items():
+        mark = "yes" if st["usable"] else "no "
+        print(f"  {name:16s} {mark}  {st['detail']}")
+    print(f"\nbundled weights: {rep['bundled_weights']}")
+    return 0

@@ -1,0 +1,163 @@
+"""Typed configuration: YAML files loaded into dataclasses with strict checking.
+
+Every config in nirvision (model sizes, training schedules, stream settings) is a
+dataclass. ``load_dataclass`` turns a mapping into one, and rejects unknown keys,
+missing keys and values of the wrong type with a ``ConfigError`` that names the
+file, the dotted key and what was expected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+from pathlib import Path
+from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or mapping does not fit its schema."""
+
+    def __init__(self, source: str, key: str, message: str):
+        self.source = source
+        self.key = key
+        where = f"{source}: " if source else ""
+        at = f"key '{key}': " if key else ""
+        super().__init__(f"{where}{at}{message}")
+
+
+def _type_name(tp: Any) -> str:
+    origin = get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in get_args(tp))
+    if origin in (Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in get_args(tp))
+    if origin in (list, tuple):
+        args = get_args(tp)
+        return f"a list of {_type_name(args[0])}" if args else "a list"
+    if origin is dict:
+        return "a mapping"
+    if tp is type(None):
+        return "null"
+    if dataclasses.is_dataclass(tp):
+        return f"a mapping ({tp.__name__})"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, getattr(tp, "__name__", str(tp))
+    )
+
+
+def _convert(value: Any, tp: Any, source: str, key: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value in get_args(tp):
+            return value
+        raise ConfigError(source, key, f"expected {_type_name(tp)}, got {value!r}")
+    if origin in (Union, types.UnionType):
+        errors = []
+        for arg in get_args(tp):
+            try:
+                return _convert(value, arg, source, key)
+            except ConfigError as exc:
+                errors.append(exc)
+        raise ConfigError(source, key, f"expected {_type_name(tp)}, got {value!r}")
+    if tp is type(None):
+        if value is None:
+            return None
+        raise ConfigError(source, key, f"expected null, got {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return load_dataclass(tp, value, source=source, prefix=key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(source, key, f"expected {_type_name(tp)}, got {value!r}")
+        (item_tp,) = get_args(tp)[:1] or (Any,)
+        items = [_convert(v, item_tp, source, f"{key}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(source, key, f"expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:
+        raise TypeError(f"unsupported config field type {tp!r}")
+    raise ConfigError(source, key, f"expected {_type_name(tp)}, got {value!r}")
+
+
+def load_dataclass(cls: type[T], data: Any, source: str = "", prefix: str = "") -> T:
+    """Build dataclass ``cls`` from ``data``, checking keys and types strictly."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, prefix, f"expected a mapping ({cls.__name__}), got {data!r}")
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for name in data:
+        if name not in fields:
+            dotted = f"{prefix}.{name}" if prefix else str(name)
+            raise ConfigError(
+                source, dotted, f"unknown key; expected one of: {', '.join(sorted(fields))}"
+            )
+    for name, field in fields.items():
+        dotted = f"{prefix}.{name}" if prefix else name
+        if name not in data:
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
+                raise ConfigError(source, dotted, f"missing; expected {_type_name(hints[name])}")
+            continue
+        kwargs[name] = _convert(data[name], hints[name], source, dotted)
+    obj = cls(**kwargs)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        try:
+            check()
+        except ValueError as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(source, prefix, str(exc)) from None
+    return obj
+
+
+def read_yaml(path: str | Path) -> Any:
+    """Read a YAML file, turning I/O and syntax problems into ``ConfigError``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
+
+
+def load_yaml(cls: type[T], path: str | Path) -> T:
+    """Load a YAML file into dataclass ``cls``."""
+    return load_dataclass(cls, read_yaml(path), source=str(path))
+
+
+def to_dict(obj: Any) -> Any:
+    """Dataclass -> plain dict/list/scalars (what ``load_dataclass`` reads back)."""
+    if dataclasses.is_dataclass(obj):
+        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_dict(v) for v in obj]
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
+    return obj
+
+
+__all__ = ["ConfigError", "load_dataclass", "load_yaml", "read_yaml", "to_dict"]

@@ -1,0 +1,85 @@
+"""What can run here: versions, devices, and each backend's availability with the reason."""
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+
+import torch
+
+from .. import __version__
+from ..resources import default_weights_path
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cuda_status() -> tuple[bool, str]:
+    if torch.version.cuda is None:
+        return False, f"torch {torch.__version__} is a CPU-only build"
+    if not torch.cuda.is_available():
+        return False, f"torch built with CUDA {torch.version.cuda}, but no CUDA device is visible"
+    return True, f"{torch.cuda.device_count()} device(s), CUDA {torch.version.cuda}"
+
+
+def onnxruntime_status() -> tuple[bool, str]:
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return False, "onnxruntime is not installed (pip install 'nirvision[onnx]')"
+    if _version("onnx") is None:
+        return False, "onnx is not installed, needed to export the model (pip install 'nirvision[onnx]')"
+    return True, f"onnxruntime {ort.__version__}, providers: {', '.join(ort.get_available_providers())}"
+
+
+def tensorrt_status() -> tuple[bool, str]:
+    ok, why = cuda_status()
+    if not ok:
+        return False, f"needs CUDA: {why}"
+    try:
+        import torch_tensorrt
+    except ImportError:
+        return False, "torch-tensorrt is not installed (pip install 'nirvision[trt]')"
+    except Exception as exc:  # noqa: BLE001 - a broken install raises all sorts
+        return False, f"torch-tensorrt failed to import: {exc}"
+    return True, f"torch-tensorrt {torch_tensorrt.__version__}"
+
+
+def compile_status() -> tuple[bool, str]:
+    if not hasattr(torch, "compile"):
+        return False, "this torch has no torch.compile"
+    return True, f"torch.compile (inductor) with torch {torch.__version__}"
+
+
+def report() -> dict:
+    cuda_ok, cuda_why = cuda_status()
+    devices = [f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}"]
+    if cuda_ok:
+        devices += [f"cuda:{i}: {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+    else:
+        devices.append(f"cuda: none ({cuda_why})")
+    backends = {}
+    for name, fn in (("eager", lambda: (True, "PyTorch eager, fp32 / bf16 on CPU" + (", fp16 on CUDA" if cuda_ok else ""))),
+                     ("compile", compile_status), ("onnxruntime", onnxruntime_status), ("tensorrt", tensorrt_status), ("cuda", lambda: (cuda_ok, cuda_why))):
+        ok, why = fn()
+        backends[name] = {"usable": ok, "detail": why}
+    weights = default_weights_path()
+    return {
+        "versions": {
+            "nirvision": __version__,
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "numpy": _version("numpy"),
+            "opencv": _version("opencv-python") or _version("opencv-python-headless"),
+            "av": _version("av"),
+            "onnxruntime": _version("onnxruntime"),
+            "torch-tensorrt": _version("torch-tensorrt") or _version("torch_tensorrt"),
+        },
+        "devices": devices,
+        "backends": backends,
+        "bundled_weights": str(weights) if weights.is_file() else f"none (expected at {weights})",
+    }

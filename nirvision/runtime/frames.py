@@ -1,0 +1,46 @@
+"""Frame conversions between the uint8 images users have and the tensors the networks take."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def to_model_input(frames: np.ndarray) -> torch.Tensor:
+    """uint8 NIR (N, H, W) -> float32 tensor (N, 1, H, W) in [-1, 1]."""
+    arr = np.ascontiguousarray(frames)
+    t = torch.from_numpy(arr).to(torch.float32)
+    return t.unsqueeze(1).mul_(2.0 / 255.0).sub_(1.0)
+
+
+def from_model_output(rgb: torch.Tensor) -> np.ndarray:
+    """float tensor (N, 3, H, W) in [-1, 1] -> uint8 RGB (N, H, W, 3), rounded to nearest."""
+    t = rgb.detach().to("cpu", torch.float32)
+    t = t.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+    return t.permute(0, 2, 3, 1).contiguous().numpy()
+
+
+def to_nir(frame: np.ndarray, name: str = "frame") -> np.ndarray:
+    """Any image (H x W, H x W x 1, H x W x 3 BGR/RGB, H x W x 4) -> one uint8 NIR channel.
+
+    Colour input is reduced to one channel by averaging (NIR cameras that deliver three
+    channels deliver the same signal in each); 16-bit input is scaled to 8 bits.
+    """
+    if not isinstance(frame, np.ndarray):
+        raise TypeError(f"{name}: expected a numpy array, got {type(frame).__name__}")
+    if frame.dtype == np.uint16:
+        frame = (frame >> 8).astype(np.uint8)
+    elif frame.dtype in (np.float32, np.float64):
+        if frame.size and (frame.min() < 0 or frame.max() > 1):
+            raise ValueError(f"{name}: float frames must lie in [0, 1], got [{frame.min():.3g}, {frame.max():.3g}]")
+        frame = np.round(frame * 255).astype(np.uint8)
+    elif frame.dtype != np.uint8:
+        raise ValueError(f"{name}: expected uint8, uint16 or float pixels, got {frame.dtype}")
+    if frame.ndim == 3 and frame.shape[2] == 1:
+        frame = frame[:, :, 0]
+    elif frame.ndim == 3 and frame.shape[2] in (3, 4):
+        frame = np.round(frame[:, :, :3].astype(np.float32).mean(axis=2)).astype(np.uint8)
+    if frame.ndim != 2:
+        raise ValueError(f"{name}: expected an H x W (or H x W x 1/3/4) image, got shape {frame.shape}")
+    if frame.shape[0] < 1 or frame.shape[1] < 1:
+        raise ValueError(f"{name}: empty image of shape {frame.shape}")
+    return frame

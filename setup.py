@@ -1,0 +1,27 @@
+from setuptools import find_packages, setup
+
+# torch is pinned to the 2.13 line: a looser range lets pip pull a multi-GB CUDA build.
+setup(
+    name="nirvision",
+    version="0.1.0",
+    description="Near-infrared video to natural-colour RGB with MPFNet, live and in batch",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["nirvision", "nirvision.*"]) + ["nirvision.configs"],
+    package_dir={"nirvision.configs": "configs"},
+    package_data={"nirvision.configs": ["*/*.yaml"], "nirvision": ["weights/*.pt", "weights/*.md"]},
+    install_requires=[
+        "torch==2.13.0",
+        "numpy>=1.24",
+        "opencv-python>=4.8",
+        "av>=12",
+        "pyyaml>=6",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"],
+        "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"],
+        "trt": ["torch-tensorrt>=2.13,<2.14"],
+    },
+    entry_points={"console_scripts": ["nirvision=nirvision.cli:main"]},
+)
