@@ -15,6 +15,8 @@ from .. import __version__
 # name -> module (in nirvision.cli) holding add_parser(subparsers) and run(args) -> int
 COMMANDS = {
     "info": "info",
+    "colorize": "colorize",
+    "demo": "demo",
 }
 
 

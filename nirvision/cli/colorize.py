@@ -1,0 +1,193 @@
+"""``nirvision colorize SOURCE -o SINK``: NIR video, streams, cameras or images in, colour out.
+
+Progress goes to stderr: a bar for files and folders, a status line for live sources; the
+summary line at the end, and with ``--stats-json F`` the engine's summary as JSON.
+Ctrl-C or SIGTERM stops the run and finalizes the outputs (a second Ctrl-C aborts).
+"""
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+from ..errors import InputError
+
+BAR = 24
+
+
+def add_model_options(p) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--weights", help="checkpoint file (default: the bundled weights)")
+    g.add_argument("--model", help="model size: lite, paper or a YAML file; without --weights, random weights (for tests and benchmarks)")
+    g.add_argument("--backend", default="eager", help="inference backend (default: eager)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
+    g.add_argument("--precision", default="fp32", help="fp32, bf16, fp16 (default: fp32)")
+    g.add_argument("--threads", type=int, help="CPU threads for inference")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "colorize", help="colorize a NIR video, stream, camera or image folder",
+        description="Colorize SOURCE into SINK(s). SOURCE: a video file, a folder or glob of images, rtsp://..., "
+        "a camera (0 or /dev/video0) or synthetic:WIDTHxHEIGHT[@FPS][:FRAMES]. SINK: a video file "
+        "(.mp4, .mkv, .mov: H.264, the source's timestamps and audio) or a folder (PNG images).",
+    )
+    p.add_argument("source", metavar="SOURCE")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="SINK", help="video file or folder; repeat for several")
+    add_model_options(p)
+    g = p.add_argument_group("output")
+    g.add_argument("--side-by-side", action="store_true", help="write NIR | RGB side by side")
+    g.add_argument("--preview", action="store_true", help="show a preview window (where a display exists)")
+    g.add_argument("--crf", type=int, default=20, help="H.264 quality, lower is better (default: 20)")
+    g.add_argument("--preset", default="veryfast", help="x264 preset (default: veryfast)")
+    g.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
+    g = p.add_argument_group("input")
+    g.add_argument("--reconnect", default="3", metavar="N|forever", help="live sources: connection attempts after a failure (default: 3)")
+    g.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="RTSP: seconds to wait for a connection (default: 10)")
+    g.add_argument("--read-timeout", type=float, default=5.0, metavar="S", help="RTSP: seconds without data before reconnecting (default: 5)")
+    g.add_argument("--fps", type=float, help="frame rate given to image folders (default: 25)")
+    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    g.add_argument("--live", action="store_true", help="pace a synthetic source in real time and treat it as live")
+    g = p.add_argument_group("engine")
+    g.add_argument("--queue-size", type=int, default=4, metavar="N", help="frames per engine queue (default: 4)")
+    g.add_argument("--stats-json", metavar="F", help="write the run's summary as JSON to F (- for stdout)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
+    p.set_defaults(func=run)
+
+
+def build_backend(args):
+    """The backend the model options ask for (errors are usage errors with the reason)."""
+    from ..api import load_chain, set_threads
+    from ..runtime.backends import create_backend
+
+    set_threads(args.threads)
+    chain, config, meta = load_chain(args.weights, args.model)
+    return create_backend(args.backend, chain, args.device, args.precision), config, meta
+
+
+class Progress:
+    """Renders engine status to stderr: a bar for finite inputs, a status line for live ones."""
+
+    def __init__(self, stream=sys.stderr):
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.shown = False
+
+    def __call__(self, st: dict) -> None:
+        if st["live"] or not st["frames_total"]:
+            line = (f"{st['frames_out']} frames  {st['fps']:.1f} fps  dropped {st['dropped']}  "
+                    f"reconnects {st['reconnects']}  decode errors {st['decode_errors']}  {st['elapsed_s']:.0f} s")
+        else:
+            total = st["frames_total"]
+            frac = min(1.0, st["frames_out"] / total)
+            fill = int(frac * BAR)
+            eta = (total - st["frames_out"]) / st["fps"] if st["fps"] > 0 else 0
+            line = f"[{'#' * fill}{'.' * (BAR - fill)}] {st['frames_out']}/{total} {100 * frac:5.1f}%  {st['fps']:.1f} fps  eta {eta:.0f} s"
+        if self.tty:
+            self.stream.write("\r" + line + "\033[K")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+        self.shown = True
+
+    def done(self) -> None:
+        if self.shown and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+@contextmanager
+def stop_on_signals(engine):
+    """SIGINT and SIGTERM ask ``engine`` to stop and finalize; a second SIGINT aborts."""
+    seen = []
+
+    def handler(signum, _frame):
+        if seen and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        seen.append(signum)
+        engine.request_stop(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield seen
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def write_stats(path: str, summary: dict) -> None:
+    text = json.dumps(summary, indent=2)
+    if path == "-":
+        print(text)
+        return
+    out = Path(path)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"--stats-json {path}: cannot be written ({exc.strerror or exc})") from None
+
+
+def run_engine(source, sinks, backend, args, progress: bool = True) -> tuple[dict, int]:
+    """Run the engine with signal handling and progress; (summary, exit code)."""
+    from ..runtime.engine import Engine, EngineOptions
+
+    bar = Progress() if progress else None
+    interval = 0.5 if (bar and bar.tty) else (5.0 if source.live else 10.0)
+    opts = EngineOptions(queue_size=args.queue_size, status_interval=interval, progress=bar)
+    engine = Engine(source, sinks, backend, opts)
+    summary = None
+    try:
+        with stop_on_signals(engine) as seen:
+            try:
+                summary = engine.run()
+            finally:
+                if bar:
+                    bar.done()
+                if args.stats_json:
+                    write_stats(args.stats_json, summary or engine.summary())
+    finally:
+        backend.close()
+    code = 0
+    if seen:
+        code = 128 + int(seen[0])
+    return summary, code
+
+
+def describe(summary: dict) -> str:
+    s = summary
+    parts = [f"{s['frames_out']} frames in {s['wall_s']:.1f} s ({s['fps']:.1f} fps)"]
+    for key, label in (("dropped", "dropped"), ("decode_errors", "undecodable and skipped"), ("reconnects", "reconnects"), ("resolution_changes", "size changes")):
+        if s.get(key):
+            parts.append(f"{s[key]} {label}")
+    if s["stopped_by"] != "end of input":
+        parts.append(f"stopped by {s['stopped_by']}")
+    return ", ".join(parts) + " -> " + ", ".join(s["sinks"])
+
+
+def run(args) -> int:
+    from ..io import open_sink, open_source
+
+    options = {"max_frames": args.max_frames}
+    if args.fps:
+        options["fps"] = args.fps
+    if args.no_audio:
+        options["audio"] = False
+    source = open_source(args.source, reconnect=args.reconnect, open_timeout=args.open_timeout, read_timeout=args.read_timeout, live=args.live or None, **options)
+    sinks = []
+    try:
+        for spec in args.output:
+            sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio))
+        if args.preview:
+            sinks.append(open_sink("preview:", source.info, side_by_side=True))
+        backend, _, _ = build_backend(args)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        source.close()
+        raise
+    summary, code = run_engine(source, sinks, backend, args, progress=not args.no_progress)
+    print(f"nirvision colorize: {describe(summary)}", file=sys.stderr)
+    return code

@@ -1,0 +1,110 @@
+"""The two interfaces of ``nirvision.io``: a Source yields Frames, a Sink writes colorized frames.
+
+Data flows source -> engine -> backend -> sink (``nirvision.runtime.engine``). A Source is an
+iterable of ``Frame`` (decoded NIR images with their timestamps); ``live`` sources (RTSP,
+cameras) produce frames at their own pace and may be dropped from when inference falls
+behind, the others (files, folders, synthetic clips) never are.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Iterator
+
+import numpy as np
+
+
+@dataclass(eq=False)
+class Frame:
+    """One decoded frame of a source.
+
+    ``image`` is uint8 H x W (NIR; colour input is reduced to one channel before inference).
+    ``pts`` counts ``time_base`` units (``None`` where the source has no clock; sinks then
+    number frames at the source's rate). ``audio`` holds the demuxed audio packets that came
+    before this frame in the source, for sinks that copy audio. ``t_read`` is
+    ``time.perf_counter()`` when the frame left the source (for end-to-end latency).
+    """
+
+    image: np.ndarray
+    index: int
+    pts: int | None = None
+    time_base: Fraction | None = None
+    name: str | None = None
+    audio: list[Any] = field(default_factory=list)
+    t_read: float = 0.0
+
+    @property
+    def time(self) -> float | None:
+        """Seconds from the source's clock, or ``None``."""
+        if self.pts is None or self.time_base is None:
+            return None
+        return float(self.pts * self.time_base)
+
+
+@dataclass
+class SourceInfo:
+    """What a sink needs to know about a source before the first frame."""
+
+    kind: str  # file, rtsp, camera, images, synthetic
+    description: str  # for logs and errors; never holds a password
+    live: bool
+    fps: Fraction | None = None
+    time_base: Fraction | None = None
+    frames: int | None = None  # total when known (files, folders, synthetic clips)
+    width: int | None = None
+    height: int | None = None
+    audio_stream: Any = None  # a PyAV audio stream to copy from, or None
+    names: bool = False  # frames carry file names (image folders)
+
+
+class Source(abc.ABC):
+    """An iterable of ``Frame``; ``close()`` releases it (and stops a blocking read soon)."""
+
+    info: SourceInfo
+
+    def __init__(self) -> None:
+        self.decode_errors = 0  # packets or files that failed to decode and were skipped
+        self.reconnects = 0  # successful reconnections of a live source
+        self.frames_read = 0  # frames produced so far (including any the engine drops later)
+
+    @property
+    def live(self) -> bool:
+        return self.info.live
+
+    @abc.abstractmethod
+    def __iter__(self) -> Iterator[Frame]:
+        """Frames in order; ends at the end of the input (or when closed)."""
+
+    def pending_audio(self) -> list[Any]:
+        """Audio packets demuxed after the last frame (written at the end)."""
+        return []
+
+    def close(self) -> None:
+        """Release files, sockets and devices. Safe to call twice and from another thread."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Sink(abc.ABC):
+    """Receives each colorized frame: the source Frame (NIR) and its uint8 RGB (H x W x 3).
+
+    ``side_by_side`` sinks get NIR | RGB images twice as wide (composed once by the engine).
+    """
+
+    side_by_side: bool = False
+    description: str = "sink"
+
+    @abc.abstractmethod
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        """Write one RGB image (H x W x 3 uint8) belonging to ``frame``."""
+
+    def write_audio(self, packets: list[Any]) -> None:
+        """Copy the source's audio packets (only video file sinks do)."""
+
+    def close(self) -> None:
+        """Flush and finalize so that what was written is complete and plays."""

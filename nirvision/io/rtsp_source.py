@@ -1,0 +1,173 @@
+"""An RTSP stream through PyAV over TCP, with open and read timeouts and reconnection.
+
+A frozen server cannot hang the reader: PyAV aborts any blocking call after the open or read
+timeout. A decode loop that ends (a killed server ends PyAV's loop with no exception), a
+timeout or a network error is a disconnect: the source reconnects by its ``ReconnectPolicy``
+and the timestamps go on from where they were, the outage shown as elapsed time, so that
+the output stays one playable file. Passwords in the URL never reach logs or errors.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from fractions import Fraction
+from typing import Iterator
+
+import av
+
+from ..errors import InputError
+from .base import Frame, Source, SourceInfo
+from .reconnect import ReconnectPolicy, StreamLost
+from .redact import redact_text, redact_url, url_password
+
+log = logging.getLogger(__name__)
+
+TIME_BASE = Fraction(1, 90000)  # the RTP video clock
+
+
+class LiveClock:
+    """Output timestamps for a live stream: the stream's clock within a connection, wall-clock
+    time across frames without a timestamp and across reconnections; always increasing."""
+
+    def __init__(self) -> None:
+        self.last_out: float | None = None
+        self.last_wall = 0.0
+        self.anchor: tuple[float, float] | None = None  # (output time, stream time)
+        self.last_pts = -1
+
+    def new_connection(self) -> None:
+        self.anchor = None
+
+    def pts(self, stream_time: float | None) -> int:
+        wall = time.perf_counter()
+        gap = 0.0 if self.last_out is None else self.last_out + (wall - self.last_wall)
+        if stream_time is None:
+            out = gap
+        elif self.anchor is None:
+            self.anchor = (gap, stream_time)
+            out = gap
+        else:
+            out = self.anchor[0] + (stream_time - self.anchor[1])
+        self.last_out, self.last_wall = out, wall
+        pts = max(int(round(out / TIME_BASE)), self.last_pts + 1)
+        self.last_pts = pts
+        return pts
+
+
+class RTSPSource(Source):
+    """``rtsp://[user:password@]host[:port]/path``; live, so the engine may drop frames."""
+
+    def __init__(self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, policy: ReconnectPolicy | None = None, transport: str = "tcp", max_frames: int | None = None, **_ignored):
+        super().__init__()
+        self.url = url
+        self.safe_url = redact_url(url)
+        self._secret = url_password(url) or ""
+        self.open_timeout = float(open_timeout)
+        self.read_timeout = float(read_timeout)
+        self.policy = policy or ReconnectPolicy()
+        self.transport = transport
+        self.max_frames = max_frames
+        self._stop = threading.Event()
+        self.clock = LiveClock()
+        self.container = self._connect(initial=True)
+        stream = self.container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate
+        self.info = SourceInfo(
+            kind="rtsp", description=self.safe_url, live=True, fps=Fraction(rate) if rate else None,
+            time_base=TIME_BASE, width=stream.codec_context.width or None, height=stream.codec_context.height or None,
+        )
+
+    def _say(self, exc: BaseException) -> str:
+        text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return redact_text(text, (self._secret, self.url))
+
+    def _open_once(self):
+        options = {"rtsp_transport": self.transport, "timeout": str(int(self.read_timeout * 1e6))}
+        container = av.open(self.url, "r", options=options, timeout=(self.open_timeout, self.read_timeout))
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"RTSP source {self.safe_url}: the stream has no video track")
+        container.streams.video[0].codec_context.thread_type = "AUTO"
+        return container
+
+    def _connect(self, initial: bool):
+        """Open the stream, retrying by the policy; InputError (first time) or StreamLost."""
+        delays = self.policy.delays()
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                container = self._open_once()
+                if not initial:
+                    self.reconnects += 1
+                    log.warning("%s: reconnected (reconnection %d)", self.safe_url, self.reconnects)
+                return container
+            except InputError:
+                raise
+            except (av.error.FFmpegError, OSError) as exc:
+                reason = self._say(exc)
+                delay = next(delays, None)
+                if delay is None or self._stop.is_set():
+                    retry = f" after {tries} attempts" if tries > 1 else ""
+                    hint = "" if self.policy.attempts != 0 else "; --reconnect N retries"
+                    msg = f"RTSP source {self.safe_url}: cannot connect ({reason}){retry}{hint}"
+                    if initial:
+                        raise InputError(msg + "; expected a reachable RTSP server") from None
+                    raise StreamLost(msg) from None
+                log.warning("%s: cannot connect (%s); retrying in %.1f s", self.safe_url, reason, delay)
+                if self._stop.wait(delay):
+                    raise StreamLost(f"RTSP source {self.safe_url}: stopped while reconnecting") from None
+
+    def _frames(self, container) -> Iterator[Frame]:
+        """Frames of one connection; returns on a disconnect of any kind."""
+        stream = container.streams.video[0]
+        try:
+            for packet in container.demux(stream):
+                if self._stop.is_set():
+                    return
+                try:
+                    frames = packet.decode()
+                except av.error.ExitError:
+                    raise
+                except av.error.FFmpegError as exc:
+                    self.decode_errors += 1
+                    log.warning("%s: a packet failed to decode (%s); skipped", self.safe_url, self._say(exc))
+                    continue
+                for vf in frames:
+                    t = float(vf.pts * vf.time_base) if vf.pts is not None and vf.time_base else None
+                    self.frames_read += 1
+                    yield Frame(vf.to_ndarray(format="gray"), index=self.frames_read - 1, pts=self.clock.pts(t), time_base=TIME_BASE, t_read=time.perf_counter())
+            log.warning("%s: the stream ended", self.safe_url)
+        except (av.error.FFmpegError, OSError) as exc:
+            log.warning("%s: disconnected (%s)", self.safe_url, self._say(exc))
+
+    def __iter__(self) -> Iterator[Frame]:
+        while not self._stop.is_set():
+            container, self.container = self.container, None
+            try:
+                for frame in self._frames(container):
+                    yield frame
+                    if self.max_frames is not None and self.frames_read >= self.max_frames:
+                        return
+            finally:
+                _close_quietly(container)
+            if self._stop.is_set():
+                return
+            self.clock.new_connection()
+            self.container = self._connect(initial=False)
+
+    def close(self) -> None:
+        """Stop soon: a blocking read returns within the read timeout, a backoff wait at once."""
+        self._stop.set()
+        container, self.container = getattr(self, "container", None), None
+        _close_quietly(container)
+
+
+def _close_quietly(container) -> None:
+    if container is None:
+        return
+    try:
+        container.close()
+    except (av.error.FFmpegError, OSError):
+        pass

@@ -1,0 +1,91 @@
+"""From the user's SOURCE and SINK strings to Source and Sink objects.
+
+Sources: a video file, ``rtsp://...``, a camera (``0``, ``/dev/video0``), a folder or glob of
+images, ``synthetic:WIDTHxHEIGHT[@FPS][:FRAMES]``. Sinks: a video file (.mp4, .mkv, .mov), a
+folder (PNG images), ``preview:`` (a window).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from ..errors import InputError
+from .base import Sink, Source, SourceInfo
+from .reconnect import ReconnectPolicy, parse_reconnect
+from .redact import redact_url
+
+SCHEME = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]+):")
+KINDS = "a video file, a folder or glob of images, rtsp://..., a camera (0 or /dev/video0) or synthetic:WIDTHxHEIGHT[@FPS][:FRAMES]"
+
+
+def source_kind(spec: str) -> str:
+    """file, images, rtsp, camera or synthetic; an InputError for an unknown scheme."""
+    from .image_source import is_glob
+
+    if spec.startswith("synthetic:"):
+        return "synthetic"
+    m = SCHEME.match(spec)
+    if m and not Path(spec).exists():
+        scheme = m["scheme"].lower()
+        if scheme in ("rtsp", "rtsps"):
+            return "rtsp"
+        if len(scheme) > 1:  # one letter would be a Windows drive
+            raise InputError(f"source {redact_url(spec)}: unknown scheme {scheme!r}; expected {KINDS}")
+    if spec.isdigit() or re.fullmatch(r"/dev/video\d+", spec):
+        return "camera"
+    if is_glob(spec) and not Path(spec).exists():
+        return "images"
+    if Path(spec).is_dir():
+        return "images"
+    return "file"
+
+
+def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: float = 10.0, read_timeout: float = 5.0, live: bool | None = None, **options) -> Source:
+    """Open SOURCE (see the module docstring). Options: ``max_frames``, ``fps`` (image folders),
+    ``seed`` (synthetic), ``audio`` (files), ``width``/``height`` (cameras); ``live=True``
+    paces a synthetic clip in real time; ``reconnect`` (attempts or ``"forever"``),
+    ``open_timeout`` and ``read_timeout`` (seconds) for RTSP and cameras."""
+    spec = str(spec)
+    kind = source_kind(spec)
+    policy = ReconnectPolicy(attempts=parse_reconnect(reconnect))
+    if kind == "synthetic":
+        from .synthetic import SyntheticSource
+
+        return SyntheticSource(spec, live=bool(live), **options)
+    if kind == "rtsp":
+        from .rtsp_source import RTSPSource
+
+        return RTSPSource(spec, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, **options)
+    if kind == "camera":
+        from .camera_source import CameraSource
+
+        return CameraSource(spec, policy=policy, **options)
+    if kind == "images":
+        from .image_source import ImageSource
+
+        return ImageSource(spec, **options)
+    from .file_source import FileSource
+
+    return FileSource(spec, **options)
+
+
+def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **options) -> Sink:
+    """Open SINK for frames from a source described by ``info``. ``spec``: a video file
+    (.mp4/.mkv/.mov; options ``crf``, ``preset``, ``audio``), ``preview:``, or a folder for PNGs."""
+    spec = str(spec)
+    if spec in ("preview", "preview:"):
+        from .preview_sink import PreviewSink
+
+        return PreviewSink(side_by_side=side_by_side)
+    path = Path(spec)
+    from .video_sink import VIDEO_SUFFIXES
+
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        from .video_sink import VideoSink
+
+        return VideoSink(path, info, side_by_side=side_by_side, **{k: v for k, v in options.items() if k in ("crf", "preset", "audio")})
+    if path.suffix and not path.is_dir():
+        raise InputError(f"output {spec}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), a folder for PNG images, or preview:")
+    from .image_sink import ImageFolderSink
+
+    return ImageFolderSink(path, side_by_side=side_by_side)

@@ -1,0 +1,237 @@
+"""The streaming engine: reader -> bounded queue -> inference -> bounded queue -> writer.
+
+The reader thread decodes frames from the source, the calling thread runs the backend, and the
+writer thread composes the views and writes every sink, so decode, inference and encode
+overlap. Live sources drop the oldest queued frame when inference falls behind (latency stays
+bounded, drops are counted); files, folders and synthetic clips never drop (backpressure).
+At the end of the input, on an error, or on ``request_stop`` (the CLI calls it on Ctrl-C and
+SIGTERM) every sink is flushed and closed, so that what was written plays.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..io.base import Frame, Sink, Source
+from ..io.compose import side_by_side
+from .backends.base import Backend
+from .frames import to_nir
+from .stats import RunStats
+from .queues import StageQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EngineOptions:
+    queue_size: int = 4  # frames per queue (each of the two)
+    drop: bool | None = None  # drop oldest when behind; None: on live sources only
+    max_frames: int | None = None  # stop after this many frames read
+    status_interval: float = 0.5  # seconds between progress callbacks
+    progress: Callable[[dict], None] | None = None  # called from the writer thread with status()
+    join_timeout: float = 20.0  # how long to wait for the reader to notice a stop
+
+
+class _End:
+    """The end marker that follows the last frame through both queues."""
+
+    def __init__(self, audio=None):
+        self.audio = audio or []
+
+
+class Engine:
+    """Runs ``source`` through ``backend`` into ``sinks``. ``run()`` returns the summary dict.
+
+    The engine closes the source and the sinks when the run ends; the backend stays open.
+    """
+
+    def __init__(self, source: Source, sinks: Sequence[Sink], backend: Backend, options: EngineOptions | None = None):
+        self.source = source
+        self.sinks = list(sinks)
+        self.backend = backend
+        self.options = options or EngineOptions()
+        self.live = bool(source.live)
+        drop = self.live if self.options.drop is None else self.options.drop
+        self._stop = threading.Event()
+        self._inq = StageQueue(self.options.queue_size, drop, self._stop)
+        self._outq = StageQueue(self.options.queue_size, drop, self._stop)
+        self.stats = RunStats()
+        self.stop_reason: str | None = None
+        self._errors: list[BaseException] = []
+        self._last_shape: tuple[int, ...] | None = None
+
+    # control ----------------------------------------------------------------------------
+    def request_stop(self, reason: str = "stopped") -> None:
+        """Ask the run to end soon and finalize its outputs (safe from signal handlers)."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop.set()
+
+    def _fail(self, exc: BaseException, where: str) -> None:
+        log.debug("engine: %s failed", where, exc_info=exc)
+        self._errors.append(exc)
+        self.request_stop("error")
+
+    def status(self) -> dict:
+        """A snapshot for progress bars and status lines."""
+        s = self.stats
+        return {
+            "frames_in": s.frames_in, "frames_out": s.frames_out, "dropped": s.dropped,
+            "frames_total": self.source.info.frames, "decode_errors": self.source.decode_errors,
+            "reconnects": self.source.reconnects, "fps": round(s.current_fps(), 2),
+            "elapsed_s": round(s.wall_s, 2), "live": self.live,
+        }
+
+    # threads ----------------------------------------------------------------------------
+    def _drop(self, frames: list) -> None:
+        for f in frames:
+            if isinstance(f, tuple):
+                f = f[0]
+            self.stats.dropped += 1
+            if f.audio:  # never lose audio with a dropped frame: it goes out at the end
+                self._late_audio.extend(f.audio)
+
+    def _reader(self) -> None:
+        try:
+            it = iter(self.source)
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                frame = next(it, None)
+                if frame is None:
+                    break
+                self.stats.times.add("decode", time.perf_counter() - t0)
+                self.stats.frames_in += 1
+                self._drop(self._inq.put(frame))
+                if self.options.max_frames is not None and self.stats.frames_in >= self.options.max_frames:
+                    break
+        except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises it
+            self._fail(exc, "reading")
+        finally:
+            self._inq.put_final(_End(self.source.pending_audio()))
+
+    def _writer(self) -> None:
+        next_status = time.perf_counter() + self.options.status_interval
+        try:
+            while True:
+                item = self._outq.get()
+                if item is None:
+                    continue
+                if isinstance(item, _End):
+                    audio = item.audio + self._late_audio
+                    for sink in self.sinks:
+                        sink.write_audio(audio)
+                    return
+                frame, rgb = item
+                t0 = time.perf_counter()
+                views = {False: rgb}
+                if any(s.side_by_side for s in self.sinks):
+                    views[True] = side_by_side(frame.image, rgb)
+                t1 = time.perf_counter()
+                for sink in self.sinks:
+                    if frame.audio:
+                        sink.write_audio(frame.audio)
+                    sink.write(frame, views[sink.side_by_side])
+                    if getattr(sink, "stop_requested", False):
+                        self.request_stop("preview closed")
+                t2 = time.perf_counter()
+                self.stats.wrote()
+                self.stats.times.add("post", t1 - t0)
+                self.stats.times.add("encode", t2 - t1)
+                self.stats.times.add("total", t2 - frame.t_read)
+                if self.options.progress and t2 >= next_status:
+                    next_status = t2 + self.options.status_interval
+                    self.options.progress(self.status())
+        except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises it
+            self._fail(exc, "writing")
+
+    def _infer(self, frame: Frame) -> np.ndarray:
+        t0 = time.perf_counter()
+        nir = frame.image if frame.image.ndim == 2 and frame.image.dtype == np.uint8 else to_nir(frame.image, name=f"frame {frame.index}")
+        frame.image = nir
+        if nir.shape != self._last_shape:
+            if self._last_shape is not None:
+                self.stats.resolution_changes += 1
+                log.warning("engine: the source changed size from %s to %s at frame %d", self._last_shape[::-1], nir.shape[::-1], frame.index)
+            self._last_shape = nir.shape
+        t1 = time.perf_counter()
+        rgb = self.backend.infer_uint8(nir[None])[0]
+        t2 = time.perf_counter()
+        self.stats.times.add("pre", t1 - t0)
+        self.stats.times.add("infer", t2 - t1)
+        return rgb
+
+    # the run ----------------------------------------------------------------------------
+    def run(self) -> dict:
+        """Process the whole source (or until stopped); returns ``summary()``.
+
+        An error in any stage stops the run; the sinks are still finalized, then it is raised.
+        """
+        self._late_audio: list = []
+        self.stats = RunStats()
+        reader = threading.Thread(target=self._reader, name="nirvision-reader", daemon=True)
+        writer = threading.Thread(target=self._writer, name="nirvision-writer", daemon=True)
+        reader.start()
+        writer.start()
+        try:
+            self._inference_loop()
+        except KeyboardInterrupt:
+            self.request_stop("interrupted")
+        except BaseException as exc:  # noqa: BLE001 - re-raised below after finalizing
+            self._fail(exc, "inference")
+        finally:
+            self._outq.put_final(_End())
+            self._finish(reader, writer)
+        if self._errors:
+            raise self._errors[0]
+        return self.summary()
+
+    def _inference_loop(self) -> None:
+        while not self._stop.is_set():
+            item = self._inq.get()
+            if item is None:
+                continue
+            if isinstance(item, _End):
+                self._outq.put_final(_End(item.audio))
+                return
+            rgb = self._infer(item)
+            self.stats.frames_inferred += 1
+            self._drop(self._outq.put((item, rgb)))
+
+    def _finish(self, reader: threading.Thread, writer: threading.Thread) -> None:
+        writer.join()
+        self._stop.set()
+        self.source.close()  # also cuts short a live source's reconnection wait
+        reader.join(self.options.join_timeout)
+        if reader.is_alive():
+            log.warning("engine: the reader did not stop within %.0f s; leaving it", self.options.join_timeout)
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except BaseException as exc:  # noqa: BLE001 - keep closing the others
+                log.error("engine: closing %s failed: %s", sink.description, exc)
+                self._errors.append(exc)
+        self.stats.end = time.perf_counter()
+
+    def summary(self) -> dict:
+        s = self.stats
+        return {
+            "source": self.source.info.description,
+            "live": self.live,
+            "sinks": [sink.description for sink in self.sinks],
+            "backend": {"name": self.backend.name, "device": str(self.backend.device), "precision": self.backend.precision},
+            "frames_in": s.frames_in,
+            "frames_out": s.frames_out,
+            "dropped": s.dropped,
+            "decode_errors": self.source.decode_errors,
+            "reconnects": self.source.reconnects,
+            "resolution_changes": s.resolution_changes,
+            "fps": round(s.fps(), 3),
+            "wall_s": round(s.wall_s, 3),
+            "latency_ms": s.times.summary(),
+            "stopped_by": self.stop_reason or "end of input",
+        }

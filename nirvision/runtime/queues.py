@@ -1,0 +1,57 @@
+"""The bounded queue between engine stages: backpressure for files, drop-oldest for live sources."""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+POLL_S = 0.1  # how often a blocked put or get looks at the stop flag
+
+
+class StageQueue:
+    """A bounded FIFO. ``put`` blocks while full (``drop_oldest=False``) or evicts and returns
+    the oldest item (``drop_oldest=True``); both give up when ``stop`` is set."""
+
+    def __init__(self, maxsize: int, drop_oldest: bool, stop: threading.Event):
+        if maxsize < 1:
+            raise ValueError(f"queue size must be at least 1, got {maxsize}")
+        self.maxsize = maxsize
+        self.drop_oldest = drop_oldest
+        self.stop = stop
+        self._items: deque = deque()
+        self._cond = threading.Condition()
+
+    def put(self, item: Any) -> list[Any]:
+        """Add ``item``; returns the items dropped to make room (always empty without drop_oldest)."""
+        dropped = []
+        with self._cond:
+            while len(self._items) >= self.maxsize:
+                if self.drop_oldest:
+                    dropped.append(self._items.popleft())
+                    continue
+                if self.stop.is_set():
+                    return dropped
+                self._cond.wait(POLL_S)
+            self._items.append(item)
+            self._cond.notify_all()
+        return dropped
+
+    def put_final(self, item: Any) -> None:
+        """Add an end marker even when full: it must never be dropped or block."""
+        with self._cond:
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def get(self, timeout: float = POLL_S) -> Any:
+        """The oldest item, or ``None`` after ``timeout`` seconds with nothing to take."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def __len__(self) -> int:
+        return len(self._items)

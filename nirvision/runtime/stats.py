@@ -1,0 +1,71 @@
+"""Counters and per-stage latencies of one engine run, summarised as a JSON-ready dict."""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+import numpy as np
+
+STAGES = ("decode", "pre", "infer", "post", "encode")  # + "total": read -> written, per frame
+WINDOW = 4096  # p95 over the most recent samples, so that memory stays flat on endless streams
+
+
+class StageTimes:
+    """Per-stage latency in ms: the mean over the whole run and the p95 over a recent window."""
+
+    def __init__(self, stages=STAGES + ("total",), window: int = WINDOW):
+        self._recent = {s: deque(maxlen=window) for s in stages}
+        self._sum = dict.fromkeys(stages, 0.0)
+        self._count = dict.fromkeys(stages, 0)
+        self._lock = threading.Lock()
+
+    def add(self, stage: str, seconds: float) -> None:
+        ms = seconds * 1000.0
+        with self._lock:
+            self._recent[stage].append(ms)
+            self._sum[stage] += ms
+            self._count[stage] += 1
+
+    def summary(self) -> dict[str, dict[str, float | None]]:
+        out = {}
+        with self._lock:
+            for stage, recent in self._recent.items():
+                n = self._count[stage]
+                out[stage] = {
+                    "mean": round(self._sum[stage] / n, 3) if n else None,
+                    "p95": round(float(np.percentile(np.fromiter(recent, float), 95)), 3) if recent else None,
+                }
+        return out
+
+
+class RunStats:
+    """What the engine counts; the reader, inference and writer threads each own their fields."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.end: float | None = None
+        self.frames_in = 0  # taken from the source by the reader
+        self.frames_inferred = 0
+        self.frames_out = 0  # handed to the sinks
+        self.dropped = 0  # live sources only: oldest frames dropped when inference fell behind
+        self.resolution_changes = 0
+        self.times = StageTimes()
+        self._recent_out = deque(maxlen=64)  # perf_counter of recent writes, for the current FPS
+
+    def wrote(self) -> None:
+        self.frames_out += 1
+        self._recent_out.append(time.perf_counter())
+
+    @property
+    def wall_s(self) -> float:
+        return (self.end or time.perf_counter()) - self.start
+
+    def current_fps(self) -> float:
+        if len(self._recent_out) < 2:
+            return 0.0
+        span = self._recent_out[-1] - self._recent_out[0]
+        return (len(self._recent_out) - 1) / span if span > 0 else 0.0
+
+    def fps(self) -> float:
+        return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0

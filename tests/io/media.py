@@ -1,0 +1,167 @@
+"""Media made at test time (PyAV, OpenCV) and small stand-ins, shared by tests/io and tests/runtime."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+from nirvision.io.base import Frame, Source, SourceInfo
+from nirvision.runtime.backends.base import Backend
+
+REPO = Path(__file__).resolve().parents[2]
+
+TINY_MODEL = """\
+name: tiny
+nir_to_gray: {type: mpfnet, in_channels: 1, out_channels: 1, width: 4, depth: 1, scales: 1, max_width_mult: 1, ca_reduction: 1, stem: 1}
+colorizer: {type: mpfnet, in_channels: 1, out_channels: 3, width: 4, depth: 1, scales: 1, max_width_mult: 1, ca_reduction: 1, stem: 1}
+"""
+
+
+def frame_image(i: int, h: int, w: int) -> np.ndarray:
+    """A gray frame whose left half tells its index (value 8 * (i % 30))."""
+    img = np.full((h, w), 128, np.uint8)
+    img[:, : w // 2] = 8 * (i % 30)
+    return img
+
+
+def make_clip(path: Path, pts_ms: list[int], size=(64, 48), audio_packets: int = 0, codec="libx264") -> None:
+    """A video whose frames sit at ``pts_ms`` (variable frame rate), with AAC audio if asked."""
+    w, h = size
+    out = av.open(str(path), "w")
+    vs = out.add_stream(codec, rate=25)
+    vs.width, vs.height = w, h
+    vs.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+    vs.time_base = vs.codec_context.time_base = Fraction(1, 1000)
+    aus = None
+    if audio_packets:
+        aus = out.add_stream("aac", rate=8000)
+        aus.layout = "mono"
+    for i, p in enumerate(pts_ms):
+        f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, h, w), cv2.COLOR_GRAY2RGB), format="rgb24")
+        f.pts, f.time_base = p, Fraction(1, 1000)
+        for pk in vs.encode(f):
+            out.mux(pk)
+    for pk in vs.encode():
+        out.mux(pk)
+    if aus is not None:
+        t = np.arange(1024 * audio_packets, dtype=np.float32) / 8000
+        wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for k in range(audio_packets):
+            af = av.AudioFrame.from_ndarray(wave[None, k * 1024:(k + 1) * 1024], format="fltp", layout="mono")
+            af.sample_rate, af.pts = 8000, k * 1024
+            for pk in aus.encode(af):
+                out.mux(pk)
+        for pk in aus.encode():
+            out.mux(pk)
+    out.close()
+
+
+def corrupt_packets(path: Path, which: list[int], seed: int = 0) -> None:
+    """Overwrite the middle half of the given video packets with random bytes."""
+    with av.open(str(path)) as c:
+        spans = [(p.pos, p.size) for p in c.demux(video=0) if p.size]
+    data = bytearray(path.read_bytes())
+    rng = np.random.default_rng(seed)
+    for k in which:
+        pos, size = spans[k]
+        data[pos + size // 4: pos + size // 4 + size // 2] = rng.integers(0, 256, size // 2, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+
+
+def read_video(path: Path) -> dict:
+    """Everything a test compares: frame times (s), sizes, first-column values, audio packets."""
+    out = {"times": [], "sizes": [], "left": [], "audio": []}
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            out["times"].append(float(f.pts * f.time_base))
+            img = f.to_ndarray(format="rgb24")
+            out["sizes"].append(img.shape[:2])
+            out["left"].append(img)
+    with av.open(str(path)) as c:
+        if c.streams.audio:
+            for p in c.demux(audio=0):
+                if p.size:
+                    out["audio"].append((float(p.pts * p.time_base), bytes(p)))
+    return out
+
+
+class StubBackend(Backend):
+    """A stand-in for the model: RGB = (x, 255 - x, x // 2); optional delay; records calls."""
+
+    name = "stub"
+
+    def __init__(self, delay: float = 0.0, on_call=None):
+        self.device = "cpu"
+        self.precision = "fp32"
+        self.delay = delay
+        self.on_call = on_call
+        self.calls = 0
+
+    def infer(self, x):  # pragma: no cover - the engine uses infer_uint8
+        raise NotImplementedError
+
+    def infer_uint8(self, frames: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.on_call:
+            self.on_call(frames)
+        if self.delay:
+            time.sleep(self.delay)
+        return np.stack([frames, 255 - frames, frames // 2], axis=-1)
+
+
+class ListSource(Source):
+    """Frames from a list of images; ``live`` and ``pace`` (seconds per frame) as asked."""
+
+    def __init__(self, images, live=False, pace=0.0, fps=25):
+        super().__init__()
+        self.images = list(images)
+        self.pace = pace
+        self.info = SourceInfo(kind="test", description="list", live=live, fps=Fraction(fps), time_base=Fraction(1, fps), frames=len(self.images))
+
+    def __iter__(self):
+        for i, img in enumerate(self.images):
+            if self.pace:
+                time.sleep(self.pace)
+            self.frames_read += 1
+            yield Frame(img, index=i, pts=i, time_base=self.info.time_base, t_read=time.perf_counter())
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 120, **popen) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "nirvision", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, **popen)
+
+
+def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-m", "nirvision", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for(predicate, timeout: float, what: str, step: float = 0.05) -> None:
+    """Wait until ``predicate()`` holds; fail the test naming ``what`` after ``timeout`` s."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(step)
+
+
+def run_in_thread(fn) -> tuple[threading.Thread, dict]:
+    box: dict = {}
+
+    def target():
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # noqa: BLE001
+            box["error"] = exc
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    return t, box

@@ -1,0 +1,94 @@
+"""Sources: synthetic clips, video files (timestamps, corrupted packets), image folders, specs."""
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from nirvision.errors import InputError
+from nirvision.io import open_source, redact_url, source_kind
+from nirvision.io.synthetic import parse_synthetic
+from tests.io.media import corrupt_packets, frame_image, make_clip
+
+
+def test_synthetic_spec_and_determinism():
+    assert parse_synthetic("synthetic:640x480@25:250") == (640, 480, Fraction(25), 250)
+    assert parse_synthetic("synthetic:64x48") == (64, 48, Fraction(25), 250)
+    a = [f.image for f in open_source("synthetic:64x48@10:6", seed=3)]
+    b = [f.image for f in open_source("synthetic:64x48@10:6", seed=3)]
+    c = [f.image for f in open_source("synthetic:64x48@10:6", seed=4)]
+    assert len(a) == 6 and a[0].shape == (48, 64) and a[0].dtype == np.uint8
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], c[0])
+    assert not np.array_equal(a[0], a[5])  # it moves
+    assert a[0].std() > 10  # textured, not flat
+
+
+@pytest.mark.parametrize("spec", ["synthetic:", "synthetic:64", "synthetic:4x4", "synthetic:64x48@0:5", "synthetic:64x48:0"])
+def test_synthetic_bad_spec(spec):
+    with pytest.raises(InputError, match="synthetic"):
+        open_source(spec)
+
+
+def test_file_source_keeps_variable_timestamps(tmp_path):
+    pts = [0, 40, 80, 200, 240, 500, 520, 900]
+    make_clip(tmp_path / "vfr.mp4", pts)
+    src = open_source(str(tmp_path / "vfr.mp4"))
+    frames = list(src)
+    assert [round(f.time, 6) for f in frames] == [p / 1000 for p in pts]
+    assert all(f.image.shape == (48, 64) for f in frames)
+    # luma decodes back to the values written (within codec error)
+    assert [int(np.median(f.image[:, :20])) for f in frames] == pytest.approx([8 * i for i in range(len(pts))], abs=3)
+    assert src.decode_errors == 0
+
+
+def test_corrupted_packets_are_skipped_and_counted(tmp_path):
+    path = tmp_path / "broken.avi"
+    make_clip(path, list(range(0, 480, 40)), codec="mjpeg")
+    corrupt_packets(path, [3, 7])
+    src = open_source(str(path))
+    frames = list(src)
+    assert src.decode_errors == 2
+    assert len(frames) == 10
+    assert 3 * 40 / 1000 not in [round(f.time, 3) for f in frames]
+
+
+def test_image_folder_in_name_order(tmp_path):
+    for name, size in [("img10.png", (40, 30)), ("img2.png", (64, 48)), ("a.jpg", (32, 24))]:
+        cv2.imwrite(str(tmp_path / name), np.full((size[1], size[0], 3), 100, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    frames = list(open_source(str(tmp_path)))
+    assert [f.name for f in frames] == ["a.jpg", "img2.png", "img10.png"]
+    assert [f.image.shape for f in frames] == [(24, 32), (48, 64), (30, 40)]
+    assert [f.name for f in open_source(str(tmp_path / "img*.png"))] == ["img2.png", "img10.png"]
+
+
+def test_unreadable_image_is_counted(tmp_path):
+    cv2.imwrite(str(tmp_path / "a.png"), frame_image(1, 24, 32))
+    (tmp_path / "b.png").write_bytes(b"\x89PNG but not really")
+    src = open_source(str(tmp_path))
+    assert [f.name for f in src] == ["a.png"] and src.decode_errors == 1
+
+
+@pytest.mark.parametrize("spec,kind", [("in.mp4", "file"), ("rtsp://h/x", "rtsp"), ("0", "camera"), ("/dev/video3", "camera"), ("synthetic:8x8", "synthetic"), ("frames/*.png", "images")])
+def test_source_kinds(spec, kind):
+    assert source_kind(spec) == kind
+
+
+@pytest.mark.parametrize("spec,needle", [
+    ("missing.mp4", "not found"),
+    ("ftp://user:pw@host/x.mp4", "unknown scheme 'ftp'"),
+    ("/dev/video97", "does not exist"),
+    ("empty_dir", "holds no images"),
+])
+def test_bad_sources_name_the_input(tmp_path, monkeypatch, spec, needle):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(InputError, match=needle) as info:
+        open_source(spec)
+    assert "pw@" not in str(info.value)
+
+
+def test_redact_url():
+    assert redact_url("rtsp://admin:s3cret@10.0.0.1:554/live") == "rtsp://admin:***@10.0.0.1:554/live"
+    assert redact_url("rtsp://10.0.0.1/live") == "rtsp://10.0.0.1/live"
