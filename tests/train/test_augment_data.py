@@ -1,0 +1,91 @@
+import numpy as np
+import pytest
+import torch
+
+from nirvision.config import load_dataclass
+from nirvision.datasets import load_paired, split_names
+from nirvision.errors import InputError
+from train.augment import augment
+from train.config import DataConfig
+
+
+def _cfg(**kw):
+    return load_dataclass(DataConfig, {"root": "x", **kw})
+
+
+@pytest.mark.parametrize("kw", [
+    {"contrast": 0.0, "hflip": False, "scale_min": 1.0, "scale_max": 1.0, "crop_min": 1.0},  # identity geometry
+    {"contrast": 0.0, "hflip": True, "scale_min": 1.0, "scale_max": 1.0, "crop_min": 1.0},  # mirroring only
+    {"contrast": 0.0, "scale_min": 1.2, "scale_max": 1.5},  # scaling
+    {"contrast": 0.0, "crop_min": 0.3, "crop_max": 0.6},  # random-size crop
+    {"contrast": 0.5},  # contrast (with everything else)
+])
+def test_each_augmentation_keeps_a_pair_aligned(kw):
+    g = torch.Generator().manual_seed(0)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+    nir = (0.6 * xx + 0.3 * torch.sin(5 * yy)).expand(4, 1, 64, 64)
+    rgb = nir.expand(4, 3, 64, 64)  # the partner: the same picture in every colour channel
+    out = augment(torch.cat([nir, rgb], 1), _cfg(**kw), 48, g, channels_split=1)
+    assert out.shape == (4, 4, 48, 48)
+    for c in range(1, 4):
+        assert torch.allclose(out[:, c], out[:, 0], atol=1e-5)
+    if kw.get("crop_min") == 1.0 and kw.get("hflip") is False:
+        ref = torch.nn.functional.interpolate(nir, size=48, mode="bilinear", align_corners=False, antialias=False)
+        assert torch.allclose(out[:, :1], ref, atol=0.05)
+    else:
+        assert not torch.allclose(out[:, :1], torch.nn.functional.interpolate(nir, size=48, mode="bilinear"), atol=0.05)
+
+
+def test_mirroring_flips_left_right():
+    g = torch.Generator().manual_seed(1)
+    ramp = torch.linspace(-1, 1, 32).expand(16, 1, 32, 32)
+    out = augment(ramp.clone(), _cfg(contrast=0.0, scale_min=1.0, scale_max=1.0, crop_min=1.0), 32, g)
+    left_minus_right = out[:, 0, :, 0].mean(1) - out[:, 0, :, -1].mean(1)
+    flipped = left_minus_right > 0
+    assert 0 < int(flipped.sum()) < 16  # some flipped, some not
+
+
+def test_split_is_seeded_per_category_and_by_photo_group():
+    names = [f"{c}_{i:04d}" for c in ("field", "forest") for i in range(40)]
+    tr, va = split_names(names, 0.1, seed=5, group=4)
+    assert split_names(names, 0.1, seed=5, group=4) == (tr, va)
+    assert set(tr).isdisjoint(va) and len(tr) + len(va) == len(names)
+    for cat in ("field", "forest"):
+        assert 1 <= sum(n.startswith(cat) for n in va) <= 8
+    groups = {(n.split("_")[0], int(n.split("_")[1]) // 4) for n in va}
+    for n in tr:  # no photo group is split across train and validation
+        assert (n.split("_")[0], int(n.split("_")[1]) // 4) not in groups
+
+
+def test_unpaired_and_bad_images_are_reported(tmp_path):
+    from .conftest import make_paired_folder
+
+    root = make_paired_folder(tmp_path / "d", count=4, size=32)
+    (root / "nir" / "field_0099.png").write_bytes((root / "nir" / "field_0000.png").read_bytes())
+    with pytest.raises(InputError, match="unpaired images.*field_0099"):
+        load_paired(root)
+    ds = load_paired(root, skip_bad=True)
+    assert len(ds) == 4 and "field_0099" in ds.skipped
+    (root / "nir" / "field_0099.png").unlink()
+    (root / "rgb" / "field_0002.png").write_text("not an image")
+    with pytest.raises(InputError, match="field_0002.png: not a readable image"):
+        load_paired(root)
+    with pytest.raises(InputError, match="expected 64x64"):
+        load_paired(root, size=(64, 64), names=["field_0000"])
+    with pytest.raises(InputError, match="folder not found"):
+        load_paired(tmp_path / "missing")
+
+
+def test_real_vcip_split_when_present():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3] / "shared" / "data" / "vcip2020" / "train"
+    if not root.is_dir():
+        pytest.skip("shared VCIP data not present")
+    names = sorted(p.stem for p in (root / "nir").glob("*.png"))
+    tr, va = split_names(names, 0.08, seed=0, group=4)
+    assert len(names) == 364
+    for cat in ("country", "field", "forest", "mountain"):
+        n_cat = sum(n.startswith(cat) for n in names)
+        n_val = sum(n.startswith(cat) for n in va)
+        assert 0.06 * n_cat <= n_val <= 0.14 * n_cat

@@ -1,0 +1,1 @@
+"""The paper's three-stage training schedule (``python -m train --config configs/train/X.yaml``)."""

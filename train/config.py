@@ -1,0 +1,88 @@
+"""Training configs (``configs/train/*.yaml``) as typed dataclasses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nirvision.config import load_yaml
+
+STAGES = ("translate", "pretrain", "finetune")
+
+
+@dataclass
+class DataConfig:
+    """Paired NIR/RGB folder, optional unpaired folders, split and augmentation (paper III-A)."""
+
+    root: str = "../shared/data/vcip2020/train"
+    unpaired: list[str] = field(default_factory=list)  # folders of extra gray or RGB images
+    image_size: int = 256  # every training image must be this size (H = W)
+    val_fraction: float = 0.08
+    split_seed: int = 0
+    photo_group: int = 4  # consecutive numbers per source photo, kept on one side of the split
+    crop: int = 256  # training crop (after augmentation)
+    scale_min: float = 1.0  # random scaling of the whole pair
+    scale_max: float = 1.25
+    crop_min: float = 0.6  # random-size crop: side as a fraction of the (scaled) image,
+    crop_max: float = 1.0  # drawn from [crop_min, crop_max], then resampled to `crop`
+    hflip: bool = True  # mirroring
+    contrast: float = 0.2  # contrast factor drawn from [1 - c, 1 + c], the same for both images
+    skip_bad: bool = False  # skip (and count) unreadable/unpaired/wrong-size images instead of failing
+
+    def validate(self) -> None:
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
+        if not 1.0 <= self.scale_min <= self.scale_max:
+            raise ValueError("data.scale_min and scale_max must satisfy 1 <= scale_min <= scale_max")
+        if not 0 < self.crop_min <= self.crop_max <= 1:
+            raise ValueError("data.crop_min and crop_max must satisfy 0 < crop_min <= crop_max <= 1")
+        if not 0 <= self.contrast < 1:
+            raise ValueError("data.contrast must lie in [0, 1)")
+
+
+@dataclass
+class StageConfig:
+    """One stage's schedule. ``decay_from`` is the fraction of epochs after which the learning
+    rate falls linearly to zero (1.0 keeps it constant, as the paper states)."""
+
+    epochs: int
+    lr: float = 1e-4
+    batch_size: int = 10
+    decay_from: float = 1.0
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
+    iters_per_epoch: int = 0  # 0: one pass over the training pairs
+    lambda_cyc: float = 1.0
+    lambda_idt: float = 1.0
+    lambda_tran: float = 1.0
+    lambda_feat: float = 1.0
+
+    def validate(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs >= 0, batch_size >= 1 and lr > 0 are required")
+        if not 0 <= self.decay_from <= 1:
+            raise ValueError("decay_from must lie in [0, 1]")
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    model: str  # lite, paper, or a model YAML path
+    data: DataConfig
+    translate: StageConfig
+    pretrain: StageConfig
+    finetune: StageConfig
+    seed: int = 0
+    output: str = "runs"
+    threads: int = 0  # torch intra-op threads per process (0: torch's default)
+    pool_size: int = 50  # CycleGAN image pool
+    sample_count: int = 6  # validation images in the sample grid
+    bf16: bool = False  # bf16 autocast on the CPU
+
+    def stage(self, name: str) -> StageConfig:
+        return getattr(self, name)
+
+    def run_dir(self) -> Path:
+        return Path(self.output) / self.name
+
+
+def load_train_config(path: str | Path) -> TrainConfig:
+    return load_yaml(TrainConfig, path)

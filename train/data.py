@@ -1,0 +1,117 @@
+"""Training data: the paired set in memory, the seeded split, and augmented batches per rank."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nirvision.datasets import IMAGE_EXTS, PairedSet, load_paired, read_rgb, split_names
+from nirvision.errors import InputError
+
+from .augment import augment
+from .config import DataConfig
+
+log = logging.getLogger(__name__)
+
+GRAY_WEIGHTS = torch.tensor([0.299, 0.587, 0.114])  # ITU-R BT.601, as OpenCV's RGB2GRAY
+
+
+def to_gray(rgb: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, 1, H, W), luma of RGB (any value range)."""
+    return (rgb * GRAY_WEIGHTS.to(rgb).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
+
+
+def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    arr = np.stack([im if im.ndim == 3 else im[..., None] for im in images])
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # uint8 N, C, H, W
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """uint8 -> float in [-1, 1]."""
+    return x.float().mul_(2.0 / 255.0).sub_(1.0)
+
+
+@dataclass
+class Batch:
+    nir: torch.Tensor  # N, 1, h, w in [-1, 1]
+    rgb: torch.Tensor  # N, 3, h, w
+    gray: torch.Tensor  # N, 1, h, w: luma of rgb (the paired gray target)
+    gray_domain: torch.Tensor  # N, 1, h, w: gray images drawn independently (CycleGAN's domain B)
+
+
+class TrainData:
+    """The training pairs (plus unpaired extras) in memory as uint8, split once, seeded."""
+
+    def __init__(self, cfg: DataConfig, seed: int):
+        self.cfg = cfg
+        size = (cfg.image_size, cfg.image_size)
+        full = load_paired(cfg.root, size=size, skip_bad=cfg.skip_bad)
+        self.skipped = dict(full.skipped)
+        train_names, val_names = split_names(full.names, cfg.val_fraction, cfg.split_seed, cfg.photo_group)
+        self.train_names, self.val_names = train_names, val_names
+        self.val: PairedSet = full.subset(val_names)
+        tr = full.subset(train_names)
+        self.nir = _to_tensor(tr.nir)
+        self.rgb = _to_tensor(tr.rgb)
+        extra_rgb, extra_gray = self._load_unpaired(cfg, size)
+        # Pretraining pairs gray -> RGB: the paired RGB plus any unpaired RGB images.
+        self.pretrain_rgb = torch.cat([self.rgb] + ([extra_rgb] if extra_rgb is not None else []))
+        # CycleGAN's gray domain: luma of every RGB image plus unpaired gray images.
+        gray_all = to_gray(self.pretrain_rgb.float()).round().clamp(0, 255).to(torch.uint8)
+        self.gray_domain = torch.cat([gray_all] + ([extra_gray] if extra_gray is not None else []))
+        log.info("data %s: %d train pairs, %d validation pairs, %d extra RGB, %d gray-domain images, %d skipped",
+                 cfg.root, len(train_names), len(val_names), 0 if extra_rgb is None else len(extra_rgb), len(self.gray_domain), len(self.skipped))
+
+    def _load_unpaired(self, cfg: DataConfig, size) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        rgbs, grays = [], []
+        for folder in cfg.unpaired:
+            root = Path(folder)
+            if not root.is_dir():
+                raise InputError(f"data.unpaired: {root}: folder not found")
+            for p in sorted(root.iterdir()):
+                if p.suffix.lower() not in IMAGE_EXTS:
+                    continue
+                try:
+                    img = read_rgb(p)
+                except InputError as exc:
+                    if not cfg.skip_bad:
+                        raise
+                    self.skipped[str(p)] = str(exc)
+                    continue
+                if img.shape[:2] != size:
+                    if not cfg.skip_bad:
+                        raise InputError(f"{p}: {img.shape[1]}x{img.shape[0]}, expected {size[1]}x{size[0]}")
+                    self.skipped[str(p)] = "wrong size"
+                    continue
+                is_gray = np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
+                (grays if is_gray else rgbs).append(img[..., :1] if is_gray else img)
+        return (_to_tensor(rgbs) if rgbs else None), (_to_tensor(grays) if grays else None)
+
+    def steps_per_epoch(self, batch_size: int, world: int, count: int | None = None) -> int:
+        n = count if count is not None else len(self.nir)
+        return max(1, n // (batch_size * world))
+
+    def batches(self, epoch_gen: torch.Generator, batch_size: int, rank: int, world: int, steps: int, crop: int, pretrain: bool = False):
+        """``steps`` augmented batches for this rank; the permutation is shared by all ranks."""
+        src_rgb = self.pretrain_rgb if pretrain else self.rgb
+        n = len(src_rgb)
+        order = torch.randperm(n, generator=epoch_gen)
+        gray_order = torch.randint(len(self.gray_domain), (steps * batch_size * world,), generator=epoch_gen)
+        # Augmentation draws from a per-rank generator so ranks differ but stay reproducible.
+        aug_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=epoch_gen)) + rank)
+        for step in range(steps):
+            lo = (step * world + rank) * batch_size
+            idx = order[torch.arange(lo, lo + batch_size) % n]
+            rgb = to_unit(src_rgb[idx])
+            nir = to_unit(self.nir[idx]) if not pretrain else to_gray(rgb)
+            stacked = augment(torch.cat([nir, rgb], dim=1), self.cfg, crop, aug_gen, channels_split=1)
+            nir, rgb = stacked[:, :1].contiguous(), stacked[:, 1:].contiguous()
+            gidx = gray_order[(step * world + rank) * batch_size: (step * world + rank + 1) * batch_size]
+            gd = augment(to_unit(self.gray_domain[gidx]), self.cfg, crop, aug_gen)
+            yield Batch(nir=nir, rgb=rgb, gray=to_gray(rgb), gray_domain=gd)
+
+    def val_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return to_unit(_to_tensor(self.val.nir)), to_unit(_to_tensor(self.val.rgb))

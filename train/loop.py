@@ -1,0 +1,232 @@
+"""Running a stage: epochs, resume from the last checkpoint, validation, pictures, outputs.
+
+Files under ``<output>/<name>/<stage>/``:
+  last.pt      training state after the last finished epoch (networks, optimizers, pools,
+               history); a restarted run resumes from it and reaches the same weights
+  output.pt    the stage's result (a nirvision checkpoint holding every network so far),
+               which the next stage starts from
+  samples.png  validation inputs | predictions | truth; curves.png  losses and metrics
+  history.json per-epoch losses, validation metrics and wall time
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nirvision.metrics import evaluate_pairs, mean_metrics
+from nirvision.models.checkpoint import load_into, read_checkpoint, save_checkpoint
+from nirvision.models.registry import ModelConfig
+
+from .config import STAGES, TrainConfig
+from .data import TrainData
+from .dist import Context
+from .plots import save_curves, save_grid, to_uint8_rgb
+from .stages import DISC_ROLES, Stage, make_stage
+
+log = logging.getLogger(__name__)
+
+STATE_FORMAT = "nirvision-train-state"
+
+
+class StageInterrupted(RuntimeError):
+    """Raised by the ``stop_after_steps`` test hook to simulate a crash mid-epoch."""
+
+
+def build_networks(model: ModelConfig, seed: int) -> dict[str, torch.nn.Module]:
+    """Every network training touches, initialised from ``seed`` (identical on all ranks)."""
+    torch.manual_seed(seed)
+    nets = {role: model.build(role) for role in ("nir_to_gray", "gray_to_nir", "colorizer")}
+    for role, spec_role in DISC_ROLES.items():
+        nets[role] = model.build(spec_role)
+    return nets
+
+
+def epoch_seed(seed: int, stage: str, epoch: int) -> int:
+    return seed * 1_000_003 + STAGES.index(stage) * 10_007 + epoch
+
+
+def lr_factor(epoch: int, epochs: int, decay_from: float) -> float:
+    """1 until ``decay_from`` of the epochs, then linearly down towards 0 (CycleGAN's policy)."""
+    start = int(round(decay_from * epochs))
+    if epoch < start or epochs == start:
+        return 1.0
+    return 1.0 - (epoch - start) / (epochs - start + 1)
+
+
+class Progress:
+    """A progress line on stderr for the interactive user (rank 0 only); quiet when not a TTY."""
+
+    def __init__(self, enabled: bool, label: str, total: int):
+        self.enabled, self.label, self.total = enabled and sys.stderr.isatty(), label, total
+        self.start = time.perf_counter()
+
+    def update(self, done: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        rate = done / max(1e-9, time.perf_counter() - self.start)
+        bar = "#" * int(20 * done / self.total)
+        sys.stderr.write(f"\r{self.label} [{bar:<20}] {done}/{self.total} loss {loss:.4f} {rate:.2f} it/s ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+class StageRunner:
+    def __init__(self, cfg: TrainConfig, model: ModelConfig, data: TrainData, ctx: Context, stage_name: str):
+        self.cfg, self.model, self.data, self.ctx = cfg, model, data, ctx
+        self.stage_name = stage_name
+        self.stage_cfg = cfg.stage(stage_name)
+        self.dir = cfg.run_dir() / stage_name
+        self.nets = build_networks(model, cfg.seed)
+        for net in self.nets.values():
+            net.to(ctx.device)
+        self._load_previous_stage()
+        self.stage: Stage = make_stage(stage_name, self.nets, self.stage_cfg, ctx, cfg.pool_size)
+        self.history: list[dict] = []
+        self.start_epoch = 0
+
+    # --- chaining and resume ---
+    def _load_previous_stage(self) -> None:
+        needs = {"translate": [], "pretrain": [], "finetune": ["translate", "pretrain"]}[self.stage_name]
+        for prev in needs:
+            path = self.cfg.run_dir() / prev / "output.pt"
+            if not path.is_file():
+                raise FileNotFoundError(f"stage {self.stage_name} starts from the output of stage {prev}, but {path} does not exist; run `python -m train --config ... --stage {prev}` first")
+            payload = read_checkpoint(path)
+            owned = {"translate": ("nir_to_gray", "gray_to_nir", "disc_gray", "disc_nir"), "pretrain": ("colorizer",)}[prev]
+            for role in owned:
+                load_into(self.nets[role], payload["networks"][role], f"{path}, network '{role}'")
+            log.info("%s: starting from %s (%s)", self.stage_name, path, ", ".join(owned))
+
+    def _state_path(self) -> Path:
+        return self.dir / "last.pt"
+
+    def resume(self) -> None:
+        path = self._state_path()
+        if not path.is_file():
+            return
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if state.get("format") != STATE_FORMAT or state.get("stage") != self.stage_name:
+            raise ValueError(f"{path}: not a training state of stage {self.stage_name}")
+        for role, sd in state["networks"].items():
+            load_into(self.nets[role], sd, f"{path}, network '{role}'")
+        for name, opt in self.stage.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, pool in self.stage.pools.items():
+            pool.load(state["pools"].get(name))
+        self.history = list(state["history"])
+        self.start_epoch = int(state["epoch"])
+        log.info("%s: resumed from %s after epoch %d", self.stage_name, path, self.start_epoch)
+
+    def _save_state(self, epoch: int) -> None:
+        state = {
+            "format": STATE_FORMAT,
+            "stage": self.stage_name,
+            "epoch": epoch,
+            "networks": {r: {k: v.detach().cpu() for k, v in n.state_dict().items()} for r, n in self.nets.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.stage.optimizers.items()},
+            "pools": {k: p.state() for k, p in self.stage.pools.items()},
+            "history": self.history,
+        }
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._state_path().with_suffix(".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self._state_path())
+
+    # --- validation ---
+    @torch.no_grad()
+    def validate(self) -> tuple[dict[str, float], tuple[torch.Tensor, ...]]:
+        for net in self.nets.values():
+            net.eval()
+        nir, rgb = self.data.val_tensors()
+        shown, preds, truths = [], [], []
+        for i in range(0, len(nir), 8):
+            s, p, t = self.stage.predict(nir[i: i + 8].to(self.ctx.device), rgb[i: i + 8].to(self.ctx.device))
+            shown.append(s.cpu()), preds.append(p.cpu()), truths.append(t.cpu())
+        for net in self.nets.values():
+            net.train()
+        shown, preds, truths = torch.cat(shown), torch.cat(preds), torch.cat(truths)
+        metrics = mean_metrics(evaluate_pairs(to_uint8_rgb(preds), to_uint8_rgb(truths)))
+        return metrics, (shown, preds, truths)
+
+    # --- the loop ---
+    def run(self, stop_after_steps: int | None = None) -> Path:
+        cfg, ctx = self.stage_cfg, self.ctx
+        self.resume()
+        pretrain = self.stage_name == "pretrain"
+        count = len(self.data.pretrain_rgb) if pretrain else len(self.data.nir)
+        steps = cfg.iters_per_epoch or self.data.steps_per_epoch(cfg.batch_size, ctx.world, count)
+        done_steps = 0
+        for net in self.nets.values():
+            net.train()
+        for epoch in range(self.start_epoch, cfg.epochs):
+            t0 = time.perf_counter()
+            factor = lr_factor(epoch, cfg.epochs, cfg.decay_from)
+            for opt in self.stage.optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = cfg.lr * factor
+            gen = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, self.stage_name, epoch))
+            pool_gen = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, self.stage_name, epoch) + 7919 + ctx.rank)
+            sums: dict[str, float] = {}
+            progress = Progress(ctx.main, f"{self.stage_name} {epoch + 1}/{cfg.epochs}", steps)
+            for i, batch in enumerate(self.data.batches(gen, cfg.batch_size, ctx.rank, ctx.world, steps, self.cfg.data.crop, pretrain=pretrain)):
+                batch = type(batch)(**{k: v.to(ctx.device) for k, v in vars(batch).items()})
+                losses = self.stage.step(batch, pool_gen)
+                for k, v in losses.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                progress.update(i + 1, losses["loss"])
+                done_steps += 1
+                if stop_after_steps is not None and done_steps >= stop_after_steps:
+                    progress.close()
+                    raise StageInterrupted(f"stopped after {done_steps} steps (test hook)")
+            progress.close()
+            train_means = ctx.all_mean({k: v / steps for k, v in sums.items()})
+            ctx.sync_buffers(self.nets.values())
+            record = {"epoch": epoch + 1, "lr": cfg.lr * factor, "train": train_means, "seconds": time.perf_counter() - t0}
+            if ctx.main:
+                metrics, pictures = self.validate()
+                record["val"] = metrics
+                self.history.append(record)
+                self._save_state(epoch + 1)
+                self._write_pictures(pictures)
+                log.info("%s epoch %d/%d: loss %.4f, val PSNR %.2f dB, SSIM %.4f, AE %.2f deg (%.1f s)",
+                         self.stage_name, epoch + 1, cfg.epochs, train_means.get("loss", float("nan")),
+                         metrics["psnr"], metrics["ssim"], metrics["ae"], record["seconds"])
+            else:
+                self.history.append(record)
+            ctx.barrier()
+        return self._write_output()
+
+    def _write_pictures(self, pictures) -> None:
+        n = self.cfg.sample_count
+        shown, preds, truths = (to_uint8_rgb(t[:n]) for t in pictures)
+        labels = {"translate": ["NIR", "G_N2G(NIR)", "gray truth"], "pretrain": ["gray", "F_G(gray)", "RGB truth"], "finetune": ["NIR", "prediction", "RGB truth"]}
+        save_grid(self.dir / "samples.png", [shown, preds, truths], labels[self.stage_name])
+        save_curves(self.dir / "curves.png", self.history)
+        (self.dir / "history.json").write_text(json.dumps(self.history, indent=1))
+
+    def _write_output(self) -> Path:
+        path = self.dir / "output.pt"
+        self.ctx.check_consistent(self.nets.values())
+        if self.ctx.main:
+            last = self.history[-1] if self.history else {}
+            meta = {"stage": self.stage_name, "epochs": self.stage_cfg.epochs, "val": last.get("val", {}),
+                    "train_seconds": float(sum(r.get("seconds", 0.0) for r in self.history))}
+            save_checkpoint(path, self.model, self.nets, meta)
+            log.info("%s: wrote %s", self.stage_name, path)
+        self.ctx.barrier()
+        return path
+
+
+def floor_metrics(data: TrainData) -> dict[str, float]:
+    """The floor: validation metrics of copying NIR as gray into all three channels."""
+    preds = [np.repeat(n[..., None], 3, axis=2) for n in data.val.nir]
+    return mean_metrics(evaluate_pairs(preds, data.val.rgb))

@@ -1,0 +1,81 @@
+"""Pictures of training: a sample grid (input | prediction | truth) and loss / metric curves.
+
+Drawn with OpenCV and numpy only, so training needs no plotting library.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+
+def to_uint8_rgb(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1], C = 1 or 3 -> uint8 (N, H, W, 3)."""
+    x = x.detach().float().cpu()
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def save_grid(path: Path, columns: list[np.ndarray], labels: list[str], pad: int = 4) -> Path:
+    """Rows of images, one column per list (each uint8 N x H x W x 3), with column labels."""
+    n, h, w = columns[0].shape[:3]
+    head = 22
+    canvas = np.full((head + n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
+    for c, (imgs, label) in enumerate(zip(columns, labels)):
+        x = pad + c * (w + pad)
+        cv2.putText(canvas, label, (x + 2, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        for r in range(n):
+            y = head + pad + r * (h + pad)
+            canvas[y: y + h, x: x + w] = imgs[r]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    return path
+
+
+_COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127)]
+
+
+def _panel(series: dict[str, list[float]], title: str, size=(420, 300)) -> np.ndarray:
+    w, h = size
+    img = np.full((h, w, 3), 255, np.uint8)
+    left, right, top, bottom = 50, 10, 24, 28
+    cv2.putText(img, title, (left, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    values = [v for s in series.values() for v in s if np.isfinite(v)]
+    if not values:
+        return img
+    lo, hi = min(values), max(values)
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    n = max(len(s) for s in series.values())
+    cv2.rectangle(img, (left, top), (w - right, h - bottom), (0, 0, 0), 1)
+    for frac, val in ((0, hi), (1, lo)):
+        y = int(top + frac * (h - top - bottom))
+        cv2.putText(img, f"{val:.3g}", (2, y + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, f"epoch 1..{n}", (left, h - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, (name, s) in enumerate(series.items()):
+        colour = _COLOURS[i % len(_COLOURS)][::-1]
+        pts = [
+            (int(left + (j / max(1, n - 1)) * (w - left - right)), int(top + (hi - v) / (hi - lo) * (h - top - bottom)))
+            for j, v in enumerate(s) if np.isfinite(v)
+        ]
+        if len(pts) > 1:
+            cv2.polylines(img, [np.array(pts, np.int32)], False, colour, 1, cv2.LINE_AA)
+        elif pts:
+            cv2.circle(img, pts[0], 2, colour, -1)
+        cv2.putText(img, name, (w - right - 110, top + 14 + 13 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.35, colour, 1, cv2.LINE_AA)
+    return img
+
+
+def save_curves(path: Path, history: list[dict]) -> Path:
+    """One panel per group: losses, and each validation metric, over epochs."""
+    losses = sorted({k for rec in history for k in rec.get("train", {})})
+    panels = [_panel({k: [rec["train"].get(k, np.nan) for rec in history] for k in losses}, "training losses (epoch means)")]
+    for metric in ("psnr", "ssim", "ae"):
+        panels.append(_panel({f"val {metric}": [rec.get("val", {}).get(metric, np.nan) for rec in history]}, f"validation {metric.upper()}"))
+    grid = np.vstack([np.hstack(panels[:2]), np.hstack(panels[2:])])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cv2.imwrite(str(path), grid)
+    return path
