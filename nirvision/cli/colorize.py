@@ -54,6 +54,7 @@ def add_parser(sub) -> None:
     g.add_argument("--queue-size", type=int, default=4, metavar="N", help="frames per engine queue (default: 4)")
     g.add_argument("--stats-json", metavar="F", help="write the run's summary as JSON to F (- for stdout)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
+    g.add_argument("--status-interval", type=float, metavar="S", help="seconds between progress updates (default: 0.5 on a terminal, else 10; 5 for live sources)")
     p.set_defaults(func=run)
 
 
@@ -70,9 +71,9 @@ def build_backend(args):
 class Progress:
     """Renders engine status to stderr: a bar for finite inputs, a status line for live ones."""
 
-    def __init__(self, stream=sys.stderr):
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
         self.shown = False
 
     def __call__(self, st: dict) -> None:
@@ -135,7 +136,7 @@ def run_engine(source, sinks, backend, args, progress: bool = True) -> tuple[dic
     from ..runtime.engine import Engine, EngineOptions
 
     bar = Progress() if progress else None
-    interval = 0.5 if (bar and bar.tty) else (5.0 if source.live else 10.0)
+    interval = getattr(args, "status_interval", None) or (0.5 if (bar and bar.tty) else (5.0 if source.live else 10.0))
     opts = EngineOptions(queue_size=args.queue_size, status_interval=interval, progress=bar)
     engine = Engine(source, sinks, backend, opts)
     summary = None

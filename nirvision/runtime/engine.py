@@ -110,7 +110,10 @@ class Engine:
                 if self.options.max_frames is not None and self.stats.frames_in >= self.options.max_frames:
                     break
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises it
-            self._fail(exc, "reading")
+            # frames already read still go through: the end marker follows them
+            log.debug("engine: reading failed", exc_info=exc)
+            self._errors.append(exc)
+            self.stop_reason = self.stop_reason or "error"
         finally:
             self._inq.put_final(_End(self.source.pending_audio()))
 

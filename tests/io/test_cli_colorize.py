@@ -1,0 +1,139 @@
+"""``nirvision colorize`` and ``nirvision demo`` end to end: outputs, bad inputs, signals."""
+import json
+import signal
+
+import numpy as np
+import pytest
+
+from nirvision.cli import main
+from nirvision.models import save_checkpoint
+from nirvision.api import load_chain
+from tests.io.media import corrupt_packets, make_clip, read_video, run_cli, start_cli, wait_for
+
+
+def colorize(capsys, *args):
+    code = main(["colorize", *map(str, args), "--threads", "1", "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_colorize_file_with_stats_json(tmp_path, tiny_model, capsys):
+    pts = [0, 40, 80, 200, 240, 500]
+    make_clip(tmp_path / "in.mp4", pts, audio_packets=6)
+    code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "out.mp4", "--model", tiny_model, "--side-by-side", "--stats-json", tmp_path / "s.json")
+    assert code == 0, err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["frames_in"] == stats["frames_out"] == 6 and stats["dropped"] == 0
+    assert set(stats["latency_ms"]) >= {"decode", "pre", "infer", "post", "encode"}
+    out, src = read_video(tmp_path / "out.mp4"), read_video(tmp_path / "in.mp4")
+    assert out["times"] == pytest.approx([p / 1000 for p in pts], abs=1e-6)
+    assert out["sizes"] == [(48, 128)] * 6
+    assert out["audio"] == src["audio"]
+    assert "6 frames" in err
+
+
+def test_corrupted_stream_is_counted_not_fatal(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "in.avi", list(range(0, 400, 40)), codec="mjpeg")
+    corrupt_packets(tmp_path / "in.avi", [2, 5])
+    code, _, err = colorize(capsys, tmp_path / "in.avi", "-o", tmp_path / "out", "--model", tiny_model, "--stats-json", tmp_path / "s.json")
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert code == 0 and stats["decode_errors"] == 2 and stats["frames_out"] == 8
+    assert "2 undecodable and skipped" in err
+    assert len(list((tmp_path / "out").glob("*.png"))) == 8
+
+
+def bad_inputs(tmp_path, tiny_model):
+    """(name, SOURCE, extra args, text the message must hold)."""
+    make_clip(tmp_path / "good.mp4", list(range(0, 400, 40)))
+    data = (tmp_path / "good.mp4").read_bytes()
+    (tmp_path / "truncated.mp4").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.mp4").write_text("this is not a video\n" * 20)
+    import av
+
+    with av.open(str(tmp_path / "zero.mp4"), "w") as out:  # a header and no frame
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        out.start_encoding()
+    (tmp_path / "afile").write_text("")
+    chain, config, _ = load_chain(model=str(tiny_model))
+    save_checkpoint(tmp_path / "tiny.pt", config, {"nir_to_gray": chain.nir_to_gray, "colorizer": chain.colorizer})
+    good = tmp_path / "good.mp4"
+    return [
+        ("missing", tmp_path / "missing.mp4", [], "not found"),
+        ("text", tmp_path / "text.mp4", [], "cannot be read as a video"),
+        ("truncated", tmp_path / "truncated.mp4", [], "cannot be read as a video"),
+        ("zero frames", tmp_path / "zero.mp4", [], "no video frames"),
+        ("scheme", "gopher://user:hunter2@host/x", [], "unknown scheme"),
+        ("camera", "/dev/video63", [], "does not exist"),
+        ("unwritable", good, ["-o", tmp_path / "afile" / "out.mp4"], "cannot create its folder"),
+        ("wrong model", good, ["--weights", tmp_path / "tiny.pt", "--model", "lite"], "does not fit the model"),
+        ("reconnect", good, ["--reconnect", "sometimes"], "--reconnect"),
+    ]
+
+
+def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_model, capsys):
+    for name, source, extra, needle in bad_inputs(tmp_path, tiny_model):
+        args = [source, *extra]
+        if "-o" not in extra:
+            args += ["-o", tmp_path / f"out-{name.replace(' ', '_')}.mp4"]
+        if "--model" not in extra:
+            args += ["--model", tiny_model]
+        code, out, err = colorize(capsys, *args)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2, (name, err)
+        assert len(lines) == 1 and needle in lines[0], (name, err)
+        assert lines[0].startswith("nirvision colorize: error: ") and "Traceback" not in err
+        assert "hunter2" not in err
+        assert not (tmp_path / f"out-{name.replace(' ', '_')}.mp4").exists(), name  # no stray output
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
+    (tmp_path / "text.mp4").write_text("not a video")
+    r = run_cli(["colorize", "text.mp4", "-o", "out.mp4", "--model", "lite"], cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [f"nirvision colorize: error: video file text.mp4: cannot be read as a video (Invalid data found when processing input); expected a video file such as MP4, MKV, MOV or AVI"]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_file_leaves_a_playable_output(tmp_path, tiny_model, sig):
+    n = 400
+    make_clip(tmp_path / "in.mp4", [40 * i for i in range(n)], audio_packets=40)
+    proc = start_cli(["colorize", "in.mp4", "-o", "out.mp4", "--model", str(tiny_model), "--threads", "1",
+                      "--status-interval", "0.1", "--stats-json", "s.json"], cwd=tmp_path)
+    def progress_line():
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, f"colorize ended early: {proc.stderr.read()}"
+        return f"/{n}" in line
+
+    wait_for(progress_line, 120, "a progress line")
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + sig, err
+    assert "Traceback" not in err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert 0 < stats["frames_out"] < n and stats["stopped_by"] == sig.name
+    out = read_video(tmp_path / "out.mp4")  # decodes to the end without an error
+    assert len(out["times"]) == stats["frames_out"]
+    assert out["times"] == pytest.approx([0.04 * i for i in range(stats["frames_out"])], abs=1e-6)
+
+
+def test_demo_writes_video_and_side_by_side_png(tmp_path, tiny_model, capsys):
+    import cv2
+
+    code = main(["demo", "-o", str(tmp_path / "d"), "--model", str(tiny_model), "--size", "64x48", "--frames", "5", "--threads", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "fps" in out and "random" in err
+    assert len(read_video(tmp_path / "d" / "demo.mp4")["times"]) == 5
+    png = cv2.imread(str(tmp_path / "d" / "demo_side_by_side.png"))
+    assert png.shape == (48, 128, 3)
+    assert not np.array_equal(png[:, :64], png[:, 64:])
+
+
+def test_demo_without_bundled_weights_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    import nirvision.api
+
+    monkeypatch.setattr(nirvision.api, "default_weights_path", lambda: tmp_path / "none.pt")
+    code = main(["demo", "-o", str(tmp_path / "d")])
+    _, err = capsys.readouterr()
+    assert code == 2 and "no bundled weights" in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,125 @@
+"""The engine: drops only on live sources with bounded lag, never on files; errors still finalize."""
+import threading
+
+import numpy as np
+import pytest
+
+from nirvision.errors import InputError
+from nirvision.io import open_sink, open_source
+from nirvision.io.base import Sink
+from nirvision.runtime.engine import Engine, EngineOptions
+from nirvision.runtime.stats import STAGES
+from tests.io.media import ListSource, StubBackend, read_video, run_in_thread, wait_for
+
+QUEUE = 2
+
+
+def indexed_frames(n, h=24, w=32):
+    """Frame i is filled with the value i, so the backend can tell which frame it got."""
+    return [np.full((h, w), i, np.uint8) for i in range(n)]
+
+
+def run_recording(source, delay):
+    """Run with a slow backend that records (frame index, frames the source had produced)."""
+    seen = []
+    backend = StubBackend(delay=delay, on_call=lambda f: seen.append((int(f[0, 0, 0]), source.frames_read)))
+    summary = Engine(source, [], backend, EngineOptions(queue_size=QUEUE)).run()
+    return summary, seen
+
+
+def test_live_source_drops_oldest_with_bounded_lag():
+    source = ListSource(indexed_frames(60), live=True, pace=0.002)
+    summary, seen = run_recording(source, delay=0.03)
+    assert summary["frames_in"] == 60
+    assert summary["dropped"] > 0
+    assert summary["frames_out"] + summary["dropped"] == 60
+    indexes = [i for i, _ in seen]
+    assert indexes == sorted(indexes) and indexes[-1] == 59  # in order, and the newest frame made it
+    # when inference takes frame i, at most the queue plus the frame in the reader's hand are newer
+    assert max(produced - 1 - i for i, produced in seen) <= QUEUE + 1
+
+
+def test_file_like_source_never_drops():
+    source = ListSource(indexed_frames(30), live=False)
+    summary, seen = run_recording(source, delay=0.01)
+    assert summary["dropped"] == 0 and summary["frames_out"] == 30
+    assert [i for i, _ in seen] == list(range(30))
+
+
+def test_summary_fields():
+    summary = Engine(open_source("synthetic:32x24@25:5"), [], StubBackend()).run()
+    for key in ("frames_in", "frames_out", "dropped", "decode_errors", "reconnects", "fps", "wall_s"):
+        assert key in summary
+    assert summary["frames_in"] == summary["frames_out"] == 5 and summary["fps"] > 0
+    for stage in STAGES:
+        assert summary["latency_ms"][stage]["mean"] >= 0 and summary["latency_ms"][stage]["p95"] >= 0
+
+
+class FailingSink(Sink):
+    description = "failing"
+
+    def __init__(self, after):
+        self.after, self.n, self.closed = after, 0, False
+
+    def write(self, frame, image):
+        self.n += 1
+        if self.n > self.after:
+            raise OSError(28, "No space left on device")
+
+    def close(self):
+        self.closed = True
+
+
+def test_sink_error_stops_the_run_and_finalizes_the_others(tmp_path):
+    source = open_source("synthetic:32x24@25:40")
+    video = open_sink(str(tmp_path / "out.mp4"), source.info)
+    bad = FailingSink(after=5)
+    with pytest.raises(OSError, match="No space"):
+        Engine(source, [video, bad], StubBackend()).run()
+    assert bad.closed
+    frames = read_video(tmp_path / "out.mp4")["times"]
+    assert 5 <= len(frames) < 40  # what was written before the error plays
+
+
+def test_source_error_is_raised_after_finalizing(tmp_path):
+    (tmp_path / "zero.mp4").write_bytes(b"")
+    with pytest.raises(InputError):
+        open_source(str(tmp_path / "zero.mp4"))
+
+    class Broken(ListSource):
+        def __iter__(self):
+            yield from list(super().__iter__())[:3]
+            raise InputError("broken input")
+
+    source = Broken(indexed_frames(10))
+    with pytest.raises(InputError, match="broken input"):
+        Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info)], StubBackend()).run()
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == 3
+
+
+def test_request_stop_finalizes_a_playable_file(tmp_path):
+    source = open_source("synthetic:32x24@25:100000")
+    engine = Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info)], StubBackend(delay=0.005))
+    thread, box = run_in_thread(engine.run)
+    wait_for(lambda: engine.stats.frames_out >= 10, 60, "ten frames written")
+    engine.request_stop("test")
+    thread.join(60)
+    assert not thread.is_alive()
+    summary = box["result"]
+    assert summary["stopped_by"] == "test"
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == summary["frames_out"] >= 10
+
+
+def test_real_model_through_the_engine(tmp_path):
+    """The eager backend with a randomly initialised network (a one-scale config for speed)."""
+    from nirvision.api import load_chain
+    from nirvision.runtime.backends import create_backend
+    from tests.io.media import TINY_MODEL
+
+    (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
+    chain, _, _ = load_chain(model=str(tmp_path / "tiny.yaml"))
+    backend = create_backend("eager", chain, "cpu", "fp32")
+    source = open_source("synthetic:40x30@25:4")
+    summary = Engine(source, [open_sink(str(tmp_path / "png"), source.info)], backend).run()
+    assert summary["frames_out"] == 4 and summary["backend"]["name"] == "eager"
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [f"frame_{i:06d}.png" for i in range(4)]
