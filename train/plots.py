@@ -10,6 +10,8 @@ import cv2
 import numpy as np
 import torch
 
+from nirvision.visual import save_grid  # noqa: F401 - re-exported for the training loop
+
 
 def to_uint8_rgb(x: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [-1, 1], C = 1 or 3 -> uint8 (N, H, W, 3)."""
@@ -17,22 +19,6 @@ def to_uint8_rgb(x: torch.Tensor) -> np.ndarray:
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-
-
-def save_grid(path: Path, columns: list[np.ndarray], labels: list[str], pad: int = 4) -> Path:
-    """Rows of images, one column per list (each uint8 N x H x W x 3), with column labels."""
-    n, h, w = columns[0].shape[:3]
-    head = 22
-    canvas = np.full((head + n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
-    for c, (imgs, label) in enumerate(zip(columns, labels)):
-        x = pad + c * (w + pad)
-        cv2.putText(canvas, label, (x + 2, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
-        for r in range(n):
-            y = head + pad + r * (h + pad)
-            canvas[y: y + h, x: x + w] = imgs[r]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
-    return path
 
 
 _COLOURS = [(31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189), (140, 86, 75), (227, 119, 194), (127, 127, 127)]

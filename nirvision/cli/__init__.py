@@ -17,6 +17,7 @@ COMMANDS = {
     "info": "info",
     "colorize": "colorize",
     "demo": "demo",
+    "evaluate": "evaluate",
 }
 
 

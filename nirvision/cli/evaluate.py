@@ -1,0 +1,95 @@
+"""``nirvision evaluate --weights W --data DIR``: PSNR, SSIM, AE (and LPIPS where weights are given).
+
+DIR holds ``nir/NAME.png`` and ``rgb/NAME.png``. Metrics follow the VCIP 2020 challenge
+(see ``nirvision.metrics``); per image and mean, as a table, JSON and a sample grid.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("evaluate", help="score a checkpoint on paired NIR/RGB images")
+    p.add_argument("--weights", help="checkpoint (default: the bundled weights)")
+    p.add_argument("--model", help="model config for --weights if it must be overridden (lite, paper, YAML)")
+    p.add_argument("--data", required=True, help="folder with nir/ and rgb/ subfolders of same-named images")
+    p.add_argument("--split", choices=("all", "val"), default="all",
+                   help="score every pair, or only the validation split that training holds out (seed 0, 8%%)")
+    p.add_argument("--backend", default="eager")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="fp32")
+    p.add_argument("--json", type=Path, help="write per-image and mean metrics here")
+    p.add_argument("--grid", type=Path, default=Path("evaluation-samples.png"), help="sample grid PNG (NIR | prediction | truth)")
+    p.add_argument("--grid-count", type=int, default=6)
+    p.add_argument("--lpips-alexnet", type=Path, help="torchvision AlexNet weights (state dict) for LPIPS")
+    p.add_argument("--lpips-lin", type=Path, help="LPIPS v0.1 linear-layer weights for AlexNet (alex.pth)")
+    p.set_defaults(func=run)
+
+
+def _finite(obj):
+    """JSON has no infinity: PSNR of identical images becomes null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def run(args) -> int:
+    from ..api import Colorizer
+    from ..datasets import load_paired, split_names
+    from ..metrics import evaluate_pairs, mean_metrics
+    from ..visual import save_grid
+
+    if bool(args.lpips_alexnet) != bool(args.lpips_lin):
+        raise InputError("LPIPS needs both --lpips-alexnet and --lpips-lin")
+    data = load_paired(args.data)
+    if args.split == "val":
+        _, val = split_names(data.names)
+        data = data.subset(val)
+    colorizer = Colorizer.load(args.weights, device=args.device, precision=args.precision, backend=args.backend, model=args.model)
+    preds = []
+    for i, nir in enumerate(data.nir):
+        preds.append(colorizer(nir))
+        print(f"\rcolorizing {i + 1}/{len(data)}", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    per = evaluate_pairs(preds, data.rgb)
+    lpips_note = "LPIPS skipped: it needs AlexNet weights (give --lpips-alexnet and --lpips-lin)"
+    if args.lpips_alexnet:
+        from ..lpips import LPIPS
+
+        scorer = LPIPS.load(args.lpips_alexnet, args.lpips_lin)
+        per["lpips"] = [scorer.distance(p, t) for p, t in zip(preds, data.rgb)]
+        lpips_note = ""
+    means = mean_metrics(per)
+    floor = mean_metrics(evaluate_pairs([np.repeat(n[..., None], 3, axis=2) for n in data.nir], data.rgb))
+    keys = list(per)
+    print(f"{'image':24s} " + " ".join(f"{k.upper():>8s}" for k in keys))
+    for i, name in enumerate(data.names):
+        print(f"{name:24s} " + " ".join(f"{per[k][i]:8.4f}" for k in keys))
+    print(f"{'mean':24s} " + " ".join(f"{means[k]:8.4f}" for k in keys))
+    print(f"{'floor: NIR as gray':24s} " + " ".join(f"{floor.get(k, math.nan):8.4f}" for k in keys))
+    if lpips_note:
+        print(lpips_note)
+    n = min(args.grid_count, len(data))
+    grid = save_grid(args.grid, [np.stack([np.repeat(x[..., None], 3, 2) for x in data.nir[:n]]), np.stack(preds[:n]), np.stack(data.rgb[:n])], ["NIR", "prediction", "RGB truth"])
+    print(f"sample grid: {grid}")
+    if args.json:
+        report = {
+            "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "count": len(data),
+            "mean": means, "floor_nir_as_gray": floor, "lpips": None if lpips_note else "AlexNet",
+            "per_image": [{"name": name, **{k: per[k][i] for k in keys}} for i, name in enumerate(data.names)],
+        }
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_finite(report), indent=1))
+        print(f"metrics: {args.json}")
+    return 0
