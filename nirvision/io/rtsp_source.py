@@ -69,6 +69,7 @@ class RTSPSource(Source):
         self.transport = transport
         self.max_frames = max_frames
         self._stop = threading.Event()
+        self.disconnects = 0
         self.clock = LiveClock()
         self.container = self._connect(initial=True)
         stream = self.container.streams.video[0]
@@ -138,8 +139,11 @@ class RTSPSource(Source):
                     t = float(vf.pts * vf.time_base) if vf.pts is not None and vf.time_base else None
                     self.frames_read += 1
                     yield Frame(vf.to_ndarray(format="gray"), index=self.frames_read - 1, pts=self.clock.pts(t), time_base=TIME_BASE, t_read=time.perf_counter())
-            log.warning("%s: the stream ended", self.safe_url)
+            if not self._stop.is_set():
+                self.disconnects += 1
+                log.warning("%s: the stream ended", self.safe_url)
         except (av.error.FFmpegError, OSError) as exc:
+            self.disconnects += 1
             log.warning("%s: disconnected (%s)", self.safe_url, self._say(exc))
 
     def __iter__(self) -> Iterator[Frame]:

@@ -1,0 +1,178 @@
+"""RTSP against GStreamer's RTSP server on 127.0.0.1 (tools/rtsp_server.py, system Python + gi).
+
+Killed and restarted -> the engine reconnects and the output plays; frozen (SIGSTOP) -> no
+hang, reconnection attempts; nothing listening -> a clear error, or retries by option;
+passwords never reach logs or errors.
+"""
+import logging
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nirvision.errors import InputError
+from nirvision.io import ReconnectPolicy, StreamLost, open_sink
+from nirvision.io.rtsp_source import RTSPSource
+from nirvision.runtime.engine import Engine
+from tests.io.media import REPO, StubBackend, read_video, run_cli, run_in_thread, wait_for
+
+pytestmark = pytest.mark.rtsp
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+SECRET = "pa55-w0rd-xyz"
+FAST = ReconnectPolicy(attempts=3, initial_delay=0.2, max_delay=1.0)
+
+
+def _server_available() -> bool:
+    if not Path(SYSTEM_PYTHON).exists():
+        return False
+    probe = "import gi; gi.require_version('GstRtspServer', '1.0'); from gi.repository import GstRtspServer, Gst; Gst.init(None); assert Gst.ElementFactory.find('x264enc')"
+    return subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True).returncode == 0
+
+
+AVAILABLE = _server_available()
+skip_without_server = pytest.mark.skipif(not AVAILABLE, reason="GStreamer RTSP server (gst-rtsp-server, python3-gi, x264enc) not installed; tools/test.sh installs it")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """tools/rtsp_server.py on a port; start, kill, freeze and thaw it."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"rtsp://viewer:{SECRET}@127.0.0.1:{self.port}/test"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(REPO / "tools" / "rtsp_server.py"), "--port", str(self.port), "--size", "64x48", "--fps", "25"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline()
+        assert line.startswith("READY"), f"RTSP server did not start: {line}{self.proc.stderr.read() if self.proc.poll() is not None else ''}"
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)
+            self.proc.kill()
+            self.proc.wait()
+
+    def freeze(self) -> None:
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def server():
+    if not AVAILABLE:
+        pytest.skip("GStreamer RTSP server not installed")
+    srv = Server(free_port())
+    srv.start()
+    yield srv
+    srv.kill()
+
+
+def no_secret_in(caplog, *texts):
+    for record in caplog.records:
+        assert SECRET not in record.getMessage()
+    for text in texts:
+        assert SECRET not in str(text)
+
+
+def start_engine(server, tmp_path, policy=FAST):
+    source = RTSPSource(server.url, open_timeout=3, read_timeout=2, policy=policy)
+    sink = open_sink(str(tmp_path / "out.mp4"), source.info)
+    engine = Engine(source, [sink], StubBackend())
+    thread, box = run_in_thread(engine.run)
+    return engine, thread, box
+
+
+@skip_without_server
+def test_killed_and_restarted_server_reconnects_and_output_plays(server, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    engine, thread, box = start_engine(server, tmp_path)
+    wait_for(lambda: engine.stats.frames_out >= 10, 60, "ten frames before the kill")
+    server.kill()
+    server.start()
+    wait_for(lambda: engine.source.reconnects >= 1 or not thread.is_alive(), 60, "a reconnection")
+    before = engine.stats.frames_out
+    wait_for(lambda: engine.stats.frames_out >= before + 10 or not thread.is_alive(), 60, "frames after the reconnection")
+    engine.request_stop("test")
+    thread.join(60)
+    assert "error" not in box, box.get("error")
+    summary = box["result"]
+    assert summary["reconnects"] >= 1 and summary["frames_out"] >= 20
+    video = read_video(tmp_path / "out.mp4")
+    assert len(video["times"]) == summary["frames_out"]
+    assert all(b > a for a, b in zip(video["times"], video["times"][1:]))  # one increasing timeline
+    no_secret_in(caplog)
+
+
+@skip_without_server
+def test_frozen_server_does_not_hang(server, tmp_path, caplog):
+    caplog.set_level(logging.WARNING)
+    engine, thread, box = start_engine(server, tmp_path, ReconnectPolicy(attempts=2, initial_delay=0.2, max_delay=0.5))
+    wait_for(lambda: engine.stats.frames_out >= 5, 60, "five frames before the freeze")
+    server.freeze()
+    try:
+        # read timeout 2 s, then 2 attempts of at most 3 s each: the run must end on its own
+        thread.join(60)
+        assert not thread.is_alive(), "the engine hung on a frozen server"
+    finally:
+        server.thaw()
+    assert isinstance(box.get("error"), StreamLost)
+    attempts = [r for r in caplog.records if "cannot connect" in r.getMessage() and "retrying" in r.getMessage()]
+    assert len(attempts) == 2
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == engine.stats.frames_out >= 5
+    no_secret_in(caplog, box["error"])
+
+
+@skip_without_server
+def test_frozen_then_thawed_server_is_picked_up_again(server, tmp_path):
+    engine, thread, box = start_engine(server, tmp_path, ReconnectPolicy(attempts=None, initial_delay=0.2, max_delay=1.0))
+    wait_for(lambda: engine.stats.frames_out >= 5, 60, "five frames before the freeze")
+    server.freeze()
+    wait_for(lambda: engine.source.disconnects >= 1 or not thread.is_alive(), 30, "the disconnect (read timeout)")
+    server.thaw()
+    wait_for(lambda: engine.source.reconnects >= 1 or not thread.is_alive(), 60, "a reconnection")
+    before = engine.stats.frames_out
+    wait_for(lambda: engine.stats.frames_out > before or not thread.is_alive(), 60, "frames after the thaw")
+    engine.request_stop("test")
+    thread.join(60)
+    assert box["result"]["reconnects"] >= 1
+
+
+def test_nothing_listening_is_a_clear_error(caplog):
+    url = f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/test"
+    with pytest.raises(InputError, match="cannot connect") as info:
+        RTSPSource(url, open_timeout=2, read_timeout=2, policy=ReconnectPolicy(attempts=0))
+    assert "rtsp://viewer:***@127.0.0.1" in str(info.value)
+    no_secret_in(caplog, info.value)
+
+
+def test_nothing_listening_retries_by_option(caplog):
+    caplog.set_level(logging.WARNING)
+    url = f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/test"
+    with pytest.raises(InputError, match="after 3 attempts") as info:
+        RTSPSource(url, open_timeout=2, read_timeout=2, policy=ReconnectPolicy(attempts=2, initial_delay=0.05))
+    assert sum("retrying" in r.getMessage() for r in caplog.records) == 2
+    no_secret_in(caplog, info.value)
+
+
+def test_cli_nothing_listening_exit_2_without_password(tmp_path):
+    url = f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/live"
+    r = run_cli(["-vv", "colorize", url, "-o", "out.mp4", "--reconnect", "1", "--open-timeout", "2", "--model", "lite"], cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1].startswith(f"nirvision colorize: error: RTSP source rtsp://viewer:***@127.0.0.1")
+    assert SECRET not in r.stderr + r.stdout and "Traceback" not in r.stderr
