@@ -44,13 +44,16 @@ def setup_logging(run_dir: Path, rank: int) -> None:
     fmt = logging.Formatter(f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
     root = logging.getLogger()
     root.setLevel(logging.INFO)
-    fh = logging.FileHandler(run_dir / ("train.log" if rank == 0 else f"train.rank{rank}.log"))
-    fh.setFormatter(fmt)
-    root.addHandler(fh)
+    for old in [h for h in root.handlers if getattr(h, "_train_run", False)]:
+        root.removeHandler(old)
+        old.close()
+    handlers = [logging.FileHandler(run_dir / ("train.log" if rank == 0 else f"train.rank{rank}.log"))]
     if rank == 0:
-        sh = logging.StreamHandler(sys.stderr)
-        sh.setFormatter(fmt)
-        root.addHandler(sh)
+        handlers.append(logging.StreamHandler(sys.stderr))
+    for h in handlers:
+        h.setFormatter(fmt)
+        h._train_run = True
+        root.addHandler(h)
 
 
 def main(argv=None) -> int:
