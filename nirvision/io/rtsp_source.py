@@ -93,7 +93,8 @@ class RTSPSource(Source):
         return container
 
     def _connect(self, initial: bool):
-        """Open the stream, retrying by the policy; InputError (first time) or StreamLost."""
+        """Open the stream, retrying by the policy; InputError (first time) or StreamLost;
+        None when the source is closed meanwhile."""
         delays = self.policy.delays()
         tries = 0
         while True:
@@ -108,8 +109,10 @@ class RTSPSource(Source):
                 raise
             except (av.error.FFmpegError, OSError) as exc:
                 reason = self._say(exc)
+                if self._stop.is_set():
+                    return None
                 delay = next(delays, None)
-                if delay is None or self._stop.is_set():
+                if delay is None:
                     retry = f" after {tries} attempts" if tries > 1 else ""
                     hint = "" if self.policy.attempts != 0 else "; --reconnect N retries"
                     msg = f"RTSP source {self.safe_url}: cannot connect ({reason}){retry}{hint}"
@@ -118,7 +121,7 @@ class RTSPSource(Source):
                     raise StreamLost(msg) from None
                 log.warning("%s: cannot connect (%s); retrying in %.1f s", self.safe_url, reason, delay)
                 if self._stop.wait(delay):
-                    raise StreamLost(f"RTSP source {self.safe_url}: stopped while reconnecting") from None
+                    return None  # closed while waiting: the iteration ends quietly
 
     def _frames(self, container) -> Iterator[Frame]:
         """Frames of one connection; returns on a disconnect of any kind."""
@@ -149,6 +152,8 @@ class RTSPSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         while not self._stop.is_set():
             container, self.container = self.container, None
+            if container is None:
+                return
             try:
                 for frame in self._frames(container):
                     yield frame
@@ -160,6 +165,8 @@ class RTSPSource(Source):
                 return
             self.clock.new_connection()
             self.container = self._connect(initial=False)
+            if self.container is None:
+                return
 
     def close(self) -> None:
         """Stop soon: a blocking read returns within the read timeout, a backoff wait at once."""

@@ -91,7 +91,7 @@ def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
     (tmp_path / "text.mp4").write_text("not a video")
     r = run_cli(["colorize", "text.mp4", "-o", "out.mp4", "--model", "lite"], cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines() == [f"nirvision colorize: error: video file text.mp4: cannot be read as a video (Invalid data found when processing input); expected a video file such as MP4, MKV, MOV or AVI"]
+    assert r.stderr.strip().splitlines() == ["nirvision colorize: error: video file text.mp4: cannot be read as a video (Invalid data found when processing input); expected a video file such as MP4, MKV, MOV or AVI"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -137,3 +137,18 @@ def test_demo_without_bundled_weights_is_a_clear_error(tmp_path, capsys, monkeyp
     code = main(["demo", "-o", str(tmp_path / "d")])
     _, err = capsys.readouterr()
     assert code == 2 and "no bundled weights" in err and len(err.strip().splitlines()) == 1
+
+
+def test_progress_bar_for_files_and_status_line_for_live():
+    import io
+
+    from nirvision.cli.colorize import Progress
+
+    out = io.StringIO()
+    bar = Progress(out)
+    base = {"frames_out": 50, "dropped": 0, "decode_errors": 0, "reconnects": 0, "fps": 10.0, "elapsed_s": 5.0}
+    bar({**base, "live": False, "frames_total": 200})
+    bar({**base, "live": True, "frames_total": None, "dropped": 7, "reconnects": 2})
+    file_line, live_line = out.getvalue().splitlines()
+    assert file_line.startswith("[######..................] 50/200  25.0%") and "eta 15 s" in file_line
+    assert "dropped 7" in live_line and "reconnects 2" in live_line and "/" not in live_line

@@ -153,6 +153,19 @@ def test_frozen_then_thawed_server_is_picked_up_again(server, tmp_path):
     assert box["result"]["reconnects"] >= 1
 
 
+@skip_without_server
+def test_stop_while_reconnecting_forever_ends_cleanly(server, tmp_path):
+    engine, thread, box = start_engine(server, tmp_path, ReconnectPolicy(attempts=None, initial_delay=0.2, max_delay=0.5))
+    wait_for(lambda: engine.stats.frames_out >= 5, 60, "five frames before the kill")
+    server.kill()
+    wait_for(lambda: engine.source.disconnects >= 1, 30, "the disconnect")
+    engine.request_stop("SIGINT")
+    thread.join(60)
+    assert not thread.is_alive() and "error" not in box, box.get("error")
+    assert box["result"]["stopped_by"] == "SIGINT"
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == box["result"]["frames_out"] >= 5
+
+
 def test_nothing_listening_is_a_clear_error(caplog):
     url = f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/test"
     with pytest.raises(InputError, match="cannot connect") as info:
@@ -174,5 +187,5 @@ def test_cli_nothing_listening_exit_2_without_password(tmp_path):
     url = f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/live"
     r = run_cli(["-vv", "colorize", url, "-o", "out.mp4", "--reconnect", "1", "--open-timeout", "2", "--model", "lite"], cwd=tmp_path)
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1].startswith(f"nirvision colorize: error: RTSP source rtsp://viewer:***@127.0.0.1")
+    assert r.stderr.strip().splitlines()[-1].startswith("nirvision colorize: error: RTSP source rtsp://viewer:***@127.0.0.1")
     assert SECRET not in r.stderr + r.stdout and "Traceback" not in r.stderr

@@ -1,5 +1,4 @@
 """The engine: drops only on live sources with bounded lag, never on files; errors still finalize."""
-import threading
 
 import numpy as np
 import pytest
