@@ -1,5 +1,13 @@
-"""Inference backends behind one interface, by name (``--backend``)."""
+"""Inference backends behind one interface, by name (``--backend``).
+
+eager (PyTorch as is), compile (torch.compile / inductor), onnxruntime (torch.onnx export;
+fp32, int8 from ``python -m calibrate``, fp16 on GPU providers), tensorrt (torch-tensorrt,
+CUDA only), and ``auto``, which picks the fastest usable one and says which. Backends that
+need optional packages import them only when built.
+"""
 from __future__ import annotations
+
+import importlib
 
 import torch
 
@@ -7,9 +15,38 @@ from ...models import NIRColorizerNet
 from .base import Backend, BackendInfo, BackendUnavailable
 from .eager import EagerBackend
 
-BACKENDS: dict[str, type[Backend]] = {
-    "eager": EagerBackend,
+# name -> "module:Class" inside this package, imported when asked for (no work at import)
+_LAZY = {
+    "compile": "compile:CompileBackend",
+    "onnxruntime": "onnxruntime:OnnxRuntimeBackend",
+    "tensorrt": "tensorrt:TensorRTBackend",
 }
+
+
+class _Registry(dict):
+    """``BACKENDS[name]`` -> backend class; optional backends' modules load on first access."""
+
+    def __missing__(self, name: str):
+        if name not in _LAZY:
+            raise KeyError(name)
+        module, cls = _LAZY[name].split(":")
+        value = getattr(importlib.import_module(f".{module}", __name__), cls)
+        self[name] = value
+        return value
+
+    def __contains__(self, name) -> bool:
+        return dict.__contains__(self, name) or name in _LAZY
+
+    def __iter__(self):
+        return iter(self.names())
+
+    def names(self) -> list[str]:
+        return list(dict.keys(self)) + [n for n in _LAZY if not dict.__contains__(self, n)]
+
+
+BACKENDS: dict[str, type[Backend]] = _Registry(eager=EagerBackend)
+BACKEND_NAMES = ("auto", "eager", "compile", "onnxruntime", "tensorrt")
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -23,10 +60,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device | None = "auto", precision: str = "fp32", **options) -> Backend:
-    """Build backend ``name`` around ``net``; raises ``BackendUnavailable`` with the reason."""
+    """Build backend ``name`` (or ``auto``) around ``net``; raises ``BackendUnavailable`` with the reason."""
+    if name == "auto":
+        from .auto import select_backend
+
+        return select_backend(net, resolve_device(device), precision, **options)
     if name not in BACKENDS:
-        raise BackendUnavailable(f"backend {name!r} is unknown; expected one of: {', '.join(BACKENDS)}")
+        raise BackendUnavailable(f"backend {name!r} is unknown; expected one of: {', '.join(BACKEND_NAMES)}")
     return BACKENDS[name](net, resolve_device(device), precision, **options)
 
 
-__all__ = ["BACKENDS", "Backend", "BackendInfo", "BackendUnavailable", "EagerBackend", "create_backend", "resolve_device"]
+__all__ = ["BACKENDS", "BACKEND_NAMES", "Backend", "BackendInfo", "BackendUnavailable", "EagerBackend", "PRECISIONS", "create_backend", "resolve_device"]

@@ -1,0 +1,101 @@
+"""``--backend auto``: the fastest backend that can run here at the asked precision, and why.
+
+The order is what benchmarks measured (``nirvision bench``; README): on CUDA, TensorRT, then
+ONNX Runtime's GPU providers, then eager; on the CPU, ONNX Runtime (about 3x eager fp32 on
+2 cores), then eager. torch.compile is left out of the automatic choice on the CPU: it is
+no faster than ONNX Runtime there and compiles for minutes on 2 cores before the first frame.
+bf16 on a CPU without native bf16 (AVX-512 BF16 / AMX) is never picked: it runs on slow
+fallback kernels. Each candidate is built in turn; one that raises ``BackendUnavailable``
+is skipped with its reason logged, so ``auto`` never returns an unusable backend.
+With ``probe_shape``, every usable candidate is timed on that input and the fastest wins.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import torch
+
+from ...models import NIRColorizerNet
+from .base import Backend, BackendUnavailable
+from .hardware import cpu_has_fast_bf16
+
+log = logging.getLogger(__name__)
+
+
+def candidates(device: torch.device, precision: str) -> list[str]:
+    """Backend names worth trying, fastest first, for ``device`` and ``precision``."""
+    if device.type == "cuda":
+        order = {"fp16": ["tensorrt", "onnxruntime", "eager"], "fp32": ["tensorrt", "onnxruntime", "eager"],
+                 "bf16": ["eager"], "int8": ["onnxruntime"]}
+    else:
+        order = {"fp32": ["onnxruntime", "eager"], "int8": ["onnxruntime"],
+                 "bf16": ["compile", "eager"] if cpu_has_fast_bf16() else [], "fp16": []}
+    if precision not in order:
+        raise BackendUnavailable(f"auto: precision {precision!r} is unknown; expected fp32, fp16, bf16 or int8")
+    names = order[precision]
+    if not names:
+        if precision == "bf16":
+            raise BackendUnavailable("auto: this CPU has no native bf16 (AVX-512 BF16 / AMX), so bf16 would be slower than fp32; "
+                                     "use --precision fp32, or name a backend (e.g. --backend eager) to run bf16 anyway")
+        raise BackendUnavailable(f"auto: no backend runs {precision} on {device} (fp16 needs CUDA; on the CPU use fp32, bf16 or int8)")
+    return names
+
+
+def _time(backend: Backend, shape: tuple[int, ...], repeats: int = 3) -> float:
+    x = torch.zeros(shape)
+    backend.infer(x)  # builds / compiles, warms up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        backend.infer(x)
+    return (time.perf_counter() - start) / repeats
+
+
+def select_backend(net: NIRColorizerNet, device: torch.device, precision: str = "fp32", probe_shape: tuple[int, ...] | None = None, **options) -> Backend:
+    """Build the first usable candidate (or, with ``probe_shape``, the fastest); record why on ``.chosen_because``."""
+    from . import BACKENDS
+
+    skipped: list[str] = []
+    usable: list[Backend] = []
+    for name in candidates(device, precision):
+        try:
+            backend = BACKENDS[name](net, device, precision, **{k: v for k, v in options.items() if k in accepted_options(name)})
+        except BackendUnavailable as exc:
+            skipped.append(f"{name}: {exc}")
+            log.info("auto: skipping %s (%s)", name, exc)
+            continue
+        usable.append(backend)
+        if probe_shape is None:
+            break
+    if not usable:
+        raise BackendUnavailable(f"auto: no usable backend for {precision} on {device}: " + "; ".join(skipped))
+    if probe_shape is None:
+        chosen = usable[0]
+        why = "first usable in the measured order" + (f" (skipped {'; '.join(skipped)})" if skipped else "")
+    else:
+        timings = {}
+        for b in usable:
+            try:
+                timings[b.name] = _time(b, probe_shape)
+            except BackendUnavailable as exc:
+                skipped.append(f"{b.name}: {exc}")
+        if not timings:
+            raise BackendUnavailable(f"auto: no backend ran {precision} on {device} at {probe_shape}: " + "; ".join(skipped))
+        chosen = next(b for b in usable if b.name == min(timings, key=timings.get))
+        why = "fastest on " + "x".join(map(str, probe_shape)) + ": " + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in timings.items())
+        for b in usable:
+            if b is not chosen:
+                b.close()
+    chosen.chosen_because = why
+    log.info("auto: chose backend %s (%s on %s): %s", chosen.name, precision, device, why)
+    return chosen
+
+
+def accepted_options(name: str) -> set[str]:
+    """Keyword options the backend ``name`` takes (so one option set can go to every candidate)."""
+    import inspect
+
+    from . import BACKENDS
+
+    params = inspect.signature(BACKENDS[name].__init__).parameters
+    return {p for p in params if p not in ("self", "net", "device", "precision")}

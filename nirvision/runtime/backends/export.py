@@ -1,0 +1,98 @@
+"""Export of the inference chain to ONNX for one input shape, cached on disk.
+
+The chain pads its input to the network's multiple and crops back; traced with symbolic sizes
+the TorchScript exporter records that crop wrongly (a 640-wide frame came back 384 wide), so we
+export ``FixedShapeChain``: the same computation with the padding and crop fixed as constants
+for the one shape. Each input shape gets its own ONNX file (the cache key holds the shape).
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ...models import NIRColorizerNet
+from ...models.chain import padded_size
+from ..cache import ArtefactCache, ArtefactKey, gpu_name, weights_hash
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+INPUT_NAME = "nir"
+OUTPUT_NAME = "rgb"
+
+
+class FixedShapeChain(nn.Module):
+    """``NIRColorizerNet`` for one (H, W): constant padding and crop, identical outputs."""
+
+    def __init__(self, net: NIRColorizerNet, height: int, width: int):
+        super().__init__()
+        self.net = net
+        self.height, self.width = height, width
+        self.pad_h = padded_size(height, net.multiple) - height
+        self.pad_w = padded_size(width, net.multiple) - width
+        self.mode = "reflect" if self.pad_h < height and self.pad_w < width else "replicate"
+
+    def forward(self, nir: torch.Tensor) -> torch.Tensor:
+        x = nir
+        if self.pad_h or self.pad_w:
+            x = F.pad(x, (0, self.pad_w, 0, self.pad_h), mode=self.mode)
+        gray = self.net.nir_to_gray(x)[-1]
+        rgb = self.net.colorizer(gray)[-1]
+        if self.pad_h or self.pad_w:
+            rgb = rgb[:, :, : self.height, : self.width]
+        return rgb
+
+
+def check_shape(shape: tuple[int, ...], what: str) -> tuple[int, int, int, int]:
+    if len(shape) != 4 or shape[1] != 1 or min(shape) < 1:
+        raise ValueError(f"{what}: expected an input of shape (N, 1, H, W), got {tuple(shape)}")
+    return tuple(int(s) for s in shape)  # type: ignore[return-value]
+
+
+def export_onnx(net: NIRColorizerNet, shape: tuple[int, ...], path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
+    """Write the chain for input ``shape`` (N, 1, H, W) as ONNX (opset 17) at ``path``."""
+    n, _, h, w = check_shape(shape, "ONNX export")
+    net = net.to("cpu").eval()
+    module = FixedShapeChain(net, h, w).to(dtype).eval()  # export restores the wrapper's mode onto net
+    example = torch.zeros(n, 1, h, w, dtype=dtype)
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        # the legacy exporter warns about itself and about InstanceNorm's training flag
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module, (example,), str(path), dynamo=False, opset_version=OPSET,
+            input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
+        )
+    if dtype != torch.float32:
+        net.float()
+    log.info("exported ONNX for input %s (%s) to %s", tuple(shape), dtype, path)
+    return Path(path)
+
+
+def onnx_key(net: NIRColorizerNet, shape: tuple[int, ...], precision: str, device: torch.device | str = "cpu", kind: str = "onnx", digest: str | None = None) -> ArtefactKey:
+    """The cache key of the chain's ONNX file (``kind`` ``onnx``) or its int8 form (``onnx-int8``)."""
+    return ArtefactKey(
+        kind=kind, weights=digest or weights_hash(net), shape=tuple(int(s) for s in shape),
+        precision=precision, gpu=gpu_name(device) if precision == "fp16" else "any", extra=f"opset{OPSET}",
+    )
+
+
+def validate_onnx(path: Path) -> None:
+    """Raise unless ``path`` holds a well-formed ONNX model."""
+    import onnx
+
+    onnx.checker.check_model(str(path))
+
+
+def cached_onnx(net: NIRColorizerNet, shape: tuple[int, ...], precision: str = "fp32", cache: ArtefactCache | None = None, device: torch.device | str = "cpu", digest: str | None = None) -> Path:
+    """The chain's ONNX file for ``shape`` at ``precision`` (fp32 or fp16), built when missing."""
+    if precision not in ("fp32", "fp16"):
+        raise ValueError(f"ONNX export: precision {precision!r}; expected fp32 or fp16 (int8 comes from calibration)")
+    cache = cache or ArtefactCache()
+    dtype = torch.float16 if precision == "fp16" else torch.float32
+    key = onnx_key(net, shape, precision, device, digest=digest)
+    return cache.get_or_build(key, ".onnx", lambda p: export_onnx(net, shape, p, dtype), validate_onnx)

@@ -1,0 +1,140 @@
+"""ONNX Runtime backend: the chain exported with torch.onnx, one session per input shape.
+
+Precisions: fp32 (CPU, or CUDA / TensorRT execution providers where installed), fp16 (a
+half-precision export, on a GPU provider) and int8 (the statically quantized model that
+``python -m calibrate`` writes into the artefact cache; see ``int8_model_key``).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...models import NIRColorizerNet
+from ..cache import ArtefactCache, ArtefactKey, weights_hash
+from .base import Backend, BackendUnavailable
+from .export import INPUT_NAME, cached_onnx, check_shape, onnx_key
+
+log = logging.getLogger(__name__)
+
+PRECISIONS = ("fp32", "fp16", "int8")
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def import_onnxruntime():
+    """onnxruntime, or BackendUnavailable saying how to install it."""
+    try:
+        import onnx  # noqa: F401 - needed by the exporter
+        import onnxruntime
+    except ImportError as exc:
+        raise BackendUnavailable(f"onnxruntime: {exc.name} is not installed (pip install 'nirvision[onnx]')") from None
+    return onnxruntime
+
+
+def int8_model_key(net: NIRColorizerNet, shape: tuple[int, ...], digest: str | None = None) -> ArtefactKey:
+    """Where the calibrated int8 model for ``net`` at input ``shape`` lives in the cache."""
+    return onnx_key(net, shape, "int8", kind="onnx-int8", digest=digest)
+
+
+def load_int8_model(net: NIRColorizerNet, shape: tuple[int, ...], cache: ArtefactCache, digest: str | None = None) -> Path:
+    """The calibrated int8 ONNX model, or BackendUnavailable naming the calibration command."""
+    from .export import validate_onnx
+
+    found = cache.lookup(int8_model_key(net, shape, digest), ".onnx", validate_onnx)
+    if found is None:
+        n, _, h, w = shape
+        raise BackendUnavailable(
+            f"onnxruntime int8: no calibrated int8 model for these weights at input {n}x1x{h}x{w} in {cache.root}; "
+            f"create it with `python -m calibrate --frames DIR --size {w}x{h}` (same --model/--weights), "
+            f"or pass int8_model=PATH"
+        )
+    return found
+
+
+class OnnxRuntimeBackend(Backend):
+    """Sessions built lazily per input shape from cached ONNX files."""
+
+    name = "onnxruntime"
+
+    def __init__(self, net: NIRColorizerNet, device: torch.device, precision: str = "fp32", cache_dir: str | Path | None = None,
+                 providers: list[str] | None = None, threads: int | None = None, int8_model: str | Path | None = None):
+        ort = import_onnxruntime()
+        if precision not in PRECISIONS:
+            raise BackendUnavailable(f"onnxruntime: precision {precision!r} is not supported; expected one of: {', '.join(PRECISIONS)}")
+        available = ort.get_available_providers()
+        if providers is None:
+            if device.type == "cuda":
+                providers = [p for p in GPU_PROVIDERS if p in available]
+                if not providers:
+                    raise BackendUnavailable(f"onnxruntime on {device}: no GPU execution provider installed (have: {', '.join(available)}; pip install onnxruntime-gpu)")
+                providers.append("CPUExecutionProvider")
+            else:
+                providers = ["CPUExecutionProvider"]
+        missing = [p for p in providers if p not in available]
+        if missing:
+            raise BackendUnavailable(f"onnxruntime: execution provider(s) {', '.join(missing)} not available (have: {', '.join(available)})")
+        if precision == "fp16" and not any(p in GPU_PROVIDERS for p in providers):
+            raise BackendUnavailable("onnxruntime: fp16 needs a GPU execution provider; on the CPU use fp32 or int8")
+        super().__init__(net.to("cpu").eval(), device, precision)
+        self.ort = ort
+        self.providers = providers
+        self.threads = threads or torch.get_num_threads()
+        self.cache = ArtefactCache(cache_dir)
+        self.int8_model = Path(int8_model) if int8_model else None
+        self.digest = weights_hash(self.net)
+        self.sessions: dict[tuple[int, ...], object] = {}
+        log.info("onnxruntime %s, providers %s, %d threads", ort.__version__, ", ".join(providers), self.threads)
+
+    def model_path(self, shape: tuple[int, ...]) -> Path:
+        """The ONNX file for ``shape``: cached export, or the calibrated int8 model."""
+        if self.precision == "int8":
+            if self.int8_model is not None:
+                if not self.int8_model.is_file():
+                    raise BackendUnavailable(f"onnxruntime int8: int8_model {self.int8_model} does not exist")
+                return self.int8_model
+            return load_int8_model(self.net, shape, self.cache, self.digest)
+        return cached_onnx(self.net, shape, self.precision, self.cache, self.device, self.digest)
+
+    def _provider_options(self, shape: tuple[int, ...]) -> list:
+        opts = []
+        for p in self.providers:
+            if p == "TensorrtExecutionProvider":
+                engines = self.cache.root / "ort-trt" / self.digest[:16]
+                engines.mkdir(parents=True, exist_ok=True)
+                opts.append((p, {"trt_fp16_enable": self.precision == "fp16", "trt_int8_enable": False,
+                                 "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines)}))
+            elif p == "CUDAExecutionProvider":
+                opts.append((p, {"device_id": self.device.index or 0}))
+            else:
+                opts.append(p)
+        return opts
+
+    def session(self, shape: tuple[int, ...]):
+        shape = check_shape(shape, "onnxruntime input")
+        sess = self.sessions.get(shape)
+        if sess is None:
+            so = self.ort.SessionOptions()
+            so.intra_op_num_threads = self.threads
+            so.inter_op_num_threads = 1
+            so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            path = self.model_path(shape)
+            sess = self.ort.InferenceSession(str(path), so, providers=self._provider_options(shape))
+            self.sessions[shape] = sess
+            log.info("onnxruntime session for %s from %s (%s)", shape, path, ", ".join(sess.get_providers()))
+        return sess
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Build (or load from the cache) what input ``shape`` needs, ahead of the first frame."""
+        self.session(tuple(shape))
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        sess = self.session(tuple(x.shape))
+        dtype = np.float16 if self.precision == "fp16" else np.float32
+        feed = np.ascontiguousarray(x.detach().cpu().numpy().astype(dtype, copy=False))
+        (y,) = sess.run(None, {INPUT_NAME: feed})
+        return torch.from_numpy(y).float()
+
+    def close(self) -> None:
+        self.sessions.clear()

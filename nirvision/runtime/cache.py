@@ -1,0 +1,174 @@
+"""On-disk cache of compiled artefacts (ONNX files, quantized models, TensorRT engines).
+
+An entry is found by a key of everything that makes an artefact valid: the weights' hash,
+the input shape, the precision, the torch / TensorRT / ONNX Runtime versions and the GPU name
+(vs-mlrt keys its TensorRT engines the same way). Each entry is a file plus a JSON sidecar
+holding the key and the file's SHA-256; an entry whose sidecar is missing, unreadable, of
+another key, or whose file does not hash to the recorded digest (a torn write, a corrupt
+file) is rebuilt, never trusted. Writes go through a temporary file and an atomic rename.
+
+The cache lives in ``$NIRVISION_CACHE`` or else ``~/.cache/nirvision``.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+log = logging.getLogger(__name__)
+
+ENV_VAR = "NIRVISION_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """``$NIRVISION_CACHE`` when set, else ``~/.cache/nirvision``."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "nirvision"
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    """SHA-256 over the module's state dict (names, dtypes, shapes and values), in a stable order."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(module.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _dist_version(*names: str) -> str:
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "none"
+
+
+def gpu_name(device: torch.device | str | None) -> str:
+    """The CUDA device's name, or ``cpu``."""
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    if dev.type != "cuda":
+        return "cpu"
+    return torch.cuda.get_device_name(dev)
+
+
+@dataclass(frozen=True)
+class ArtefactKey:
+    """Everything an artefact depends on; ``digest`` names the cache entry."""
+
+    kind: str  # "onnx", "onnx-int8", "tensorrt", ...
+    weights: str  # weights_hash of the network
+    shape: tuple[int, ...]  # the input shape it was built for
+    precision: str
+    gpu: str = "cpu"
+    torch: str = field(default_factory=lambda: torch.__version__)
+    tensorrt: str = field(default_factory=lambda: _dist_version("tensorrt", "tensorrt-cu12", "tensorrt_cu12"))
+    torch_tensorrt: str = field(default_factory=lambda: _dist_version("torch-tensorrt", "torch_tensorrt"))
+    onnxruntime: str = field(default_factory=lambda: _dist_version("onnxruntime", "onnxruntime-gpu"))
+    extra: str = ""  # builder options that change the artefact (opset, calibration data, ...)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["shape"] = list(self.shape)
+        return d
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:24]
+
+    def with_(self, **changes) -> "ArtefactKey":
+        return replace(self, **changes)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class ArtefactCache:
+    """Get-or-build of artefact files under a key; see the module docstring."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+
+    def path(self, key: ArtefactKey, suffix: str) -> Path:
+        return self.root / key.kind / f"{key.digest}{suffix}"
+
+    def _meta_path(self, path: Path) -> Path:
+        return path.with_name(path.name + ".json")
+
+    def lookup(self, key: ArtefactKey, suffix: str, validate: Callable[[Path], None] | None = None) -> Path | None:
+        """The entry's path when present and intact, else None (a bad entry is removed)."""
+        path = self.path(key, suffix)
+        meta_path = self._meta_path(path)
+        if not path.is_file() and not meta_path.is_file():
+            return None
+        why = None
+        try:
+            meta = json.loads(meta_path.read_text())
+            if meta.get("key") != key.to_dict():
+                why = "its recorded key differs (stale)"
+            elif not path.is_file():
+                why = "the artefact file is missing"
+            elif meta.get("sha256") != file_sha256(path):
+                why = "the file does not match its recorded SHA-256 (corrupt or partly written)"
+            elif validate is not None:
+                validate(path)
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            why = f"it cannot be read ({type(exc).__name__}: {exc})"
+        except Exception as exc:  # noqa: BLE001 - a validator (ORT, TensorRT) may raise anything
+            why = f"it fails to load ({type(exc).__name__}: {exc})"
+        if why is None:
+            log.debug("cache hit %s", path)
+            return path
+        log.warning("cache entry %s is not usable: %s; rebuilding it", path, why)
+        self.remove(path)
+        return None
+
+    def store(self, key: ArtefactKey, suffix: str, write: Callable[[Path], None]) -> Path:
+        """Build with ``write(tmp_path)`` and move the result into place with its sidecar."""
+        path = self.path(key, suffix)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
+        try:
+            write(tmp)
+            if not tmp.is_file():
+                raise RuntimeError(f"building {key.kind} artefact wrote nothing at {tmp}")
+            meta = {"key": key.to_dict(), "sha256": file_sha256(tmp), "file": path.name}
+            meta_tmp = tmp.with_name(tmp.name + ".json")
+            meta_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+            os.replace(tmp, path)
+            os.replace(meta_tmp, self._meta_path(path))
+        finally:
+            for leftover in (tmp, tmp.with_name(tmp.name + ".json")):
+                leftover.unlink(missing_ok=True)
+        log.info("cached %s artefact %s", key.kind, path)
+        return path
+
+    def get_or_build(self, key: ArtefactKey, suffix: str, write: Callable[[Path], None], validate: Callable[[Path], None] | None = None) -> Path:
+        """The cached entry if intact, else a freshly built one (validated once more)."""
+        found = self.lookup(key, suffix, validate)
+        if found is not None:
+            return found
+        path = self.store(key, suffix, write)
+        if validate is not None:
+            validate(path)
+        return path
+
+    def remove(self, path: Path) -> None:
+        for p in (path, self._meta_path(path)):
+            try:
+                p.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("cannot remove cache file %s: %s", p, exc)

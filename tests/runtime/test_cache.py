@@ -1,0 +1,121 @@
+"""The artefact cache: keys change with every part, bad entries are rebuilt, not trusted."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nirvision.runtime.cache import ArtefactCache, ArtefactKey, default_cache_dir, weights_hash
+
+BASE = ArtefactKey(kind="onnx", weights="w" * 64, shape=(1, 1, 64, 64), precision="fp32", gpu="cpu",
+                   torch="2.13.0", tensorrt="none", torch_tensorrt="none", onnxruntime="1.32.0", extra="opset17")
+
+
+@pytest.mark.parametrize("field,value", [
+    ("kind", "tensorrt"), ("weights", "v" * 64), ("shape", (1, 1, 64, 128)), ("shape", (2, 1, 64, 64)),
+    ("precision", "fp16"), ("gpu", "NVIDIA H100"), ("torch", "2.14.0"), ("tensorrt", "11.0"),
+    ("torch_tensorrt", "2.13.0"), ("onnxruntime", "1.33.0"), ("extra", "opset18"),
+])
+def test_key_changes_with_each_part(field, value):
+    assert BASE.with_(**{field: value}).digest != BASE.digest
+
+
+def test_key_is_stable_and_defaults_record_installed_versions():
+    assert BASE.with_().digest == BASE.digest
+    key = ArtefactKey(kind="onnx", weights="w", shape=(1, 1, 8, 8), precision="fp32")
+    assert key.torch == torch.__version__
+    assert key.onnxruntime != ""
+
+
+def test_weights_hash_follows_values_not_identity():
+    a, b = torch.nn.Conv2d(1, 2, 3), torch.nn.Conv2d(1, 2, 3)
+    b.load_state_dict(a.state_dict())
+    assert weights_hash(a) == weights_hash(b)
+    with torch.no_grad():
+        b.bias[0] += 1e-6
+    assert weights_hash(a) != weights_hash(b)
+    bn = torch.nn.BatchNorm2d(2)  # holds a 0-d integer buffer
+    assert len(weights_hash(bn)) == 64
+
+
+def test_default_dir_honours_env(monkeypatch, tmp_path):
+    monkeypatch.setenv("NIRVISION_CACHE", str(tmp_path / "c"))
+    assert default_cache_dir() == tmp_path / "c"
+    monkeypatch.delenv("NIRVISION_CACHE")
+    assert default_cache_dir().parts[-2:] == (".cache", "nirvision")
+
+
+class Builder:
+    def __init__(self, payload: bytes = b"artefact"):
+        self.calls = 0
+        self.payload = payload
+
+    def __call__(self, path):
+        self.calls += 1
+        path.write_bytes(self.payload)
+
+
+def test_get_or_build_builds_once_then_hits(tmp_path):
+    cache, build = ArtefactCache(tmp_path), Builder()
+    p1 = cache.get_or_build(BASE, ".bin", build)
+    p2 = cache.get_or_build(BASE, ".bin", build)
+    assert p1 == p2 and build.calls == 1 and p1.read_bytes() == b"artefact"
+    other = cache.get_or_build(BASE.with_(precision="int8"), ".bin", build)
+    assert other != p1 and build.calls == 2
+
+
+def test_corrupt_file_is_rebuilt(tmp_path):
+    cache, build = ArtefactCache(tmp_path), Builder()
+    path = cache.get_or_build(BASE, ".bin", build)
+    path.write_bytes(b"artefXct")  # same size, different bytes
+    assert cache.get_or_build(BASE, ".bin", build).read_bytes() == b"artefact"
+    assert build.calls == 2
+    path.write_bytes(b"")  # truncated
+    cache.get_or_build(BASE, ".bin", build)
+    assert build.calls == 3
+
+
+@pytest.mark.parametrize("damage", ["garbage", "missing", "other-key"])
+def test_bad_sidecar_is_rebuilt(tmp_path, damage):
+    cache, build = ArtefactCache(tmp_path), Builder()
+    path = cache.get_or_build(BASE, ".bin", build)
+    meta = path.with_name(path.name + ".json")
+    if damage == "garbage":
+        meta.write_text("{not json")
+    elif damage == "missing":
+        meta.unlink()
+    else:
+        d = json.loads(meta.read_text())
+        d["key"]["torch"] = "1.0"
+        meta.write_text(json.dumps(d))
+    cache.get_or_build(BASE, ".bin", build)
+    assert build.calls == 2
+    assert json.loads(meta.read_text())["key"] == BASE.to_dict()
+
+
+def test_entry_failing_validation_is_rebuilt(tmp_path):
+    cache, build = ArtefactCache(tmp_path), Builder()
+    cache.get_or_build(BASE, ".bin", build)
+    seen = []
+
+    def validate(path):
+        seen.append(path)
+        if len(seen) == 1:
+            raise RuntimeError("cannot deserialize")
+
+    cache.get_or_build(BASE, ".bin", build, validate)
+    assert build.calls == 2 and len(seen) == 2
+
+
+def test_failed_build_leaves_nothing(tmp_path):
+    cache = ArtefactCache(tmp_path)
+
+    def broken(path):
+        path.write_bytes(b"half")
+        raise RuntimeError("builder crashed")
+
+    with pytest.raises(RuntimeError, match="builder crashed"):
+        cache.get_or_build(BASE, ".bin", broken)
+    assert cache.lookup(BASE, ".bin") is None
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
