@@ -20,7 +20,7 @@ def run(args) -> int:
     print("nirvision", rep["versions"]["nirvision"])
     print("\nversions:")
     for k, v in rep["versions"].items():
-        print(f"  {k:16s} {v}")
+        print(f"  {k:16s} {v or 'not installed'}")
     print("\ndevices:")
     for d in rep["devices"]:
         print(f"  {d}")

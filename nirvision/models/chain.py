@@ -1,6 +1,8 @@
 """The inference chain of the paper: G_N2G (NIR -> gray) then F_G (gray -> RGB), as one module."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,7 +33,7 @@ class NIRColorizerNet(nn.Module):
         super().__init__()
         self.nir_to_gray = nir_to_gray
         self.colorizer = colorizer
-        self.multiple = max(nir_to_gray.multiple, colorizer.multiple)
+        self.multiple = math.lcm(nir_to_gray.multiple, colorizer.multiple)  # both must divide the padded size
 
     def forward(self, nir: torch.Tensor) -> torch.Tensor:
         h, w = nir.shape[-2], nir.shape[-1]

@@ -56,7 +56,11 @@ class MPFNet(nn.Module):
         self.febs = nn.ModuleList(
             FEB(c, config.depth, config.max_width_mult, config.ca_reduction) for _ in range(config.scales)
         )
-        self.sccms = nn.ModuleList(SCCM(c, config.out_channels * r2, config.in_channels * r2) for _ in range(config.scales))
+        # The finest scale's SCCM only predicts: its features feed no further scale.
+        self.sccms = nn.ModuleList(
+            SCCM(c, config.out_channels * r2, config.in_channels * r2, carry_features=s < config.scales - 1)
+            for s in range(config.scales)
+        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         pyramid = [x]

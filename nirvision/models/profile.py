@@ -28,6 +28,8 @@ def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> int:
         total += 2 * output.numel() * mod.in_features
 
     handles = []
+    was_training = {m: m.training for m in module.modules()}
+    module.eval()  # a counting pass must not update BatchNorm running statistics
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             handles.append(m.register_forward_hook(conv_hook))
@@ -41,4 +43,6 @@ def count_flops(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     finally:
         for h in handles:
             h.remove()
+        for m, mode in was_training.items():
+            m.training = mode
     return total

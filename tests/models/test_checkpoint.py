@@ -1,0 +1,161 @@
+"""Checkpoints: config + weights in one file, bit-identical round trip, no code execution, clear mismatches."""
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from nirvision.models import CheckpointError, NIRColorizerNet, load_networks, read_checkpoint, save_checkpoint
+from nirvision.models.registry import INFERENCE_ROLES
+
+
+def trained_looking(net):
+    """Move every parameter and buffer off its initial value, so a load that did nothing shows."""
+    with torch.no_grad():
+        for t in list(net.parameters()) + [b for b in net.buffers() if b.is_floating_point()]:
+            t.add_(torch.randn_like(t) * 0.01)
+    return net
+
+
+@pytest.fixture()
+def saved(lite, tmp_path):
+    torch.manual_seed(3)
+    nets = {role: trained_looking(lite.build(role)) for role in INFERENCE_ROLES}
+    path = save_checkpoint(tmp_path / "ckpt" / "lite.pt", lite, nets, meta={"epoch": 7, "stage": "finetune"})
+    return path, nets
+
+
+def test_round_trip_is_bit_identical(lite, saved):
+    path, nets = saved
+    chain = NIRColorizerNet(nets["nir_to_gray"], nets["colorizer"]).eval()
+    config, loaded, meta = load_networks(path)
+    again = NIRColorizerNet(loaded["nir_to_gray"], loaded["colorizer"]).eval()
+    assert config.to_dict() == lite.to_dict()
+    assert meta == {"epoch": 7, "stage": "finetune"}
+    for role in INFERENCE_ROLES:
+        ref, got = nets[role].state_dict(), loaded[role].state_dict()
+        assert ref.keys() == got.keys()
+        assert all(torch.equal(ref[k], got[k]) for k in ref)
+    x = torch.rand(1, 1, 100, 130) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(chain(x), again(x))
+    fresh = NIRColorizerNet(lite.build("nir_to_gray"), lite.build("colorizer")).eval()
+    with torch.no_grad():
+        assert not torch.equal(fresh(x), again(x))
+
+
+def test_training_roles_round_trip(lite, tmp_path):
+    nets = {role: lite.build(role) for role in lite.networks}
+    path = save_checkpoint(tmp_path / "all.pt", lite, nets)
+    _, loaded, _ = load_networks(path, roles=tuple(lite.networks))
+    assert set(loaded) == set(lite.networks)
+    for role, net in nets.items():
+        sd = loaded[role].state_dict()
+        assert all(torch.equal(v, sd[k]) for k, v in net.state_dict().items())
+
+
+def test_file_is_plain_data(saved):
+    path, _ = saved
+    payload = torch.load(path, weights_only=True)
+    assert payload["format"] == "nirvision-checkpoint"
+    assert payload["model_config"]["name"] == "lite"
+    assert set(payload["networks"]) == set(INFERENCE_ROLES)
+
+
+class _RunsCode:
+    """Unpickling this calls exec(): what a hostile checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('executed')",))
+
+
+def test_code_in_a_checkpoint_is_not_executed(lite, saved, tmp_path):
+    path, nets = saved
+    payload = torch.load(path, weights_only=True)
+    marker = tmp_path / "executed.txt"
+    payload["meta"] = {"note": _RunsCode(marker)}
+    hostile = tmp_path / "hostile.pt"
+    torch.save(payload, hostile)
+
+    with pytest.raises(CheckpointError, match="not a readable nirvision checkpoint"):
+        read_checkpoint(hostile)
+    with pytest.raises(CheckpointError):
+        load_networks(hostile)
+    assert not marker.exists()
+
+    # The payload is real: an unrestricted unpickler does run it.
+    control = tmp_path / "control.txt"
+    with open(tmp_path / "control.pkl", "wb") as f:
+        pickle.dump(_RunsCode(control), f)
+    with open(tmp_path / "control.pkl", "rb") as f:
+        pickle.load(f)  # noqa: S301 - deliberately, to prove the payload works
+    assert control.read_text() == "executed"
+
+
+def test_lite_checkpoint_with_paper_config(saved, paper):
+    path, _ = saved
+    with pytest.raises(CheckpointError) as err:
+        load_networks(path, config=paper)
+    msg = str(err.value)
+    assert str(path) in msg and "'nir_to_gray'" in msg
+    assert "shape differs" in msg
+    assert "febs.0.decoders.0.2.body.0.weight: checkpoint (8, 8, 3, 3) vs model (32, 32, 3, 3)" in msg
+    assert "missing from checkpoint" in msg  # paper has a 4th UNet level that lite lacks
+
+
+def tamper(path, out, edit):
+    payload = torch.load(path, weights_only=True)
+    edit(payload["networks"]["colorizer"])
+    torch.save(payload, out)
+    return out
+
+
+def test_missing_tensor_is_named(saved, tmp_path):
+    path, _ = saved
+    bad = tamper(path, tmp_path / "bad.pt", lambda sd: sd.pop("febs.1.bottleneck.weight"))
+    with pytest.raises(CheckpointError, match=r"'colorizer'.*missing from checkpoint: febs\.1\.bottleneck\.weight"):
+        load_networks(bad)
+
+
+def test_extra_tensor_is_named(saved, tmp_path):
+    path, _ = saved
+    bad = tamper(path, tmp_path / "bad.pt", lambda sd: sd.__setitem__("febs.9.extra", torch.zeros(2)))
+    with pytest.raises(CheckpointError, match=r"not in model: febs\.9\.extra"):
+        load_networks(bad)
+
+
+def test_reshaped_tensor_is_named(saved, tmp_path):
+    path, _ = saved
+
+    def reshape(sd):
+        sd["sccms.0.to_image.weight"] = sd["sccms.0.to_image.weight"].flatten()
+
+    bad = tamper(path, tmp_path / "bad.pt", reshape)
+    with pytest.raises(CheckpointError) as err:
+        load_networks(bad)
+    msg = str(err.value)
+    assert "shape differs: sccms.0.to_image.weight: checkpoint (6912,) vs model (48, 16, 3, 3)" in msg
+    assert "missing from checkpoint" not in msg and "not in model" not in msg
+
+
+def test_unreadable_and_foreign_files(tmp_path):
+    with pytest.raises(CheckpointError, match="file not found"):
+        read_checkpoint(tmp_path / "nope.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(CheckpointError, match="not a readable"):
+        read_checkpoint(junk)
+    other = tmp_path / "other.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}}, other)
+    with pytest.raises(CheckpointError, match="not a nirvision checkpoint"):
+        read_checkpoint(other)
+
+
+def test_missing_role_is_reported(lite, tmp_path):
+    path = save_checkpoint(tmp_path / "one.pt", lite, {"colorizer": lite.build("colorizer")})
+    with pytest.raises(CheckpointError, match="holds no weights for 'nir_to_gray'"):
+        load_networks(path)

@@ -1,0 +1,124 @@
+"""The public Python API: uint8 NIR frames in, uint8 RGB frames out, any size."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import nirvision
+from nirvision import api
+from nirvision.api import Colorizer, WeightsNotFound, build_chain
+from nirvision.models import CheckpointError, load_model_config, save_checkpoint
+from nirvision.runtime.backends import BackendUnavailable
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    # One thread: on the shared 2-core CPU, spinning OpenMP threads slow two-thread runs badly.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def lite_weights(tmp_path_factory):
+    """A lite checkpoint whose chain we also keep, to compare the API's frames against."""
+    torch.manual_seed(5)
+    config = load_model_config("lite")
+    chain = build_chain(config).eval()
+    path = save_checkpoint(tmp_path_factory.mktemp("w") / "lite.pt", config,
+                           {"nir_to_gray": chain.nir_to_gray, "colorizer": chain.colorizer})
+    return path, chain
+
+
+@pytest.fixture(scope="module")
+def colorizer(lite_weights):
+    return Colorizer.load(lite_weights[0], device="cpu")
+
+
+def frame(h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (h, w), dtype=np.uint8)
+
+
+def expected_rgb(chain, nir: np.ndarray) -> np.ndarray:
+    """The chain's output for ``nir``, converted by hand: [0, 255] -> [-1, 1] -> RGB -> [0, 255]."""
+    x = torch.from_numpy(nir.astype(np.float32) / 127.5 - 1.0)[None, None]
+    with torch.no_grad():
+        y = chain(x)[0]
+    return ((y.permute(1, 2, 0).numpy() + 1.0) * 127.5).round().clip(0, 255).astype(np.uint8)
+
+
+def test_odd_size_frame(colorizer, lite_weights):
+    nir = frame(250, 333)
+    rgb = colorizer(nir)
+    assert rgb.dtype == np.uint8 and rgb.shape == (250, 333, 3)
+    ref = expected_rgb(lite_weights[1], nir)
+    assert np.abs(rgb.astype(int) - ref.astype(int)).max() <= 1
+    assert rgb.std() > 0  # not a constant image
+
+
+@pytest.mark.parametrize("hw", [(1, 1), (7, 5)])
+def test_tiny_frames(colorizer, hw):
+    rgb = colorizer(frame(*hw))
+    assert rgb.dtype == np.uint8 and rgb.shape == (*hw, 3)
+
+
+def test_batch_equals_frames(colorizer):
+    a, b = frame(64, 96, 1), frame(64, 96, 2)
+    batch = colorizer.colorize_batch([a, b])
+    assert batch.shape == (2, 64, 96, 3) and batch.dtype == np.uint8
+    stacked = colorizer(np.stack([a, b]))  # an N x H x W array is a batch too
+    assert np.array_equal(stacked, batch)
+    for got, one in zip(batch, (a, b)):
+        assert np.abs(got.astype(int) - colorizer(one).astype(int)).max() <= 1
+    assert not np.array_equal(batch[0], batch[1])
+
+
+def test_colour_and_16_bit_input_is_reduced_to_one_channel(colorizer):
+    nir = frame(64, 64)
+    rgb = colorizer(nir)
+    assert np.array_equal(colorizer(np.repeat(nir[:, :, None], 3, axis=2)), rgb)
+    assert np.array_equal(colorizer(nir.astype(np.uint16) << 8), rgb)
+
+
+def test_bad_frames_are_refused(colorizer):
+    with pytest.raises(ValueError, match="share one size"):
+        colorizer.colorize_batch([frame(8, 8), frame(8, 9)])
+    with pytest.raises(ValueError, match="no frames"):
+        colorizer.colorize_batch([])
+    with pytest.raises(ValueError, match="expected uint8"):
+        colorizer(np.zeros((8, 8), dtype=np.int32))
+
+
+def test_model_without_weights_is_random_init():
+    c = Colorizer.load(model="lite", device="cpu")
+    assert c.config.name == "lite" and c.meta["weights"] is None
+    assert c(frame(16, 20)).shape == (16, 20, 3)
+
+
+def test_missing_bundled_weights_say_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(api, "default_weights_path", lambda: tmp_path / "none.pt")
+    with pytest.raises(WeightsNotFound, match="no bundled weights"):
+        Colorizer.load()
+
+
+def test_weights_of_another_size_are_refused(lite_weights):
+    with pytest.raises(CheckpointError, match="shape differs"):
+        Colorizer.load(lite_weights[0], model="paper", device="cpu")
+
+
+def test_unusable_device_or_precision(lite_weights):
+    with pytest.raises(BackendUnavailable, match="fp16 needs a CUDA device"):
+        Colorizer.load(lite_weights[0], device="cpu", precision="fp16")
+    with pytest.raises(BackendUnavailable, match="unknown"):
+        Colorizer.load(lite_weights[0], device="cpu", backend="nonesuch")
+    if not torch.cuda.is_available():
+        with pytest.raises(BackendUnavailable, match="CUDA is not available"):
+            Colorizer.load(lite_weights[0], device="cuda")
+
+
+def test_top_level_names():
+    assert nirvision.Colorizer is Colorizer
+    with pytest.raises(AttributeError):
+        nirvision.NoSuchThing  # noqa: B018

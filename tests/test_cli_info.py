@@ -1,0 +1,90 @@
+"""``nirvision --help``, ``nirvision info`` and the exit codes of the command line."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nirvision.cli import main
+
+BACKENDS = ("eager", "compile", "onnxruntime", "tensorrt", "cuda")
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "nirvision", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_info_lists_backends_with_reasons(capsys):
+    import torch
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("nirvision 0.1.0")
+    for section in ("versions:", "devices:", "backends:", "bundled weights:"):
+        assert section in out
+    backends = out.split("\nbackends:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert len(backends) == len(BACKENDS)
+    for name in BACKENDS:
+        (line,) = [ln for ln in backends if ln.strip().startswith(name + " ")]
+        verdict, reason = line.split(None, 1)[1].split(None, 1)
+        assert verdict in ("yes", "no")
+        assert len(reason) > 10, f"backend {name} has no reason: {line!r}"
+    assert "torch" in out and "cpu:" in out
+    versions = out.split("\nversions:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert any(ln.split() == ["torch", torch.__version__] for ln in versions)
+    assert not any(ln.split()[-1] == "None" for ln in versions), "an absent package shows as 'not installed'"
+
+
+def test_info_json_agrees_with_this_machine(capsys):
+    import torch
+
+    assert main(["info", "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert set(rep["backends"]) == set(BACKENDS)
+    for st in rep["backends"].values():
+        assert isinstance(st["usable"], bool) and st["detail"]
+    assert rep["backends"]["eager"]["usable"] is True
+    assert rep["backends"]["cuda"]["usable"] == torch.cuda.is_available()
+    assert rep["versions"]["torch"] == torch.__version__
+    if not torch.cuda.is_available():
+        assert rep["backends"]["tensorrt"]["usable"] is False
+        assert rep["backends"]["tensorrt"]["detail"].startswith("needs CUDA")
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        assert "not installed" in rep["backends"]["onnxruntime"]["detail"]
+    else:
+        assert rep["backends"]["onnxruntime"]["usable"] is True
+        assert "CPUExecutionProvider" in rep["backends"]["onnxruntime"]["detail"]
+
+
+def test_no_command_is_usage_error(capsys):
+    assert main([]) == 2
+    assert "usage: nirvision" in capsys.readouterr().out
+
+
+def test_unknown_command_is_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["frobnicate"])
+    assert exc.value.code == 2
+
+
+def test_help_and_exit_codes_as_a_process():
+    helped = run_cli("--help")
+    assert helped.returncode == 0
+    assert "usage: nirvision" in helped.stdout and "info" in helped.stdout
+    bare = run_cli()
+    assert bare.returncode == 2
+    assert "usage: nirvision" in bare.stdout
+
+
+def test_console_script_runs_info():
+    script = Path(sys.executable).with_name("nirvision")
+    if not script.exists():
+        pytest.skip("the nirvision console script is not installed next to this python")
+    done = subprocess.run([str(script), "info"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "backends:" in done.stdout and "eager" in done.stdout
