@@ -168,9 +168,28 @@ def describe(summary: dict) -> str:
     return ", ".join(parts) + " -> " + ", ".join(s["sinks"])
 
 
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def check_args(args) -> None:
+    """Option values that would only fail later, as usage errors now."""
+    if args.queue_size < 1:
+        raise InputError(f"--queue-size {args.queue_size}: expected at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames {args.max_frames}: expected at least 1")
+    if not 0 <= args.crf <= 51:
+        raise InputError(f"--crf {args.crf}: expected 0 (lossless) to 51")
+    if args.preset not in PRESETS:
+        raise InputError(f"--preset {args.preset!r}: expected one of: {', '.join(PRESETS)}")
+    for name in ("open_timeout", "read_timeout"):
+        if getattr(args, name) <= 0:
+            raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive number of seconds")
+
+
 def run(args) -> int:
     from ..io import open_sink, open_source
 
+    check_args(args)
     options = {"max_frames": args.max_frames}
     if args.fps:
         options["fps"] = args.fps

@@ -7,7 +7,11 @@ from collections import deque
 
 import numpy as np
 
-STAGES = ("decode", "pre", "infer", "post", "encode")  # + "total": read -> written, per frame
+# decode: the reader's wait for the source's next frame (demux + decode; on live sources it
+#   includes waiting for the frame to arrive); pre: reduction to one uint8 NIR channel;
+# infer: Backend.infer_uint8; post: composing views (side by side); encode: all sinks' writes;
+# total (summary only): from leaving the source to written, the end-to-end latency per frame.
+STAGES = ("decode", "pre", "infer", "post", "encode")
 WINDOW = 4096  # p95 over the most recent samples, so that memory stays flat on endless streams
 
 

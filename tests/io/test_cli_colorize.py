@@ -68,6 +68,8 @@ def bad_inputs(tmp_path, tiny_model):
         ("unwritable", good, ["-o", tmp_path / "afile" / "out.mp4"], "cannot create its folder"),
         ("wrong model", good, ["--weights", tmp_path / "tiny.pt", "--model", "lite"], "does not fit the model"),
         ("reconnect", good, ["--reconnect", "sometimes"], "--reconnect"),
+        ("queue", good, ["--queue-size", "0"], "--queue-size"),
+        ("preset", good, ["--preset", "quick"], "--preset"),
     ]
 
 

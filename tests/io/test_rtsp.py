@@ -17,7 +17,7 @@ from nirvision.errors import InputError
 from nirvision.io import ReconnectPolicy, StreamLost, open_sink
 from nirvision.io.rtsp_source import RTSPSource
 from nirvision.runtime.engine import Engine
-from tests.io.media import REPO, StubBackend, read_video, run_cli, run_in_thread, wait_for
+from tests.io.media import REPO, StubBackend, read_video, run_cli, run_in_thread, start_cli, wait_for
 
 pytestmark = pytest.mark.rtsp
 
@@ -189,3 +189,23 @@ def test_cli_nothing_listening_exit_2_without_password(tmp_path):
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("nirvision colorize: error: RTSP source rtsp://viewer:***@127.0.0.1")
     assert SECRET not in r.stderr + r.stdout and "Traceback" not in r.stderr
+
+
+@skip_without_server
+def test_cli_lost_stream_without_retries_is_a_failure_and_output_plays(server, tmp_path, tiny_model):
+    proc = start_cli(["colorize", server.url, "-o", "out.mp4", "--reconnect", "0", "--read-timeout", "2", "--model", str(tiny_model),
+                      "--threads", "1", "--status-interval", "0.2", "--stats-json", "s.json"], cwd=tmp_path)
+
+    def frames_written():
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, f"colorize ended early: {proc.stderr.read()}"
+        return line.split(" ")[0].isdigit() and int(line.split(" ")[0]) >= 5
+
+    wait_for(frames_written, 120, "a status line with five frames")
+    server.kill()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("nirvision colorize: failed: StreamLost: RTSP source rtsp://viewer:***@127.0.0.1") and SECRET not in err
+    stats = __import__("json").loads((tmp_path / "s.json").read_text())
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == stats["frames_out"] >= 5
