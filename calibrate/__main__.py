@@ -1,0 +1,116 @@
+"""``python -m calibrate``: INT8 calibration on real NIR frames, and the reduced-precision error report.
+
+    python -m calibrate --frames /data/vcip2020/train/nir --paired /data/vcip2020/train \\
+        --model lite --weights nirvision/weights/mpfnet-lite.pt --sizes 256x256,640x480 --json calib.json
+
+For each size: quantizes the ONNX model to int8 with ONNX Runtime (activations calibrated on
+``--num`` frames from ``--frames``, a folder, glob or video) and stores it in the artefact
+cache, where ``--precision int8`` finds it; then reports, for every reduced precision, PSNR
+and AE against fp32 outputs, and against ground truth when ``--paired DIR`` (nir/ + rgb/)
+is given. Report frames are left out of calibration. Exit codes: 0 done, 2 bad input, 1 failure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger("calibrate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m calibrate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--frames", help="calibration NIR frames: a folder, a glob or a video (default: PAIRED/nir)")
+    p.add_argument("--paired", help="folder with nir/ and rgb/ of the same names: report against ground truth")
+    p.add_argument("--model", default="lite", help="model size (lite, paper or a YAML path); with --weights, the checkpoint's")
+    p.add_argument("--weights", help="checkpoint (default: random init of --model, fine for speed, not for accuracy)")
+    p.add_argument("--sizes", default="256x256", help="comma-separated WIDTHxHEIGHT to calibrate for (one int8 model each)")
+    p.add_argument("--num", type=int, default=32, help="calibration frames (spread over the source)")
+    p.add_argument("--eval", type=int, default=16, help="report frames (from --paired, else held out of --frames)")
+    p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"], help="activation range calibration")
+    p.add_argument("--precisions", default="bf16,fp16,int8", help="reduced precisions to report (fp16 only where CUDA is)")
+    p.add_argument("--skip-quantize", action="store_true", help="report only, using the int8 model already in the cache")
+    p.add_argument("--cache", help="artefact cache folder (default: $NIRVISION_CACHE or ~/.cache/nirvision)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="CPU threads for inference")
+    p.add_argument("--json", help="write the report as JSON to this file")
+    p.add_argument("-v", "--verbose", action="count", default=0)
+    return p
+
+
+def run(args) -> int:
+    from nirvision.api import load_chain
+    from nirvision.runtime.cache import ArtefactCache
+
+    from .frames import load_nir_frames, load_paired, parse_size
+    from .quantize import quantize_int8
+    from .report import precision_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if not args.frames and not args.paired:
+        raise ValueError("give --frames (calibration NIR frames) or --paired (a folder with nir/ and rgb/)")
+    frames_src = args.frames or str(Path(args.paired) / "nir")
+    net = load_chain(args.weights, None if args.weights else args.model)[0].eval()
+    cache = ArtefactCache(args.cache)
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    if "fp16" in precisions and not torch.cuda.is_available():
+        precisions.remove("fp16")
+        print("fp16: skipped (needs CUDA; the CPU has no fp16 convolutions)")
+    report = []
+    for size_text in args.sizes.split(","):
+        size = parse_size(size_text.strip())
+        truth, names = None, set()
+        if args.paired:
+            evals, truth, stems = load_paired(args.paired, size, args.eval)
+            names = set(stems)
+        else:
+            evals = None
+        calib = load_nir_frames(frames_src, size, args.num + (0 if args.paired else args.eval), exclude=names)
+        if evals is None:  # hold out every k-th frame for the report
+            k = max(2, len(calib) // max(args.eval, 1))
+            evals, calib = calib[::k][: args.eval], calib[[i for i in range(len(calib)) if i % k]]
+        if "int8" in precisions and not args.skip_quantize:
+            path = quantize_int8(net, calib, cache, method=args.method)
+            print(f"{size_text}: int8 model calibrated on {len(calib)} frames -> {path}")
+        rows = precision_report(net, precisions, evals, truth, args.device, cache.root)
+        print(f"\n{size_text}, {len(evals)} frames" + (" with ground truth" if truth is not None else ""))
+        print(f"  {'precision':9s} {'backend':12s} {'PSNR vs fp32':>12s} {'AE vs fp32':>10s} {'PSNR gt':>8s} {'dPSNR gt':>9s} {'AE gt':>6s}")
+        for r in rows:
+            if r.skipped:
+                print(f"  {r.precision:9s} skipped: {r.skipped}")
+                continue
+            f = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])  # noqa: E731
+            print(f"  {r.precision:9s} {r.backend:12s} {f(r.psnr_vs_fp32, '12.2f')} {f(r.ae_vs_fp32, '10.3f')} "
+                  f"{f(r.psnr_gt, '8.2f')} {f(r.dpsnr_gt, '+9.3f')} {f(r.ae_gt, '6.2f')}")
+        report += [r.to_dict() for r in rows]
+    if args.json:
+        meta = {"weights": args.weights, "model": args.model, "method": args.method, "calibration_frames": frames_src, "torch": torch.__version__}
+        Path(args.json).write_text(json.dumps({"meta": meta, "rows": report}, indent=2))
+        print(f"\nreport written to {args.json}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from nirvision.errors import usage_errors
+
+    from .frames import FramesError
+
+    try:
+        return run(args)
+    except (FramesError, ValueError, *usage_errors()) as exc:
+        print(f"calibrate: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - the command's last line of defence
+        print(f"calibrate: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

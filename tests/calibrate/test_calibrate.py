@@ -1,0 +1,123 @@
+"""INT8 calibration writes a model the onnxruntime backend runs; the report compares precisions."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from calibrate.__main__ import main
+from calibrate.frames import FramesError, load_nir_frames, load_paired, parse_size
+from calibrate.quantize import quantize_int8
+from calibrate.report import precision_report
+from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
+from nirvision.runtime.backends import create_backend
+from nirvision.runtime.backends.compare import mean_psnr
+from nirvision.runtime.cache import ArtefactCache
+
+INT8_MIN_PSNR = 25.0  # dB, int8 vs fp32 outputs of a random-init tiny chain on NIR-like frames
+
+
+def tiny_chain() -> NIRColorizerNet:
+    torch.manual_seed(0)
+    g = MPFNet(MPFNetConfig(1, 1, width=4, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
+    c = MPFNet(MPFNetConfig(1, 3, width=4, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
+    return NIRColorizerNet(g, c).eval()
+
+
+def nir_like(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    imgs = []
+    for _ in range(n):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(4, max(h, w) / 2)
+        img = 50 + 90 * xx / w + 50 * yy / h + 90 * (((xx - cx) ** 2 + (yy - cy) ** 2) < r * r)
+        imgs.append(np.clip(img + rng.normal(0, 3, (h, w)), 0, 255).astype(np.uint8))
+    return np.stack(imgs)
+
+
+@pytest.fixture(scope="module")
+def paired(tmp_path_factory):
+    root = tmp_path_factory.mktemp("paired")
+    (root / "nir").mkdir()
+    (root / "rgb").mkdir()
+    for i, img in enumerate(nir_like(6, 40, 48)):
+        cv2.imwrite(str(root / "nir" / f"f{i:02d}.png"), img)
+        rgb = np.stack([img, 255 - img, img // 2], axis=-1)
+        cv2.imwrite(str(root / "rgb" / f"f{i:02d}.png"), rgb[..., ::-1])
+    cv2.imwrite(str(root / "nir" / "unpaired.png"), img)
+    return root
+
+
+def test_quantized_model_runs_and_stays_close_to_fp32(tmp_path):
+    net = tiny_chain()
+    calib, test = nir_like(8, 32, 32, seed=1), nir_like(3, 32, 32, seed=2)
+    cache = ArtefactCache(tmp_path)
+    path = quantize_int8(net, calib, cache)
+    assert path.is_file() and path.parent.name == "onnx-int8"
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    ref = create_backend("eager", net, "cpu", "fp32").infer_uint8(test)
+    int8 = create_backend("onnxruntime", net, "cpu", "int8", cache_dir=tmp_path)
+    out = np.concatenate([int8.infer_uint8(test[i : i + 1]) for i in range(len(test))])
+    assert out.shape == ref.shape
+    assert INT8_MIN_PSNR <= mean_psnr(out, ref) < 100.0  # close, and really quantized
+
+
+def test_report_rows(tmp_path, paired):
+    net = tiny_chain()
+    nir, rgb, names = load_paired(paired, (32, 32))
+    quantize_int8(net, load_nir_frames(paired / "nir", (32, 32), exclude=set(names[:2])), ArtefactCache(tmp_path))
+    rows = precision_report(net, ["bf16", "fp16", "int8"], nir[:2], rgb[:2], "cpu", tmp_path)
+    by = {r.precision: r for r in rows}
+    assert by["fp32"].dpsnr_gt == 0.0 and by["fp32"].psnr_gt is not None
+    assert by["fp16"].skipped and "CUDA" in by["fp16"].skipped
+    for p in ("bf16", "int8"):
+        assert by[p].skipped is None
+        assert by[p].psnr_vs_fp32 > 20 and by[p].ae_vs_fp32 >= 0
+        assert by[p].dpsnr_gt == pytest.approx(by[p].psnr_gt - by["fp32"].psnr_gt)
+
+
+def test_frames_sources(tmp_path, paired):
+    assert load_nir_frames(paired / "nir", limit=3).shape == (3, 40, 48)
+    assert load_nir_frames(paired / "nir", (24, 16)).shape == (7, 16, 24)
+    assert len(load_nir_frames(paired / "nir", exclude={"f00", "f01"})) == 5
+    nir, rgb, names = load_paired(paired)
+    assert nir.shape == (6, 40, 48) and rgb.shape == (6, 40, 48, 3) and "unpaired" not in names
+    assert rgb[0, 0, 0, 0] == nir[0, 0, 0]  # RGB order, not OpenCV's BGR
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 40))
+    for img in nir_like(4, 40, 48):
+        writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
+    writer.release()
+    assert load_nir_frames(video, limit=3).shape == (3, 40, 48)
+    with pytest.raises(FramesError, match="found no images"):
+        load_nir_frames(tmp_path / "empty*.png")
+    with pytest.raises(FramesError, match="nir/ and rgb/"):
+        load_paired(tmp_path)
+    with pytest.raises(FramesError, match="WIDTHxHEIGHT"):
+        parse_size("640by480")
+    assert parse_size("640x480") == (640, 480)
+
+
+def test_cli_calibrates_and_reports(tmp_path, paired, capsys):
+    out = tmp_path / "report.json"
+    code = main(["--paired", str(paired), "--model", "lite", "--sizes", "48x40", "--num", "3", "--eval", "2",
+                 "--precisions", "int8", "--cache", str(tmp_path / "cache"), "--json", str(out), "--threads", "1"])
+    assert code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["precision"] for r in rows] == ["fp32", "int8"]
+    assert rows[1]["psnr_vs_fp32"] > 15 and rows[1]["psnr_gt"] is not None
+    assert list((tmp_path / "cache" / "onnx-int8").glob("*.onnx"))
+    printed = capsys.readouterr().out
+    assert "int8 model calibrated on" in printed and "PSNR vs fp32" in printed
+
+
+def test_cli_bad_input_exits_2(tmp_path, capsys):
+    assert main(["--frames", str(tmp_path / "nothing"), "--sizes", "32x32"]) == 2
+    assert "found no images" in capsys.readouterr().err
+    assert main(["--sizes", "32x32"]) == 2

@@ -1,0 +1,189 @@
+"""Every CPU backend gives eager fp32's output: fp32 within a stated tolerance, reduced
+precisions by PSNR against fp32; unusable backends say why."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nirvision.api import load_chain
+from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
+from nirvision.runtime.backends import BACKENDS, BackendUnavailable, create_backend
+from nirvision.runtime.backends.compare import mean_angular_error, mean_psnr, psnr_per_image
+
+FP32_ATOL = 1e-4  # fp32 backends vs eager fp32, on outputs in [-1, 1]
+BF16_MIN_PSNR = 30.0  # dB between uint8 outputs, bf16 vs fp32
+
+
+def tiny_chain() -> NIRColorizerNet:
+    """A 2-scale, 2-level chain: every block of MPFNet, small enough to compile quickly."""
+    torch.manual_seed(0)
+    g = MPFNet(MPFNetConfig(1, 1, width=4, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
+    c = MPFNet(MPFNetConfig(1, 3, width=4, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
+    return NIRColorizerNet(g, c).eval()
+
+
+def nir_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth NIR-like frames with edges (gradients plus a bright disc), uint8 (N, H, W)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    out = []
+    for _ in range(n):
+        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(5, max(h, w) / 2)
+        img = 60 + 80 * (xx / w) + 40 * (yy / h) + 100 * (((xx - cx) ** 2 + (yy - cy) ** 2) < r * r)
+        out.append(np.clip(img + rng.normal(0, 4, (h, w)), 0, 255).astype(np.uint8))
+    return np.stack(out)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("nirvision-cache")
+
+
+@pytest.fixture(scope="module")
+def lite_chain():
+    torch.manual_seed(0)
+    return load_chain(model="lite")[0].eval()
+
+
+@pytest.fixture(scope="module")
+def x64():
+    torch.manual_seed(1)
+    return torch.rand(1, 1, 64, 80) * 2 - 1  # not a multiple of the network's: exercises pad and crop
+
+
+def eager_reference(net, x):
+    return create_backend("eager", net, "cpu", "fp32").infer(x)
+
+
+def test_onnxruntime_fp32_matches_eager(lite_chain, x64, cache_dir):
+    ref = eager_reference(lite_chain, x64)
+    ort = create_backend("onnxruntime", lite_chain, "cpu", "fp32", cache_dir=cache_dir)
+    y = ort.infer(x64)
+    assert y.shape == ref.shape == (1, 3, 64, 80)
+    assert torch.allclose(y, ref, atol=FP32_ATOL), (y - ref).abs().max()
+    # exporting must leave the network in eval mode: eager gives the same output afterwards
+    assert not lite_chain.training
+    assert torch.equal(eager_reference(lite_chain, x64), ref)
+
+
+def test_onnxruntime_keeps_one_session_per_shape_and_reuses_cache(lite_chain, cache_dir):
+    ort = create_backend("onnxruntime", lite_chain, "cpu", "fp32", cache_dir=cache_dir)
+    a = torch.zeros(1, 1, 48, 48)
+    b = torch.zeros(2, 1, 48, 64)
+    assert ort.infer(a).shape == (1, 3, 48, 48)
+    assert ort.infer(b).shape == (2, 3, 48, 64)
+    assert set(ort.sessions) == {(1, 1, 48, 48), (2, 1, 48, 64)}
+    files = sorted(p.name for p in (cache_dir / "onnx").glob("*.onnx"))
+    again = create_backend("onnxruntime", lite_chain, "cpu", "fp32", cache_dir=cache_dir)
+    again.infer(a)
+    assert sorted(p.name for p in (cache_dir / "onnx").glob("*.onnx")) == files
+
+
+def test_onnxruntime_rebuilds_a_corrupt_model(lite_chain, cache_dir):
+    x = torch.zeros(1, 1, 32, 40)
+    create_backend("onnxruntime", lite_chain, "cpu", "fp32", cache_dir=cache_dir).infer(x)
+    from nirvision.runtime.backends.export import onnx_key
+    from nirvision.runtime.cache import ArtefactCache
+
+    path = ArtefactCache(cache_dir).path(onnx_key(lite_chain, (1, 1, 32, 40), "fp32"), ".onnx")
+    path.write_bytes(path.read_bytes()[:100])
+    y = create_backend("onnxruntime", lite_chain, "cpu", "fp32", cache_dir=cache_dir).infer(x)
+    assert torch.allclose(y, eager_reference(lite_chain, x), atol=FP32_ATOL)
+
+
+def test_uint8_path_matches_eager(lite_chain, cache_dir):
+    frames = nir_frames(2, 48, 64)
+    ref = create_backend("eager", lite_chain, "cpu", "fp32").infer_uint8(frames)
+    out = create_backend("onnxruntime", lite_chain, "cpu", "fp32", cache_dir=cache_dir).infer_uint8(frames)
+    assert out.shape == (2, 48, 64, 3) and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1  # rounding at .5 boundaries
+
+
+def test_eager_bf16_close_to_fp32_by_psnr():
+    net = tiny_chain()
+    frames = nir_frames(2, 32, 32)
+    ref = create_backend("eager", net, "cpu", "fp32").infer_uint8(frames)
+    out = create_backend("eager", net, "cpu", "bf16").infer_uint8(frames)
+    assert mean_psnr(out, ref) >= BF16_MIN_PSNR
+
+
+def test_compile_fp32_matches_eager():
+    torch.manual_seed(0)  # one scale, one UNet level: every block type, and a short inductor compile
+    g = MPFNet(MPFNetConfig(1, 1, width=4, depth=1, scales=1, max_width_mult=2, ca_reduction=4, stem=2))
+    c = MPFNet(MPFNetConfig(1, 3, width=4, depth=1, scales=1, max_width_mult=2, ca_reduction=4, stem=2))
+    net = NIRColorizerNet(g, c).eval()
+    x = torch.rand(1, 1, 32, 40) * 2 - 1
+    ref = eager_reference(net, x)
+    y = create_backend("compile", net, "cpu", "fp32").infer(x)
+    assert y.shape == ref.shape
+    assert torch.allclose(y, ref, atol=FP32_ATOL), (y - ref).abs().max()
+
+
+@pytest.mark.parametrize("name,precision,needle", [
+    ("eager", "fp16", "fp16 needs a CUDA device"),
+    ("compile", "fp16", "fp16 needs a CUDA device"),
+    ("onnxruntime", "fp16", "fp16 needs a GPU execution provider"),
+    ("onnxruntime", "bf16", "not supported"),
+    ("eager", "int8", "not supported"),
+    ("nonsense", "fp32", "unknown"),
+])
+def test_unsupported_combinations_say_why(name, precision, needle):
+    with pytest.raises(BackendUnavailable, match=needle):
+        create_backend(name, tiny_chain(), "cpu", precision)
+
+
+def test_onnxruntime_int8_without_calibration_names_the_command(lite_chain, tmp_path):
+    b = create_backend("onnxruntime", lite_chain, "cpu", "int8", cache_dir=tmp_path)
+    with pytest.raises(BackendUnavailable, match="python -m calibrate"):
+        b.infer(torch.zeros(1, 1, 32, 32))
+    with pytest.raises(BackendUnavailable, match="does not exist"):
+        create_backend("onnxruntime", lite_chain, "cpu", "int8", int8_model=tmp_path / "none.onnx").infer(torch.zeros(1, 1, 32, 32))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+@pytest.mark.parametrize("name,precision", [("tensorrt", "fp16"), ("eager", "fp32"), ("onnxruntime", "fp32")])
+def test_cuda_without_cuda_is_a_clear_error(name, precision):
+    with pytest.raises(BackendUnavailable, match="CUDA"):
+        create_backend(name, tiny_chain(), "cuda", precision)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
+def test_tensorrt_without_gpu_or_package_is_a_clear_error():
+    with pytest.raises(BackendUnavailable, match="CUDA GPU"):
+        create_backend("tensorrt", tiny_chain(), "auto", "fp16")
+
+
+def test_tensorrt_import_failure_names_the_extra(monkeypatch):
+    import builtins
+
+    from nirvision.runtime.backends.tensorrt import import_torch_tensorrt
+
+    real_import = builtins.__import__
+
+    def no_trt(name, *args, **kwargs):
+        if name == "torch_tensorrt":
+            raise ImportError("No module named 'torch_tensorrt'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_trt)
+    with pytest.raises(BackendUnavailable, match=r"nirvision\[trt\]"):
+        import_torch_tensorrt()
+
+
+def test_registry_lists_all_backends_without_importing_them():
+    assert {"eager", "compile", "onnxruntime", "tensorrt"} <= set(BACKENDS)
+
+
+def test_compare_metrics():
+    a = nir_frames(2, 16, 16)[..., None].repeat(3, axis=-1)
+    assert mean_psnr(a, a) == 100.0
+    b = a.copy()
+    b[0, 0, 0, 0] ^= 1
+    assert 50 < psnr_per_image(a, b)[0] < 100 and psnr_per_image(a, b)[1] == 100.0
+    assert mean_angular_error(a, a) == pytest.approx(0.0, abs=1e-6)
+    red, green = np.zeros((1, 1, 1, 3), np.uint8), np.zeros((1, 1, 1, 3), np.uint8)
+    red[..., 0], green[..., 1] = 200, 200
+    assert mean_angular_error(red, green) == pytest.approx(90.0)
+    with pytest.raises(ValueError, match="differ in shape"):
+        mean_psnr(a, a[:1])
