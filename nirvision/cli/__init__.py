@@ -18,6 +18,8 @@ COMMANDS = {
     "colorize": "colorize",
     "demo": "demo",
     "evaluate": "evaluate",
+    "bench": "bench",
+    "export": "export",
 }
 
 

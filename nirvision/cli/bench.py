@@ -1,0 +1,83 @@
+"""``nirvision bench``: ms per frame and FPS of each backend and precision, and of the whole engine.
+
+    nirvision bench --backends eager,compile,onnxruntime --precisions fp32,bf16,int8 \\
+        --sizes 256x256,640x480 --model lite --frames DIR --json bench.json
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import InputError
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        if w > 0 and h > 0:
+            return w, h
+    except ValueError:
+        pass
+    raise InputError(f"--sizes: {text!r} is not WIDTHxHEIGHT (e.g. 640x480)")
+
+
+def _list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in items if t not in allowed]
+    if bad or not items:
+        raise InputError(f"--{what}: {', '.join(bad) or 'nothing given'}; expected a comma-separated list of {', '.join(allowed)}")
+    return items
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="time backends and the whole engine on the same frames")
+    p.add_argument("--backends", default="eager,onnxruntime", help="comma-separated: auto, eager, compile, onnxruntime, tensorrt")
+    p.add_argument("--precisions", default="fp32", help="comma-separated: fp32, fp16, bf16, int8 (int8 needs `python -m calibrate` first)")
+    p.add_argument("--sizes", default="256x256,640x480", help="comma-separated WIDTHxHEIGHT")
+    p.add_argument("--model", default="lite", help="lite, paper or a YAML path (random init unless --weights)")
+    p.add_argument("--weights", help="checkpoint to benchmark (PSNR on real frames needs trained weights to mean much)")
+    p.add_argument("--frames", help="folder of NIR images (resized to each size); default: a synthetic clip")
+    p.add_argument("--count", type=int, default=20, help="timed frames per backend and size")
+    p.add_argument("--warmup", type=int, default=2, help="untimed calls first (export, compile, caches)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
+    p.add_argument("--cache", help="artefact cache folder (default: $NIRVISION_CACHE or ~/.cache/nirvision)")
+    p.add_argument("--no-engine", action="store_true", help="time bare backends only")
+    p.add_argument("--json", help="write the records to this file")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    import torch
+
+    from ..api import load_chain
+    from ..runtime.backends import BACKEND_NAMES, PRECISIONS
+    from ..runtime.backends.timing import run_bench
+
+    backends = _list(args.backends, BACKEND_NAMES, "backends")
+    precisions = _list(args.precisions, PRECISIONS, "precisions")
+    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
+    if args.count < 1 or args.warmup < 0:
+        raise InputError("--count must be at least 1 and --warmup at least 0")
+    if args.frames and not Path(args.frames).is_dir():
+        raise InputError(f"--frames {args.frames}: expected a folder of NIR images")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    net, config, meta = load_chain(args.weights, None if args.weights else args.model)
+    options = {"cache_dir": args.cache} if args.cache else {}
+    records = run_bench(net.eval(), config.name, backends, precisions, sizes, args.count, args.frames, args.device,
+                        engine=not args.no_engine, warmup=args.warmup, backend_options=options)
+    weights = meta.get("weights") or "random init"
+    print(f"model {config.name} ({weights}), {torch.get_num_threads()} threads, {args.count} frames per row, frames: {records[0].frames_source if records else '-'}")
+    print(f"{'size':>9s}  {'backend':22s} {'prec':5s} {'ms/frame':>9s} {'FPS':>7s} {'x eager':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
+    fmt = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])  # noqa: E731
+    for r in records:
+        if r.skipped:
+            print(f"{r.size:>9s}  {r.backend:22s} {r.precision:5s} skipped: {r.skipped}")
+            continue
+        print(f"{r.size:>9s}  {r.backend:22s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} "
+              f"{fmt(r.psnr_vs_fp32, '9.2f')} {fmt(r.ae_vs_fp32, '7.3f')} {fmt(r.engine_over_bare, '8.2f')}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([r.to_dict() for r in records], indent=2))
+        print(f"records written to {args.json}")
+    return 0

@@ -1,0 +1,54 @@
+"""``nirvision export``: build compiled artefacts (ONNX files, TensorRT engines) ahead of time.
+
+    nirvision export --backend onnxruntime --sizes 640x480 --weights W
+    nirvision export --backend tensorrt --precision fp16 --sizes 1920x1080 --device cuda
+
+Artefacts go to the cache (``$NIRVISION_CACHE`` or ``~/.cache/nirvision``), keyed so that the
+engine finds them for the same weights, input size, precision, library versions and GPU.
+int8 models come from ``python -m calibrate``, which needs calibration frames.
+"""
+from __future__ import annotations
+
+import time
+
+from ..errors import InputError
+
+EXPORTABLE = ("onnxruntime", "tensorrt", "compile")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="build ONNX files / TensorRT engines for given sizes ahead of time")
+    p.add_argument("--backend", default="onnxruntime", choices=EXPORTABLE, help="whose artefacts to build")
+    p.add_argument("--precision", default="fp32", help="fp32, fp16 (CUDA), int8 (checks the calibrated model is there)")
+    p.add_argument("--sizes", required=True, help="comma-separated WIDTHxHEIGHT of the frames to be colorized")
+    p.add_argument("--batch", type=int, default=1, help="frames per inference call (the engine uses 1)")
+    p.add_argument("--model", default="lite", help="lite, paper or a YAML path (random init unless --weights)")
+    p.add_argument("--weights", help="checkpoint (default: the bundled weights)")
+    p.add_argument("--random-init", action="store_true", help="export a randomly initialised --model (for benchmarks)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--cache", help="artefact cache folder")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ..api import load_chain
+    from ..runtime.backends import create_backend
+    from .bench import _size
+
+    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
+    if args.batch < 1:
+        raise InputError("--batch must be at least 1")
+    if args.random_init and args.weights:
+        raise InputError("give --weights or --random-init, not both")
+    net, config, meta = load_chain(args.weights, args.model if args.random_init else None)
+    options = {"cache_dir": args.cache} if args.cache and args.backend != "compile" else {}
+    backend = create_backend(args.backend, net.eval(), args.device, args.precision, **options)
+    for w, h in sizes:
+        shape = (args.batch, 1, h, w)
+        start = time.perf_counter()
+        backend.prepare(shape)
+        print(f"{args.backend} {args.precision} {w}x{h} (batch {args.batch}): ready in {time.perf_counter() - start:.1f} s")
+    if args.backend == "compile":
+        print("note: torch.compile keeps its kernels in inductor's own cache; the compiled graph lives in this process only")
+    backend.close()
+    return 0

@@ -1,0 +1,156 @@
+"""Benchmarking backends and the whole engine on the same frames (``nirvision bench``).
+
+Each backend is built, warmed up (the first calls export, compile or build; they are not
+timed), then timed frame by frame over the benchmark frames, as the engine calls it: ms per
+frame and FPS are from wall time around ``infer_uint8``. Its uint8 outputs are compared with
+eager fp32's on the same frames (PSNR and AE). The engine (decode -> infer -> encode) then
+runs the same frames from a folder of PNGs into an H.264 file with the fastest backend, so
+the engine's FPS over that backend's bare FPS says what the streaming adds.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...models import NIRColorizerNet
+from .base import Backend, BackendUnavailable
+from .compare import mean_angular_error, mean_psnr
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BenchRecord:
+    model: str
+    backend: str
+    precision: str
+    size: str  # WIDTHxHEIGHT
+    frames: int
+    fps: float | None = None
+    ms_per_frame: float | None = None
+    speedup_vs_eager_fp32: float | None = None
+    psnr_vs_fp32: float | None = None
+    ae_vs_fp32: float | None = None
+    engine_over_bare: float | None = None  # engine rows: engine FPS / the same backend's bare FPS
+    threads: int = 0
+    device: str = "cpu"
+    frames_source: str = ""
+    skipped: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def load_frames(size: tuple[int, int], count: int, folder: str | Path | None = None) -> tuple[np.ndarray, str]:
+    """``count`` NIR frames (N, H, W) uint8 at ``size`` (W, H): real images from ``folder``
+    (resized, evenly spread over the folder), else a synthetic NIR clip."""
+    import cv2
+
+    from ..frames import to_nir
+
+    w, h = size
+    if folder is not None:
+        paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")) if Path(folder).is_dir() else []
+        if not paths:
+            raise BackendUnavailable(f"benchmark frames {folder}: expected a folder of images, found none")
+        step = max(1, len(paths) // count)
+        frames = []
+        for p in paths[::step][:count]:
+            img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+            if img is None:
+                raise BackendUnavailable(f"benchmark frame {p}: cannot be read as an image")
+            frames.append(cv2.resize(to_nir(img, name=str(p)), (w, h), interpolation=cv2.INTER_AREA))
+        while len(frames) < count:  # a small folder: go round again
+            frames.append(frames[len(frames) % len(paths)])
+        return np.stack(frames), f"{folder} (resized)"
+    from ...io import open_source
+
+    with open_source(f"synthetic:{w}x{h}@25:{count}") as src:
+        frames = [to_nir(f.image) for f in src]
+    return np.stack(frames), "synthetic"
+
+
+def time_backend(backend: Backend, frames: np.ndarray, warmup: int = 2) -> tuple[float, np.ndarray]:
+    """Seconds per frame over ``frames`` (one frame per call, after ``warmup`` calls) and the outputs."""
+    for i in range(warmup):
+        backend.infer_uint8(frames[i % len(frames)][None])
+    outs = np.empty(frames.shape + (3,), dtype=np.uint8)
+    start = time.perf_counter()
+    for i in range(len(frames)):
+        outs[i] = backend.infer_uint8(frames[i][None])[0]
+    return (time.perf_counter() - start) / len(frames), outs
+
+
+def time_engine(backend: Backend, frames: np.ndarray) -> dict:
+    """Run the engine on ``frames`` (a PNG folder source, an H.264 file sink); its summary."""
+    import cv2
+
+    from ...io import open_sink, open_source
+    from ..engine import Engine
+
+    with tempfile.TemporaryDirectory(prefix="nirvision-bench-") as tmp:
+        src_dir = Path(tmp) / "frames"
+        src_dir.mkdir()
+        for i, f in enumerate(frames):
+            cv2.imwrite(str(src_dir / f"{i:05d}.png"), f)
+        source = open_source(str(src_dir), fps=25)
+        sink = open_sink(str(Path(tmp) / "out.mp4"), source.info)
+        return Engine(source, [sink], backend).run()
+
+
+def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions: list[str], sizes: list[tuple[int, int]],
+              frames_count: int = 20, folder: str | Path | None = None, device: str = "cpu", engine: bool = True,
+              warmup: int = 2, backend_options: dict | None = None) -> list[BenchRecord]:
+    """Time every (backend, precision) at every size, eager fp32 first as the reference, then the engine."""
+    from . import create_backend, resolve_device
+
+    dev = resolve_device(device)
+    threads = torch.get_num_threads()
+    records: list[BenchRecord] = []
+    combos = [("eager", "fp32")] + [(b, p) for b in backends for p in precisions if (b, p) != ("eager", "fp32")]
+    for w, h in sizes:
+        frames, origin = load_frames((w, h), frames_count, folder)
+        size = f"{w}x{h}"
+        ref = None
+        base_s = None
+        built: dict[tuple[str, str], tuple[Backend, float]] = {}
+        for name, precision in combos:
+            rec = BenchRecord(model, name, precision, size, len(frames), threads=threads, device=str(dev), frames_source=origin)
+            records.append(rec)
+            try:
+                opts = dict(backend_options or {}) if name in ("onnxruntime", "tensorrt") else {}
+                backend = create_backend(name, net, dev, precision, **opts)
+                if name == "auto":
+                    rec.backend = f"auto->{backend.name}"
+                log.info("bench %s: %s %s warming up", size, name, precision)
+                sec, outs = time_backend(backend, frames, warmup)
+            except BackendUnavailable as exc:
+                rec.skipped = str(exc)
+                log.warning("bench %s: %s %s skipped: %s", size, name, precision, exc)
+                continue
+            rec.ms_per_frame, rec.fps = sec * 1000, 1.0 / sec
+            if ref is None:
+                ref, base_s = outs, sec
+            rec.speedup_vs_eager_fp32 = base_s / sec
+            rec.psnr_vs_fp32, rec.ae_vs_fp32 = mean_psnr(outs, ref), mean_angular_error(outs, ref)
+            built[(name, precision)] = (backend, sec)
+            log.info("bench %s: %s %s %.1f ms/frame", size, name, precision, sec * 1000)
+        if engine and built:
+            (name, precision), (backend, sec) = min(built.items(), key=lambda kv: kv[1][1])
+            summary = time_engine(backend, frames)
+            rec = BenchRecord(model, f"engine[{name}]", precision, size, summary["frames_out"], threads=threads, device=str(dev), frames_source=origin)
+            rec.fps = summary["fps"]
+            rec.ms_per_frame = 1000.0 / rec.fps if rec.fps else None
+            rec.engine_over_bare = rec.fps * sec
+            rec.speedup_vs_eager_fp32 = rec.fps * base_s
+            records.append(rec)
+            log.info("bench %s: engine with %s %s: %.1f FPS (%.2f of bare)", size, name, precision, rec.fps, rec.engine_over_bare)
+        for backend, _ in built.values():
+            backend.close()
+    return records
