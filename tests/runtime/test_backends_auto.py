@@ -1,0 +1,74 @@
+"""``auto`` never picks an unusable backend, says what it picked, and never picks slow bf16."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
+from nirvision.runtime.backends import BACKENDS, BackendUnavailable, create_backend
+from nirvision.runtime.backends import auto as auto_mod
+from nirvision.runtime.backends.base import Backend
+
+
+def tiny_chain() -> NIRColorizerNet:
+    torch.manual_seed(0)
+    g = MPFNet(MPFNetConfig(1, 1, width=4, depth=1, scales=1, max_width_mult=2, ca_reduction=4, stem=2))
+    c = MPFNet(MPFNetConfig(1, 3, width=4, depth=1, scales=1, max_width_mult=2, ca_reduction=4, stem=2))
+    return NIRColorizerNet(g, c).eval()
+
+
+class Broken(Backend):
+    name = "broken"
+
+    def __init__(self, net, device, precision="fp32", **_):
+        raise BackendUnavailable("broken: not installed")
+
+    def infer(self, x):  # pragma: no cover - never built
+        raise AssertionError
+
+
+def test_auto_on_cpu_picks_a_usable_backend_and_says_why():
+    b = create_backend("auto", tiny_chain(), "cpu", "fp32")
+    assert b.name in ("onnxruntime", "eager")
+    assert b.chosen_because
+    assert b.infer(torch.zeros(1, 1, 16, 16)).shape == (1, 3, 16, 16)
+
+
+def test_auto_skips_backends_that_cannot_run(monkeypatch):
+    monkeypatch.setitem(BACKENDS, "onnxruntime", Broken)
+    b = create_backend("auto", tiny_chain(), "cpu", "fp32")
+    assert b.name == "eager"
+    assert "broken: not installed" in b.chosen_because
+
+
+def test_auto_with_nothing_usable_raises(monkeypatch):
+    monkeypatch.setattr(auto_mod, "candidates", lambda device, precision: ["tensorrt"])
+    with pytest.raises(BackendUnavailable, match="no usable backend"):
+        create_backend("auto", tiny_chain(), "cpu", "fp32")
+
+
+def test_auto_never_picks_cpu_bf16_without_native_support(monkeypatch):
+    monkeypatch.setattr(auto_mod, "cpu_has_fast_bf16", lambda: False)
+    with pytest.raises(BackendUnavailable, match="no native bf16"):
+        create_backend("auto", tiny_chain(), "cpu", "bf16")
+    monkeypatch.setattr(auto_mod, "cpu_has_fast_bf16", lambda: True)
+    assert auto_mod.candidates(torch.device("cpu"), "bf16")[0] == "compile"
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int4"])
+def test_auto_rejects_what_no_cpu_backend_runs(precision):
+    with pytest.raises(BackendUnavailable):
+        create_backend("auto", tiny_chain(), "cpu", precision)
+
+
+def test_auto_orders_gpu_backends_first_on_cuda():
+    order = auto_mod.candidates(torch.device("cuda"), "fp16")
+    assert order[0] == "tensorrt" and "eager" in order
+
+
+def test_auto_probe_times_candidates_and_keeps_the_fastest(monkeypatch):
+    times = iter([0.002, 0.001])
+    monkeypatch.setattr(auto_mod, "_time", lambda backend, shape, repeats=3: next(times))
+    b = create_backend("auto", tiny_chain(), "cpu", "fp32", probe_shape=(1, 1, 16, 16))
+    assert b.name == "eager"  # the second candidate, timed faster
+    assert "fastest on 1x1x16x16" in b.chosen_because

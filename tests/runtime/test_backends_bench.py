@@ -1,0 +1,63 @@
+"""``nirvision bench`` and ``nirvision export`` from the command line (small sizes, lite model)."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from nirvision.cli import main
+
+
+@pytest.fixture(scope="module")
+def nir_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nir")
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(root / f"{i}.png"), rng.integers(0, 255, (40, 50), dtype=np.uint8))
+    return root
+
+
+def test_bench_writes_records_for_backends_and_engine(tmp_path, nir_folder, capsys):
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--backends", "eager,onnxruntime", "--precisions", "fp32,int8", "--sizes", "64x48",
+                 "--count", "3", "--warmup", "1", "--threads", "1", "--frames", str(nir_folder),
+                 "--cache", str(tmp_path / "cache"), "--json", str(out)])
+    assert code == 0
+    records = json.loads(out.read_text())
+    by = {(r["backend"], r["precision"]): r for r in records}
+    for key in ("backend", "precision", "size", "fps", "ms_per_frame", "psnr_vs_fp32"):
+        assert all(key in r for r in records)
+    eager, ort = by[("eager", "fp32")], by[("onnxruntime", "fp32")]
+    assert eager["speedup_vs_eager_fp32"] == 1.0 and eager["psnr_vs_fp32"] == 100.0
+    assert ort["fps"] > 0 and ort["psnr_vs_fp32"] > 60 and ort["size"] == "64x48"
+    assert "python -m calibrate" in by[("onnxruntime", "int8")]["skipped"]
+    engine = [r for r in records if r["backend"].startswith("engine[")]
+    assert len(engine) == 1 and engine[0]["fps"] > 0 and engine[0]["engine_over_bare"] > 0
+    table = capsys.readouterr().out
+    assert "ms/frame" in table and "engine[" in table
+
+
+def test_bench_synthetic_frames_and_bad_options(tmp_path, capsys):
+    assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--count", "2", "--warmup", "0", "--no-engine", "--threads", "1"]) == 0
+    assert "synthetic" in capsys.readouterr().out
+    assert main(["bench", "--backends", "warp-drive"]) == 2
+    assert main(["bench", "--sizes", "640by480"]) == 2
+    assert "WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_export_builds_onnx_ahead_of_time(tmp_path, capsys):
+    cache = tmp_path / "cache"
+    assert main(["export", "--backend", "onnxruntime", "--sizes", "48x32", "--model", "lite", "--random-init", "--cache", str(cache), "--device", "cpu"]) == 0
+    assert len(list((cache / "onnx").glob("*.onnx"))) == 1
+    assert "ready in" in capsys.readouterr().out
+
+
+def test_export_tensorrt_without_gpu_exits_2(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the message on machines without CUDA")
+    assert main(["export", "--backend", "tensorrt", "--precision", "fp16", "--sizes", "64x64", "--random-init", "--device", "cpu"]) == 2
+    assert "CUDA" in capsys.readouterr().err
