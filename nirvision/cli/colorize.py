@@ -21,7 +21,7 @@ def add_model_options(p) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--weights", help="checkpoint file (default: the bundled weights)")
     g.add_argument("--model", help="model size: lite, paper or a YAML file; without --weights, random weights (for tests and benchmarks)")
-    g.add_argument("--backend", default="eager", help="inference backend (default: eager)")
+    g.add_argument("--backend", default="eager", help="inference backend: eager (default), auto, or another that `nirvision info` lists as usable")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     g.add_argument("--precision", default="fp32", help="fp32, bf16, fp16 (default: fp32)")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
@@ -199,6 +199,8 @@ def run(args) -> int:
     sinks = []
     try:
         for spec in args.output:
+            if Path(spec).exists() and Path(args.source).exists() and Path(spec).resolve() == Path(args.source).resolve():
+                raise InputError(f"output {spec}: is the source itself; expected another path")
             sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio))
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))

@@ -102,7 +102,8 @@ class FileSource(Source):
                 except av.error.FFmpegError as exc:
                     self.decode_errors += 1
                     consecutive += 1
-                    log.warning("%s: a packet at %s failed to decode (%s); skipped (%d so far)", self.path, packet.pts, _reason(exc), self.decode_errors)
+                    where = f"the packet at pts {packet.pts}" if packet.pts is not None else "a packet"
+                    log.warning("%s: %s failed to decode (%s); skipped (%d so far)", self.path, where, _reason(exc), self.decode_errors)
                     if consecutive >= MAX_CONSECUTIVE_ERRORS:
                         log.warning("%s: giving up after %d undecodable packets in a row", self.path, consecutive)
                         return
@@ -122,6 +123,9 @@ class FileSource(Source):
             yield Frame(image, index=self.frames_read - 1, pts=pts, time_base=tb, audio=audio, t_read=time.perf_counter())
             if self.max_frames is not None and self.frames_read >= self.max_frames:
                 return
+        expected = self.info.frames
+        if expected and 0 < self.frames_read < expected and not self._closed and self.max_frames is None:
+            log.warning("%s: ended after %d of the %d frames its header announces (truncated or damaged?)", self.path, self.frames_read, expected)
         if self.frames_read == 0 and not self._closed:
             extra = f" ({self.decode_errors} packets failed to decode)" if self.decode_errors else ""
             raise InputError(f"video file {self.path}: the video stream holds no decodable frames{extra}; expected at least one frame")

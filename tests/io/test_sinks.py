@@ -81,3 +81,12 @@ def test_bad_sinks(tmp_path, monkeypatch, spec, needle):
     src = ListSource([np.zeros((8, 8), np.uint8)])
     with pytest.raises(InputError, match=needle):
         open_sink(spec, src.info)
+
+
+def test_preview_without_a_display_is_disabled_not_fatal(monkeypatch, tmp_path):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    src = ListSource([np.zeros((8, 8), np.uint8)] * 2)
+    preview = open_sink("preview:", src.info)
+    summary = run(src, preview, open_sink(str(tmp_path / "png"), src.info))
+    assert not preview.enabled and summary["frames_out"] == 2
