@@ -122,6 +122,10 @@ class Engine:
         try:
             while True:
                 item = self._outq.get()
+                now = time.perf_counter()
+                if self.options.progress and now >= next_status:  # also during a live outage
+                    next_status = now + self.options.status_interval
+                    self.options.progress(self.status())
                 if item is None:
                     continue
                 if isinstance(item, _End):
@@ -146,9 +150,6 @@ class Engine:
                 self.stats.times.add("post", t1 - t0)
                 self.stats.times.add("encode", t2 - t1)
                 self.stats.times.add("total", t2 - frame.t_read)
-                if self.options.progress and t2 >= next_status:
-                    next_status = t2 + self.options.status_interval
-                    self.options.progress(self.status())
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises it
             self._fail(exc, "writing")
 

@@ -1,5 +1,6 @@
 """``nirvision colorize`` and ``nirvision demo`` end to end: outputs, bad inputs, signals."""
 import json
+import re
 import signal
 
 import numpy as np
@@ -105,9 +106,10 @@ def test_signal_mid_file_leaves_a_playable_output(tmp_path, tiny_model, sig):
     def progress_line():
         line = proc.stderr.readline()
         assert line or proc.poll() is None, f"colorize ended early: {proc.stderr.read()}"
-        return f"/{n}" in line
+        m = re.search(rf"\] (\d+)/{n} ", line)
+        return bool(m) and int(m.group(1)) >= 5
 
-    wait_for(progress_line, 120, "a progress line")
+    wait_for(progress_line, 120, "a progress line with five frames written")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err
