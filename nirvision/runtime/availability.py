@@ -52,7 +52,22 @@ def tensorrt_status() -> tuple[bool, str]:
 def compile_status() -> tuple[bool, str]:
     if not hasattr(torch, "compile"):
         return False, "this torch has no torch.compile"
-    return True, f"torch.compile (inductor) with torch {torch.__version__}"
+    return True, f"torch.compile (inductor) with torch {torch.__version__}; compiles once per input size (minutes on 2 cores)"
+
+
+def bf16_status() -> tuple[bool, str]:
+    from .backends.hardware import cpu_has_fast_bf16
+
+    if cpu_has_fast_bf16():
+        return True, "CPU has native bf16 (AVX-512 BF16 / AMX)"
+    return False, "CPU has no native bf16 (AVX-512 BF16 / AMX): bf16 runs on slow fallback kernels; auto will not pick it"
+
+
+def int8_status() -> tuple[bool, str]:
+    ok, why = onnxruntime_status()
+    if not ok:
+        return False, why
+    return True, why + "; int8 from `python -m calibrate` (one model per input size)"
 
 
 def report() -> dict:
@@ -63,8 +78,8 @@ def report() -> dict:
     else:
         devices.append(f"cuda: none ({cuda_why})")
     backends = {}
-    for name, fn in (("eager", lambda: (True, "PyTorch eager, fp32 / bf16 on CPU" + (", fp16 on CUDA" if cuda_ok else ""))),
-                     ("compile", compile_status), ("onnxruntime", onnxruntime_status), ("tensorrt", tensorrt_status), ("cuda", lambda: (cuda_ok, cuda_why))):
+    for name, fn in (("eager", lambda: (True, "PyTorch eager, fp32 / bf16 on CPU" + (", fp16 on CUDA" if cuda_ok else "") + "; " + bf16_status()[1])),
+                     ("compile", compile_status), ("onnxruntime", int8_status), ("tensorrt", tensorrt_status), ("cuda", lambda: (cuda_ok, cuda_why))):
         ok, why = fn()
         backends[name] = {"usable": ok, "detail": why}
     weights = default_weights_path()
