@@ -97,6 +97,7 @@ class Engine:
                 self._late_audio.extend(f.audio)
 
     def _reader(self) -> None:
+        it = None
         try:
             it = iter(self.source)
             while not self._stop.is_set():
@@ -115,6 +116,11 @@ class Engine:
             self._errors.append(exc)
             self.stop_reason = self.stop_reason or "error"
         finally:
+            if hasattr(it, "close"):  # end the source's generator here, in its own thread
+                try:
+                    it.close()
+                except Exception as exc:  # noqa: BLE001 - closing must not hide the run's result
+                    log.debug("engine: closing the source iterator failed: %s", exc)
             self._inq.put_final(_End(self.source.pending_audio()))
 
     def _writer(self) -> None:
