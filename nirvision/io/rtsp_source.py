@@ -114,10 +114,10 @@ class RTSPSource(Source):
                 delay = next(delays, None)
                 if delay is None:
                     retry = f" after {tries} attempts" if tries > 1 else ""
-                    hint = "" if self.policy.attempts != 0 else "; --reconnect N retries"
-                    msg = f"RTSP source {self.safe_url}: cannot connect ({reason}){retry}{hint}"
+                    msg = f"RTSP source {self.safe_url}: cannot connect ({reason}){retry}"
                     if initial:
-                        raise InputError(msg + "; expected a reachable RTSP server") from None
+                        hint = " (--reconnect N retries)" if self.policy.attempts == 0 else ""
+                        raise InputError(f"{msg}; expected a reachable RTSP server{hint}") from None
                     raise StreamLost(msg) from None
                 log.warning("%s: cannot connect (%s); retrying in %.1f s", self.safe_url, reason, delay)
                 if self._stop.wait(delay):

@@ -46,8 +46,9 @@ def free_port() -> int:
 class Server:
     """tools/rtsp_server.py on a port; start, kill, freeze and thaw it."""
 
-    def __init__(self, port: int):
+    def __init__(self, port: int, auth: bool = False):
         self.port = port
+        self.auth = auth
         self.proc = None
 
     @property
@@ -55,7 +56,8 @@ class Server:
         return f"rtsp://viewer:{SECRET}@127.0.0.1:{self.port}/test"
 
     def start(self) -> None:
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(REPO / "tools" / "rtsp_server.py"), "--port", str(self.port), "--size", "64x48", "--fps", "25"],
+        auth = ["--user", "viewer", "--password", SECRET] if self.auth else []
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(REPO / "tools" / "rtsp_server.py"), "--port", str(self.port), "--size", "64x48", "--fps", "25", *auth],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert line.startswith("READY"), f"RTSP server did not start: {line}{self.proc.stderr.read() if self.proc.poll() is not None else ''}"
@@ -209,3 +211,20 @@ def test_cli_lost_stream_without_retries_is_a_failure_and_output_plays(server, t
     assert last.startswith("nirvision colorize: failed: StreamLost: RTSP source rtsp://viewer:***@127.0.0.1") and SECRET not in err
     stats = __import__("json").loads((tmp_path / "s.json").read_text())
     assert len(read_video(tmp_path / "out.mp4")["times"]) == stats["frames_out"] >= 5
+
+
+@skip_without_server
+def test_password_protected_stream(tmp_path, caplog):
+    srv = Server(free_port(), auth=True)
+    srv.start()
+    try:
+        source = RTSPSource(srv.url, open_timeout=3, read_timeout=2, policy=ReconnectPolicy(attempts=0))
+        frame = next(iter(source))
+        source.close()
+        assert frame.image.shape == (48, 64)
+        with pytest.raises(InputError, match="401") as info:
+            RTSPSource(srv.url.replace(SECRET, SECRET + "-wrong"), open_timeout=3, read_timeout=2, policy=ReconnectPolicy(attempts=0))
+        assert "viewer:***@" in str(info.value)
+        no_secret_in(caplog, info.value)
+    finally:
+        srv.kill()
