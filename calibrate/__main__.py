@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precisions", default="bf16,fp16,int8", help="reduced precisions to report (fp16 only where CUDA is)")
     p.add_argument("--skip-quantize", action="store_true", help="report only, using the int8 model already in the cache")
     p.add_argument("--cache", help="artefact cache folder (default: $NIRVISION_CACHE or ~/.cache/nirvision)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random init (without --weights); bench uses the same")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--json", help="write the report as JSON to this file")
@@ -55,6 +56,7 @@ def run(args) -> int:
     if not args.frames and not args.paired:
         raise ValueError("give --frames (calibration NIR frames) or --paired (a folder with nir/ and rgb/)")
     frames_src = args.frames or str(Path(args.paired) / "nir")
+    torch.manual_seed(args.seed)  # a random-init model is the same one `nirvision bench --seed` builds
     net = load_chain(args.weights, None if args.weights else args.model)[0].eval()
     cache = ArtefactCache(args.cache)
     precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]

@@ -42,6 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
     p.add_argument("--cache", help="artefact cache folder (default: $NIRVISION_CACHE or ~/.cache/nirvision)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random init (without --weights); calibrate uses the same")
     p.add_argument("--no-engine", action="store_true", help="time bare backends only")
     p.add_argument("--json", help="write the records to this file")
     p.set_defaults(func=run)
@@ -63,6 +64,7 @@ def run(args) -> int:
         raise InputError(f"--frames {args.frames}: expected a folder of NIR images")
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)  # random init is reproducible: int8 models calibrated for it are found again
     net, config, meta = load_chain(args.weights, None if args.weights else args.model)
     options = {"cache_dir": args.cache} if args.cache else {}
     records = run_bench(net.eval(), config.name, backends, precisions, sizes, args.count, args.frames, args.device,
