@@ -68,8 +68,9 @@ class CameraSource(Source):
         cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return cap
 
-    def _reopen(self):
-        for delay in self.policy.delays():
+    def _reopen(self, delays):
+        """Reopen the camera; ``delays`` is the attempt budget, renewed only once frames flow again."""
+        for delay in delays:
             log.warning("camera %s: read failed; reopening in %.1f s", self.device, delay)
             if self._stop.wait(delay):
                 return None
@@ -82,16 +83,19 @@ class CameraSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         start = time.perf_counter()
         last = -1
+        delays = None  # the reconnection budget of the current outage
         try:
             while not self._stop.is_set():
                 ok, img = self.cap.read() if self.cap is not None else (False, None)
                 if not ok or img is None:
                     if self.cap is not None:
                         self.cap.release()
-                    self.cap = self._reopen()
+                    delays = delays or self.policy.delays()
+                    self.cap = self._reopen(delays)
                     if self.cap is None:
                         return
                     continue
+                delays = None
                 pts = max(int((time.perf_counter() - start) * 1000), last + 1)
                 last = pts
                 self.frames_read += 1

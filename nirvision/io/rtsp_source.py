@@ -92,10 +92,10 @@ class RTSPSource(Source):
         container.streams.video[0].codec_context.thread_type = "AUTO"
         return container
 
-    def _connect(self, initial: bool):
+    def _connect(self, initial: bool, delays=None):
         """Open the stream, retrying by the policy; InputError (first time) or StreamLost;
         None when the source is closed meanwhile."""
-        delays = self.policy.delays()
+        delays = delays if delays is not None else self.policy.delays()
         tries = 0
         while True:
             tries += 1
@@ -150,10 +150,12 @@ class RTSPSource(Source):
             log.warning("%s: disconnected (%s)", self.safe_url, self._say(exc))
 
     def __iter__(self) -> Iterator[Frame]:
+        delays = None  # the reconnection budget of the current outage, renewed once frames flow
         while not self._stop.is_set():
             container, self.container = self.container, None
             if container is None:
                 return
+            before = self.frames_read
             try:
                 for frame in self._frames(container):
                     yield frame
@@ -163,8 +165,16 @@ class RTSPSource(Source):
                 _close_quietly(container)
             if self._stop.is_set():
                 return
+            if self.frames_read > before or delays is None:
+                delays = self.policy.delays()
+            else:  # connected but no frame came: that counts as a failed attempt
+                delay = next(delays, None)
+                if delay is None:
+                    raise StreamLost(f"RTSP source {self.safe_url}: connects but sends no frames (tried {self.policy.describe()})")
+                if self._stop.wait(delay):
+                    return
             self.clock.new_connection()
-            self.container = self._connect(initial=False)
+            self.container = self._connect(initial=False, delays=delays)
             if self.container is None:
                 return
 

@@ -92,3 +92,58 @@ def test_bad_sources_name_the_input(tmp_path, monkeypatch, spec, needle):
 def test_redact_url():
     assert redact_url("rtsp://admin:s3cret@10.0.0.1:554/live") == "rtsp://admin:***@10.0.0.1:554/live"
     assert redact_url("rtsp://10.0.0.1/live") == "rtsp://10.0.0.1/live"
+
+
+class FakeCapture:
+    """cv2.VideoCapture stand-in: frame reads follow a script of True (a frame) / False (a failure)."""
+
+    script: list = []
+    opened = 0
+
+    def __init__(self, *args):
+        FakeCapture.opened += 1
+
+    def isOpened(self):
+        return True
+
+    def set(self, *args):
+        return True
+
+    def get(self, prop):
+        return {cv2.CAP_PROP_FRAME_WIDTH: 32, cv2.CAP_PROP_FRAME_HEIGHT: 24, cv2.CAP_PROP_FPS: 30}.get(prop, 0)
+
+    def read(self):
+        ok = FakeCapture.script.pop(0) if FakeCapture.script else False
+        return (True, np.full((24, 32, 3), 90, np.uint8)) if ok else (False, None)
+
+    def release(self):
+        pass
+
+
+def test_camera_reopens_after_a_failed_read(tmp_path, monkeypatch):
+    from nirvision.io import ReconnectPolicy, camera_source
+
+    device = tmp_path / "video0"
+    device.write_text("")
+    monkeypatch.setattr(camera_source, "camera_device", lambda spec: device)
+    monkeypatch.setattr(camera_source.cv2, "VideoCapture", FakeCapture)
+    FakeCapture.script, FakeCapture.opened = [True, True, False, True, True], 0
+    src = camera_source.CameraSource("0", policy=ReconnectPolicy(attempts=2, initial_delay=0.01), max_frames=4)
+    frames = list(src)
+    assert src.live and src.info.width == 32
+    assert len(frames) == 4 and frames[0].image.shape == (24, 32) and int(frames[0].image[0, 0]) == 90
+    assert src.reconnects == 1 and FakeCapture.opened == 2
+    assert all(b.pts > a.pts for a, b in zip(frames, frames[1:]))
+
+
+def test_camera_lost_for_good_raises_stream_lost(tmp_path, monkeypatch):
+    from nirvision.io import ReconnectPolicy, StreamLost, camera_source
+
+    device = tmp_path / "video0"
+    device.write_text("")
+    monkeypatch.setattr(camera_source, "camera_device", lambda spec: device)
+    monkeypatch.setattr(camera_source.cv2, "VideoCapture", FakeCapture)
+    FakeCapture.script = [True]
+    src = camera_source.CameraSource("0", policy=ReconnectPolicy(attempts=2, initial_delay=0.01))
+    with pytest.raises(StreamLost, match="reopening failed 2 time"):
+        list(src)

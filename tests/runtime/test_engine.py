@@ -122,3 +122,17 @@ def test_real_model_through_the_engine(tmp_path):
     summary = Engine(source, [open_sink(str(tmp_path / "png"), source.info)], backend).run()
     assert summary["frames_out"] == 4 and summary["backend"]["name"] == "eager"
     assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [f"frame_{i:06d}.png" for i in range(4)]
+
+
+class FailingBackend(StubBackend):
+    def infer_uint8(self, frames):
+        if self.calls >= 4:
+            raise RuntimeError("device lost")
+        return super().infer_uint8(frames)
+
+
+def test_backend_error_finalizes_what_was_written(tmp_path):
+    source = open_source("synthetic:32x24@25:50")
+    with pytest.raises(RuntimeError, match="device lost"):
+        Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info)], FailingBackend()).run()
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == 4
