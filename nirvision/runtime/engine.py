@@ -50,11 +50,11 @@ class Engine:
     The engine closes the source and the sinks when the run ends; the backend stays open.
     """
 
-    def __init__(self, source: Source, sinks: Sequence[Sink], backend: Backend, options: EngineOptions | None = None):
+    def __init__(self, source: Source, sinks: Sequence[Sink], backend: Backend, options: EngineOptions | dict | None = None):
         self.source = source
         self.sinks = list(sinks)
         self.backend = backend
-        self.options = options or EngineOptions()
+        self.options = EngineOptions(**options) if isinstance(options, dict) else (options or EngineOptions())
         self.live = bool(source.live)
         drop = self.live if self.options.drop is None else self.options.drop
         self._stop = threading.Event()

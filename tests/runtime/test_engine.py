@@ -46,7 +46,7 @@ def test_file_like_source_never_drops():
 
 
 def test_summary_fields():
-    summary = Engine(open_source("synthetic:32x24@25:5"), [], StubBackend()).run()
+    summary = Engine(open_source("synthetic:32x24@25:5"), [], StubBackend(), {"queue_size": 2}).run()
     for key in ("frames_in", "frames_out", "dropped", "decode_errors", "reconnects", "fps", "wall_s"):
         assert key in summary
     assert summary["frames_in"] == summary["frames_out"] == 5 and summary["fps"] > 0
