@@ -51,7 +51,7 @@ def add_parser(sub) -> None:
     g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     g.add_argument("--live", action="store_true", help="pace a synthetic source in real time and treat it as live")
     g = p.add_argument_group("engine")
-    g.add_argument("--queue-size", type=int, default=4, metavar="N", help="frames per engine queue (default: 4)")
+    g.add_argument("--queue-size", type=int, metavar="N", help="frames per engine queue (default: 4 for files, 2 for live sources: less latency)")
     g.add_argument("--stats-json", metavar="F", help="write the run's summary as JSON to F (- for stdout)")
     g.add_argument("--no-progress", action="store_true", help="no progress bar or status line")
     g.add_argument("--status-interval", type=float, metavar="S", help="seconds between progress updates (default: 0.5 on a terminal, else 10; 5 for live sources)")
@@ -137,7 +137,8 @@ def run_engine(source, sinks, backend, args, progress: bool = True) -> tuple[dic
 
     bar = Progress() if progress else None
     interval = getattr(args, "status_interval", None) or (0.5 if (bar and bar.tty) else (5.0 if source.live else 10.0))
-    opts = EngineOptions(queue_size=args.queue_size, status_interval=interval, progress=bar)
+    queue = getattr(args, "queue_size", None) or (2 if source.live else 4)
+    opts = EngineOptions(queue_size=queue, status_interval=interval, progress=bar)
     engine = Engine(source, sinks, backend, opts)
     summary = None
     try:
@@ -173,7 +174,7 @@ PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "sl
 
 def check_args(args) -> None:
     """Option values that would only fail later, as usage errors now."""
-    if args.queue_size < 1:
+    if args.queue_size is not None and args.queue_size < 1:
         raise InputError(f"--queue-size {args.queue_size}: expected at least 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise InputError(f"--max-frames {args.max_frames}: expected at least 1")

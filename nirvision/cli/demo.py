@@ -44,7 +44,7 @@ def add_parser(sub) -> None:
     p.add_argument("--fps", type=int, default=25, help="frame rate of the clip (default: 25)")
     p.add_argument("--seed", type=int, default=0, help="seed of the generated clip")
     add_model_options(p)
-    p.set_defaults(func=run, queue_size=4, stats_json=None)
+    p.set_defaults(func=run, queue_size=None, stats_json=None)
 
 
 def run(args) -> int:
