@@ -71,13 +71,13 @@ def run(args) -> int:
                         engine=not args.no_engine, warmup=args.warmup, backend_options=options)
     weights = meta.get("weights") or "random init"
     print(f"model {config.name} ({weights}), {torch.get_num_threads()} threads, {args.count} frames per row, frames: {records[0].frames_source if records else '-'}")
-    print(f"{'size':>9s}  {'backend':22s} {'prec':5s} {'ms/frame':>9s} {'FPS':>7s} {'x eager':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
+    print(f"{'size':>9s}  {'backend':22s} {'prec':5s} {'ms/frame':>9s} {'median':>7s} {'FPS':>7s} {'x eager':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
     fmt = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])  # noqa: E731
     for r in records:
         if r.skipped:
             print(f"{r.size:>9s}  {r.backend:22s} {r.precision:5s} skipped: {r.skipped}")
             continue
-        print(f"{r.size:>9s}  {r.backend:22s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} "
+        print(f"{r.size:>9s}  {r.backend:22s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.ms_median, '7.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} "
               f"{fmt(r.psnr_vs_fp32, '9.2f')} {fmt(r.ae_vs_fp32, '7.3f')} {fmt(r.engine_over_bare, '8.2f')}")
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in records], indent=2))

@@ -1,11 +1,11 @@
 """Benchmarking backends and the whole engine on the same frames (``nirvision bench``).
 
-Each backend is built, warmed up (the first calls export, compile or build; they are not
-timed), then timed frame by frame over the benchmark frames, as the engine calls it: ms per
-frame and FPS are from wall time around ``infer_uint8``. Its uint8 outputs are compared with
+Each backend is built and warmed up (the first calls export, compile or build; they are not
+timed); then the backends take turns frame by frame over the benchmark frames, each called
+as the engine calls it: ms per frame and FPS are from wall time around ``infer_uint8``. Its uint8 outputs are compared with
 eager fp32's on the same frames (PSNR and AE). The engine (decode -> infer -> encode) then
-runs the same frames from a folder of PNGs into an H.264 file with the fastest backend, so
-the engine's FPS over that backend's bare FPS says what the streaming adds.
+runs the same frames from a folder of PNGs into an H.264 file with the fastest backend, and its FPS
+is divided by that backend's bare FPS measured just before and after.
 """
 from __future__ import annotations
 
@@ -33,11 +33,13 @@ class BenchRecord:
     size: str  # WIDTHxHEIGHT
     frames: int
     fps: float | None = None
-    ms_per_frame: float | None = None
+    ms_per_frame: float | None = None  # mean over the frames
+    ms_median: float | None = None  # robust to bursts of load from other processes
     speedup_vs_eager_fp32: float | None = None
     psnr_vs_fp32: float | None = None
     ae_vs_fp32: float | None = None
     engine_over_bare: float | None = None  # engine rows: engine FPS / the same backend's bare FPS
+    bare_fps: float | None = None  # engine rows: that backend alone, same frames, around the engine run
     threads: int = 0
     device: str = "cpu"
     frames_source: str = ""
@@ -76,15 +78,31 @@ def load_frames(size: tuple[int, int], count: int, folder: str | Path | None = N
     return np.stack(frames), "synthetic"
 
 
-def time_backend(backend: Backend, frames: np.ndarray, warmup: int = 2) -> tuple[float, np.ndarray]:
-    """Seconds per frame over ``frames`` (one frame per call, after ``warmup`` calls) and the outputs."""
-    for i in range(warmup):
-        backend.infer_uint8(frames[i % len(frames)][None])
-    outs = np.empty(frames.shape + (3,), dtype=np.uint8)
-    start = time.perf_counter()
+def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per backend: seconds of each frame's call and the outputs.
+
+    After ``warmup`` untimed calls each, the backends take turns frame by frame, so a burst
+    of load from other processes on a shared machine hits all of them alike and their
+    ratios stay fair."""
+    for b in backends:
+        for i in range(warmup):
+            b.infer_uint8(frames[i % len(frames)][None])
+    times = [np.empty(len(frames)) for _ in backends]
+    outs = [np.empty(frames.shape + (3,), dtype=np.uint8) for _ in backends]
     for i in range(len(frames)):
-        outs[i] = backend.infer_uint8(frames[i][None])[0]
-    return (time.perf_counter() - start) / len(frames), outs
+        for k, b in enumerate(backends):
+            start = time.perf_counter()
+            outs[k][i] = b.infer_uint8(frames[i][None])[0]
+            times[k][i] = time.perf_counter() - start
+    return list(zip(times, outs))
+
+
+def time_bare(backend: Backend, frames: np.ndarray, total: int) -> float:
+    """Frames per second of ``backend`` alone over ``total`` frames (cycling ``frames``)."""
+    start = time.perf_counter()
+    for i in range(total):
+        backend.infer_uint8(frames[i % len(frames)][None])
+    return total / (time.perf_counter() - start)
 
 
 def time_engine(backend: Backend, frames: np.ndarray, min_frames: int = 40) -> dict:
@@ -109,8 +127,12 @@ def time_engine(backend: Backend, frames: np.ndarray, min_frames: int = 40) -> d
 
 def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions: list[str], sizes: list[tuple[int, int]],
               frames_count: int = 20, folder: str | Path | None = None, device: str = "cpu", engine: bool = True,
-              warmup: int = 2, backend_options: dict | None = None) -> list[BenchRecord]:
-    """Time every (backend, precision) at every size, eager fp32 first as the reference, then the engine."""
+              warmup: int = 2, backend_options: dict | None = None, engine_frames: int = 40) -> list[BenchRecord]:
+    """Time every (backend, precision) at every size against eager fp32 in the same run, then the engine.
+
+    The engine runs with the fastest backend on the same frames (cycled to ``engine_frames``);
+    that backend's bare FPS over the same number of frames is measured right before and right
+    after, and ``engine_over_bare`` divides by their mean."""
     from . import create_backend, resolve_device
 
     dev = resolve_device(device)
@@ -120,40 +142,46 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
     for w, h in sizes:
         frames, origin = load_frames((w, h), frames_count, folder)
         size = f"{w}x{h}"
-        ref = None
-        base_s = None
-        built: dict[tuple[str, str], tuple[Backend, float]] = {}
+        built: list[tuple[BenchRecord, Backend]] = []
         for name, precision in combos:
             rec = BenchRecord(model, name, precision, size, len(frames), threads=threads, device=str(dev), frames_source=origin)
             records.append(rec)
             try:
-                opts = dict(backend_options or {}) if name in ("onnxruntime", "tensorrt") else {}
+                opts = dict(backend_options or {}) if name in ("onnxruntime", "tensorrt", "auto") else {}
                 backend = create_backend(name, net, dev, precision, **opts)
                 if name == "auto":
                     rec.backend = f"auto->{backend.name}"
-                log.info("bench %s: %s %s warming up", size, name, precision)
-                sec, outs = time_backend(backend, frames, warmup)
+                backend.infer_uint8(frames[:1])  # export / compile / build now, untimed
             except BackendUnavailable as exc:
                 rec.skipped = str(exc)
                 log.warning("bench %s: %s %s skipped: %s", size, name, precision, exc)
                 continue
+            built.append((rec, backend))
+        if not built or built[0][0].backend != "eager":
+            raise BackendUnavailable(f"bench {size}: eager fp32, the reference, could not run")
+        results = time_interleaved([b for _, b in built], frames, warmup)
+        ref_s, ref_out = float(np.mean(results[0][0])), results[0][1]
+        for (rec, _), (secs, outs) in zip(built, results):
+            sec = float(np.mean(secs))
             rec.ms_per_frame, rec.fps = sec * 1000, 1.0 / sec
-            if ref is None:
-                ref, base_s = outs, sec
-            rec.speedup_vs_eager_fp32 = base_s / sec
-            rec.psnr_vs_fp32, rec.ae_vs_fp32 = mean_psnr(outs, ref), mean_angular_error(outs, ref)
-            built[(name, precision)] = (backend, sec)
-            log.info("bench %s: %s %s %.1f ms/frame", size, name, precision, sec * 1000)
-        if engine and built:
-            (name, precision), (backend, sec) = min(built.items(), key=lambda kv: kv[1][1])
-            summary = time_engine(backend, frames)
-            rec = BenchRecord(model, f"engine[{name}]", precision, size, summary["frames_out"], threads=threads, device=str(dev), frames_source=origin)
+            rec.ms_median = float(np.median(secs)) * 1000
+            rec.speedup_vs_eager_fp32 = ref_s / sec
+            rec.psnr_vs_fp32, rec.ae_vs_fp32 = mean_psnr(outs, ref_out), mean_angular_error(outs, ref_out)
+            log.info("bench %s: %s %s %.1f ms/frame", size, rec.backend, rec.precision, sec * 1000)
+        if engine:
+            rec_best, backend = min(built, key=lambda rb: rb[0].ms_per_frame)
+            n = max(len(frames), engine_frames)
+            before = time_bare(backend, frames, n)
+            summary = time_engine(backend, frames, engine_frames)
+            after = time_bare(backend, frames, n)
+            rec = BenchRecord(model, f"engine[{backend.name}]", rec_best.precision, size, summary["frames_out"], threads=threads, device=str(dev), frames_source=origin)
             rec.fps = summary["fps"]
             rec.ms_per_frame = 1000.0 / rec.fps if rec.fps else None
-            rec.engine_over_bare = rec.fps * sec
-            rec.speedup_vs_eager_fp32 = rec.fps * base_s
+            rec.bare_fps = (before + after) / 2
+            rec.engine_over_bare = rec.fps / rec.bare_fps
+            rec.speedup_vs_eager_fp32 = rec.fps * ref_s
             records.append(rec)
-            log.info("bench %s: engine with %s %s: %.1f FPS (%.2f of bare)", size, name, precision, rec.fps, rec.engine_over_bare)
-        for backend, _ in built.values():
+            log.info("bench %s: engine with %s %s: %.1f FPS, bare %.1f / %.1f FPS", size, backend.name, rec.precision, rec.fps, before, after)
+        for _, backend in built:
             backend.close()
     return records
