@@ -11,7 +11,10 @@ cd "$(dirname "$0")/.."
 FRAMES=${FRAMES:-/work/shared/data/vcip2020/train/nir}
 PAIRED=${PAIRED:-/work/shared/data/vcip2020/train}
 OUT=benchmarks/results
-THREADS=${THREADS:-2}  # 1 where another job holds a core: spinning OpenMP threads then stall eager badly
+THREADS=${THREADS:-2}
+# OpenMP workers that spin stall PyTorch when another job holds a core (eager lite 256x256: 2.7 s
+# instead of 59 ms a frame on 2 threads, measured with the training job running); set it empty to keep spinning
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE}
 mkdir -p "$OUT"
 WEIGHTS=${WEIGHTS:-}
 [ -z "$WEIGHTS" ] && [ -f nirvision/weights/mpfnet-lite.pt ] && WEIGHTS=nirvision/weights/mpfnet-lite.pt
