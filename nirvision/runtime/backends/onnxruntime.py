@@ -51,7 +51,7 @@ def load_int8_model(net: NIRColorizerNet, shape: tuple[int, ...], cache: Artefac
         n, _, h, w = shape
         raise BackendUnavailable(
             f"onnxruntime int8: no calibrated int8 model for these weights at input {n}x1x{h}x{w} in {cache.root}; "
-            f"create it with `python -m calibrate --frames DIR --size {w}x{h}` (same --model/--weights), "
+            f"create it with `python -m calibrate --frames DIR --sizes {w}x{h}` (same --model/--weights), "
             f"or pass int8_model=PATH"
         )
     return found
