@@ -7,6 +7,7 @@ for the one shape. Each input shape gets its own ONNX file (the cache key holds 
 """
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from pathlib import Path
@@ -57,8 +58,8 @@ def check_shape(shape: tuple[int, ...], what: str) -> tuple[int, int, int, int]:
 def export_onnx(net: NIRColorizerNet, shape: tuple[int, ...], path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
     """Write the chain for input ``shape`` (N, 1, H, W) as ONNX (opset 17) at ``path``."""
     n, _, h, w = check_shape(shape, "ONNX export")
-    net = net.to("cpu").eval()
-    module = FixedShapeChain(net, h, w).to(dtype).eval()  # export restores the wrapper's mode onto net
+    net = copy.deepcopy(net).to("cpu")  # cast and traced on a copy: the caller's network stays as it is
+    module = FixedShapeChain(net, h, w).to(dtype).eval()  # eval: the exporter restores the wrapper's mode onto net
     example = torch.zeros(n, 1, h, w, dtype=dtype)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
         # the legacy exporter warns about itself and about InstanceNorm's training flag
@@ -67,8 +68,6 @@ def export_onnx(net: NIRColorizerNet, shape: tuple[int, ...], path: str | Path, 
             module, (example,), str(path), dynamo=False, opset_version=OPSET,
             input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], do_constant_folding=True,
         )
-    if dtype != torch.float32:
-        net.float()
     log.info("exported ONNX for input %s (%s) to %s", tuple(shape), dtype, path)
     return Path(path)
 

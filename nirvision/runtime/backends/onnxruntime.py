@@ -10,6 +10,7 @@ half-precision export, on a GPU provider) and int8 (the statically quantized mod
 """
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 
@@ -82,7 +83,8 @@ class OnnxRuntimeBackend(Backend):
             raise BackendUnavailable(f"onnxruntime: execution provider(s) {', '.join(missing)} not available (have: {', '.join(available)})")
         if precision == "fp16" and not any(p in GPU_PROVIDERS for p in providers):
             raise BackendUnavailable("onnxruntime: fp16 needs a GPU execution provider; on the CPU use fp32 or int8")
-        super().__init__(net.to("cpu").eval(), device, precision)
+        # a CPU copy to export from: the caller's network may live on a GPU for another backend
+        super().__init__(copy.deepcopy(net).to("cpu").eval(), device, precision)
         self.ort = ort
         self.providers = providers
         self.threads = threads or torch.get_num_threads()

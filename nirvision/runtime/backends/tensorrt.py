@@ -11,6 +11,7 @@ API (2.x dynamo frontend); it has not been run here (the development machines ha
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import logging
 from pathlib import Path
@@ -61,7 +62,7 @@ class TensorRTBackend(Backend):
             raise BackendUnavailable(f"tensorrt: precision {precision!r} is not supported; expected fp16 or fp32")
         require_cuda(device, "tensorrt")
         self.trt = import_torch_tensorrt()
-        super().__init__(net.to("cpu").eval(), device, precision)
+        super().__init__(copy.deepcopy(net).to("cpu").eval(), device, precision)  # ours to cast and move
         self.dtype = PRECISIONS[precision]
         self.cache = ArtefactCache(cache_dir)
         self.digest = weights_hash(self.net)
