@@ -147,26 +147,37 @@ class FinetuneStage(Stage):
         self.pools = {"gray": ImagePool(pool_size), "nir": ImagePool(pool_size), "feat": ImagePool(pool_size)}
 
     def step(self, batch: Batch, gen: torch.Generator) -> dict[str, float]:
-        n = self.nets
+        """One step of Eq. 5. A term whose weight is 0 is skipped entirely, its discriminator too."""
+        n, cfg = self.nets, self.cfg
         discs = [n["disc_gray"], n["disc_nir"], n["disc_feat"]]
         set_requires_grad(discs, False)
+        parts: dict[str, float] = {}
         with self.autocast():
             fake_g = n["nir_to_gray"](batch.nir)[-1]
             preds = n["colorizer"](fake_g)
             l_pf = multiscale_mix([p.float() for p in preds], batch.rgb)
-            l_tran, fake_n, parts = self._cycle_generator_loss(batch.nir, batch.gray_domain, fake_g)
-            l_feat = lsgan(n["disc_feat"](preds[-1]), True)
-            loss = l_pf + self.cfg.lambda_tran * l_tran + self.cfg.lambda_feat * l_feat
+            loss = l_pf
+            if cfg.lambda_tran > 0:
+                l_tran, fake_n, parts = self._cycle_generator_loss(batch.nir, batch.gray_domain, fake_g)
+                loss = loss + cfg.lambda_tran * l_tran
+                parts["l_tran"] = l_tran.item()
+            if cfg.lambda_feat > 0:
+                l_feat = lsgan(n["disc_feat"](preds[-1]), True)
+                loss = loss + cfg.lambda_feat * l_feat
+                parts["gan_feat"] = l_feat.item()
         self._backward(loss, [n["nir_to_gray"], n["gray_to_nir"], n["colorizer"]], "gen")
-        parts.update(self._image_discriminator_step(batch.nir, batch.gray_domain, fake_n.float(), fake_g.float().detach(), gen))
-        set_requires_grad([n["disc_feat"]], True)
-        with torch.no_grad(), self.autocast():
-            real_feat = n["colorizer"](batch.gray)[-1].float()
-        fake_feat = self.pools["feat"].query(preds[-1].float(), gen)
-        with self.autocast():
-            d_feat = 0.5 * (lsgan(n["disc_feat"](real_feat), True) + lsgan(n["disc_feat"](fake_feat), False))
-        self._backward(d_feat, [n["disc_feat"]], "feat")
-        parts.update({"loss": loss.item(), "l_pf": l_pf.item(), "l_tran": l_tran.item(), "gan_feat": l_feat.item(), "d_feat": d_feat.item()})
+        if cfg.lambda_tran > 0:
+            parts.update(self._image_discriminator_step(batch.nir, batch.gray_domain, fake_n.float(), fake_g.float().detach(), gen))
+        if cfg.lambda_feat > 0:
+            set_requires_grad([n["disc_feat"]], True)
+            with torch.no_grad(), self.autocast():
+                real_feat = n["colorizer"](batch.gray)[-1].float()
+            fake_feat = self.pools["feat"].query(preds[-1].float(), gen)
+            with self.autocast():
+                d_feat = 0.5 * (lsgan(n["disc_feat"](real_feat), True) + lsgan(n["disc_feat"](fake_feat), False))
+            self._backward(d_feat, [n["disc_feat"]], "feat")
+            parts["d_feat"] = d_feat.item()
+        parts.update({"loss": loss.item(), "l_pf": l_pf.item()})
         return parts
 
     @torch.no_grad()

@@ -70,3 +70,20 @@ def test_interrupt_and_resume_matches_uninterrupted_run(paired_dir, tmp_path, st
         for k in a:
             assert torch.equal(a[k], b[k]), f"{role}.{k} differs after resume"
     assert [h["epoch"] for h in resumed.history] == [1, 2]
+
+
+def test_finetune_with_zero_weights_skips_those_terms(paired_dir, tmp_path):
+    cfg = tiny_config(paired_dir, tmp_path)
+    data = TrainData(cfg.data, cfg.seed)
+    for name in ("translate", "pretrain"):
+        run_stage(cfg, name, data)
+    cfg.finetune.lambda_tran = 0.0
+    cfg.finetune.lambda_feat = 0.0
+    runner = StageRunner(cfg, MODEL, data, Context(), "finetune")
+    before = {r: {k: v.clone() for k, v in runner.nets[r].state_dict().items()} for r in ("disc_gray", "disc_feat", "gray_to_nir", "colorizer")}
+    runner.run()
+    train = runner.history[-1]["train"]
+    assert "l_pf" in train and "l_tran" not in train and "d_feat" not in train
+    for role in ("disc_gray", "disc_feat", "gray_to_nir"):  # nothing trains them when their terms are off
+        assert all(torch.equal(v, runner.nets[role].state_dict()[k]) for k, v in before[role].items()), role
+    assert not torch.equal(before["colorizer"]["heads.0.weight"], runner.nets["colorizer"].state_dict()["heads.0.weight"])
