@@ -23,12 +23,12 @@ for model in lite paper; do
   args=(--model "$model")
   # trained weights exist for lite only; paper is timed with a seeded random init
   if [ "$model" = lite ] && [ -n "$WEIGHTS" ]; then args=(--weights "$WEIGHTS"); fi
-  count=${COUNT:-10}; [ "$model" = paper ] && count=${PAPER_COUNT:-3}
+  count=${COUNT:-10}; efr=40; [ "$model" = paper ] && count=${PAPER_COUNT:-3} && efr=4
   precisions=int8; [ "$model" = lite ] && precisions=bf16,int8
   python -m calibrate --threads "$THREADS" --paired "$PAIRED" "${args[@]}" --sizes 256x256,640x480 --num 12 --eval 6 \
     --precisions "$precisions" --json "$OUT/calib-$model.json" | tee "$OUT/calib-$model.txt"
   nirvision bench --threads "$THREADS" "${args[@]}" --backends eager,onnxruntime --precisions fp32,int8 \
-    --sizes 256x256,640x480 --frames "$FRAMES" --count "$count" --json "$OUT/bench-$model.json" | tee "$OUT/bench-$model.txt"
+    --sizes 256x256,640x480 --frames "$FRAMES" --count "$count" --engine-frames "$efr" --json "$OUT/bench-$model.json" | tee "$OUT/bench-$model.txt"
 done
 # bf16: this CPU has no native bf16, eager bf16 takes seconds a frame; a few frames at 256x256
 nirvision bench --threads "$THREADS" "${largs[@]}" --backends eager --precisions bf16 --sizes 256x256 --frames "$FRAMES" --count 3 --no-engine \

@@ -43,6 +43,7 @@ def add_parser(sub) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
     p.add_argument("--cache", help="artefact cache folder (default: $NIRVISION_CACHE or ~/.cache/nirvision)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random init (without --weights); calibrate uses the same")
+    p.add_argument("--engine-frames", type=int, default=40, help="frames the engine runs (the benchmark frames, cycled); fewer for slow models")
     p.add_argument("--no-engine", action="store_true", help="time bare backends only")
     p.add_argument("--json", help="write the records to this file")
     p.set_defaults(func=run)
@@ -58,8 +59,8 @@ def run(args) -> int:
     backends = _list(args.backends, BACKEND_NAMES, "backends")
     precisions = _list(args.precisions, PRECISIONS, "precisions")
     sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
-    if args.count < 1 or args.warmup < 0:
-        raise InputError("--count must be at least 1 and --warmup at least 0")
+    if args.count < 1 or args.warmup < 0 or args.engine_frames < 1:
+        raise InputError("--count and --engine-frames must be at least 1, --warmup at least 0")
     if args.frames and not Path(args.frames).is_dir():
         raise InputError(f"--frames {args.frames}: expected a folder of NIR images")
     if args.threads:
@@ -68,7 +69,7 @@ def run(args) -> int:
     net, config, meta = load_chain(args.weights, None if args.weights else args.model)
     options = {"cache_dir": args.cache} if args.cache else {}
     records = run_bench(net.eval(), config.name, backends, precisions, sizes, args.count, args.frames, args.device,
-                        engine=not args.no_engine, warmup=args.warmup, backend_options=options)
+                        engine=not args.no_engine, warmup=args.warmup, backend_options=options, engine_frames=args.engine_frames)
     weights = meta.get("weights") or "random init"
     print(f"model {config.name} ({weights}), {torch.get_num_threads()} threads, {args.count} frames per row, frames: {records[0].frames_source if records else '-'}")
     print(f"{'size':>9s}  {'backend':22s} {'prec':5s} {'ms/frame':>9s} {'median':>7s} {'FPS':>7s} {'x eager':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
