@@ -54,10 +54,13 @@ class StageConfig:
     lambda_idt: float = 1.0
     lambda_tran: float = 1.0
     lambda_feat: float = 1.0
+    mix_alpha: float = 0.84  # L_mix = alpha (1 - MS-SSIM) + (1 - alpha) L1; 0.84 as Zhao et al.
 
     def validate(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs >= 0, batch_size >= 1 and lr > 0 are required")
+        if not 0 <= self.mix_alpha <= 1:
+            raise ValueError("mix_alpha must lie in [0, 1]")
         if not 0 <= self.decay_from <= 1:
             raise ValueError("decay_from must lie in [0, 1]")
 

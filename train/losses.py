@@ -69,13 +69,13 @@ def l_mix(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.84) -> torc
     return alpha * (1 - ms_ssim(p, t)).mean() + (1 - alpha) * F.l1_loss(p, t)
 
 
-def multiscale_mix(predictions: list[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+def multiscale_mix(predictions: list[torch.Tensor], target: torch.Tensor, alpha: float = 0.84) -> torch.Tensor:
     """Sum over the S predictions (coarse to fine) of L_mix against the target pooled to each scale."""
     total = 0.0
     for pred in predictions:
         factor = target.shape[-1] // pred.shape[-1]
         t = F.avg_pool2d(target, factor) if factor > 1 else target
-        total = total + l_mix(pred, t)
+        total = total + l_mix(pred, t, alpha)
     return total
 
 
