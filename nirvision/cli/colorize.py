@@ -23,7 +23,7 @@ def add_model_options(p) -> None:
     g.add_argument("--model", help="model size: lite, paper or a YAML file; without --weights, random weights (for tests and benchmarks)")
     g.add_argument("--backend", default="eager", help="inference backend: eager (default), auto, or another that `nirvision info` lists as usable")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
-    g.add_argument("--precision", default="fp32", help="fp32, bf16, fp16 (default: fp32)")
+    g.add_argument("--precision", default="fp32", help="fp32, bf16 (CPU), fp16 (CUDA), int8 (ONNX Runtime, after `python -m calibrate`) (default: fp32)")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
 
 
@@ -65,7 +65,11 @@ def build_backend(args):
 
     set_threads(args.threads)
     chain, config, meta = load_chain(args.weights, args.model)
-    return create_backend(args.backend, chain, args.device, args.precision), config, meta
+    backend = create_backend(args.backend, chain, args.device, args.precision)
+    why = getattr(backend, "chosen_because", None)
+    if why:  # --backend auto: say which backend it took and why
+        print(f"nirvision {args.command}: backend auto chose {backend.name} ({backend.precision} on {backend.device}): {why}", file=sys.stderr)
+    return backend, config, meta
 
 
 class Progress:
