@@ -12,13 +12,6 @@ from nirvision.models import CheckpointError, load_model_config, save_checkpoint
 from nirvision.runtime.backends import BackendUnavailable
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    # One thread: on the shared 2-core CPU, spinning OpenMP threads slow two-thread runs badly.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

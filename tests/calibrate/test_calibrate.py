@@ -6,13 +6,12 @@ import json
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from calibrate.__main__ import main
 from calibrate.frames import FramesError, load_nir_frames, load_paired, parse_size
 from calibrate.quantize import quantize_int8
 from calibrate.report import precision_report
-from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
+from tests.helpers import tiny_chain
 from nirvision.runtime.backends import create_backend
 from nirvision.runtime.backends.compare import mean_psnr
 from nirvision.runtime.cache import ArtefactCache
@@ -20,11 +19,6 @@ from nirvision.runtime.cache import ArtefactCache
 INT8_MIN_PSNR = 25.0  # dB, int8 vs fp32 outputs of a random-init tiny chain on NIR-like frames
 
 
-def tiny_chain() -> NIRColorizerNet:
-    torch.manual_seed(0)
-    g = MPFNet(MPFNetConfig(1, 1, width=4, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
-    c = MPFNet(MPFNetConfig(1, 3, width=4, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
-    return NIRColorizerNet(g, c).eval()
 
 
 def nir_like(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -11,12 +11,3 @@ def tiny_model(tmp_path):
     return path
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    """One torch thread: on a shared 2-core CPU, spinning OpenMP threads slow convolutions badly."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

@@ -8,6 +8,7 @@ import torch
 
 from nirvision.api import load_chain
 from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
+from tests.helpers import tiny_chain
 from nirvision.runtime.backends import BACKENDS, BackendUnavailable, create_backend
 from nirvision.runtime.backends.compare import mean_angular_error, mean_psnr, psnr_per_image
 
@@ -15,12 +16,6 @@ FP32_ATOL = 1e-4  # fp32 backends vs eager fp32, on outputs in [-1, 1]
 BF16_MIN_PSNR = 30.0  # dB between uint8 outputs, bf16 vs fp32
 
 
-def tiny_chain() -> NIRColorizerNet:
-    """A 2-scale, 2-level chain: every block of MPFNet, small enough to compile quickly."""
-    torch.manual_seed(0)
-    g = MPFNet(MPFNetConfig(1, 1, width=4, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
-    c = MPFNet(MPFNetConfig(1, 3, width=4, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
-    return NIRColorizerNet(g, c).eval()
 
 
 def nir_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:

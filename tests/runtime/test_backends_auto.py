@@ -4,17 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
+from tests.helpers import tiny_chain
 from nirvision.runtime.backends import BACKENDS, BackendUnavailable, create_backend
 from nirvision.runtime.backends import auto as auto_mod
 from nirvision.runtime.backends.base import Backend
 
 
-def tiny_chain() -> NIRColorizerNet:
-    torch.manual_seed(0)
-    g = MPFNet(MPFNetConfig(1, 1, width=4, depth=1, scales=1, max_width_mult=2, ca_reduction=4, stem=2))
-    c = MPFNet(MPFNetConfig(1, 3, width=4, depth=1, scales=1, max_width_mult=2, ca_reduction=4, stem=2))
-    return NIRColorizerNet(g, c).eval()
 
 
 class Broken(Backend):

@@ -3,7 +3,6 @@ import json
 
 import pytest
 import torch
-import yaml
 
 from nirvision.models import load_networks
 from nirvision.models.registry import load_model_config
