@@ -8,8 +8,8 @@
 #   COUNT / PAPER_COUNT: timed frames per row (default 10 / 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FRAMES=${FRAMES:-/work/shared/data/vcip2020/train/nir}
-PAIRED=${PAIRED:-/work/shared/data/vcip2020/train}
+FRAMES=${FRAMES:-../shared/data/vcip2020/train/nir}
+PAIRED=${PAIRED:-../shared/data/vcip2020/train}
 OUT=benchmarks/results
 THREADS=${THREADS:-2}
 # OpenMP workers that spin stall PyTorch when another job holds a core (eager lite 256x256: 2.7 s
