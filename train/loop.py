@@ -22,11 +22,12 @@ import torch
 from nirvision.metrics import evaluate_pairs, mean_metrics
 from nirvision.models.checkpoint import load_into, read_checkpoint, save_checkpoint
 from nirvision.models.registry import ModelConfig
+from nirvision.visual import save_grid
 
 from .config import STAGES, TrainConfig
 from .data import TrainData
 from .dist import Context
-from .plots import save_curves, save_grid, to_uint8_rgb
+from .plots import save_curves, to_uint8_rgb
 from .stages import DISC_ROLES, Stage, make_stage
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import torch
 
-from nirvision.visual import save_grid  # noqa: F401 - re-exported for the training loop
 
 
 def to_uint8_rgb(x: torch.Tensor) -> np.ndarray:
