@@ -1,7 +1,7 @@
 """Training configs (``configs/train/*.yaml``) as typed dataclasses."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from nirvision.config import load_yaml
@@ -55,12 +55,32 @@ class StageConfig:
     lambda_tran: float = 1.0
     lambda_feat: float = 1.0
     mix_alpha: float = 0.84  # L_mix = alpha (1 - MS-SSIM) + (1 - alpha) L1; 0.84 as Zhao et al.
+    pixel_loss: str = "l1"  # the pixel term of L_mix: l1 (the paper) or l2 (mean squared error)
+    # Per-stage augmentation: where set, these replace the data section's values for this stage.
+    crop: int | None = None
+    crop_min: float | None = None
+    crop_max: float | None = None
+    scale_min: float | None = None
+    scale_max: float | None = None
+
+    AUGMENT_FIELDS = ("crop", "crop_min", "crop_max", "scale_min", "scale_max")
+
+    def data_for_stage(self, data: DataConfig) -> DataConfig:
+        """The data section with this stage's augmentation overrides applied (and checked)."""
+        changes = {k: getattr(self, k) for k in self.AUGMENT_FIELDS if getattr(self, k) is not None}
+        out = replace(data, **changes)
+        out.validate()
+        return out
 
     def validate(self) -> None:
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs >= 0, batch_size >= 1 and lr > 0 are required")
         if not 0 <= self.mix_alpha <= 1:
             raise ValueError("mix_alpha must lie in [0, 1]")
+        if self.pixel_loss not in ("l1", "l2"):
+            raise ValueError(f"pixel_loss must be l1 or l2, got {self.pixel_loss!r}")
+        if self.crop is not None and self.crop < 8:
+            raise ValueError(f"crop must be at least 8 pixels, got {self.crop}")
         if not 0 <= self.decay_from <= 1:
             raise ValueError("decay_from must lie in [0, 1]")
 

@@ -94,8 +94,11 @@ class TrainData:
         n = count if count is not None else len(self.nir)
         return max(1, n // (batch_size * world))
 
-    def batches(self, epoch_gen: torch.Generator, batch_size: int, rank: int, world: int, steps: int, crop: int, pretrain: bool = False):
-        """``steps`` augmented batches for this rank; the permutation is shared by all ranks."""
+    def batches(self, epoch_gen: torch.Generator, batch_size: int, rank: int, world: int, steps: int, crop: int, pretrain: bool = False,
+                aug: DataConfig | None = None):
+        """``steps`` augmented batches for this rank; the permutation is shared by all ranks.
+        ``aug``: augmentation settings for this stage (default: the data section's)."""
+        aug = aug or self.cfg
         src_rgb = self.pretrain_rgb if pretrain else self.rgb
         n = len(src_rgb)
         order = torch.randperm(n, generator=epoch_gen)
@@ -107,10 +110,10 @@ class TrainData:
             idx = order[torch.arange(lo, lo + batch_size) % n]
             rgb = to_unit(src_rgb[idx])
             nir = to_unit(self.nir[idx]) if not pretrain else to_gray(rgb)
-            stacked = augment(torch.cat([nir, rgb], dim=1), self.cfg, crop, aug_gen, channels_split=1)
+            stacked = augment(torch.cat([nir, rgb], dim=1), aug, crop, aug_gen, channels_split=1)
             nir, rgb = stacked[:, :1].contiguous(), stacked[:, 1:].contiguous()
             gidx = gray_order[(step * world + rank) * batch_size: (step * world + rank + 1) * batch_size]
-            gd = augment(to_unit(self.gray_domain[gidx]), self.cfg, crop, aug_gen)
+            gd = augment(to_unit(self.gray_domain[gidx]), aug, crop, aug_gen)
             yield Batch(nir=nir, rgb=rgb, gray=to_gray(rgb), gray_domain=gd)
 
     def val_tensors(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -168,6 +168,7 @@ class StageRunner:
         done_steps = 0
         for net in self.nets.values():
             net.train()
+        aug = cfg.data_for_stage(self.cfg.data)
         for epoch in range(self.start_epoch, cfg.epochs):
             t0 = time.perf_counter()
             factor = lr_factor(epoch, cfg.epochs, cfg.decay_from)
@@ -178,7 +179,7 @@ class StageRunner:
             pool_gen = torch.Generator().manual_seed(epoch_seed(self.cfg.seed, self.stage_name, epoch) + 7919 + ctx.rank)
             sums: dict[str, float] = {}
             progress = Progress(ctx.main, f"{self.stage_name} {epoch + 1}/{cfg.epochs}", steps)
-            for i, batch in enumerate(self.data.batches(gen, cfg.batch_size, ctx.rank, ctx.world, steps, self.cfg.data.crop, pretrain=pretrain)):
+            for i, batch in enumerate(self.data.batches(gen, cfg.batch_size, ctx.rank, ctx.world, steps, aug.crop, pretrain=pretrain, aug=aug)):
                 batch = type(batch)(**{k: v.to(ctx.device) for k, v in vars(batch).items()})
                 losses = self.stage.step(batch, pool_gen)
                 for k, v in losses.items():

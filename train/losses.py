@@ -60,22 +60,26 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor, window_size: int = 11, sigma: floa
     return torch.prod(stacked ** weights.view(-1, 1), dim=0)
 
 
-def l_mix(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.84) -> torch.Tensor:
+def l_mix(pred: torch.Tensor, target: torch.Tensor, alpha: float = 0.84, pixel: str = "l1") -> torch.Tensor:
     """Zhao et al. 2017: alpha (1 - MS-SSIM) + (1 - alpha) L1, images in [-1, 1] mapped to [0, 1].
 
     Zhao et al. weight the L1 term with the last level's Gaussian; we use the plain L1.
+    ``pixel="l2"`` puts the mean squared error in place of L1 (and skips MS-SSIM when alpha is 0).
     """
     p, t = (pred + 1) / 2, (target + 1) / 2
-    return alpha * (1 - ms_ssim(p, t)).mean() + (1 - alpha) * F.l1_loss(p, t)
+    pixel_term = F.l1_loss(p, t) if pixel == "l1" else F.mse_loss(p, t)
+    if alpha == 0:
+        return pixel_term
+    return alpha * (1 - ms_ssim(p, t)).mean() + (1 - alpha) * pixel_term
 
 
-def multiscale_mix(predictions: list[torch.Tensor], target: torch.Tensor, alpha: float = 0.84) -> torch.Tensor:
+def multiscale_mix(predictions: list[torch.Tensor], target: torch.Tensor, alpha: float = 0.84, pixel: str = "l1") -> torch.Tensor:
     """Sum over the S predictions (coarse to fine) of L_mix against the target pooled to each scale."""
     total = 0.0
     for pred in predictions:
         factor = target.shape[-1] // pred.shape[-1]
         t = F.avg_pool2d(target, factor) if factor > 1 else target
-        total = total + l_mix(pred, t, alpha)
+        total = total + l_mix(pred, t, alpha, pixel)
     return total
 
 

@@ -122,7 +122,7 @@ class PretrainStage(Stage):
     def step(self, batch: Batch, gen: torch.Generator) -> dict[str, float]:
         with self.autocast():
             preds = self.nets["colorizer"](batch.gray)
-            loss = multiscale_mix([p.float() for p in preds], batch.rgb, self.cfg.mix_alpha)
+            loss = multiscale_mix([p.float() for p in preds], batch.rgb, self.cfg.mix_alpha, self.cfg.pixel_loss)
         self._backward(loss, [self.nets["colorizer"]], "gen")
         return {"loss": loss.item(), "l_pp": loss.item()}
 
@@ -155,7 +155,7 @@ class FinetuneStage(Stage):
         with self.autocast():
             fake_g = n["nir_to_gray"](batch.nir)[-1]
             preds = n["colorizer"](fake_g)
-            l_pf = multiscale_mix([p.float() for p in preds], batch.rgb, cfg.mix_alpha)
+            l_pf = multiscale_mix([p.float() for p in preds], batch.rgb, cfg.mix_alpha, cfg.pixel_loss)
             loss = l_pf
             if cfg.lambda_tran > 0:
                 l_tran, fake_n, parts = self._cycle_generator_loss(batch.nir, batch.gray_domain, fake_g)

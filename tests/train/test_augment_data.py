@@ -88,3 +88,22 @@ def test_real_vcip_split_when_present():
         n_cat = sum(n.startswith(cat) for n in names)
         n_val = sum(n.startswith(cat) for n in va)
         assert 0.06 * n_cat <= n_val <= 0.14 * n_cat
+
+
+def test_stage_augmentation_overrides_the_data_section(paired_dir, tmp_path):
+    from train.config import StageConfig
+    from train.data import TrainData
+    from tests.train.conftest import tiny_config
+
+    cfg = tiny_config(paired_dir, tmp_path, crop=64, crop_min=0.3, crop_max=0.5)
+    stage_data = cfg.translate.data_for_stage(cfg.data)
+    assert (stage_data.crop, stage_data.crop_min, stage_data.crop_max) == (64, 0.3, 0.5)
+    assert (stage_data.image_size, stage_data.root) == (cfg.data.image_size, cfg.data.root)
+    assert cfg.data.crop == 128  # the data section itself is unchanged
+    data = TrainData(cfg.data, 0)
+    batch = next(data.batches(torch.Generator().manual_seed(0), 2, 0, 1, 1, stage_data.crop, aug=stage_data))
+    assert batch.nir.shape == (2, 1, 64, 64) and batch.rgb.shape == (2, 3, 64, 64)
+    with pytest.raises(ValueError, match="crop_min"):
+        StageConfig(epochs=1, crop_min=0.9, crop_max=0.5).data_for_stage(cfg.data)
+    with pytest.raises(ValueError, match="pixel_loss"):
+        StageConfig(epochs=1, pixel_loss="huber").validate()

@@ -53,3 +53,14 @@ def test_image_pool_fills_then_mixes_old_and_new():
     restored = ImagePool(2)
     restored.load(pool.state())
     assert all(torch.equal(a, b) for a, b in zip(restored.images, pool.images))
+
+
+def test_l_mix_l2_pixel_term_is_the_mean_squared_error():
+    a = torch.full((1, 3, 32, 32), 0.5)  # 0.75 in [0, 1]
+    b = torch.full((1, 3, 32, 32), -0.5)  # 0.25 in [0, 1]
+    assert l_mix(a, b, alpha=0.0, pixel="l2").item() == pytest.approx(0.25, rel=1e-6)  # (0.75 - 0.25)**2
+    assert l_mix(a, b, alpha=0.0, pixel="l1").item() == pytest.approx(0.5, rel=1e-6)
+    ssim_term = 1 - ms_ssim((a + 1) / 2, (b + 1) / 2).mean()
+    assert l_mix(a, b, alpha=0.5, pixel="l2").item() == pytest.approx(0.5 * ssim_term.item() + 0.125, rel=1e-5)
+    preds = [F.avg_pool2d(b, 4), F.avg_pool2d(b, 2), b]
+    assert multiscale_mix(preds, a, alpha=0.0, pixel="l2").item() == pytest.approx(0.75, rel=1e-6)
