@@ -51,6 +51,9 @@ class MPFNet(nn.Module):
         c = config.width
         r2 = config.stem * config.stem
         self.multiple = config.stem * 2 ** (config.scales - 1 + config.depth)
+        # parameter-free, so checkpoints do not see them; modules so that export can swap them
+        self.unshuffle = nn.PixelUnshuffle(config.stem) if config.stem > 1 else nn.Identity()
+        self.shuffle = nn.PixelShuffle(config.stem) if config.stem > 1 else nn.Identity()
         self.heads = nn.ModuleList(nn.Conv2d(config.in_channels * r2, c, 3, padding=1) for _ in range(config.scales))
         self.merges = nn.ModuleList(nn.Conv2d(2 * c, c, 1) for _ in range(config.scales - 1))
         self.febs = nn.ModuleList(
@@ -68,18 +71,15 @@ class MPFNet(nn.Module):
             pyramid.insert(0, F.avg_pool2d(pyramid[0], 2))
         predictions = []
         carried = None
-        stem = self.config.stem
         for s, image in enumerate(pyramid):
-            if stem > 1:
-                image = F.pixel_unshuffle(image, stem)
+            image = self.unshuffle(image)
             feats = self.heads[s](image)
             if carried is not None:
                 up = F.interpolate(carried, scale_factor=2.0, mode="bilinear", align_corners=False)
                 feats = self.merges[s - 1](torch.cat([feats, up], dim=1))
             feats = self.febs[s](feats)
             carried, prediction = self.sccms[s](feats, image)
-            if stem > 1:
-                prediction = F.pixel_shuffle(prediction, stem)
+            prediction = self.shuffle(prediction)
             predictions.append(prediction)
         return predictions
 

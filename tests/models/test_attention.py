@@ -133,3 +133,21 @@ def test_rcab_with_silent_body_is_identity(zeroed):
     x = torch.randn(2, 8, 10, 14)
     with torch.no_grad():
         assert torch.equal(block(x), x)
+
+
+def test_inference_form_equals_the_concatenated_form():
+    """Eval mode skips the concat/split/transposes; with batch norm's running statistics the
+    two forms are the same function (training keeps the concatenated form for its batch stats)."""
+    torch.manual_seed(0)
+    ca = CoordinateAttention(8, reduction=2)
+    for _ in range(3):  # move the running statistics away from 0 / 1
+        ca(torch.randn(4, 8, 9, 13) * 2 + 1)
+    ca.eval()
+    x = torch.randn(2, 8, 9, 13)
+    with torch.no_grad():
+        fast, slow = ca(x), ca._forward_concat(x)
+    assert (fast - x).abs().max() > 1e-3
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-6)
+    ca.train()
+    with torch.no_grad():
+        torch.testing.assert_close(ca(x), ca._forward_concat(x), rtol=0, atol=0)

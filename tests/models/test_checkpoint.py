@@ -103,7 +103,7 @@ def test_lite_checkpoint_with_paper_config(saved, paper):
     msg = str(err.value)
     assert str(path) in msg and "'nir_to_gray'" in msg
     assert "shape differs" in msg
-    assert "febs.0.decoders.0.2.body.0.weight: checkpoint (8, 8, 3, 3) vs model (32, 32, 3, 3)" in msg
+    assert "febs.0.decoders.0.2.body.0.weight: checkpoint (4, 4, 3, 3) vs model (32, 32, 3, 3)" in msg
     assert "missing from checkpoint" in msg  # paper has a 4th UNet level that lite lacks
 
 

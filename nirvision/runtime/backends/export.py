@@ -7,7 +7,6 @@ for the one shape. Each input shape gets its own ONNX file (the cache key holds 
 """
 from __future__ import annotations
 
-import copy
 import logging
 import warnings
 from pathlib import Path
@@ -18,11 +17,15 @@ from torch import nn
 
 from ...models import NIRColorizerNet
 from ...models.chain import padded_size
+from ...models.inference import for_export
 from ..cache import ArtefactCache, ArtefactKey, gpu_name, weights_hash
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
+# Bumped whenever the exported graph changes for the same weights, so that cached files of an
+# older graph are not reused (2: the stem as a convolution, nirvision.models.inference).
+GRAPH_VERSION = 2
 INPUT_NAME = "nir"
 OUTPUT_NAME = "rgb"
 
@@ -58,7 +61,8 @@ def check_shape(shape: tuple[int, ...], what: str) -> tuple[int, int, int, int]:
 def export_onnx(net: NIRColorizerNet, shape: tuple[int, ...], path: str | Path, dtype: torch.dtype = torch.float32) -> Path:
     """Write the chain for input ``shape`` (N, 1, H, W) as ONNX (opset 17) at ``path``."""
     n, _, h, w = check_shape(shape, "ONNX export")
-    net = copy.deepcopy(net).to("cpu")  # cast and traced on a copy: the caller's network stays as it is
+    # cast and traced on a copy (the caller's network stays as it is) with graph-friendly layers
+    net = for_export(net).to("cpu")
     module = FixedShapeChain(net, h, w).to(dtype).eval()  # eval: the exporter restores the wrapper's mode onto net
     example = torch.zeros(n, 1, h, w, dtype=dtype)
     with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
@@ -76,7 +80,7 @@ def onnx_key(net: NIRColorizerNet, shape: tuple[int, ...], precision: str, devic
     """The cache key of the chain's ONNX file (``kind`` ``onnx``) or its int8 form (``onnx-int8``)."""
     return ArtefactKey(
         kind=kind, weights=digest or weights_hash(net), shape=tuple(int(s) for s in shape),
-        precision=precision, gpu=gpu_name(device) if precision == "fp16" else "any", extra=f"opset{OPSET}",
+        precision=precision, gpu=gpu_name(device) if precision == "fp16" else "any", extra=f"opset{OPSET}-graph{GRAPH_VERSION}",
     )
 
 
