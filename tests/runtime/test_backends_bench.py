@@ -61,3 +61,20 @@ def test_export_tensorrt_without_gpu_exits_2(tmp_path, capsys):
         pytest.skip("checks the message on machines without CUDA")
     assert main(["export", "--backend", "tensorrt", "--precision", "fp16", "--sizes", "64x64", "--random-init", "--device", "cpu"]) == 2
     assert "CUDA" in capsys.readouterr().err
+
+
+def test_engine_clip_holds_the_benchmark_frames(tmp_path):
+    import av
+
+    from nirvision.runtime.backends.timing import write_clip
+
+    rng = np.random.default_rng(0)
+    base = cv2.resize(rng.integers(0, 256, (6, 8), dtype=np.uint8), (48, 32), interpolation=cv2.INTER_CUBIC)
+    frames = np.stack([np.roll(base, 3 * i, axis=1) for i in range(3)])
+    clip = write_clip(tmp_path / "c.mp4", frames, 7)
+    with av.open(str(clip)) as f:
+        decoded = [vf.to_ndarray(format="gray") for vf in f.decode(video=0)]
+    assert len(decoded) == 7
+    for i, d in enumerate(decoded):
+        assert d.shape == (32, 48)
+        assert np.abs(d.astype(int) - frames[i % 3].astype(int)).mean() < 3.0  # the same frames, cycled
