@@ -50,7 +50,8 @@ def test_bench_synthetic_frames_and_bad_options(tmp_path, capsys):
 def test_export_builds_onnx_ahead_of_time(tmp_path, capsys):
     cache = tmp_path / "cache"
     assert main(["export", "--backend", "onnxruntime", "--sizes", "48x32", "--model", "lite", "--random-init", "--cache", str(cache), "--device", "cpu"]) == 0
-    assert len(list((cache / "onnx").glob("*.onnx"))) == 1
+    # what the engine runs: the graph that takes uint8 frames
+    assert len(list((cache / "onnx-u8").glob("*.onnx"))) == 1
     assert "ready in" in capsys.readouterr().out
 
 

@@ -95,15 +95,16 @@ class OnnxRuntimeBackend(Backend):
         self.sessions: dict[tuple[int, ...], object] = {}
         log.info("onnxruntime %s, providers %s, %d threads", ort.__version__, ", ".join(providers), self.threads)
 
-    def model_path(self, shape: tuple[int, ...]) -> Path:
-        """The ONNX file for ``shape``: cached export, or the calibrated int8 model."""
+    def model_path(self, shape: tuple[int, ...], uint8_io: bool = False) -> Path:
+        """The ONNX file for ``shape``: cached export (float or uint8 frames in and out), or the
+        calibrated int8 model (float in and out)."""
         if self.precision == "int8":
             if self.int8_model is not None:
                 if not self.int8_model.is_file():
                     raise BackendUnavailable(f"onnxruntime int8: int8_model {self.int8_model} does not exist")
                 return self.int8_model
             return load_int8_model(self.net, shape, self.cache, self.digest)
-        return cached_onnx(self.net, shape, self.precision, self.cache, self.device, self.digest)
+        return cached_onnx(self.net, shape, self.precision, self.cache, self.device, self.digest, uint8_io=uint8_io)
 
     def _provider_options(self, shape: tuple[int, ...]) -> list:
         opts = []
@@ -119,24 +120,30 @@ class OnnxRuntimeBackend(Backend):
                 opts.append(p)
         return opts
 
-    def session(self, shape: tuple[int, ...]):
+    @property
+    def uint8_io(self) -> bool:
+        """Whether ``infer_uint8`` runs a graph with the frame conversions inside (not int8:
+        the calibrated model is quantized from the float graph)."""
+        return self.precision != "int8"
+
+    def session(self, shape: tuple[int, ...], uint8_io: bool = False):
         shape = check_shape(shape, "onnxruntime input")
-        sess = self.sessions.get(shape)
+        sess = self.sessions.get((shape, uint8_io))
         if sess is None:
             so = self.ort.SessionOptions()
             so.intra_op_num_threads = self.threads
             so.inter_op_num_threads = 1
             so.graph_optimization_level = self.ort.GraphOptimizationLevel.ORT_ENABLE_ALL
             so.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
-            path = self.model_path(shape)
+            path = self.model_path(shape, uint8_io)
             sess = self.ort.InferenceSession(str(path), so, providers=self._provider_options(shape))
-            self.sessions[shape] = sess
+            self.sessions[(shape, uint8_io)] = sess
             log.info("onnxruntime session for %s from %s (%s)", shape, path, ", ".join(sess.get_providers()))
         return sess
 
     def prepare(self, shape: tuple[int, ...]) -> None:
         """Build (or load from the cache) what input ``shape`` needs, ahead of the first frame."""
-        self.session(tuple(shape))
+        self.session(tuple(shape), self.uint8_io)
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         sess = self.session(tuple(x.shape))
@@ -144,6 +151,14 @@ class OnnxRuntimeBackend(Backend):
         feed = np.ascontiguousarray(x.detach().cpu().numpy().astype(dtype, copy=False))
         (y,) = sess.run(None, {INPUT_NAME: feed})
         return torch.from_numpy(y).float()
+
+    def infer_uint8(self, frames) -> np.ndarray:
+        if not self.uint8_io:
+            return super().infer_uint8(frames)
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        n, h, w = frames.shape
+        (y,) = self.session((n, 1, h, w), True).run(None, {INPUT_NAME: frames})
+        return y
 
     def close(self) -> None:
         self.sessions.clear()
