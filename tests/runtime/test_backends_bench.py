@@ -35,6 +35,7 @@ def test_bench_writes_records_for_backends_and_engine(tmp_path, nir_folder, caps
     assert "python -m calibrate" in by[("onnxruntime", "int8")]["skipped"]
     engine = [r for r in records if r["backend"].startswith("engine[")]
     assert len(engine) == 1 and engine[0]["fps"] > 0 and engine[0]["engine_over_bare"] > 0
+    assert {"decode", "infer", "encode"} <= set(engine[0]["stage_ms"]) and engine[0]["stage_ms"]["infer"] > 0
     table = capsys.readouterr().out
     assert "ms/frame" in table and "engine[" in table
 

@@ -40,6 +40,7 @@ class BenchRecord:
     ae_vs_fp32: float | None = None
     engine_over_bare: float | None = None  # engine rows: engine FPS / the same backend's bare FPS
     bare_fps: float | None = None  # engine rows: that backend alone, same frames, around the engine run
+    stage_ms: dict | None = None  # engine rows: mean ms per frame of each stage (decode, pre, infer, post, encode)
     threads: int = 0
     device: str = "cpu"
     frames_source: str = ""
@@ -196,8 +197,10 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             rec.bare_fps = (before + after) / 2
             rec.engine_over_bare = rec.fps / rec.bare_fps
             rec.speedup_vs_eager_fp32 = rec.fps * ref_s
+            rec.stage_ms = {k: v["mean"] for k, v in summary["latency_ms"].items() if k != "total"}
             records.append(rec)
-            log.info("bench %s: engine with %s %s: %.1f FPS, bare %.1f / %.1f FPS", size, backend.name, rec.precision, rec.fps, before, after)
+            log.info("bench %s: engine with %s %s: %.1f FPS, bare %.1f / %.1f FPS; ms per frame by stage: %s", size, backend.name,
+                     rec.precision, rec.fps, before, after, ", ".join(f"{k} {v}" for k, v in rec.stage_ms.items()))
         for _, backend in built:
             backend.close()
     return records
