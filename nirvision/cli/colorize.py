@@ -21,7 +21,7 @@ def add_model_options(p) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--weights", help="checkpoint file (default: the bundled weights)")
     g.add_argument("--model", help="model size: lite, paper or a YAML file; without --weights, random weights (for tests and benchmarks)")
-    g.add_argument("--backend", default="eager", help="inference backend: eager (default), auto, or another that `nirvision info` lists as usable")
+    g.add_argument("--backend", default="auto", help="inference backend: auto (default: the fastest usable one, it says which), eager, compile, onnxruntime or tensorrt")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
     g.add_argument("--precision", default="fp32", help="fp32, bf16 (CPU), fp16 (CUDA), int8 (ONNX Runtime, after `python -m calibrate`) (default: fp32)")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
