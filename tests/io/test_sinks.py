@@ -90,3 +90,27 @@ def test_preview_without_a_display_is_disabled_not_fatal(monkeypatch, tmp_path):
     preview = open_sink("preview:", src.info)
     summary = run(src, preview, open_sink(str(tmp_path / "png"), src.info))
     assert not preview.enabled and summary["frames_out"] == 2
+
+
+def test_video_keeps_colours(tmp_path):
+    """Saturated and mid-tone patches come back from the H.264 file with their colours
+    (the sink converts RGB to YUV 4:2:0 itself; a wrong matrix or channel order shows here)."""
+    colours = [(200, 30, 30), (30, 180, 40), (40, 60, 210), (128, 128, 128), (230, 200, 60), (20, 20, 20)]
+    image = np.zeros((64, 96, 3), np.uint8)
+    for i, c in enumerate(colours):
+        image[(i // 3) * 32:(i // 3 + 1) * 32, (i % 3) * 32:(i % 3 + 1) * 32] = c
+
+    class ColourBackend(StubBackend):
+        def infer_uint8(self, frames):
+            return np.repeat(image[None], len(frames), axis=0)
+
+    src = ListSource([np.zeros((64, 96), np.uint8)] * 3)
+    Engine(src, [open_sink(str(tmp_path / "c.mp4"), src.info, crf=0)], ColourBackend()).run()
+    import av
+
+    with av.open(str(tmp_path / "c.mp4")) as f:
+        decoded = [vf.to_ndarray(format="rgb24") for vf in f.decode(video=0)]
+    assert len(decoded) == 3
+    for i, c in enumerate(colours):
+        patch = decoded[1][(i // 3) * 32 + 8:(i // 3 + 1) * 32 - 8, (i % 3) * 32 + 8:(i % 3 + 1) * 32 - 8]
+        assert np.abs(patch.reshape(-1, 3).mean(axis=0) - np.array(c)).max() < 4, (c, patch.reshape(-1, 3).mean(axis=0))
