@@ -11,7 +11,7 @@ from calibrate.__main__ import main
 from calibrate.frames import FramesError, load_nir_frames, load_paired, parse_size
 from calibrate.quantize import quantize_int8
 from calibrate.report import precision_report
-from tests.helpers import tiny_chain
+from tests.helpers import nir_frames, tiny_chain
 from nirvision.runtime.backends import create_backend
 from nirvision.runtime.backends.compare import mean_psnr
 from nirvision.runtime.cache import ArtefactCache
@@ -21,23 +21,12 @@ INT8_MIN_PSNR = 25.0  # dB, int8 vs fp32 outputs of a random-init tiny chain on 
 
 
 
-def nir_like(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    imgs = []
-    for _ in range(n):
-        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(4, max(h, w) / 2)
-        img = 50 + 90 * xx / w + 50 * yy / h + 90 * (((xx - cx) ** 2 + (yy - cy) ** 2) < r * r)
-        imgs.append(np.clip(img + rng.normal(0, 3, (h, w)), 0, 255).astype(np.uint8))
-    return np.stack(imgs)
-
-
 @pytest.fixture(scope="module")
 def paired(tmp_path_factory):
     root = tmp_path_factory.mktemp("paired")
     (root / "nir").mkdir()
     (root / "rgb").mkdir()
-    for i, img in enumerate(nir_like(6, 40, 48)):
+    for i, img in enumerate(nir_frames(6, 40, 48)):
         cv2.imwrite(str(root / "nir" / f"f{i:02d}.png"), img)
         rgb = np.stack([img, 255 - img, img // 2], axis=-1)
         cv2.imwrite(str(root / "rgb" / f"f{i:02d}.png"), rgb[..., ::-1])
@@ -47,7 +36,7 @@ def paired(tmp_path_factory):
 
 def test_quantized_model_runs_and_stays_close_to_fp32(tmp_path):
     net = tiny_chain()
-    calib, test = nir_like(8, 32, 32, seed=1), nir_like(3, 32, 32, seed=2)
+    calib, test = nir_frames(8, 32, 32, seed=1), nir_frames(3, 32, 32, seed=2)
     cache = ArtefactCache(tmp_path)
     path = quantize_int8(net, calib, cache)
     assert path.is_file() and path.parent.name == "onnx-int8"
@@ -85,7 +74,7 @@ def test_frames_sources(tmp_path, paired):
     assert rgb[0, 0, 0, 0] == nir[0, 0, 0]  # RGB order, not OpenCV's BGR
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 40))
-    for img in nir_like(4, 40, 48):
+    for img in nir_frames(4, 40, 48):
         writer.write(cv2.cvtColor(img, cv2.COLOR_GRAY2BGR))
     writer.release()
     assert load_nir_frames(video, limit=3).shape == (3, 40, 48)

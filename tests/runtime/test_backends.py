@@ -8,7 +8,7 @@ import torch
 
 from nirvision.api import load_chain
 from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
-from tests.helpers import tiny_chain
+from tests.helpers import nir_frames, tiny_chain
 from nirvision.runtime.backends import BACKENDS, BackendUnavailable, create_backend
 from nirvision.runtime.backends.compare import mean_angular_error, mean_psnr, psnr_per_image
 
@@ -16,18 +16,6 @@ FP32_ATOL = 1e-4  # fp32 backends vs eager fp32, on outputs in [-1, 1]
 BF16_MIN_PSNR = 30.0  # dB between uint8 outputs, bf16 vs fp32
 
 
-
-
-def nir_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
-    """Smooth NIR-like frames with edges (gradients plus a bright disc), uint8 (N, H, W)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    out = []
-    for _ in range(n):
-        cx, cy, r = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(5, max(h, w) / 2)
-        img = 60 + 80 * (xx / w) + 40 * (yy / h) + 100 * (((xx - cx) ** 2 + (yy - cy) ** 2) < r * r)
-        out.append(np.clip(img + rng.normal(0, 4, (h, w)), 0, 255).astype(np.uint8))
-    return np.stack(out)
 
 
 @pytest.fixture(scope="module")

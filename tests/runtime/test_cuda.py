@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
 from nirvision.runtime.backends import create_backend
 from nirvision.runtime.backends.compare import mean_psnr
+from tests.helpers import nir_frames, tiny_chain
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -15,17 +15,8 @@ FP32_ATOL = 1e-3  # cuDNN vs CPU convolutions, outputs in [-1, 1]
 FP16_MIN_PSNR = 35.0
 
 
-def small_chain() -> NIRColorizerNet:
-    torch.manual_seed(0)
-    g = MPFNet(MPFNetConfig(1, 1, width=8, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
-    c = MPFNet(MPFNetConfig(1, 3, width=8, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
-    return NIRColorizerNet(g, c).eval()
-
-
 def frames(n=5, h=72, w=96):
-    rng = np.random.default_rng(0)
-    base = np.linspace(40, 200, w, dtype=np.float32)[None, None, :].repeat(n, 0).repeat(h, 1)
-    return np.clip(base + rng.normal(0, 10, (n, h, w)), 0, 255).astype(np.uint8)
+    return nir_frames(n, h, w)
 
 
 def cpu_reference(net, f):
@@ -33,7 +24,7 @@ def cpu_reference(net, f):
 
 
 def test_eager_cuda_fp32_matches_cpu():
-    net = small_chain()
+    net = tiny_chain(width=8)
     x = torch.rand(1, 1, 72, 96) * 2 - 1
     ref = create_backend("eager", net, "cpu", "fp32").infer(x)
     y = create_backend("eager", net, "cuda", "fp32").infer(x)
@@ -42,7 +33,7 @@ def test_eager_cuda_fp32_matches_cpu():
 
 @pytest.mark.parametrize("double_buffer", [True, False])
 def test_pipeline_matches_cpu_frame_by_frame(double_buffer):
-    net = small_chain()
+    net = tiny_chain(width=8)
     f = frames()
     ref = cpu_reference(net, f)
     out = create_backend("eager", net, "cuda", "fp32", double_buffer=double_buffer).infer_uint8(f)
@@ -53,7 +44,7 @@ def test_pipeline_matches_cpu_frame_by_frame(double_buffer):
 
 
 def test_double_buffered_equals_sequential_and_handles_size_changes():
-    net = small_chain()
+    net = tiny_chain(width=8)
     a = create_backend("eager", net, "cuda", "fp32", double_buffer=True)
     b = create_backend("eager", net, "cuda", "fp32", double_buffer=False)
     for shape in ((3, 64, 64), (4, 72, 96), (1, 64, 64)):
@@ -62,20 +53,20 @@ def test_double_buffered_equals_sequential_and_handles_size_changes():
 
 
 def test_pipeline_uses_pinned_buffers():
-    b = create_backend("eager", small_chain(), "cuda", "fp32")
+    b = create_backend("eager", tiny_chain(width=8), "cuda", "fp32")
     b.infer_uint8(frames(2))
     assert all(t.is_pinned() for t in b.pipeline.host_in + b.pipeline.host_out)
 
 
 def test_eager_fp16_close_to_fp32():
-    net = small_chain()
+    net = tiny_chain(width=8)
     f = frames()
     out = create_backend("eager", net, "cuda", "fp16").infer_uint8(f)
     assert mean_psnr(out, cpu_reference(net, f)) >= FP16_MIN_PSNR
 
 
 def test_compile_on_cuda_matches_eager():
-    net = small_chain()
+    net = tiny_chain(width=8)
     x = torch.rand(1, 1, 64, 64) * 2 - 1
     ref = create_backend("eager", net, "cuda", "fp32").infer(x)
     y = create_backend("compile", net, "cuda", "fp32").infer(x)
@@ -83,6 +74,6 @@ def test_compile_on_cuda_matches_eager():
 
 
 def test_auto_on_cuda_picks_a_gpu_backend():
-    b = create_backend("auto", small_chain(), "cuda", "fp16")
+    b = create_backend("auto", tiny_chain(width=8), "cuda", "fp16")
     assert b.device.type == "cuda" or b.name == "onnxruntime"
     assert b.infer_uint8(frames(2)).shape == (2, 72, 96, 3)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
 from nirvision.runtime.backends import create_backend
 from nirvision.runtime.backends.compare import mean_psnr
+from tests.helpers import nir_frames, tiny_chain
 
 pytestmark = [pytest.mark.trt, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
@@ -19,21 +19,12 @@ def _need_torch_tensorrt():
     pytest.importorskip("torch_tensorrt")
 
 
-def small_chain() -> NIRColorizerNet:
-    torch.manual_seed(0)
-    g = MPFNet(MPFNetConfig(1, 1, width=8, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
-    c = MPFNet(MPFNetConfig(1, 3, width=8, depth=2, scales=2, max_width_mult=2, ca_reduction=4, stem=2))
-    return NIRColorizerNet(g, c).eval()
-
-
 def frames(n=4, h=64, w=80):
-    rng = np.random.default_rng(0)
-    base = np.linspace(40, 200, w, dtype=np.float32)[None, None, :].repeat(n, 0).repeat(h, 1)
-    return np.clip(base + rng.normal(0, 10, (n, h, w)), 0, 255).astype(np.uint8)
+    return nir_frames(n, h, w)
 
 
 def test_fp16_engine_close_to_fp32_and_cached(tmp_path):
-    net = small_chain()
+    net = tiny_chain(width=8)
     f = frames()
     ref = create_backend("eager", net, "cpu", "fp32").infer_uint8(f)
     trt = create_backend("tensorrt", net, "cuda", "fp16", cache_dir=tmp_path)
@@ -49,7 +40,7 @@ def test_fp16_engine_close_to_fp32_and_cached(tmp_path):
 
 
 def test_corrupt_engine_is_rebuilt(tmp_path):
-    net = small_chain()
+    net = tiny_chain(width=8)
     f = frames(2)
     first = create_backend("tensorrt", net, "cuda", "fp16", cache_dir=tmp_path).infer_uint8(f)
     (engine,) = (tmp_path / "tensorrt").glob("*.ep")
@@ -59,7 +50,7 @@ def test_corrupt_engine_is_rebuilt(tmp_path):
 
 
 def test_other_shape_gets_its_own_engine(tmp_path):
-    trt = create_backend("tensorrt", small_chain(), "cuda", "fp16", cache_dir=tmp_path)
+    trt = create_backend("tensorrt", tiny_chain(width=8), "cuda", "fp16", cache_dir=tmp_path)
     trt.infer_uint8(frames(1, 64, 64))
     trt.infer_uint8(frames(1, 64, 96))
     assert len(list((tmp_path / "tensorrt").glob("*.ep"))) == 2

@@ -130,8 +130,8 @@ def time_engine(backend: Backend, frames: np.ndarray, min_frames: int = 40) -> d
 
     The frames are cycled up to ``min_frames`` so the run's fixed costs (opening the encoder,
     starting threads, flushing) weigh on the FPS as little as they do in a real clip. The
-    source is a video, not a PNG folder: decoding a 640x480 PNG costs about 8 ms of CPU, a
-    frame of H.264 about 1 ms, and recorded night videos are what batch users feed the engine."""
+    source is a video, not a PNG folder: recorded night videos are what batch users feed the
+    engine, and the decoder in the loop is then the one they run."""
     from ...io import open_sink, open_source
     from ..engine import Engine
 
