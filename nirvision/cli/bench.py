@@ -29,6 +29,16 @@ def _list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
     return items
 
 
+def _workers(text: str) -> list[int | str]:
+    out: list[int | str] = []
+    for t in (t.strip() for t in text.split(",")):
+        if t == "auto" or (t.isdigit() and int(t) >= 1):
+            out.append(t if t == "auto" else int(t))
+        else:
+            raise InputError(f"--workers: {t!r} is not a positive integer or auto (e.g. 1,2)")
+    return out
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="time backends and the whole engine on the same frames")
     p.add_argument("--backends", default="eager,onnxruntime", help="comma-separated: auto, eager, compile, onnxruntime, tensorrt")
@@ -41,9 +51,14 @@ def add_parser(sub) -> None:
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (export, compile, caches)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
+    p.add_argument("--workers", default="1,auto", help="comma-separated worker counts (or auto) for backends that run frames side by side "
+                   "(ONNX Runtime on the CPU: each worker a session of threads/workers threads); others run with 1")
     p.add_argument("--cache", help="artefact cache folder (default: $NIRVISION_CACHE or ~/.cache/nirvision)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random init (without --weights); calibrate uses the same")
     p.add_argument("--engine-frames", type=int, default=40, help="frames the engine runs (the benchmark frames, cycled); fewer for slow models")
+    p.add_argument("--engine-clip", default="pan", choices=("pan", "cuts"),
+                   help="the engine's input clip: pan (default: each image a 10-frame shot with a slow pan, like recorded video) "
+                   "or cuts (a new image every frame: the codecs' worst case)")
     p.add_argument("--no-engine", action="store_true", help="time bare backends only")
     p.add_argument("--json", help="write the records to this file")
     p.set_defaults(func=run)
@@ -59,6 +74,7 @@ def run(args) -> int:
     backends = _list(args.backends, BACKEND_NAMES, "backends")
     precisions = _list(args.precisions, PRECISIONS, "precisions")
     sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
+    workers = _workers(args.workers)
     if args.count < 1 or args.warmup < 0 or args.engine_frames < 1:
         raise InputError("--count and --engine-frames must be at least 1, --warmup at least 0")
     if args.frames and not Path(args.frames).is_dir():
@@ -69,16 +85,18 @@ def run(args) -> int:
     net, config, meta = load_chain(args.weights, None if args.weights else args.model)
     options = {"cache_dir": args.cache} if args.cache else {}
     records = run_bench(net.eval(), config.name, backends, precisions, sizes, args.count, args.frames, args.device,
-                        engine=not args.no_engine, warmup=args.warmup, backend_options=options, engine_frames=args.engine_frames)
+                        engine=not args.no_engine, warmup=args.warmup, backend_options=options, engine_frames=args.engine_frames,
+                        workers=workers, engine_clip=args.engine_clip)
     weights = meta.get("weights") or "random init"
     print(f"model {config.name} ({weights}), {torch.get_num_threads()} threads, {args.count} frames per row, frames: {records[0].frames_source if records else '-'}")
-    print(f"{'size':>9s}  {'backend':22s} {'prec':5s} {'ms/frame':>9s} {'median':>7s} {'FPS':>7s} {'x eager':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
+    print(f"{'size':>9s}  {'backend':26s} {'prec':5s} {'ms/frame':>9s} {'median':>7s} {'FPS':>7s} {'x eager':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
     fmt = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])  # noqa: E731
     for r in records:
         if r.skipped:
-            print(f"{r.size:>9s}  {r.backend:22s} {r.precision:5s} skipped: {r.skipped}")
+            print(f"{r.size:>9s}  {r.backend:26s} {r.precision:5s} skipped: {r.skipped}")
             continue
-        print(f"{r.size:>9s}  {r.backend:22s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.ms_median, '7.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} "
+        name = r.backend + (f" x{r.workers} workers" if r.workers > 1 else "")
+        print(f"{r.size:>9s}  {name:26s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.ms_median, '7.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} "
               f"{fmt(r.psnr_vs_fp32, '9.2f')} {fmt(r.ae_vs_fp32, '7.3f')} {fmt(r.engine_over_bare, '8.2f')}")
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in records], indent=2))

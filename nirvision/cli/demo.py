@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..io.base import Frame, Sink
-from .colorize import add_model_options, build_backend, describe, run_engine
+from .colorize import add_model_options, build_backend, describe, encoder_threads, run_engine
 
 
 class SnapshotSink(Sink):
@@ -56,7 +56,7 @@ def run(args) -> int:
     out = Path(args.output_dir)
     video = out / "demo.mp4"
     png = out / "demo_side_by_side.png"
-    sinks = [open_sink(str(video), source.info), SnapshotSink(png)]
+    sinks = [open_sink(str(video), source.info, threads=encoder_threads(args)), SnapshotSink(png)]
     try:
         backend, config, meta = build_backend(args)
     except BaseException:

@@ -71,7 +71,7 @@ def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: flo
 
 def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **options) -> Sink:
     """Open SINK for frames from a source described by ``info``. ``spec``: a video file
-    (.mp4/.mkv/.mov; options ``crf``, ``preset``, ``audio``), ``preview:``, or a folder for PNGs."""
+    (.mp4/.mkv/.mov; options ``crf``, ``preset``, ``audio``, ``threads``), ``preview:``, or a folder for PNGs."""
     spec = str(spec)
     if spec in ("preview", "preview:"):
         from .preview_sink import PreviewSink
@@ -83,7 +83,7 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
     if path.suffix.lower() in VIDEO_SUFFIXES:
         from .video_sink import VideoSink
 
-        return VideoSink(path, info, side_by_side=side_by_side, **{k: v for k, v in options.items() if k in ("crf", "preset", "audio")})
+        return VideoSink(path, info, side_by_side=side_by_side, **{k: v for k, v in options.items() if k in ("crf", "preset", "audio", "threads")})
     if path.suffix and not path.is_dir():
         raise InputError(f"output {spec}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), a folder for PNG images, or preview:")
     from .image_sink import ImageFolderSink

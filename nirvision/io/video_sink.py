@@ -38,7 +38,8 @@ def prepare_output_path(path: Path, what: str) -> None:
 class VideoSink(Sink):
     """Write RGB frames as H.264 to ``path`` (.mp4, .mkv, .mov)."""
 
-    def __init__(self, path: str | Path, info: SourceInfo, side_by_side: bool = False, crf: int = 20, preset: str = "veryfast", audio: bool = True):
+    def __init__(self, path: str | Path, info: SourceInfo, side_by_side: bool = False, crf: int = 20, preset: str = "veryfast", audio: bool = True,
+                 threads: int | None = None):
         self.path = Path(path)
         self.description = str(self.path)
         self.side_by_side = side_by_side
@@ -48,6 +49,8 @@ class VideoSink(Sink):
         self.options = {"crf": str(int(crf)), "preset": preset}
         if info.live:
             self.options["tune"] = "zerolatency"
+        if threads:  # x264's own threads; one when inference already keeps the CPU busy
+            self.options["threads"] = str(int(threads))
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"output {self.path}: unknown video type; expected a file ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
         prepare_output_path(self.path, "output")

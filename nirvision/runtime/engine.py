@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -22,9 +23,11 @@ from ..io.compose import side_by_side
 from .backends.base import Backend
 from .frames import to_nir
 from .stats import RunStats
-from .queues import StageQueue
+from .queues import POLL_S, StageQueue
 
 log = logging.getLogger(__name__)
+
+IN_FLIGHT_POLL_S = 0.002  # how often the inference loop looks for a finished frame while waiting for input
 
 
 @dataclass
@@ -159,7 +162,8 @@ class Engine:
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises it
             self._fail(exc, "writing")
 
-    def _infer(self, frame: Frame) -> np.ndarray:
+    def _submit(self, frame: Frame):
+        """Check and reduce the frame to NIR, then hand it to the backend; its ``Pending``."""
         t0 = time.perf_counter()
         nir = frame.image if frame.image.ndim == 2 and frame.image.dtype == np.uint8 else to_nir(frame.image, name=f"frame {frame.index}")
         frame.image = nir
@@ -168,12 +172,15 @@ class Engine:
                 self.stats.resolution_changes += 1
                 log.warning("engine: the source changed size from %s to %s at frame %d", self._last_shape[::-1], nir.shape[::-1], frame.index)
             self._last_shape = nir.shape
-        t1 = time.perf_counter()
-        rgb = self.backend.infer_uint8(nir[None])[0]
-        t2 = time.perf_counter()
-        self.stats.times.add("pre", t1 - t0)
-        self.stats.times.add("infer", t2 - t1)
-        return rgb
+        self.stats.times.add("pre", time.perf_counter() - t0)
+        return self.backend.submit(nir[None])
+
+    def _emit(self, frame: Frame, pending) -> None:
+        """Wait for ``frame``'s output and pass it on to the writer."""
+        rgb = pending.result()[0]
+        self.stats.times.add("infer", pending.seconds)
+        self.stats.frames_inferred += 1
+        self._drop(self._outq.put((frame, rgb)))
 
     # the run ----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -201,16 +208,30 @@ class Engine:
         return self.summary()
 
     def _inference_loop(self) -> None:
-        while not self._stop.is_set():
-            item = self._inq.get()
-            if item is None:
-                continue
-            if isinstance(item, _End):
-                self._outq.put_final(_End(item.audio))
-                return
-            rgb = self._infer(item)
-            self.stats.frames_inferred += 1
-            self._drop(self._outq.put((item, rgb)))
+        # Frames in flight, oldest first: a backend that overlaps frames (two ONNX Runtime
+        # workers, CUDA double buffering) takes up to max_in_flight before the oldest is
+        # collected; results leave in the order the frames came.
+        depth = max(1, int(getattr(self.backend, "max_in_flight", 1)))
+        pending: deque = deque()
+        try:
+            while not self._stop.is_set():
+                while pending and (len(pending) >= depth or pending[0][1].done()):
+                    self._emit(*pending.popleft())
+                item = self._inq.get(IN_FLIGHT_POLL_S if pending else POLL_S)
+                if item is None:
+                    continue
+                if isinstance(item, _End):
+                    while pending and not self._stop.is_set():
+                        self._emit(*pending.popleft())
+                    self._outq.put_final(_End(item.audio))
+                    return
+                pending.append((item, self._submit(item)))
+        finally:
+            for _, p in pending:  # stopped early: let the workers finish before the sinks close
+                try:
+                    p.result()
+                except BaseException as exc:  # noqa: BLE001 - the run is already ending
+                    log.debug("engine: a frame in flight failed while stopping: %s", exc)
 
     def _finish(self, reader: threading.Thread, writer: threading.Thread) -> None:
         writer.join()

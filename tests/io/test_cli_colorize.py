@@ -71,6 +71,8 @@ def bad_inputs(tmp_path, tiny_model):
         ("reconnect", good, ["--reconnect", "sometimes"], "--reconnect"),
         ("queue", good, ["--queue-size", "0"], "--queue-size"),
         ("preset", good, ["--preset", "quick"], "--preset"),
+        ("encoder threads", good, ["--encoder-threads", "0"], "--encoder-threads"),
+        ("workers", good, ["--workers", "many"], "--workers"),
     ]
 
 

@@ -35,6 +35,15 @@ def test_mkv_output_and_no_audio_option(tmp_path):
     assert out["times"] == pytest.approx([0, 0.04, 0.12], abs=1e-6) and out["audio"] == []
 
 
+def test_encoder_threads_option_reaches_x264(tmp_path):
+    src = open_source("synthetic:64x48@25:6")
+    sink = open_sink(str(tmp_path / "out.mp4"), src.info, threads=1)
+    assert sink.options["threads"] == "1"
+    run(src, sink)
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == 6
+    assert "threads" not in open_sink(str(tmp_path / "other.mp4"), src.info).options  # x264 chooses by default
+
+
 def test_image_folder_to_pngs_keeps_names_and_sizes(tmp_path):
     src_dir, out_dir = tmp_path / "nir", tmp_path / "rgb"
     src_dir.mkdir()

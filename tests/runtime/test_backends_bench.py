@@ -40,6 +40,43 @@ def test_bench_writes_records_for_backends_and_engine(tmp_path, nir_folder, caps
     assert "ms/frame" in table and "engine[" in table
 
 
+def test_bench_times_onnxruntime_workers_beside_one_session(tmp_path, nir_folder, capsys):
+    import torch
+
+    out = tmp_path / "bench.json"
+    code = main(["bench", "--backends", "eager,onnxruntime", "--sizes", "64x48", "--count", "4", "--warmup", "1", "--threads", "2",
+                 "--workers", "1,2", "--frames", str(nir_folder), "--cache", str(tmp_path / "cache"), "--engine-frames", "12",
+                 "--engine-clip", "cuts", "--json", str(out)])
+    torch.set_num_threads(1)
+    assert code == 0
+    records = json.loads(out.read_text())
+    rows = {(r["backend"], r["workers"]) for r in records}
+    assert ("eager", 1) in rows and ("eager", 2) not in rows  # eager cannot be copied: no 2-worker row
+    two = next(r for r in records if r["backend"] == "onnxruntime" and r["workers"] == 2)
+    assert two["fps"] > 0 and two["psnr_vs_fp32"] > 60 and two["threads"] == 2
+    engine = next(r for r in records if r["backend"].startswith("engine["))
+    assert engine["frames"] == 12 and "cuts" in engine["frames_source"]
+    assert "x2 workers" in capsys.readouterr().out
+    assert main(["bench", "--workers", "1,none"]) == 2
+
+
+def test_pan_clip_moves_slowly_over_each_image():
+    from nirvision.runtime.backends.timing import PAN_HOLD, clip_frames
+
+    rng = np.random.default_rng(1)
+    images = np.stack([cv2.resize(rng.integers(0, 256, (6, 8), dtype=np.uint8), (64, 48), interpolation=cv2.INTER_CUBIC) for _ in range(2)])
+    pan = clip_frames(images, 2 * PAN_HOLD + 3, "pan")
+    assert pan.shape == (2 * PAN_HOLD + 3, 48, 64) and pan.dtype == np.uint8
+    step = lambda a, b: np.abs(a.astype(int) - b.astype(int)).mean()  # noqa: E731
+    within = [step(pan[i], pan[i + 1]) for i in range(PAN_HOLD - 1)]
+    cut = step(pan[PAN_HOLD - 1], pan[PAN_HOLD])
+    assert max(within) < cut / 2  # consecutive frames of a shot are alike; a new image is not
+    assert step(pan[0], pan[PAN_HOLD - 1]) > 0  # and the view does move
+    assert np.array_equal(clip_frames(images, 5, "cuts"), images[[0, 1, 0, 1, 0]])
+    with pytest.raises(ValueError, match="pan, cuts"):
+        clip_frames(images, 3, "zoom")
+
+
 def test_bench_synthetic_frames_and_bad_options(tmp_path, capsys):
     assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--count", "2", "--warmup", "0", "--no-engine", "--threads", "1"]) == 0
     assert "synthetic" in capsys.readouterr().out

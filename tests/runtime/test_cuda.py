@@ -77,3 +77,28 @@ def test_auto_on_cuda_picks_a_gpu_backend():
     b = create_backend("auto", tiny_chain(width=8), "cuda", "fp16")
     assert b.device.type == "cuda" or b.name == "onnxruntime"
     assert b.infer_uint8(frames(2)).shape == (2, 72, 96, 3)
+
+
+def test_submit_keeps_two_frames_in_flight_and_results_in_order():
+    net = tiny_chain(width=8)
+    f = frames(6)
+    b = create_backend("eager", net, "cuda", "fp32", double_buffer=True)
+    assert b.max_in_flight == 2
+    ref = b.infer_uint8(f)
+    first, second = b.submit(f[0:1]), b.submit(f[1:2])
+    third = b.submit(f[2:3])  # reuses frame 0's buffers: frame 0's output must be fetched first, not overwritten
+    for i, p in enumerate((first, second, third)):
+        assert np.array_equal(p.result(), ref[i : i + 1])
+    assert create_backend("eager", net, "cuda", "fp32", double_buffer=False).max_in_flight == 1
+
+
+def test_engine_on_cuda_overlaps_frames_and_keeps_them(tmp_path):
+    from nirvision.io import open_sink, open_source
+    from nirvision.runtime.engine import Engine
+    from tests.io.media import read_video
+
+    b = create_backend("eager", tiny_chain(width=8), "cuda", "fp32")
+    source = open_source("synthetic:96x72@25:10")
+    summary = Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info)], b).run()
+    assert summary["frames_out"] == 10
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == 10

@@ -59,15 +59,33 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device | None = "auto", precision: str = "fp32", **options) -> Backend:
-    """Build backend ``name`` (or ``auto``) around ``net``; raises ``BackendUnavailable`` with the reason."""
+def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device | None = "auto", precision: str = "fp32",
+                   workers: int | str = 1, **options) -> Backend:
+    """Build backend ``name`` (or ``auto``) around ``net``; raises ``BackendUnavailable`` with the reason.
+
+    ``workers`` > 1 (or ``auto``: 2 on a CPU with 2 or more threads, where the backend can be
+    copied) runs that many copies on consecutive frames side by side (``parallel.FrameParallel``).
+    """
+    from .parallel import parallel
+
     if name == "auto":
         from .auto import select_backend
 
-        return select_backend(net, resolve_device(device), precision, **options)
-    if name not in BACKENDS:
+        backend = select_backend(net, resolve_device(device), precision, **options)
+    elif name not in BACKENDS:
         raise BackendUnavailable(f"backend {name!r} is unknown; expected one of: {', '.join(BACKEND_NAMES)}")
-    return BACKENDS[name](net, resolve_device(device), precision, **options)
+    else:
+        backend = BACKENDS[name](net, resolve_device(device), precision, **options)
+    if workers != 1:
+        try:
+            wrapped = parallel(backend, workers, options.get("threads"))
+        except (BackendUnavailable, ValueError):
+            backend.close()
+            raise
+        if wrapped is not backend and hasattr(backend, "chosen_because"):
+            wrapped.chosen_because = backend.chosen_because
+        backend = wrapped
+    return backend
 
 
 __all__ = ["BACKENDS", "BACKEND_NAMES", "Backend", "BackendInfo", "BackendUnavailable", "EagerBackend", "PRECISIONS", "create_backend", "resolve_device"]

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from ...models import NIRColorizerNet
@@ -27,9 +29,16 @@ class Backend(abc.ABC):
     CPU tensor (N, 3, H, W) of RGB in [-1, 1]. Backends that can do better (pinned memory,
     overlapped copies) override ``infer_uint8``, which the engine and API call with uint8
     frames (N, H, W) and which returns uint8 RGB (N, H, W, 3).
+
+    ``submit`` starts ``infer_uint8`` on a batch and returns a ``Pending``; up to
+    ``max_in_flight`` of them may be outstanding at once, and their results are collected in
+    the order they were submitted. Backends that overlap frames (CUDA double buffering,
+    ``FrameParallel``) raise ``max_in_flight`` above 1; the rest run at submission.
     """
 
     name: str = "base"
+    max_in_flight: int = 1
+    can_replicate: bool = False  # whether ``replica`` works (see ``parallel.FrameParallel``)
 
     def __init__(self, net: NIRColorizerNet, device: torch.device, precision: str):
         self.net = net
@@ -49,5 +58,34 @@ class Backend(abc.ABC):
 
         return from_model_output(self.infer(to_model_input(frames)))
 
+    def submit(self, frames: np.ndarray) -> "Pending":
+        """Start ``infer_uint8(frames)``; the returned ``Pending`` gives its output."""
+        start = time.perf_counter()
+        out = self.infer_uint8(frames)
+        return Pending(value=out, seconds=time.perf_counter() - start)
+
+    def replica(self, threads: int) -> "Backend":
+        """An independent copy running on ``threads`` CPU threads, for ``FrameParallel``;
+        backends that cannot run side by side in one process raise BackendUnavailable."""
+        raise BackendUnavailable(f"{self.name} on {self.device}: cannot run several frames side by side (workers > 1); use --workers 1")
+
     def close(self) -> None:
         """Release what the backend holds (streams, sessions, engines)."""
+
+
+class Pending:
+    """A submitted batch: ``result()`` waits for its uint8 RGB output, ``seconds`` is the time its
+    inference took (set once the result is in). Either a finished value or a future-like object
+    whose ``result()`` returns ``(output, seconds)``."""
+
+    def __init__(self, value: np.ndarray | None = None, seconds: float = 0.0, future=None):
+        self._value, self.seconds, self._future = value, seconds, future
+
+    def done(self) -> bool:
+        return self._future is None or self._future.done()
+
+    def result(self) -> np.ndarray:
+        if self._future is not None:
+            self._value, self.seconds = self._future.result()
+            self._future = None
+        return self._value

@@ -14,13 +14,14 @@ import torch
 
 from ...models import NIRColorizerNet
 from .base import Backend, BackendUnavailable
+from .cuda import PipelinedOnCuda
 from .eager import DTYPES, check_precision
 from .hardware import cpu_has_fast_bf16
 
 log = logging.getLogger(__name__)
 
 
-class CompileBackend(Backend):
+class CompileBackend(PipelinedOnCuda, Backend):
     """``torch.compile(net)`` with inductor; compiles on the first frame of each shape."""
 
     name = "compile"

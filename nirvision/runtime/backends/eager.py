@@ -12,6 +12,7 @@ import torch
 
 from ...models import NIRColorizerNet
 from .base import Backend, BackendUnavailable
+from .cuda import PipelinedOnCuda
 from .hardware import cpu_has_fast_bf16
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ def check_precision(device: torch.device, precision: str, backend: str) -> None:
         raise BackendUnavailable(f"{backend}: fp16 needs a CUDA device; on the CPU use bf16 or fp32")
 
 
-class EagerBackend(Backend):
+class EagerBackend(PipelinedOnCuda, Backend):
     """The network as it is, under autocast for reduced precision."""
 
     name = "eager"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,7 @@ class OnnxRuntimeBackend(Backend):
     """Sessions built lazily per input shape from cached ONNX files."""
 
     name = "onnxruntime"
-
+    _build_lock = threading.Lock()  # one export / session build at a time, across replicas
     def __init__(self, net: NIRColorizerNet, device: torch.device, precision: str = "fp32", cache_dir: str | Path | None = None,
                  providers: list[str] | None = None, threads: int | None = None, int8_model: str | Path | None = None,
                  spin: bool = False):
@@ -121,6 +122,19 @@ class OnnxRuntimeBackend(Backend):
         return opts
 
     @property
+    def can_replicate(self) -> bool:
+        """On the CPU, sessions of one thread each can run consecutive frames side by side."""
+        return self.device.type == "cpu"
+
+    def replica(self, threads: int) -> "OnnxRuntimeBackend":
+        """The same model and options with its own sessions of ``threads`` threads."""
+        if not self.can_replicate:
+            return super().replica(threads)
+        twin = copy.copy(self)  # the network, cache and options are only read
+        twin.threads, twin.sessions = threads, {}
+        return twin
+
+    @property
     def uint8_io(self) -> bool:
         """Whether ``infer_uint8`` runs a graph with the frame conversions inside (not int8:
         the calibrated model is quantized from the float graph)."""
@@ -128,6 +142,13 @@ class OnnxRuntimeBackend(Backend):
 
     def session(self, shape: tuple[int, ...], uint8_io: bool = False):
         shape = check_shape(shape, "onnxruntime input")
+        sess = self.sessions.get((shape, uint8_io))
+        if sess is None:
+            with self._build_lock:
+                sess = self._build_session(shape, uint8_io)
+        return sess
+
+    def _build_session(self, shape: tuple[int, ...], uint8_io: bool):
         sess = self.sessions.get((shape, uint8_io))
         if sess is None:
             so = self.ort.SessionOptions()

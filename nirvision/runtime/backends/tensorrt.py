@@ -21,7 +21,7 @@ import torch
 from ...models import NIRColorizerNet
 from ..cache import ArtefactCache, ArtefactKey, gpu_name, weights_hash
 from .base import Backend, BackendUnavailable
-from .cuda import CudaFramePipeline, require_cuda
+from .cuda import CudaFramePipeline, PipelinedOnCuda, require_cuda
 from .export import FixedShapeChain, check_shape
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ def _supported(fn, **kwargs) -> dict:
     return {k: v for k, v in kwargs.items() if k in params}
 
 
-class TensorRTBackend(Backend):
+class TensorRTBackend(PipelinedOnCuda, Backend):
     """One TensorRT engine per input shape, built once and cached on disk."""
 
     name = "tensorrt"

@@ -1,17 +1,19 @@
 """Benchmarking backends and the whole engine on the same frames (``nirvision bench``).
 
 Each backend is built and warmed up (the first calls export, compile or build; they are not
-timed); then the backends take turns frame by frame over the benchmark frames, each called
-as the engine calls it: ms per frame and FPS are from wall time around ``infer_uint8``. Its uint8 outputs are compared with
-eager fp32's on the same frames (PSNR and AE). The engine (decode -> infer -> encode) then
-runs the same frames from a folder of PNGs into an H.264 file with the fastest backend, and its FPS
-is divided by that backend's bare FPS measured just before and after.
+timed); then the backends take turns over the benchmark frames, each fed as the engine feeds
+it (``submit``, with as many frames in flight as it takes): ms per frame and FPS are wall time
+per frame, so throughput. Its uint8 outputs are compared with eager fp32's on the same frames
+(PSNR and AE). The engine (decode -> infer -> encode) then runs an H.264 clip made from the
+same images into an H.264 file with the fastest backend, and its FPS is divided by that
+backend's bare FPS on the clip's frames, measured just before and after.
 """
 from __future__ import annotations
 
 import logging
 import tempfile
 import time
+from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -42,6 +44,7 @@ class BenchRecord:
     bare_fps: float | None = None  # engine rows: that backend alone, same frames, around the engine run
     stage_ms: dict | None = None  # engine rows: mean ms per frame of each stage (decode, pre, infer, post, encode)
     threads: int = 0
+    workers: int = 1  # copies running frames side by side (FrameParallel), sharing the threads
     device: str = "cpu"
     frames_source: str = ""
     skipped: str | None = None
@@ -79,38 +82,87 @@ def load_frames(size: tuple[int, int], count: int, folder: str | Path | None = N
     return np.stack(frames), "synthetic"
 
 
-def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per backend: seconds of each frame's call and the outputs.
+def run_frames(backend: Backend, frames: np.ndarray, count: int | None = None, out: np.ndarray | None = None) -> None:
+    """Frames ``0 .. count-1`` (cycling ``frames``) through ``backend`` as the engine feeds it:
+    one at a time, with up to ``backend.max_in_flight`` submitted before the oldest is
+    collected; outputs land in ``out`` (N, H, W, 3) when given."""
+    count = len(frames) if count is None else count
+    depth = max(1, int(getattr(backend, "max_in_flight", 1)))
+    pending: deque = deque()
+    for i in range(count + depth):
+        if pending and (len(pending) >= depth or i >= count):
+            j, p = pending.popleft()
+            y = p.result()
+            if out is not None:
+                out[j] = y[0]
+        if i < count:
+            pending.append((i, backend.submit(frames[i % len(frames)][None])))
 
-    After ``warmup`` untimed calls each, the backends take turns frame by frame, so a burst
-    of load from other processes on a shared machine hits all of them alike and their
-    ratios stay fair."""
+
+def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per backend: seconds per frame of each frame's turn, and the outputs.
+
+    After ``warmup`` untimed frames each, the backends take turns over the frames, so a burst
+    of load from other processes on a shared machine hits all of them alike and their ratios
+    stay fair. A turn is as many frames as the deepest backend keeps in flight (one for most;
+    two for ``FrameParallel`` with two workers), each backend fed as the engine feeds it, and
+    the turn's wall time is shared by its frames: throughput, not one frame's latency."""
+    turn = max(max(1, int(getattr(b, "max_in_flight", 1))) for b in backends)
     for b in backends:
-        for i in range(warmup):
-            b.infer_uint8(frames[i % len(frames)][None])
+        run_frames(b, frames, max(warmup, turn if warmup else 0))
     times = [np.empty(len(frames)) for _ in backends]
     outs = [np.empty(frames.shape + (3,), dtype=np.uint8) for _ in backends]
-    for i in range(len(frames)):
+    for i in range(0, len(frames), turn):
+        chunk = frames[i : i + turn]
         for k, b in enumerate(backends):
             start = time.perf_counter()
-            outs[k][i] = b.infer_uint8(frames[i][None])[0]
-            times[k][i] = time.perf_counter() - start
+            run_frames(b, chunk, out=outs[k][i : i + turn])
+            times[k][i : i + turn] = (time.perf_counter() - start) / len(chunk)
     return list(zip(times, outs))
 
 
 def time_bare(backend: Backend, frames: np.ndarray, total: int) -> float:
-    """Frames per second of ``backend`` alone over ``total`` frames (cycling ``frames``)."""
+    """Frames per second of ``backend`` alone over ``total`` frames (cycling ``frames``), fed as
+    the engine feeds it."""
     start = time.perf_counter()
-    for i in range(total):
-        backend.infer_uint8(frames[i % len(frames)][None])
+    run_frames(backend, frames, total)
     return total / (time.perf_counter() - start)
 
 
-def write_clip(path: Path, frames: np.ndarray, count: int, fps: int = 25) -> Path:
+CLIP_KINDS = ("pan", "cuts")
+PAN_HOLD = 10  # frames per benchmark image in a "pan" clip (0.4 s at 25 FPS)
+
+
+def clip_frames(frames: np.ndarray, count: int, kind: str = "pan") -> np.ndarray:
+    """The ``count`` frames (N, H, W) of the engine's benchmark clip, made from ``frames``.
+
+    ``pan``: each image becomes a shot of ``PAN_HOLD`` frames in which the view slowly pans
+    (2 px right and 1 px down a frame over a slightly enlarged copy), so consecutive frames
+    are alike, as in recorded video, and the codecs see motion, not stills. ``cuts``: the
+    images cycled, a scene cut every frame, the codecs' worst case (at 640x480 about 8 ms of
+    CPU to decode and 19 to encode a frame against 3 and 8 for ``pan``; measured)."""
+    if kind not in CLIP_KINDS:
+        raise ValueError(f"benchmark clip {kind!r}: expected one of {', '.join(CLIP_KINDS)}")
+    n, h, w = frames.shape
+    if kind == "cuts":
+        return np.stack([frames[i % n] for i in range(count)])
+    import cv2
+
+    out = np.empty((count, h, w), dtype=np.uint8)
+    for i in range(count):
+        shot, t = divmod(i, PAN_HOLD)
+        if t == 0:
+            big = cv2.resize(frames[shot % n], (w + 2 * PAN_HOLD, h + PAN_HOLD), interpolation=cv2.INTER_LINEAR)
+        out[i] = big[t // 2 + t % 2 : t // 2 + t % 2 + h, 2 * t : 2 * t + w]
+    return out
+
+
+def write_clip(path: Path, frames: np.ndarray, count: int | None = None, fps: int = 25) -> Path:
     """``frames`` (N, H, W) uint8, cycled to ``count``, as an H.264 clip: the kind of input the
     engine meets in batch work (a gray video; x264 at crf 10 keeps them close to the originals)."""
     import av
 
+    count = len(frames) if count is None else count
     with av.open(str(path), "w") as out:
         stream = out.add_stream("libx264", rate=fps, options={"crf": "10", "preset": "veryfast"})
         stream.height, stream.width = frames.shape[1] + frames.shape[1] % 2, frames.shape[2] + frames.shape[2] % 2
@@ -125,32 +177,36 @@ def write_clip(path: Path, frames: np.ndarray, count: int, fps: int = 25) -> Pat
     return path
 
 
-def time_engine(backend: Backend, frames: np.ndarray, min_frames: int = 40) -> dict:
-    """Run the engine on ``frames`` (an H.264 clip source, an H.264 file sink); its summary.
+def time_engine(backend: Backend, frames: np.ndarray) -> dict:
+    """Run the engine on ``frames`` written as an H.264 clip into an H.264 file; its summary.
 
-    The frames are cycled up to ``min_frames`` so the run's fixed costs (opening the encoder,
-    starting threads, flushing) weigh on the FPS as little as they do in a real clip. The
-    source is a video, not a PNG folder: recorded night videos are what batch users feed the
-    engine, and the decoder in the loop is then the one they run."""
+    The source is a video, not a PNG folder: recorded night videos are what batch users feed
+    the engine, and the decoder in the loop is then the one they run. With a CPU backend the
+    encoder gets one thread, as ``nirvision colorize`` gives it."""
     from ...io import open_sink, open_source
     from ..engine import Engine
 
     with tempfile.TemporaryDirectory(prefix="nirvision-bench-") as tmp:
-        clip = write_clip(Path(tmp) / "clip.mp4", frames, max(len(frames), min_frames))
+        clip = write_clip(Path(tmp) / "clip.mp4", frames)
         source = open_source(str(clip))
-        sink = open_sink(str(Path(tmp) / "out.mp4"), source.info)
+        sink = open_sink(str(Path(tmp) / "out.mp4"), source.info, threads=1 if backend.device.type == "cpu" else None)
         return Engine(source, [sink], backend).run()
 
 
 def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions: list[str], sizes: list[tuple[int, int]],
               frames_count: int = 20, folder: str | Path | None = None, device: str = "cpu", engine: bool = True,
-              warmup: int = 2, backend_options: dict | None = None, engine_frames: int = 40) -> list[BenchRecord]:
-    """Time every (backend, precision) at every size against eager fp32 in the same run, then the engine.
+              warmup: int = 2, backend_options: dict | None = None, engine_frames: int = 40,
+              workers: list[int | str] | None = None, engine_clip: str = "pan") -> list[BenchRecord]:
+    """Time every (backend, precision, workers) at every size against eager fp32 in the same run, then the engine.
 
-    The engine runs with the fastest backend on the same frames (cycled to ``engine_frames``);
-    that backend's bare FPS over the same number of frames is measured right before and right
-    after, and ``engine_over_bare`` divides by their mean."""
+    ``workers`` lists worker counts to try (``auto`` allowed); counts above 1 apply to
+    backends that can run frames side by side (ONNX Runtime on the CPU) and are left out for
+    the others. The engine runs with the fastest backend on a clip of ``engine_frames`` frames
+    made from the same images (``clip_frames``: ``engine_clip`` pan or cuts); that backend's
+    bare FPS on the clip's frames is measured right before and right after, and
+    ``engine_over_bare`` divides by their mean."""
     from . import create_backend, resolve_device
+    from .parallel import parallel, resolve_workers
 
     dev = resolve_device(device)
     threads = torch.get_num_threads()
@@ -161,19 +217,31 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
         size = f"{w}x{h}"
         built: list[tuple[BenchRecord, Backend]] = []
         for name, precision in combos:
-            rec = BenchRecord(model, name, precision, size, len(frames), threads=threads, device=str(dev), frames_source=origin)
-            records.append(rec)
-            try:
-                opts = dict(backend_options or {}) if name in ("onnxruntime", "tensorrt", "auto") else {}
-                backend = create_backend(name, net, dev, precision, **opts)
-                if name == "auto":
-                    rec.backend = f"auto->{backend.name}"
-                backend.infer_uint8(frames[:1])  # export / compile / build now, untimed
-            except BackendUnavailable as exc:
-                rec.skipped = str(exc)
-                log.warning("bench %s: %s %s skipped: %s", size, name, precision, exc)
-                continue
-            built.append((rec, backend))
+            done: set[int] = set()
+            for asked in workers or [1]:
+                rec = BenchRecord(model, name, precision, size, len(frames), threads=threads, device=str(dev), frames_source=origin)
+                try:
+                    opts = dict(backend_options or {}) if name in ("onnxruntime", "tensorrt", "auto") else {}
+                    backend = create_backend(name, net, dev, precision, **opts)
+                    k = resolve_workers(asked, backend, threads)
+                    if k in done or (k > 1 and not backend.can_replicate):
+                        backend.close()  # the same as a row already timed, or not copyable
+                        continue
+                    backend = parallel(backend, k, threads)
+                    done.add(k)
+                    rec.workers = k
+                    if name == "auto":
+                        rec.backend = f"auto->{backend.name}"
+                    backend.infer_uint8(frames[:1])  # export / compile / build now, untimed
+                    if hasattr(backend, "prepare"):
+                        backend.prepare((1, 1, h, w))
+                except BackendUnavailable as exc:
+                    rec.skipped = str(exc)
+                    records.append(rec)
+                    log.warning("bench %s: %s %s skipped: %s", size, name, precision, exc)
+                    break
+                records.append(rec)
+                built.append((rec, backend))
         if not built or built[0][0].backend != "eager":
             raise BackendUnavailable(f"bench {size}: eager fp32, the reference, could not run")
         results = time_interleaved([b for _, b in built], frames, warmup)
@@ -187,11 +255,12 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             log.info("bench %s: %s %s %.1f ms/frame", size, rec.backend, rec.precision, sec * 1000)
         if engine:
             rec_best, backend = min(built, key=lambda rb: rb[0].ms_per_frame)
-            n = max(len(frames), engine_frames)
-            before = time_bare(backend, frames, n)
-            summary = time_engine(backend, frames, engine_frames)
-            after = time_bare(backend, frames, n)
-            rec = BenchRecord(model, f"engine[{backend.name}]", rec_best.precision, size, summary["frames_out"], threads=threads, device=str(dev), frames_source=origin)
+            clip = clip_frames(frames, max(len(frames), engine_frames), engine_clip)
+            before = time_bare(backend, clip, len(clip))
+            summary = time_engine(backend, clip)
+            after = time_bare(backend, clip, len(clip))
+            rec = BenchRecord(model, f"engine[{backend.name}]", rec_best.precision, size, summary["frames_out"], threads=threads,
+                              workers=rec_best.workers, device=str(dev), frames_source=f"{origin}, H.264 clip ({engine_clip})")
             rec.fps = summary["fps"]
             rec.ms_per_frame = 1000.0 / rec.fps if rec.fps else None
             rec.bare_fps = (before + after) / 2
