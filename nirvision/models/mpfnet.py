@@ -66,20 +66,27 @@ class MPFNet(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.shuffle(p) for p in self.predict(self.images(x))]
+
+    def images(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The input at each scale, coarse to fine, pixel-unshuffled by the stem."""
         pyramid = [x]
         for _ in range(self.config.scales - 1):
             pyramid.insert(0, F.avg_pool2d(pyramid[0], 2))
+        return [self.unshuffle(image) for image in pyramid]
+
+    def predict(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The S predictions from ``images()``, coarse to fine, still in the stem's layout
+        (``forward`` pixel-shuffles them back to full resolution)."""
         predictions = []
         carried = None
-        for s, image in enumerate(pyramid):
-            image = self.unshuffle(image)
+        for s, image in enumerate(images):
             feats = self.heads[s](image)
             if carried is not None:
                 up = F.interpolate(carried, scale_factor=2.0, mode="bilinear", align_corners=False)
                 feats = self.merges[s - 1](torch.cat([feats, up], dim=1))
             feats = self.febs[s](feats)
             carried, prediction = self.sccms[s](feats, image)
-            prediction = self.shuffle(prediction)
             predictions.append(prediction)
         return predictions
 

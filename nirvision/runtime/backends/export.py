@@ -17,15 +17,16 @@ from torch import nn
 
 from ...models import NIRColorizerNet
 from ...models.chain import padded_size
-from ...models.inference import for_export
+from ...models.inference import StemAvgPool, can_fuse, for_export, fused_predict, stem_to_image
 from ..cache import ArtefactCache, ArtefactKey, gpu_name, weights_hash
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 # Bumped whenever the exported graph changes for the same weights, so that cached files of an
-# older graph are not reused (2: the stem as a convolution, nirvision.models.inference).
-GRAPH_VERSION = 2
+# older graph are not reused (2: the stem as a convolution, nirvision.models.inference; 3: the
+# uint8 graph stays in the stem's layout between the networks).
+GRAPH_VERSION = 3
 INPUT_NAME = "nir"
 OUTPUT_NAME = "rgb"
 
@@ -52,20 +53,37 @@ class FixedShapeChain(nn.Module):
         return rgb
 
 
+def to_uint8(rgb: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> uint8, rounded to nearest, as ``nirvision.runtime.frames.from_model_output``."""
+    return ((rgb.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
 class Uint8Frames(nn.Module):
     """A fixed-shape chain that takes the engine's uint8 frames (N, H, W) and returns uint8 RGB
     (N, H, W, 3): the conversions of ``nirvision.runtime.frames`` in the graph, where the
     runtime fuses and threads them (about 2 ms a frame less at 640x480 on 2 CPU threads) and
-    a GPU provider moves a quarter of the bytes."""
+    a GPU provider moves a quarter of the bytes. Where the two networks share a stem, the
+    graph stays in the stem's layout from the translator's output to the uint8 colours
+    (``nirvision.models.inference.fused_predict``); the values are the same."""
 
     def __init__(self, chain: FixedShapeChain, dtype: torch.dtype = torch.float32):
         super().__init__()
         self.chain, self.dtype = chain, dtype
+        net = chain.net
+        self.fused = can_fuse(net.nir_to_gray, net.colorizer)
+        if self.fused:
+            self.pool = StemAvgPool(1, net.colorizer.config.stem)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.unsqueeze(1).to(self.dtype) * (2.0 / 255.0) - 1.0
-        rgb = self.chain(x).float()
-        return ((rgb + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
+        if not self.fused:
+            return to_uint8(self.chain(x)).permute(0, 2, 3, 1)
+        c = self.chain
+        if c.pad_h or c.pad_w:
+            x = F.pad(x, (0, c.pad_w, 0, c.pad_h), mode=c.mode)
+        p = fused_predict(c.net.nir_to_gray, c.net.colorizer, x, self.pool)
+        rgb = stem_to_image(to_uint8(p), c.net.colorizer.config.stem)
+        return rgb[:, : c.height, : c.width]
 
 
 def check_shape(shape: tuple[int, ...], what: str) -> tuple[int, int, int, int]:
