@@ -27,7 +27,7 @@ from .queues import POLL_S, StageQueue
 
 log = logging.getLogger(__name__)
 
-IN_FLIGHT_POLL_S = 0.002  # how often the inference loop looks for a finished frame while waiting for input
+IN_FLIGHT_POLL_S = 0.002  # how often the inference loop looks for a finished frame that cannot wake it
 
 
 @dataclass
@@ -213,21 +213,28 @@ class Engine:
         # collected; results leave in the order the frames came.
         depth = max(1, int(getattr(self.backend, "max_in_flight", 1)))
         pending: deque = deque()
+        polled = 0  # frames in flight that cannot wake the loop when done (it polls for them)
         try:
             while not self._stop.is_set():
                 while pending and (len(pending) >= depth or pending[0][1].done()):
-                    self._emit(*pending.popleft())
-                item = self._inq.get(IN_FLIGHT_POLL_S if pending else POLL_S)
+                    frame, p, wakes = pending.popleft()
+                    polled -= not wakes
+                    self._emit(frame, p)
+                item = self._inq.get(IN_FLIGHT_POLL_S if polled else POLL_S)
                 if item is None:
                     continue
                 if isinstance(item, _End):
                     while pending and not self._stop.is_set():
-                        self._emit(*pending.popleft())
+                        frame, p, _ = pending.popleft()
+                        self._emit(frame, p)
                     self._outq.put_final(_End(item.audio))
                     return
-                pending.append((item, self._submit(item)))
+                p = self._submit(item)
+                wakes = p.done() or (hasattr(p, "notify") and p.notify(self._inq.wake))
+                polled += not wakes
+                pending.append((item, p, wakes))
         finally:
-            for _, p in pending:  # stopped early: let the workers finish before the sinks close
+            for _, p, _ in pending:  # stopped early: let the workers finish before the sinks close
                 try:
                     p.result()
                 except BaseException as exc:  # noqa: BLE001 - the run is already ending

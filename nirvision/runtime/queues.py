@@ -20,6 +20,7 @@ class StageQueue:
         self.stop = stop
         self._items: deque = deque()
         self._cond = threading.Condition()
+        self._woken = False
 
     def put(self, item: Any) -> list[Any]:
         """Add ``item``; returns the items dropped to make room (always empty without drop_oldest)."""
@@ -43,15 +44,23 @@ class StageQueue:
             self._cond.notify_all()
 
     def get(self, timeout: float = POLL_S) -> Any:
-        """The oldest item, or ``None`` after ``timeout`` seconds with nothing to take."""
+        """The oldest item, or ``None`` after ``timeout`` seconds (or a ``wake``) with nothing to take."""
         with self._cond:
-            if not self._items:
+            if not self._items and not self._woken:
                 self._cond.wait(timeout)
+            self._woken = False
             if not self._items:
                 return None
             item = self._items.popleft()
             self._cond.notify_all()
             return item
+
+    def wake(self) -> None:
+        """End a waiting ``get`` now (or the next one, if none waits): the consumer has
+        something else to look at (a frame in flight has finished)."""
+        with self._cond:
+            self._woken = True
+            self._cond.notify_all()
 
     def __len__(self) -> int:
         return len(self._items)

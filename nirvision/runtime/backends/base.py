@@ -84,6 +84,15 @@ class Pending:
     def done(self) -> bool:
         return self._future is None or self._future.done()
 
+    def notify(self, callback) -> bool:
+        """Call ``callback()`` once the result is in (now, if it is); False where this kind of
+        pending result cannot tell, and the caller must poll ``done``."""
+        if self._future is None:
+            callback()
+        else:
+            self._future.add_done_callback(lambda _: callback())
+        return True
+
     def result(self) -> np.ndarray:
         if self._future is not None:
             self._value, self.seconds = self._future.result()

@@ -23,10 +23,11 @@ from ..cache import ArtefactCache, ArtefactKey, gpu_name, weights_hash
 log = logging.getLogger(__name__)
 
 OPSET = 17
-# Bumped whenever the exported graph changes for the same weights, so that cached files of an
-# older graph are not reused (2: the stem as a convolution, nirvision.models.inference; 3: the
-# uint8 graph stays in the stem's layout between the networks).
-GRAPH_VERSION = 3
+# Bumped whenever an exported graph changes for the same weights, so that cached files of an
+# older graph are not reused; per kind of file (onnx: the float graph, which int8 models are
+# quantized from; onnx-u8: the uint8 one). 2: the stem as a convolution
+# (nirvision.models.inference); 3: the uint8 graph stays in the stem's layout between the networks.
+GRAPH_VERSIONS = {"onnx": 2, "onnx-int8": 2, "onnx-u8": 3}
 INPUT_NAME = "nir"
 OUTPUT_NAME = "rgb"
 
@@ -118,7 +119,7 @@ def onnx_key(net: NIRColorizerNet, shape: tuple[int, ...], precision: str, devic
     """The cache key of the chain's ONNX file (``kind`` ``onnx``) or its int8 form (``onnx-int8``)."""
     return ArtefactKey(
         kind=kind, weights=digest or weights_hash(net), shape=tuple(int(s) for s in shape),
-        precision=precision, gpu=gpu_name(device) if precision == "fp16" else "any", extra=f"opset{OPSET}-graph{GRAPH_VERSION}",
+        precision=precision, gpu=gpu_name(device) if precision == "fp16" else "any", extra=f"opset{OPSET}-graph{GRAPH_VERSIONS.get(kind, 2)}",
     )
 
 
