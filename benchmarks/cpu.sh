@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The CPU benchmarks of the README: calibration + precision report, then `nirvision bench` for
 # lite and paper at 256x256 and 640x480 on real NIR frames, each backend timed in the same run
-# as eager fp32, and the engine on the same frames. Results go to benchmarks/results/.
+# as eager fp32 (ONNX Runtime as one session of all threads and as 2 workers of half of them),
+# and the engine on a clip made from the same frames. Results go to benchmarks/results/.
 #   FRAMES: folder of NIR images (default: the VCIP 2020 training NIR images)
 #   PAIRED: folder with nir/ and rgb/ for the ground-truth report
 #   WEIGHTS: a checkpoint (default: the bundled weights if present, else seeded random init)
-#   COUNT / PAPER_COUNT: timed frames per row (default 10 / 3)
+#   COUNT / PAPER_COUNT: timed frames per row (default 20 / 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FRAMES=${FRAMES:-../shared/data/vcip2020/train/nir}
@@ -23,16 +24,16 @@ for model in lite paper; do
   args=(--model "$model")
   # trained weights exist for lite only; paper is timed with a seeded random init
   if [ "$model" = lite ] && [ -n "$WEIGHTS" ]; then args=(--weights "$WEIGHTS"); fi
-  count=${COUNT:-10}; efr=40; [ "$model" = paper ] && count=${PAPER_COUNT:-3} && efr=4
+  count=${COUNT:-20}; efr=80; [ "$model" = paper ] && count=${PAPER_COUNT:-4} && efr=6
   precisions=int8; [ "$model" = lite ] && precisions=bf16,int8
   python -m calibrate --threads "$THREADS" --paired "$PAIRED" "${args[@]}" --sizes 256x256,640x480 --num 12 --eval 6 \
     --precisions "$precisions" --json "$OUT/calib-$model.json" | tee "$OUT/calib-$model.txt"
   nirvision bench --threads "$THREADS" "${args[@]}" --backends eager,onnxruntime --precisions fp32,int8 \
-    --sizes 256x256,640x480 --frames "$FRAMES" --count "$count" --engine-frames "$efr" --json "$OUT/bench-$model.json" | tee "$OUT/bench-$model.txt"
+    --sizes 256x256,640x480 --frames "$FRAMES" --count "$count" --engine-frames "$efr" --workers 1,2 --json "$OUT/bench-$model.json" | tee "$OUT/bench-$model.txt"
 done
 # bf16: this CPU has no native bf16, eager bf16 takes seconds a frame; a few frames at 256x256
 nirvision bench --threads "$THREADS" "${largs[@]}" --backends eager --precisions bf16 --sizes 256x256 --frames "$FRAMES" --count 3 --no-engine \
   --json "$OUT/bench-lite-bf16.json" | tee "$OUT/bench-lite-bf16.txt"
 # torch.compile compiles for minutes per size on 2 cores: lite only
 nirvision bench --threads "$THREADS" "${largs[@]}" --backends eager,compile,onnxruntime --precisions fp32 --sizes 256x256,640x480 --frames "$FRAMES" \
-  --count "${COUNT:-10}" --no-engine --json "$OUT/bench-lite-compile.json" | tee "$OUT/bench-lite-compile.txt"
+  --count "${COUNT:-20}" --workers 1,2 --no-engine --json "$OUT/bench-lite-compile.json" | tee "$OUT/bench-lite-compile.txt"

@@ -59,6 +59,8 @@ def add_parser(sub) -> None:
     p.add_argument("--engine-clip", default="pan", choices=("pan", "cuts"),
                    help="the engine's input clip: pan (default: each image a 10-frame shot with a slow pan, like recorded video) "
                    "or cuts (a new image every frame: the codecs' worst case)")
+    p.add_argument("--double-buffer", default="on", choices=("on", "off", "both"),
+                   help="CUDA: time the frame pipeline with uploads overlapped (on), frame by frame (off), or both in the same run")
     p.add_argument("--no-engine", action="store_true", help="time bare backends only")
     p.add_argument("--json", help="write the records to this file")
     p.set_defaults(func=run)
@@ -86,7 +88,8 @@ def run(args) -> int:
     options = {"cache_dir": args.cache} if args.cache else {}
     records = run_bench(net.eval(), config.name, backends, precisions, sizes, args.count, args.frames, args.device,
                         engine=not args.no_engine, warmup=args.warmup, backend_options=options, engine_frames=args.engine_frames,
-                        workers=workers, engine_clip=args.engine_clip)
+                        workers=workers, engine_clip=args.engine_clip,
+                        double_buffer={"on": [True], "off": [False], "both": [True, False]}[args.double_buffer])
     weights = meta.get("weights") or "random init"
     print(f"model {config.name} ({weights}), {torch.get_num_threads()} threads, {args.count} frames per row, frames: {records[0].frames_source if records else '-'}")
     print(f"{'size':>9s}  {'backend':26s} {'prec':5s} {'ms/frame':>9s} {'median':>7s} {'FPS':>7s} {'x eager':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
@@ -95,7 +98,7 @@ def run(args) -> int:
         if r.skipped:
             print(f"{r.size:>9s}  {r.backend:26s} {r.precision:5s} skipped: {r.skipped}")
             continue
-        name = r.backend + (f" x{r.workers} workers" if r.workers > 1 else "")
+        name = r.backend + (f" x{r.workers} workers" if r.workers > 1 else "") + (" (no 2-buf)" if r.double_buffer is False else "")
         print(f"{r.size:>9s}  {name:26s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.ms_median, '7.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} "
               f"{fmt(r.psnr_vs_fp32, '9.2f')} {fmt(r.ae_vs_fp32, '7.3f')} {fmt(r.engine_over_bare, '8.2f')}")
     if args.json:

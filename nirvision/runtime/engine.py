@@ -22,7 +22,7 @@ from ..io.base import Frame, Sink, Source
 from ..io.compose import side_by_side
 from .backends.base import Backend
 from .frames import to_nir
-from .stats import RunStats
+from .stats import RunStats, process_cpu_s
 from .queues import POLL_S, StageQueue
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,7 @@ class Engine:
                 except Exception as exc:  # noqa: BLE001 - closing must not hide the run's result
                     log.debug("engine: closing the source iterator failed: %s", exc)
             self._inq.put_final(_End(self.source.pending_audio()))
+            self.stats.thread_cpu["reader"] = time.thread_time()
 
     def _writer(self) -> None:
         next_status = time.perf_counter() + self.options.status_interval
@@ -161,6 +162,8 @@ class Engine:
                 self.stats.times.add("total", t2 - frame.t_read)
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises it
             self._fail(exc, "writing")
+        finally:
+            self.stats.thread_cpu["writer"] = time.thread_time()
 
     def _submit(self, frame: Frame):
         """Check and reduce the frame to NIR, then hand it to the backend; its ``Pending``."""
@@ -194,6 +197,7 @@ class Engine:
         writer = threading.Thread(target=self._writer, name="nirvision-writer", daemon=True)
         reader.start()
         writer.start()
+        loop_cpu = time.thread_time()
         try:
             self._inference_loop()
         except KeyboardInterrupt:
@@ -201,6 +205,7 @@ class Engine:
         except BaseException as exc:  # noqa: BLE001 - re-raised below after finalizing
             self._fail(exc, "inference")
         finally:
+            self.stats.thread_cpu["inference_loop"] = time.thread_time() - loop_cpu
             self._outq.put_final(_End())
             self._finish(reader, writer)
         if self._errors:
@@ -254,6 +259,7 @@ class Engine:
                 log.error("engine: closing %s failed: %s", sink.description, exc)
                 self._errors.append(exc)
         self.stats.end = time.perf_counter()
+        self.stats.cpu_end = process_cpu_s()
 
     def summary(self) -> dict:
         s = self.stats
@@ -271,5 +277,7 @@ class Engine:
             "fps": round(s.fps(), 3),
             "wall_s": round(s.wall_s, 3),
             "latency_ms": s.times.summary(),
+            # CPU a frame: the process (inference workers, codec threads) and each engine thread
+            "cpu": s.cpu_summary(),
             "stopped_by": self.stop_reason or "end of input",
         }

@@ -43,6 +43,11 @@ class StageTimes:
         return out
 
 
+def process_cpu_s() -> float:
+    """User plus system CPU seconds of this process so far, all threads."""
+    return time.process_time()
+
+
 class RunStats:
     """What the engine counts; the reader, inference and writer threads each own their fields."""
 
@@ -56,6 +61,20 @@ class RunStats:
         self.resolution_changes = 0
         self.times = StageTimes()
         self._recent_out = deque(maxlen=64)  # perf_counter of recent writes, for the current FPS
+        self.cpu_start = process_cpu_s()
+        self.cpu_end: float | None = None
+        self.thread_cpu: dict[str, float] = {}  # CPU seconds of each engine thread, set as it ends
+
+    def cpu_summary(self) -> dict[str, float | None]:
+        """CPU per frame written, in ms: the whole process (codec and inference threads
+        included) and each engine thread, and the cores the run kept busy on average."""
+        n = self.frames_out
+        used = (self.cpu_end or process_cpu_s()) - self.cpu_start
+        out: dict[str, float | None] = {"process_ms_per_frame": round(1000 * used / n, 2) if n else None}
+        for name, secs in self.thread_cpu.items():
+            out[f"{name}_ms_per_frame"] = round(1000 * secs / n, 2) if n else None
+        out["cores"] = round(used / self.wall_s, 2) if self.wall_s > 0 else None
+        return out
 
     def wrote(self) -> None:
         self.frames_out += 1

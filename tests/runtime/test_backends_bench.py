@@ -46,16 +46,19 @@ def test_bench_times_onnxruntime_workers_beside_one_session(tmp_path, nir_folder
     out = tmp_path / "bench.json"
     code = main(["bench", "--backends", "eager,onnxruntime", "--sizes", "64x48", "--count", "4", "--warmup", "1", "--threads", "2",
                  "--workers", "1,2", "--frames", str(nir_folder), "--cache", str(tmp_path / "cache"), "--engine-frames", "12",
-                 "--engine-clip", "cuts", "--json", str(out)])
+                 "--engine-clip", "cuts", "--double-buffer", "both", "--json", str(out)])
     torch.set_num_threads(1)
     assert code == 0
     records = json.loads(out.read_text())
     rows = {(r["backend"], r["workers"]) for r in records}
     assert ("eager", 1) in rows and ("eager", 2) not in rows  # eager cannot be copied: no 2-worker row
+    assert sum(r["backend"] == "eager" for r in records) == 1  # no CUDA pipeline on the CPU: --double-buffer adds no rows
+    assert all(r["double_buffer"] is None for r in records)
     two = next(r for r in records if r["backend"] == "onnxruntime" and r["workers"] == 2)
     assert two["fps"] > 0 and two["psnr_vs_fp32"] > 60 and two["threads"] == 2
     engine = next(r for r in records if r["backend"].startswith("engine["))
     assert engine["frames"] == 12 and "cuts" in engine["frames_source"]
+    assert engine["cpu_ms"]["bare_ms_per_frame"] > 0 and engine["cpu_ms"]["process_ms_per_frame"] > 0
     assert "x2 workers" in capsys.readouterr().out
     assert main(["bench", "--workers", "1,none"]) == 2
 

@@ -52,6 +52,10 @@ def test_summary_fields():
     assert summary["frames_in"] == summary["frames_out"] == 5 and summary["fps"] > 0
     for stage in STAGES:
         assert summary["latency_ms"][stage]["mean"] >= 0 and summary["latency_ms"][stage]["p95"] >= 0
+    cpu = summary["cpu"]
+    assert cpu["process_ms_per_frame"] > 0 and cpu["cores"] >= 0
+    for thread in ("reader", "writer", "inference_loop"):
+        assert 0 <= cpu[f"{thread}_ms_per_frame"] <= cpu["process_ms_per_frame"] + 1e-6
 
 
 class FailingSink(Sink):

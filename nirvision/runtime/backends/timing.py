@@ -43,8 +43,10 @@ class BenchRecord:
     engine_over_bare: float | None = None  # engine rows: engine FPS / the same backend's bare FPS
     bare_fps: float | None = None  # engine rows: that backend alone, same frames, around the engine run
     stage_ms: dict | None = None  # engine rows: mean ms per frame of each stage (decode, pre, infer, post, encode)
+    cpu_ms: dict | None = None  # engine rows: CPU ms per frame of the engine's process and threads, and of the bare backend
     threads: int = 0
     workers: int = 1  # copies running frames side by side (FrameParallel), sharing the threads
+    double_buffer: bool | None = None  # CUDA frame pipeline: uploads overlapped with compute (None: no such pipeline)
     device: str = "cpu"
     frames_source: str = ""
     skipped: str | None = None
@@ -196,7 +198,8 @@ def time_engine(backend: Backend, frames: np.ndarray) -> dict:
 def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions: list[str], sizes: list[tuple[int, int]],
               frames_count: int = 20, folder: str | Path | None = None, device: str = "cpu", engine: bool = True,
               warmup: int = 2, backend_options: dict | None = None, engine_frames: int = 40,
-              workers: list[int | str] | None = None, engine_clip: str = "pan") -> list[BenchRecord]:
+              workers: list[int | str] | None = None, engine_clip: str = "pan",
+              double_buffer: list[bool] | None = None) -> list[BenchRecord]:
     """Time every (backend, precision, workers) at every size against eager fp32 in the same run, then the engine.
 
     ``workers`` lists worker counts to try (``auto`` allowed); counts above 1 apply to
@@ -204,8 +207,10 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
     the others. The engine runs with the fastest backend on a clip of ``engine_frames`` frames
     made from the same images (``clip_frames``: ``engine_clip`` pan or cuts); that backend's
     bare FPS on the clip's frames is measured right before and right after, and
-    ``engine_over_bare`` divides by their mean."""
+    ``engine_over_bare`` divides by their mean. ``double_buffer`` lists the settings of the
+    CUDA frame pipeline to time (e.g. ``[True, False]``) for backends that have one, on CUDA."""
     from . import create_backend, resolve_device
+    from .auto import accepted_options
     from .parallel import parallel, resolve_workers
 
     dev = resolve_device(device)
@@ -217,19 +222,23 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
         size = f"{w}x{h}"
         built: list[tuple[BenchRecord, Backend]] = []
         for name, precision in combos:
-            done: set[int] = set()
-            for asked in workers or [1]:
+            done: set[tuple[int, bool | None]] = set()
+            pipelined = dev.type == "cuda" and name != "auto" and "double_buffer" in accepted_options(name)
+            for asked, db in [(a, d) for a in workers or [1] for d in (double_buffer or [None])]:
+                db = db if pipelined else None
                 rec = BenchRecord(model, name, precision, size, len(frames), threads=threads, device=str(dev), frames_source=origin)
                 try:
                     opts = dict(backend_options or {}) if name in ("onnxruntime", "tensorrt", "auto") else {}
+                    if db is not None:
+                        opts["double_buffer"] = db
                     backend = create_backend(name, net, dev, precision, **opts)
                     k = resolve_workers(asked, backend, threads)
-                    if k in done or (k > 1 and not backend.can_replicate):
+                    if (k, db) in done or (k > 1 and not backend.can_replicate):
                         backend.close()  # the same as a row already timed, or not copyable
                         continue
                     backend = parallel(backend, k, threads)
-                    done.add(k)
-                    rec.workers = k
+                    done.add((k, db))
+                    rec.workers, rec.double_buffer = k, db
                     if name == "auto":
                         rec.backend = f"auto->{backend.name}"
                     backend.infer_uint8(frames[:1])  # export / compile / build now, untimed
@@ -256,9 +265,13 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
         if engine:
             rec_best, backend = min(built, key=lambda rb: rb[0].ms_per_frame)
             clip = clip_frames(frames, max(len(frames), engine_frames), engine_clip)
+            cpu0 = time.process_time()
             before = time_bare(backend, clip, len(clip))
+            bare_cpu = time.process_time() - cpu0
             summary = time_engine(backend, clip)
+            cpu0 = time.process_time()
             after = time_bare(backend, clip, len(clip))
+            bare_cpu += time.process_time() - cpu0
             rec = BenchRecord(model, f"engine[{backend.name}]", rec_best.precision, size, summary["frames_out"], threads=threads,
                               workers=rec_best.workers, device=str(dev), frames_source=f"{origin}, H.264 clip ({engine_clip})")
             rec.fps = summary["fps"]
@@ -267,6 +280,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             rec.engine_over_bare = rec.fps / rec.bare_fps
             rec.speedup_vs_eager_fp32 = rec.fps * ref_s
             rec.stage_ms = {k: v["mean"] for k, v in summary["latency_ms"].items() if k != "total"}
+            rec.cpu_ms = {"bare_ms_per_frame": round(1000 * bare_cpu / (2 * len(clip)), 2), **summary["cpu"]}
             records.append(rec)
             log.info("bench %s: engine with %s %s: %.1f FPS, bare %.1f / %.1f FPS; ms per frame by stage: %s", size, backend.name,
                      rec.precision, rec.fps, before, after, ", ".join(f"{k} {v}" for k, v in rec.stage_ms.items()))
