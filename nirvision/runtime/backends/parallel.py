@@ -3,9 +3,9 @@
 A network this small cannot keep two cores busy inside one frame: many of its operators are
 too short to split well, and threads wait for each other between them. Two ONNX Runtime
 sessions of one thread each, working on consecutive frames, do better than one session of
-two threads (measured for lite at 640x480 on this 2-core CPU, the same run: 31.6-38.0 ms a
-frame against 43.1-51.9 ms; ``benchmarks/README.md``). The price is latency: each frame takes
-a one-thread session's time (about 67 ms here instead of 45), and results come back in order.
+two threads (measured for lite on this 2-core CPU, the same run: 1.24x the frames per second at
+640x480, 1.67x at 256x256; ``benchmarks/README.md``). The price is latency: each frame takes a
+one-thread session's time (about 60 ms at 640x480 instead of 39), and results come back in order.
 
 ``FrameParallel`` keeps the one-backend interface: ``submit`` hands a batch to a free copy on
 a worker thread (ONNX Runtime releases the GIL while it runs) and ``max_in_flight`` tells the

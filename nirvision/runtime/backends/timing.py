@@ -101,15 +101,21 @@ def run_frames(backend: Backend, frames: np.ndarray, count: int | None = None, o
             pending.append((i, backend.submit(frames[i % len(frames)][None])))
 
 
+TURN_DEPTHS = 4
+
+
 def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per backend: seconds per frame of each frame's turn, and the outputs.
 
     After ``warmup`` untimed frames each, the backends take turns over the frames, so a burst
     of load from other processes on a shared machine hits all of them alike and their ratios
-    stay fair. A turn is as many frames as the deepest backend keeps in flight (one for most;
-    two for ``FrameParallel`` with two workers), each backend fed as the engine feeds it, and
-    the turn's wall time is shared by its frames: throughput, not one frame's latency."""
-    turn = max(max(1, int(getattr(b, "max_in_flight", 1))) for b in backends)
+    stay fair. A turn is one frame when every backend runs one at a time, else ``TURN_DEPTHS``
+    times the most frames any backend keeps in flight (8 for two workers: each turn ends by
+    waiting for the last frame, which leaves a worker idle, so short turns would understate
+    their throughput); each backend is fed as the engine feeds it, and the turn's wall time is
+    shared by its frames: throughput, not one frame's latency."""
+    depth = max(max(1, int(getattr(b, "max_in_flight", 1))) for b in backends)
+    turn = 1 if depth == 1 else TURN_DEPTHS * depth
     for b in backends:
         run_frames(b, frames, max(warmup, turn if warmup else 0))
     times = [np.empty(len(frames)) for _ in backends]
