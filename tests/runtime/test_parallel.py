@@ -154,3 +154,21 @@ def test_cli_workers_option(tmp_path, monkeypatch, capsys):
     assert "2 workers of 1 thread(s)" in err
     assert len(read_video(tmp_path / "out.mp4")["times"]) == 6
     torch.set_num_threads(1)  # --threads 2 changed the process-wide setting
+
+
+def test_stop_with_frames_in_flight_finalizes_a_playable_file(tmp_path):
+    source = ListSource(indexed(250, 32, 48), live=False)
+    par = FrameParallel(CopyableStub(delays=(0.01, 0.02)), 2, threads=2)
+    engine = Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info)], par)
+    timer = threading.Timer(0.4, engine.request_stop, args=("test",))
+    timer.start()
+    try:
+        summary = engine.run()
+    finally:
+        timer.cancel()
+        par.close()
+    assert summary["stopped_by"] == "test" and 0 < summary["frames_out"] < 250
+    video = read_video(tmp_path / "out.mp4")
+    assert len(video["times"]) == summary["frames_out"]
+    reds = [float(np.median(v[:, :, 0])) for v in video["left"]]  # the stub's red is the frame index
+    assert reds == pytest.approx(list(range(len(reds))), abs=3)  # every frame, in order, none lost before the stop
