@@ -67,7 +67,10 @@ def int8_status() -> tuple[bool, str]:
     ok, why = onnxruntime_status()
     if not ok:
         return False, why
-    return True, why + "; int8 from `python -m calibrate` (one model per input size)"
+    threads = torch.get_num_threads()
+    workers = (f"--workers auto on the CPU: 2 sessions of {threads // 2} thread(s) on consecutive frames" if threads >= 2
+               else "--workers auto on the CPU: 1 session (one thread)")
+    return True, why + f"; int8 from `python -m calibrate` (one model per input size); {workers}"
 
 
 def report() -> dict:
