@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from nirvision.io import open_sink, open_source
+from nirvision.io.base import Sink
 from nirvision.runtime.backends import BackendUnavailable, create_backend
 from nirvision.runtime.backends.parallel import FrameParallel, resolve_workers
 from nirvision.runtime.engine import Engine
@@ -172,3 +173,39 @@ def test_stop_with_frames_in_flight_finalizes_a_playable_file(tmp_path):
     assert len(video["times"]) == summary["frames_out"]
     reds = [float(np.median(v[:, :, 0])) for v in video["left"]]  # the stub's red is the frame index
     assert reds == pytest.approx(list(range(len(reds))), abs=3)  # every frame, in order, none lost before the stop
+
+
+def test_live_source_with_frames_in_flight_drops_oldest_and_keeps_order():
+    from nirvision.runtime.engine import EngineOptions
+
+    source = ListSource(indexed(80), live=True, pace=0.002)
+    seen = []  # (frame index, frames the source had produced) as a worker starts the frame
+
+    class Watching(CopyableStub):
+        def replica(self, threads):
+            return Watching(self.delays, self.log)
+
+        def infer_uint8(self, frames):
+            seen.append((int(frames[0, 0, 0]), source.frames_read))
+            return super().infer_uint8(frames)
+
+    class Recording(Sink):
+        written = []
+
+        def write(self, frame, image):
+            self.written.append((frame.index, int(image[0, 0, 0])))
+
+    par = FrameParallel(Watching(delays=(0.02, 0.005)), 2, threads=2)
+    sink = Recording()
+    try:
+        summary = Engine(source, [sink], par, EngineOptions(queue_size=2)).run()
+    finally:
+        par.close()
+    assert summary["frames_in"] == 80 and summary["dropped"] > 0
+    assert summary["frames_out"] + summary["dropped"] == 80
+    assert max(i for i, _ in seen) == 79  # the newest frame made it
+    indexes = [i for i, _ in sink.written]
+    assert indexes == sorted(indexes) and len(indexes) == summary["frames_out"]  # written in order
+    assert all(i == red for i, red in sink.written)  # each with its own output
+    # a worker starts a frame when at most the queue (2) and the frame in the reader's hand are newer
+    assert max(produced - 1 - i for i, produced in seen) <= 2 + 1
