@@ -11,7 +11,6 @@ import numpy as np
 import torch
 
 
-
 def to_uint8_rgb(x: torch.Tensor) -> np.ndarray:
     """(N, C, H, W) in [-1, 1], C = 1 or 3 -> uint8 (N, H, W, 3)."""
     x = x.detach().float().cpu()

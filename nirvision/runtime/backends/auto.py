@@ -1,8 +1,8 @@
 """``--backend auto``: the fastest backend that can run here at the asked precision, and why.
 
 The order is what benchmarks measured (``nirvision bench``; README): on CUDA, TensorRT, then
-ONNX Runtime's GPU providers, then eager; on the CPU, ONNX Runtime (2.6-4.6x eager fp32 for
-lite on 2 cores as one session; ``--workers`` 2 sessions side by side, 3.4-6.8x), then eager. torch.compile is left out of the automatic choice on the CPU: it is
+ONNX Runtime's GPU providers, then eager; on the CPU, ONNX Runtime (2.6-4.8x eager fp32 for
+lite on 2 cores as one session; ``--workers`` 2 sessions side by side, 3.3-7.7x), then eager. torch.compile is left out of the automatic choice on the CPU: it is
 no faster than ONNX Runtime there and compiles for minutes on 2 cores before the first frame.
 bf16 on a CPU without native bf16 (AVX-512 BF16 / AMX) is never picked: it runs on slow
 fallback kernels. Each candidate is built in turn; one that raises ``BackendUnavailable``

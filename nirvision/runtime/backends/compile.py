@@ -14,7 +14,7 @@ import torch
 
 from ...models import NIRColorizerNet
 from .base import Backend, BackendUnavailable
-from .cuda import PipelinedOnCuda
+from .cuda import CudaFramePipeline, PipelinedOnCuda
 from .eager import DTYPES, check_precision
 from .hardware import cpu_has_fast_bf16
 
@@ -43,8 +43,6 @@ class CompileBackend(PipelinedOnCuda, Backend):
         self.shapes: set[tuple[int, ...]] = set()
         self.pipeline = None
         if device.type == "cuda":
-            from .cuda import CudaFramePipeline
-
             self.pipeline = CudaFramePipeline(device, torch.float32, double_buffer=double_buffer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -110,7 +110,7 @@ class CudaFramePipeline:
         return pending
 
     def _drain(self) -> None:
-        for p in getattr(self, "_slots", [None, None]):
+        for p in self._slots:
             if p is not None:
                 p.wait()
 

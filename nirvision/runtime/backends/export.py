@@ -43,10 +43,14 @@ class FixedShapeChain(nn.Module):
         self.pad_w = padded_size(width, net.multiple) - width
         self.mode = "reflect" if self.pad_h < height and self.pad_w < width else "replicate"
 
-    def forward(self, nir: torch.Tensor) -> torch.Tensor:
-        x = nir
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` padded to the network's multiple (constant amounts for this shape)."""
         if self.pad_h or self.pad_w:
             x = F.pad(x, (0, self.pad_w, 0, self.pad_h), mode=self.mode)
+        return x
+
+    def forward(self, nir: torch.Tensor) -> torch.Tensor:
+        x = self.pad(nir)
         gray = self.net.nir_to_gray(x)[-1]
         rgb = self.net.colorizer(gray)[-1]
         if self.pad_h or self.pad_w:
@@ -80,9 +84,7 @@ class Uint8Frames(nn.Module):
         if not self.fused:
             return to_uint8(self.chain(x)).permute(0, 2, 3, 1)
         c = self.chain
-        if c.pad_h or c.pad_w:
-            x = F.pad(x, (0, c.pad_w, 0, c.pad_h), mode=c.mode)
-        p = fused_predict(c.net.nir_to_gray, c.net.colorizer, x, self.pool)
+        p = fused_predict(c.net.nir_to_gray, c.net.colorizer, c.pad(x), self.pool)
         rgb = stem_to_image(to_uint8(p), c.net.colorizer.config.stem)
         return rgb[:, : c.height, : c.width]
 

@@ -64,6 +64,7 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
     _build_lock = threading.Lock()  # one export / session build at a time, across replicas
+
     def __init__(self, net: NIRColorizerNet, device: torch.device, precision: str = "fp32", cache_dir: str | Path | None = None,
                  providers: list[str] | None = None, threads: int | None = None, int8_model: str | Path | None = None,
                  spin: bool = False):

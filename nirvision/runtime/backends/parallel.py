@@ -5,7 +5,7 @@ too short to split well, and threads wait for each other between them. Two ONNX 
 sessions of one thread each, working on consecutive frames, do better than one session of
 two threads (measured for lite on this 2-core CPU, the same run: 1.24x the frames per second at
 640x480, 1.67x at 256x256; ``benchmarks/README.md``). The price is latency: each frame takes a
-one-thread session's time (about 60 ms at 640x480 instead of 39), and results come back in order.
+one-thread session's time (60-67 ms at 640x480 instead of 39), and results come back in order.
 
 ``FrameParallel`` keeps the one-backend interface: ``submit`` hands a batch to a free copy on
 a worker thread (ONNX Runtime releases the GIL while it runs) and ``max_in_flight`` tells the
@@ -69,12 +69,6 @@ class FrameParallel(Backend):
         if workers > (os.cpu_count() or workers):
             log.warning("%d workers on %d CPU cores: they will compete for the cores", workers, os.cpu_count())
         log.info("%s: %d workers of %d thread(s) each, frames in parallel", backend.name, workers, per)
-
-    @property
-    def info(self):
-        info = super().info
-        info.name = f"{self.name} ({self.workers} workers)"
-        return info
 
     def _run(self, frames: np.ndarray) -> tuple[np.ndarray, float]:
         replica = self._free.get()
