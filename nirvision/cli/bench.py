@@ -92,14 +92,17 @@ def run(args) -> int:
                         double_buffer={"on": [True], "off": [False], "both": [True, False]}[args.double_buffer])
     weights = meta.get("weights") or "random init"
     print(f"model {config.name} ({weights}), {torch.get_num_threads()} threads, {args.count} frames per row, frames: {records[0].frames_source if records else '-'}")
-    print(f"{'size':>9s}  {'backend':26s} {'prec':5s} {'ms/frame':>9s} {'median':>7s} {'FPS':>7s} {'x eager':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
+    if records:
+        print(f"fp32 matrix multiply here (torch.mm 1024x1024, {records[0].threads} threads, {records[0].device}): {records[0].matmul_gflops:.0f} GFLOP/s, "
+              "what dense fp32 kernels approach; GFLOP/s below: the chain's multiply-adds x 2 per frame x FPS")
+    print(f"{'size':>9s}  {'backend':26s} {'prec':5s} {'ms/frame':>9s} {'median':>7s} {'FPS':>7s} {'x eager':>7s} {'GFLOP/s':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
     fmt = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])  # noqa: E731
     for r in records:
         if r.skipped:
             print(f"{r.size:>9s}  {r.backend:26s} {r.precision:5s} skipped: {r.skipped}")
             continue
         name = r.backend + (f" x{r.workers} workers" if r.workers > 1 else "") + (" (no 2-buf)" if r.double_buffer is False else "")
-        print(f"{r.size:>9s}  {name:26s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.ms_median, '7.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} "
+        print(f"{r.size:>9s}  {name:26s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.ms_median, '7.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} {fmt(r.gflops, '7.1f')} "
               f"{fmt(r.psnr_vs_fp32, '9.2f')} {fmt(r.ae_vs_fp32, '7.3f')} {fmt(r.engine_over_bare, '8.2f')}")
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in records], indent=2))

@@ -36,8 +36,17 @@ def test_bench_writes_records_for_backends_and_engine(tmp_path, nir_folder, caps
     engine = [r for r in records if r["backend"].startswith("engine[")]
     assert len(engine) == 1 and engine[0]["fps"] > 0 and engine[0]["engine_over_bare"] > 0
     assert {"decode", "infer", "encode"} <= set(engine[0]["stage_ms"]) and engine[0]["stage_ms"]["infer"] > 0
+    # the rate each row reached: the lite chain's FLOPs at 64x48 (counted on the real network) x FPS
+    from nirvision.api import load_chain
+    from nirvision.models.profile import count_flops
+
+    gflop = count_flops(load_chain()[0], (1, 1, 48, 64)) / 1e9
+    for r in (eager, ort, engine[0]):
+        assert r["gflop_per_frame"] == pytest.approx(gflop, rel=1e-3)
+        assert r["gflops"] == pytest.approx(gflop * r["fps"], rel=1e-2)
+    assert eager["matmul_gflops"] > 0.1 and len({r["matmul_gflops"] for r in records if not r["skipped"]}) == 1
     table = capsys.readouterr().out
-    assert "ms/frame" in table and "engine[" in table
+    assert "ms/frame" in table and "engine[" in table and "GFLOP/s" in table
 
 
 def test_bench_times_onnxruntime_workers_beside_one_session(tmp_path, nir_folder, capsys):
@@ -120,3 +129,20 @@ def test_engine_clip_holds_the_benchmark_frames(tmp_path):
     for i, d in enumerate(decoded):
         assert d.shape == (32, 48)
         assert np.abs(d.astype(int) - frames[i % 3].astype(int)).mean() < 3.0  # the same frames, cycled
+
+
+def test_chain_gflop_counts_without_touching_the_network():
+    import torch
+
+    from nirvision.api import load_chain
+    from nirvision.models.profile import count_flops
+    from nirvision.runtime.backends.timing import chain_gflop
+
+    net = load_chain()[0]
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    assert chain_gflop(net, 128, 192) == pytest.approx(count_flops(net, (1, 1, 128, 192)) / 1e9)
+    # four times the pixels, four times the work (all but the attention's 1x1 convs on pooled rows
+    # and columns, which grow with H + W)
+    assert chain_gflop(net, 512, 512) == pytest.approx(4 * chain_gflop(net, 256, 256), rel=1e-2)
+    after = net.state_dict()
+    assert all(after[k].device.type == "cpu" and torch.equal(after[k], v) for k, v in before.items())

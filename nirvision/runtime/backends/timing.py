@@ -7,9 +7,15 @@ per frame, so throughput. Its uint8 outputs are compared with eager fp32's on th
 (PSNR and AE). The engine (decode -> infer -> encode) then runs an H.264 clip made from the
 same images into an H.264 file with the fastest backend, and its FPS is divided by that
 backend's bare FPS on the clip's frames, measured just before and after.
+
+Every row also gives the rate it reached in GFLOP/s (the chain's multiply-adds x 2 per frame,
+``gflop_per_frame``, times FPS), and the run measures the machine's fp32 matrix-multiply rate
+with the same threads (``matmul_gflops``): what a dense fp32 kernel can reach here, so a row
+near it has no headroom left but fewer operations (int8, a smaller model).
 """
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 import time
@@ -44,6 +50,9 @@ class BenchRecord:
     bare_fps: float | None = None  # engine rows: that backend alone, same frames, around the engine run
     stage_ms: dict | None = None  # engine rows: mean ms per frame of each stage (decode, pre, infer, post, encode)
     cpu_ms: dict | None = None  # engine rows: CPU ms per frame of the engine's process and threads, and of the bare backend
+    gflop_per_frame: float | None = None  # the chain's multiply-adds x 2 for one frame at this size
+    gflops: float | None = None  # the rate reached: gflop_per_frame * fps
+    matmul_gflops: float | None = None  # fp32 torch.mm 1024x1024 on this device with the same threads: a dense kernel's rate
     threads: int = 0
     workers: int = 1  # copies running frames side by side (FrameParallel), sharing the threads
     double_buffer: bool | None = None  # CUDA frame pipeline: uploads overlapped with compute (None: no such pipeline)
@@ -201,6 +210,32 @@ def time_engine(backend: Backend, frames: np.ndarray) -> dict:
         return Engine(source, [sink], backend).run()
 
 
+def chain_gflop(net: NIRColorizerNet, h: int, w: int) -> float:
+    """The chain's GFLOP (multiply-adds x 2) for one (1, 1, h, w) frame, counted on a weightless
+    copy on the meta device (shapes only: no arithmetic, the network itself untouched)."""
+    from ...models.profile import count_flops
+
+    return count_flops(copy.deepcopy(net).to("meta"), (1, 1, h, w)) / 1e9
+
+
+def matmul_gflops(device: torch.device, size: int = 1024, repeats: int = 10) -> float:
+    """fp32 GFLOP/s of ``torch.mm`` on ``size`` x ``size`` matrices with the current threads (best
+    of ``repeats``): a dense kernel's rate on this machine, the ceiling fp32 convolutions approach."""
+    a = torch.rand(size, size, device=device)
+    b = torch.rand(size, size, device=device)
+    best = float("inf")
+    for i in range(repeats + 2):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t = time.perf_counter()
+        torch.mm(a, b)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= 2:  # the first calls set up the kernel
+            best = min(best, time.perf_counter() - t)
+    return 2 * size**3 / best / 1e9
+
+
 def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions: list[str], sizes: list[tuple[int, int]],
               frames_count: int = 20, folder: str | Path | None = None, device: str = "cpu", engine: bool = True,
               warmup: int = 2, backend_options: dict | None = None, engine_frames: int = 40,
@@ -221,18 +256,21 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
 
     dev = resolve_device(device)
     threads = torch.get_num_threads()
+    peak = matmul_gflops(dev)
     records: list[BenchRecord] = []
     combos = [("eager", "fp32")] + [(b, p) for b in backends for p in precisions if (b, p) != ("eager", "fp32")]
     for w, h in sizes:
         frames, origin = load_frames((w, h), frames_count, folder)
         size = f"{w}x{h}"
+        gflop = chain_gflop(net, h, w)
         built: list[tuple[BenchRecord, Backend]] = []
         for name, precision in combos:
             done: set[tuple[int, bool | None]] = set()
             pipelined = dev.type == "cuda" and name != "auto" and "double_buffer" in accepted_options(name)
             for asked, db in [(a, d) for a in workers or [1] for d in (double_buffer or [None])]:
                 db = db if pipelined else None
-                rec = BenchRecord(model, name, precision, size, len(frames), threads=threads, device=str(dev), frames_source=origin)
+                rec = BenchRecord(model, name, precision, size, len(frames), threads=threads, device=str(dev), frames_source=origin,
+                                  gflop_per_frame=gflop, matmul_gflops=peak)
                 try:
                     opts = dict(backend_options or {}) if name in ("onnxruntime", "tensorrt", "auto") else {}
                     if db is not None:
@@ -266,6 +304,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             rec.ms_per_frame, rec.fps = sec * 1000, 1.0 / sec
             rec.ms_median = float(np.median(secs)) * 1000
             rec.speedup_vs_eager_fp32 = ref_s / sec
+            rec.gflops = gflop * rec.fps
             rec.psnr_vs_fp32, rec.ae_vs_fp32 = mean_psnr(outs, ref_out), mean_angular_error(outs, ref_out)
             log.info("bench %s: %s %s %.1f ms/frame", size, rec.backend, rec.precision, sec * 1000)
         if engine:
@@ -279,10 +318,12 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             after = time_bare(backend, clip, len(clip))
             bare_cpu += time.process_time() - cpu0
             rec = BenchRecord(model, f"engine[{backend.name}]", rec_best.precision, size, summary["frames_out"], threads=threads,
-                              workers=rec_best.workers, device=str(dev), frames_source=f"{origin}, H.264 clip ({engine_clip})")
+                              workers=rec_best.workers, device=str(dev), frames_source=f"{origin}, H.264 clip ({engine_clip})",
+                              gflop_per_frame=gflop, matmul_gflops=peak)
             rec.fps = summary["fps"]
             rec.ms_per_frame = 1000.0 / rec.fps if rec.fps else None
             rec.bare_fps = (before + after) / 2
+            rec.gflops = gflop * rec.fps if rec.fps else None
             rec.engine_over_bare = rec.fps / rec.bare_fps
             rec.speedup_vs_eager_fp32 = rec.fps * ref_s
             rec.stage_ms = {k: v["mean"] for k, v in summary["latency_ms"].items() if k != "total"}
