@@ -85,13 +85,14 @@ def encoder_threads(args) -> int | None:
     return 1 if resolve_device(args.device).type == "cpu" else None
 
 
-def build_backend(args):
-    """The backend the model options ask for (errors are usage errors with the reason)."""
+def build_backend(args, model=None):
+    """The backend the model options ask for (errors are usage errors with the reason);
+    ``model``: what ``load_chain`` returned for them, when the caller loaded it already."""
     from ..api import load_chain, set_threads
     from ..runtime.backends import create_backend
 
     set_threads(args.threads)
-    chain, config, meta = load_chain(args.weights, args.model)
+    chain, config, meta = model or load_chain(args.weights, args.model)
     workers = args.workers if args.workers == "auto" else _positive(args.workers, "--workers")
     backend = create_backend(args.backend, chain, args.device, args.precision, workers=workers)
     why = getattr(backend, "chosen_because", None)
@@ -223,9 +224,13 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
+    from ..api import load_chain
     from ..io import open_sink, open_source
 
     check_args(args)
+    # the weights first: a wrong checkpoint is found in a moment, before a camera is opened or
+    # an output file created (building the backend, which may export a model, comes last)
+    model = load_chain(args.weights, args.model)
     options = {"max_frames": args.max_frames}
     if args.fps:
         options["fps"] = args.fps
@@ -241,7 +246,7 @@ def run(args) -> int:
                                    threads=encoder_threads(args)))
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))
-        backend, _, _ = build_backend(args)
+        backend, _, _ = build_backend(args, model)
     except BaseException:
         for sink in sinks:
             sink.close()

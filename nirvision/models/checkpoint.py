@@ -6,6 +6,7 @@ The file is a ``torch.save`` of plain containers and tensors, read back with
 from __future__ import annotations
 
 import logging
+import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -47,7 +48,14 @@ def read_checkpoint(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise CheckpointError(f"checkpoint {path}: not a readable nirvision checkpoint ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        text = str(exc)
+        if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in text:  # weights_only met a class or function
+            raise CheckpointError(f"checkpoint {path}: refused: it holds objects other than tensors and plain containers, and "
+                                  "loading those could run code; expected a file written by nirvision") from None
+        # torch's weights-only message starts with advice on weights_only=False, which is not ours to give
+        reason = type(exc).__name__ if isinstance(exc, pickle.UnpicklingError) or not text else f"{type(exc).__name__}: {text.splitlines()[0]}"
+        raise CheckpointError(f"checkpoint {path}: cannot be read ({path.stat().st_size} bytes; truncated, damaged or not a checkpoint: {reason}); "
+                              "expected a file written by nirvision (training's --export, or the bundled nirvision/weights/mpfnet-lite.pt)") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path}: not a nirvision checkpoint (expected a file written by nirvision's save_checkpoint)")
     if payload.get("version") != VERSION:

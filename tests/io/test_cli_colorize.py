@@ -58,6 +58,7 @@ def bad_inputs(tmp_path, tiny_model):
     (tmp_path / "afile").write_text("")
     chain, config, _ = load_chain(model=str(tiny_model))
     save_checkpoint(tmp_path / "tiny.pt", config, {"nir_to_gray": chain.nir_to_gray, "colorizer": chain.colorizer})
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "tiny.pt").read_bytes()[:5000])  # a download that stopped
     good = tmp_path / "good.mp4"
     return [
         ("missing", tmp_path / "missing.mp4", [], "not found"),
@@ -68,6 +69,7 @@ def bad_inputs(tmp_path, tiny_model):
         ("camera", "/dev/video63", [], "does not exist"),
         ("unwritable", good, ["-o", tmp_path / "afile" / "out.mp4"], "cannot create its folder"),
         ("wrong model", good, ["--weights", tmp_path / "tiny.pt", "--model", "lite"], "does not fit the model"),
+        ("truncated weights", good, ["--weights", tmp_path / "cut.pt"], "cut.pt: cannot be read (5000 bytes; truncated"),
         ("reconnect", good, ["--reconnect", "sometimes"], "--reconnect"),
         ("queue", good, ["--queue-size", "0"], "--queue-size"),
         ("preset", good, ["--preset", "quick"], "--preset"),
