@@ -12,13 +12,15 @@ from ..errors import InputError
 
 
 def _size(text: str) -> tuple[int, int]:
+    from ..io.synthetic import MAX_SIDE
+
     try:
         w, h = (int(v) for v in text.lower().split("x"))
-        if w > 0 and h > 0:
-            return w, h
     except ValueError:
-        pass
-    raise InputError(f"--sizes: {text!r} is not WIDTHxHEIGHT (e.g. 640x480)")
+        raise InputError(f"--sizes: {text!r} is not WIDTHxHEIGHT (e.g. 640x480)") from None
+    if not (8 <= w <= MAX_SIDE and 8 <= h <= MAX_SIDE):
+        raise InputError(f"--sizes: {text}: width and height must lie in 8..{MAX_SIDE}")
+    return w, h
 
 
 def _list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:

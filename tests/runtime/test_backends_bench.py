@@ -95,6 +95,10 @@ def test_bench_synthetic_frames_and_bad_options(tmp_path, capsys):
     assert main(["bench", "--backends", "warp-drive"]) == 2
     assert main(["bench", "--sizes", "640by480"]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
+    assert main(["bench", "--sizes", "64x48,7x5"]) == 2  # refused before anything is timed
+    assert "nirvision bench: error: --sizes: 7x5: width and height must lie in 8..8192" in capsys.readouterr().err
+    assert main(["export", "--sizes", "0x480"]) == 2
+    assert "--sizes: 0x480" in capsys.readouterr().err
 
 
 def test_export_builds_onnx_ahead_of_time(tmp_path, capsys):
