@@ -4,6 +4,12 @@ For each precision the chain runs on the same NIR frames; its uint8 RGB output i
 with eager fp32's: PSNR and AE between outputs (how much the precision changes the picture),
 and, with paired ground truth, each precision's own PSNR and AE against the truth and the
 change from fp32's (``dpsnr_gt``: negative is a loss).
+
+fp16 runs where the engine runs it, on CUDA. Without a GPU its error can still be estimated on
+the CPU (``cpu_fp16=True``): the chain cast to half runs on PyTorch's CPU fp16 kernels, with the
+input normalised in half as the CUDA frame path does. They are 30-40x slower than fp32 on a CPU
+without native fp16, which is why the engine never uses them; the row's backend says
+``eager-cpu-fp16``.
 """
 from __future__ import annotations
 
@@ -15,8 +21,9 @@ import numpy as np
 import torch
 
 from nirvision.models import NIRColorizerNet
-from nirvision.runtime.backends import BackendUnavailable, create_backend
+from nirvision.runtime.backends import BackendUnavailable, create_backend, resolve_device
 from nirvision.runtime.backends.compare import mean_angular_error, mean_psnr
+from nirvision.runtime.frames import from_model_output
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +48,28 @@ class PrecisionError:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
+CPU_FP16 = "eager-cpu-fp16"
+
+
+def run_fp16_on_cpu(net: NIRColorizerNet, frames: np.ndarray) -> np.ndarray:
+    """uint8 RGB (N, H, W, 3) of a half-precision copy of the chain on the CPU, one frame at a
+    time; the input is scaled to [-1, 1] in half, as ``CudaFramePipeline`` does on the GPU."""
+    import copy
+
+    half = copy.deepcopy(net).to("cpu", torch.float16).eval()
+    outs = []
+    with torch.inference_mode():
+        for i in range(len(frames)):
+            x = torch.from_numpy(np.ascontiguousarray(frames[i : i + 1])).unsqueeze(1).to(torch.float16).mul_(2.0 / 255.0).sub_(1.0)
+            outs.append(from_model_output(half(x).float()))
+    return np.concatenate(outs)
+
+
 def run_precision(net: NIRColorizerNet, precision: str, frames: np.ndarray, device: str, cache_dir: Path | None, backend: str | None = None) -> np.ndarray:
     """uint8 RGB (N, H, W, 3) of the chain at ``precision``, one frame at a time (as the engine runs)."""
     name = backend or RUNNERS[precision]
+    if name == CPU_FP16:
+        return run_fp16_on_cpu(net, frames)
     options = {"cache_dir": cache_dir} if name == "onnxruntime" else {}
     b = create_backend(name, net, device, precision, **options)
     try:
@@ -53,8 +79,9 @@ def run_precision(net: NIRColorizerNet, precision: str, frames: np.ndarray, devi
 
 
 def precision_report(net: NIRColorizerNet, precisions: list[str], frames: np.ndarray, truth: np.ndarray | None = None,
-                     device: str = "cpu", cache_dir: Path | None = None) -> list[PrecisionError]:
-    """One ``PrecisionError`` per precision (fp32 first, as the reference)."""
+                     device: str = "cpu", cache_dir: Path | None = None, cpu_fp16: bool = False) -> list[PrecisionError]:
+    """One ``PrecisionError`` per precision (fp32 first, as the reference). ``cpu_fp16``: on a
+    CPU device, estimate fp16 on PyTorch's CPU fp16 kernels instead of skipping it."""
     size = f"{frames.shape[2]}x{frames.shape[1]}"
     ref = run_precision(net, "fp32", frames, device, cache_dir)
     rows = [PrecisionError("fp32", RUNNERS["fp32"], size, len(frames), psnr_vs_fp32=None, ae_vs_fp32=0.0)]
@@ -63,10 +90,11 @@ def precision_report(net: NIRColorizerNet, precisions: list[str], frames: np.nda
     for precision in precisions:
         if precision == "fp32":
             continue
-        row = PrecisionError(precision, RUNNERS.get(precision, "?"), size, len(frames))
+        runner = CPU_FP16 if precision == "fp16" and cpu_fp16 and resolve_device(device).type == "cpu" else RUNNERS.get(precision, "?")
+        row = PrecisionError(precision, runner, size, len(frames))
         try:
             with torch.inference_mode():
-                out = run_precision(net, precision, frames, device, cache_dir)
+                out = run_precision(net, precision, frames, device, cache_dir, backend=runner)
         except BackendUnavailable as exc:
             row.skipped = str(exc)
             log.warning("%s: skipped (%s)", precision, exc)

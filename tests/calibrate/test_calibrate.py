@@ -6,6 +6,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from calibrate.__main__ import main
 from calibrate.frames import FramesError, load_nir_frames, load_paired, parse_size
@@ -63,6 +64,11 @@ def test_report_rows(tmp_path, paired):
         assert by[p].skipped is None
         assert by[p].psnr_vs_fp32 > 20 and by[p].ae_vs_fp32 >= 0
         assert by[p].dpsnr_gt == pytest.approx(by[p].psnr_gt - by["fp32"].psnr_gt)
+    # asked to, the CPU estimates fp16 with a half copy of the chain: close to fp32, not equal
+    est = precision_report(net, ["fp16"], nir[:2], rgb[:2], "cpu", tmp_path, cpu_fp16=True)[1]
+    assert est.skipped is None and est.backend == "eager-cpu-fp16"
+    assert 35 < est.psnr_vs_fp32 < 100 and est.dpsnr_gt == pytest.approx(est.psnr_gt - by["fp32"].psnr_gt)
+    assert next(net.parameters()).dtype == torch.float32  # the caller's chain stays fp32
 
 
 def test_frames_sources(tmp_path, paired):
@@ -98,6 +104,22 @@ def test_cli_calibrates_and_reports(tmp_path, paired, capsys):
     assert list((tmp_path / "cache" / "onnx-int8").glob("*.onnx"))
     printed = capsys.readouterr().out
     assert "int8 model calibrated on" in printed and "PSNR vs fp32" in printed
+
+
+def test_cli_precisions_default_and_fp16_on_cpu(tmp_path, paired, capsys):
+    common = ["--paired", str(paired), "--model", "lite", "--sizes", "48x40", "--num", "3", "--eval", "2", "--skip-quantize",
+              "--cache", str(tmp_path / "cache"), "--threads", "1"]
+    out = tmp_path / "default.json"
+    assert main([*common, "--json", str(out)]) == 0
+    assert "fp16: not reported on the CPU unless asked" in capsys.readouterr().out
+    assert [r["precision"] for r in json.loads(out.read_text())["rows"]] == ["fp32", "bf16", "int8"]
+    out = tmp_path / "fp16.json"
+    assert main([*common, "--precisions", "fp16", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["precision"], r["backend"]) for r in rows] == [("fp32", "eager"), ("fp16", "eager-cpu-fp16")]
+    assert rows[1]["psnr_vs_fp32"] > 35 and rows[1]["psnr_gt"] is not None
+    assert main([*common, "--precisions", "fp8"]) == 2
+    assert "--precisions: fp8: expected some of bf16, fp16, int8" in capsys.readouterr().err
 
 
 def test_cli_bad_input_exits_2(tmp_path, capsys):
