@@ -60,11 +60,12 @@ class Colorizer:
         self.meta = meta or {}
 
     @classmethod
-    def load(cls, weights: str | Path | None = None, device: str = "auto", precision: str = "fp32", backend: str = "eager", model: str | None = None, **backend_options) -> "Colorizer":
-        """Load weights (bundled when ``None``) onto ``device`` with ``backend`` at ``precision``."""
+    def load(cls, weights: str | Path | None = None, device: str = "auto", precision: str = "auto", backend: str = "eager", model: str | None = None, **backend_options) -> "Colorizer":
+        """Load weights (bundled when ``None``) onto ``device`` with ``backend`` at ``precision``
+        (``auto``: fp16 on CUDA, fp32 on the CPU)."""
         chain, config, meta = load_chain(weights, model)
         engine = create_backend(backend, chain, device, precision, **backend_options)
-        log.info("loaded %s model (%s) on %s, backend %s, %s", config.name, meta.get("weights") or "random init", engine.device, engine.name, precision)
+        log.info("loaded %s model (%s) on %s, backend %s, %s", config.name, meta.get("weights") or "random init", engine.device, engine.name, engine.precision)
         return cls(engine, config, meta)
 
     def __call__(self, nir: np.ndarray) -> np.ndarray:

@@ -23,7 +23,8 @@ def add_model_options(p) -> None:
     g.add_argument("--model", help="model size: lite, paper or a YAML file; without --weights, random weights (for tests and benchmarks)")
     g.add_argument("--backend", default="auto", help="inference backend: auto (default: the fastest usable one, it says which), eager, compile, onnxruntime or tensorrt")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
-    g.add_argument("--precision", default="fp32", help="fp32, bf16 (CPU), fp16 (CUDA), int8 (ONNX Runtime, after `python -m calibrate`) (default: fp32)")
+    g.add_argument("--precision", default="auto", help="auto (default: fp16 on CUDA, fp32 on the CPU), fp32, bf16, fp16 (CUDA), "
+                   "int8 (ONNX Runtime, after `python -m calibrate`)")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
     g.add_argument("--workers", default="auto", metavar="N|auto",
                    help="frames colorized side by side, each worker with threads/N threads (ONNX Runtime on the CPU). auto (default): 2 "

@@ -19,7 +19,8 @@ EXPORTABLE = ("onnxruntime", "tensorrt", "compile")
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="build ONNX files / TensorRT engines for given sizes ahead of time")
     p.add_argument("--backend", default="onnxruntime", choices=EXPORTABLE, help="whose artefacts to build")
-    p.add_argument("--precision", default="fp32", help="fp32, fp16 (CUDA), int8 (checks the calibrated model is there)")
+    p.add_argument("--precision", default="auto", help="auto (default: fp16 on CUDA, fp32 on the CPU, as colorize), fp32, fp16 (CUDA), "
+                   "int8 (checks the calibrated model is there)")
     p.add_argument("--sizes", required=True, help="comma-separated WIDTHxHEIGHT of the frames to be colorized")
     p.add_argument("--batch", type=int, default=1, help="frames per inference call (the engine uses 1)")
     p.add_argument("--model", default="lite", help="lite, paper or a YAML path (random init unless --weights)")
@@ -47,7 +48,7 @@ def run(args) -> int:
         shape = (args.batch, 1, h, w)
         start = time.perf_counter()
         backend.prepare(shape)
-        print(f"{args.backend} {args.precision} {w}x{h} (batch {args.batch}): ready in {time.perf_counter() - start:.1f} s")
+        print(f"{args.backend} {backend.precision} {w}x{h} (batch {args.batch}): ready in {time.perf_counter() - start:.1f} s")
     if args.backend == "compile":
         print("note: torch.compile keeps its kernels in inductor's own cache; the compiled graph lives in this process only")
     backend.close()

@@ -163,6 +163,22 @@ def test_tensorrt_import_failure_names_the_extra(monkeypatch):
         import_torch_tensorrt()
 
 
+def test_auto_precision_is_fp32_on_the_cpu(lite_chain, cache_dir):
+    from nirvision.api import Colorizer
+    from nirvision.runtime.backends import resolve_precision
+
+    assert resolve_precision("auto", torch.device("cuda")) == "fp16"
+    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("bf16", torch.device("cuda")) == "bf16"  # named precisions pass through
+    for name in ("eager", "onnxruntime", "auto"):
+        opts = {"cache_dir": cache_dir} if name != "eager" else {}
+        b = create_backend(name, lite_chain, "cpu", "auto", **opts)
+        assert b.precision == "fp32" and b.info.precision == "fp32", name
+        b.close()
+    c = Colorizer.load(model="lite", device="cpu")  # the API's default precision
+    assert c.backend.precision == "fp32" and c(np.zeros((40, 48), np.uint8)).shape == (40, 48, 3)
+
+
 def test_registry_lists_all_backends_without_importing_them():
     assert {"eager", "compile", "onnxruntime", "tensorrt"} <= set(BACKENDS)
 

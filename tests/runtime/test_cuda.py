@@ -73,6 +73,14 @@ def test_compile_on_cuda_matches_eager():
     assert torch.allclose(y, ref, atol=FP32_ATOL)
 
 
+def test_auto_precision_is_fp16_on_cuda():
+    from nirvision.api import Colorizer
+
+    b = create_backend("eager", tiny_chain(width=8), "cuda", "auto")
+    assert b.precision == "fp16" and next(b.net.parameters()).dtype == torch.float16
+    assert Colorizer.load(model="lite", device="cuda").backend.precision == "fp16"
+
+
 def test_auto_on_cuda_picks_a_gpu_backend():
     b = create_backend("auto", tiny_chain(width=8), "cuda", "fp16")
     assert b.device.type == "cuda" or b.name == "onnxruntime"

@@ -49,6 +49,15 @@ BACKEND_NAMES = ("auto", "eager", "compile", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` -> fp16 on CUDA (what GPUs run fastest, and TensorRT's FP16), fp32 elsewhere
+    (bf16 and int8 are asked for by name: they are slower on many CPUs, and int8 needs
+    calibrating first); any other name is returned as it is, for the backend to check."""
+    if precision == "auto":
+        return "fp16" if device.type == "cuda" else "fp32"
+    return precision
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
     """``auto`` / None -> CUDA when present, else CPU; a CUDA device that is absent is an error."""
     if device is None or str(device) == "auto":
@@ -63,19 +72,23 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
                    workers: int | str = 1, **options) -> Backend:
     """Build backend ``name`` (or ``auto``) around ``net``; raises ``BackendUnavailable`` with the reason.
 
+    ``precision`` ``auto``: fp16 on CUDA, fp32 elsewhere (``resolve_precision``).
+
     ``workers`` > 1 (or ``auto``: 2 on a CPU with 2 or more threads, where the backend can be
     copied) runs that many copies on consecutive frames side by side (``parallel.FrameParallel``).
     """
     from .parallel import parallel
 
+    dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
     if name == "auto":
         from .auto import select_backend
 
-        backend = select_backend(net, resolve_device(device), precision, **options)
+        backend = select_backend(net, dev, precision, **options)
     elif name not in BACKENDS:
         raise BackendUnavailable(f"backend {name!r} is unknown; expected one of: {', '.join(BACKEND_NAMES)}")
     else:
-        backend = BACKENDS[name](net, resolve_device(device), precision, **options)
+        backend = BACKENDS[name](net, dev, precision, **options)
     if workers != 1:
         try:
             wrapped = parallel(backend, workers, options.get("threads"))
@@ -88,4 +101,4 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
     return backend
 
 
-__all__ = ["BACKENDS", "BACKEND_NAMES", "Backend", "BackendInfo", "BackendUnavailable", "EagerBackend", "PRECISIONS", "create_backend", "resolve_device"]
+__all__ = ["BACKENDS", "BACKEND_NAMES", "Backend", "BackendInfo", "BackendUnavailable", "EagerBackend", "PRECISIONS", "create_backend", "resolve_device", "resolve_precision"]
