@@ -179,6 +179,16 @@ def test_auto_precision_is_fp32_on_the_cpu(lite_chain, cache_dir):
     assert c.backend.precision == "fp32" and c(np.zeros((40, 48), np.uint8)).shape == (40, 48, 3)
 
 
+def test_module_on_moves_a_copy_never_the_callers_network():
+    from nirvision.runtime.backends.base import module_on
+
+    net = tiny_chain(width=8).train()
+    assert module_on(net, torch.device("cpu")) is net and not net.training  # CPU to CPU: the module itself, in eval mode
+    moved = module_on(net, torch.device("meta"))  # any other device (CUDA on a GPU machine): a copy
+    assert moved is not net and not moved.training
+    assert next(moved.parameters()).device.type == "meta" and next(net.parameters()).device.type == "cpu"
+
+
 def test_registry_lists_all_backends_without_importing_them():
     assert {"eager", "compile", "onnxruntime", "tensorrt"} <= set(BACKENDS)
 

@@ -77,8 +77,18 @@ def test_auto_precision_is_fp16_on_cuda():
     from nirvision.api import Colorizer
 
     b = create_backend("eager", tiny_chain(width=8), "cuda", "auto")
-    assert b.precision == "fp16" and next(b.net.parameters()).dtype == torch.float16
+    assert b.precision == "fp16" and b.infer_uint8(frames(2)).shape == (2, 72, 96, 3)
     assert Colorizer.load(model="lite", device="cuda").backend.precision == "fp16"
+
+
+def test_backends_on_cuda_leave_the_callers_network_where_it_was():
+    net = tiny_chain(width=8)
+    f = frames(2)
+    gpu = create_backend("eager", net, "cuda", "fp32")
+    assert next(net.parameters()).device.type == "cpu"  # a copy went to the GPU
+    ref = cpu_reference(net, f)  # a CPU backend from the same network...
+    assert next(gpu.net.parameters()).device.type == "cuda"  # ...leaves the GPU one's copy alone
+    assert np.abs(gpu.infer_uint8(f).astype(int) - ref.astype(int)).max() <= 2
 
 
 def test_auto_on_cuda_picks_a_gpu_backend():

@@ -15,6 +15,18 @@ class BackendUnavailable(RuntimeError):
     """The asked-for backend, device or precision cannot run here; the message says why."""
 
 
+def module_on(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """``net`` in eval mode on ``device``: the caller's module itself when it and ``device`` are
+    both the CPU, else a copy moved there. A backend never moves the module it was given, so
+    two backends built from one network (a CUDA one and a CPU reference, say) each keep theirs."""
+    p = next(net.parameters(), None)
+    if device.type == "cpu" and (p is None or p.device.type == "cpu"):
+        return net.eval()
+    import copy
+
+    return copy.deepcopy(net).to(device).eval()
+
+
 @dataclass
 class BackendInfo:
     name: str

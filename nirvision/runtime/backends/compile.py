@@ -13,7 +13,7 @@ import logging
 import torch
 
 from ...models import NIRColorizerNet
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, module_on
 from .cuda import CudaFramePipeline, PipelinedOnCuda
 from .eager import DTYPES, check_precision
 from .hardware import cpu_has_fast_bf16
@@ -33,7 +33,7 @@ class CompileBackend(PipelinedOnCuda, Backend):
             raise BackendUnavailable(f"compile: torch {torch.__version__} has no torch.compile")
         if device.type == "cpu" and precision == "bf16" and not cpu_has_fast_bf16():
             log.warning("compile bf16: this CPU has no native bf16 (AVX-512 BF16 / AMX); expect it to be slower than fp32")
-        super().__init__(net.to(device).eval(), device, precision)
+        super().__init__(module_on(net, device), device, precision)
         self.dtype = DTYPES[precision]
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)

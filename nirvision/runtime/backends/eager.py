@@ -11,7 +11,7 @@ import logging
 import torch
 
 from ...models import NIRColorizerNet
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, module_on
 from .cuda import PipelinedOnCuda
 from .hardware import cpu_has_fast_bf16
 
@@ -36,7 +36,7 @@ class EagerBackend(PipelinedOnCuda, Backend):
         check_precision(device, precision, self.name)
         if device.type == "cpu" and precision == "bf16" and not cpu_has_fast_bf16():
             log.warning("eager bf16: this CPU has no native bf16 (AVX-512 BF16 / AMX); convolutions run on slow fallback kernels")
-        super().__init__(net.to(device).eval(), device, precision)
+        super().__init__(module_on(net, device), device, precision)
         self.dtype = DTYPES[precision]
         self.pipeline = None
         if device.type == "cuda":
