@@ -48,6 +48,14 @@ def test_info_json_agrees_with_this_machine(capsys):
         assert isinstance(st["usable"], bool) and st["detail"]
     assert rep["backends"]["eager"]["usable"] is True
     assert rep["backends"]["cuda"]["usable"] == torch.cuda.is_available()
+    # what the defaults become here: the backend auto builds, the device and precision auto resolve to
+    d = rep["defaults"]
+    gpu = torch.cuda.is_available()
+    assert d["device"] == ("cuda" if gpu else "cpu") and d["precision"] == ("fp16" if gpu else "fp32")
+    if not gpu:
+        usable_ort = rep["backends"]["onnxruntime"]["usable"]
+        assert d["backend"] == ("onnxruntime" if usable_ort else "eager")
+        assert d["workers"] == (2 if usable_ort and torch.get_num_threads() >= 2 else 1)
     assert rep["versions"]["torch"] == torch.__version__
     if not torch.cuda.is_available():
         assert rep["backends"]["tensorrt"]["usable"] is False
@@ -88,3 +96,18 @@ def test_console_script_runs_info():
     done = subprocess.run([str(script), "info"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "backends:" in done.stdout and "eager" in done.stdout
+
+
+def test_info_says_what_the_defaults_become(capsys, monkeypatch):
+    import nirvision.runtime.availability as availability
+
+    assert main(["info"]) == 0
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("defaults here:")]
+    assert len(line) == 1 and "--backend auto -> " in line[0] and "--precision auto -> " in line[0]
+
+    def broken(*a, **k):
+        raise RuntimeError("no backend at all")
+
+    monkeypatch.setattr("nirvision.runtime.backends.create_backend", broken)
+    d = availability.defaults()  # info still answers, with the reason
+    assert d["backend"] is None and "no backend at all" in d["why"]

@@ -28,5 +28,11 @@ def run(args) -> int:
     for name, st in rep["backends"].items():
         mark = "yes" if st["usable"] else "no "
         print(f"  {name:16s} {mark}  {st['detail']}")
+    d = rep["defaults"]
+    if d["backend"]:
+        print(f"\ndefaults here: --backend auto -> {d['backend']}, --device auto -> {d['device']}, --precision auto -> {d['precision']}, "
+              f"--workers auto -> {d['workers']}")
+    else:
+        print(f"\ndefaults here: no backend runs {d['precision']} on {d['device']}: {d['why']}")
     print(f"\nbundled weights: {rep['bundled_weights']}")
     return 0

@@ -73,6 +73,28 @@ def int8_status() -> tuple[bool, str]:
     return True, why + f"; int8 from `python -m calibrate` (one model per input size); {workers}"
 
 
+def defaults() -> dict:
+    """What ``--backend auto --device auto --precision auto --workers auto`` become here: the
+    backend ``auto`` builds for a lite chain (sessions and engines are built on the first
+    frame, so this is quick), or the reason none can run."""
+    from ..models.registry import load_model_config
+    from .backends import create_backend, resolve_device, resolve_precision
+
+    device = resolve_device("auto")
+    precision = resolve_precision("auto", device)
+    out = {"device": str(device), "precision": precision}
+    try:
+        from ..api import build_chain
+
+        backend = create_backend("auto", build_chain(load_model_config("lite")), device, precision, workers="auto")
+    except Exception as exc:  # noqa: BLE001 - reported, not raised: info must always answer
+        out["backend"], out["why"] = None, f"{type(exc).__name__}: {exc}"
+        return out
+    out.update(backend=backend.name, workers=getattr(backend, "workers", 1), why=getattr(backend, "chosen_because", ""))
+    backend.close()
+    return out
+
+
 def report() -> dict:
     cuda_ok, cuda_why = cuda_status()
     devices = [f"cpu: {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores, torch threads {torch.get_num_threads()}"]
@@ -100,4 +122,5 @@ def report() -> dict:
         "devices": devices,
         "backends": backends,
         "bundled_weights": str(weights) if weights.is_file() else f"none (expected at {weights})",
+        "defaults": defaults(),
     }
