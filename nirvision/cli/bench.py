@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from ..errors import InputError
@@ -65,7 +66,30 @@ def add_parser(sub) -> None:
                    help="CUDA: time the frame pipeline with uploads overlapped (on), frame by frame (off), or both in the same run")
     p.add_argument("--no-engine", action="store_true", help="time bare backends only")
     p.add_argument("--json", help="write the records to this file")
+    p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
+
+
+def _progress_printer():
+    """Progress on stderr, one line a step; the turns' frame counts overwrite each other on a
+    terminal and come once a quarter of the frames when stderr is a file."""
+    tty = sys.stderr.isatty()
+    quarters: dict[str, int] = {}
+
+    def show(text: str) -> None:
+        line = f"nirvision bench: {text}"
+        if " frames of every row" in text:
+            head, count = text.split(": timed ", 1)
+            done, total = (int(v) for v in count.split(" ", 1)[0].split("/"))
+            if tty:
+                print(f"\r{line}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+                return
+            if quarters.get(head) == 4 * done // total:
+                return
+            quarters[head] = 4 * done // total
+        print(line, file=sys.stderr, flush=True)
+
+    return show
 
 
 def run(args) -> int:
@@ -91,7 +115,8 @@ def run(args) -> int:
     records = run_bench(net.eval(), config.name, backends, precisions, sizes, args.count, args.frames, args.device,
                         engine=not args.no_engine, warmup=args.warmup, backend_options=options, engine_frames=args.engine_frames,
                         workers=workers, engine_clip=args.engine_clip,
-                        double_buffer={"on": [True], "off": [False], "both": [True, False]}[args.double_buffer])
+                        double_buffer={"on": [True], "off": [False], "both": [True, False]}[args.double_buffer],
+                        progress=None if args.quiet else _progress_printer())
     weights = meta.get("weights") or "random init"
     print(f"model {config.name} ({weights}), {torch.get_num_threads()} threads, {args.count} frames per row, frames: {records[0].frames_source if records else '-'}")
     if records:

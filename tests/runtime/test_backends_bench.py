@@ -45,8 +45,14 @@ def test_bench_writes_records_for_backends_and_engine(tmp_path, nir_folder, caps
         assert r["gflop_per_frame"] == pytest.approx(gflop, rel=1e-3)
         assert r["gflops"] == pytest.approx(gflop * r["fps"], rel=1e-2)
     assert eager["matmul_gflops"] > 0.1 and len({r["matmul_gflops"] for r in records if not r["skipped"]}) == 1
-    table = capsys.readouterr().out
+    printed = capsys.readouterr()
+    table = printed.out
     assert "ms/frame" in table and "engine[" in table and "GFLOP/s" in table
+    # progress on stderr (not a terminal here: building, a quarter of the turns at a time, the engine)
+    progress = printed.err.splitlines()
+    assert "nirvision bench: 64x48: building onnxruntime fp32 (warm-up and any export or compile, untimed)" in progress
+    assert progress.count("nirvision bench: 64x48: timed 3/3 frames of every row") == 1
+    assert any(line.startswith("nirvision bench: 64x48: the engine with onnxruntime") for line in progress)
 
 
 def test_bench_times_onnxruntime_workers_beside_one_session(tmp_path, nir_folder, capsys):
@@ -90,8 +96,9 @@ def test_pan_clip_moves_slowly_over_each_image():
 
 
 def test_bench_synthetic_frames_and_bad_options(tmp_path, capsys):
-    assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--count", "2", "--warmup", "0", "--no-engine", "--threads", "1"]) == 0
-    assert "synthetic" in capsys.readouterr().out
+    assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--count", "2", "--warmup", "0", "--no-engine", "--threads", "1", "--quiet"]) == 0
+    printed = capsys.readouterr()
+    assert "synthetic" in printed.out and printed.err == ""  # --quiet: no progress lines
     assert main(["bench", "--backends", "warp-drive"]) == 2
     assert main(["bench", "--sizes", "640by480"]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err

@@ -113,7 +113,7 @@ def run_frames(backend: Backend, frames: np.ndarray, count: int | None = None, o
 TURN_DEPTHS = 4
 
 
-def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 2) -> list[tuple[np.ndarray, np.ndarray]]:
+def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 2, progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per backend: seconds per frame of each frame's turn, and the outputs.
 
     After ``warmup`` untimed frames each, the backends take turns over the frames, so a burst
@@ -122,7 +122,8 @@ def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 
     times the most frames any backend keeps in flight (8 for two workers: each turn ends by
     waiting for the last frame, which leaves a worker idle, so short turns would understate
     their throughput); each backend is fed as the engine feeds it, and the turn's wall time is
-    shared by its frames: throughput, not one frame's latency."""
+    shared by its frames: throughput, not one frame's latency. ``progress(done, total)`` is
+    called after each turn with the frames timed so far."""
     depth = max(max(1, int(getattr(b, "max_in_flight", 1))) for b in backends)
     turn = 1 if depth == 1 else TURN_DEPTHS * depth
     for b in backends:
@@ -135,6 +136,8 @@ def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 
             start = time.perf_counter()
             run_frames(b, chunk, out=outs[k][i : i + turn])
             times[k][i : i + turn] = (time.perf_counter() - start) / len(chunk)
+        if progress is not None:
+            progress(min(i + turn, len(frames)), len(frames))
     return list(zip(times, outs))
 
 
@@ -240,7 +243,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
               frames_count: int = 20, folder: str | Path | None = None, device: str = "cpu", engine: bool = True,
               warmup: int = 2, backend_options: dict | None = None, engine_frames: int = 40,
               workers: list[int | str] | None = None, engine_clip: str = "pan",
-              double_buffer: list[bool] | None = None) -> list[BenchRecord]:
+              double_buffer: list[bool] | None = None, progress=None) -> list[BenchRecord]:
     """Time every (backend, precision, workers) at every size against eager fp32 in the same run, then the engine.
 
     ``workers`` lists worker counts to try (``auto`` allowed); counts above 1 apply to
@@ -249,7 +252,10 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
     made from the same images (``clip_frames``: ``engine_clip`` pan or cuts); that backend's
     bare FPS on the clip's frames is measured right before and right after, and
     ``engine_over_bare`` divides by their mean. ``double_buffer`` lists the settings of the
-    CUDA frame pipeline to time (e.g. ``[True, False]``) for backends that have one, on CUDA."""
+    CUDA frame pipeline to time (e.g. ``[True, False]``) for backends that have one, on CUDA.
+    ``progress(text)``, when given, hears what the run is doing (building, timing turns, the
+    engine): a bench of the paper model runs for minutes."""
+    say = progress or (lambda text: None)
     from . import create_backend, resolve_device
     from .auto import accepted_options
     from .parallel import parallel, resolve_workers
@@ -285,6 +291,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
                     rec.workers, rec.double_buffer = k, db
                     if name == "auto":
                         rec.backend = f"auto->{backend.name}"
+                    say(f"{size}: building {rec.backend} {precision}" + (f" x{k} workers" if k > 1 else "") + " (warm-up and any export or compile, untimed)")
                     backend.infer_uint8(frames[:1])  # export / compile / build now, untimed
                     if hasattr(backend, "prepare"):
                         backend.prepare((1, 1, h, w))
@@ -297,7 +304,9 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
                 built.append((rec, backend))
         if not built or built[0][0].backend != "eager":
             raise BackendUnavailable(f"bench {size}: eager fp32, the reference, could not run")
-        results = time_interleaved([b for _, b in built], frames, warmup)
+        say(f"{size}: timing {len(built)} rows in turns over {len(frames)} frames")
+        results = time_interleaved([b for _, b in built], frames, warmup,
+                                   progress=lambda done, total: say(f"{size}: timed {done}/{total} frames of every row"))
         ref_s, ref_out = float(np.mean(results[0][0])), results[0][1]
         for (rec, _), (secs, outs) in zip(built, results):
             sec = float(np.mean(secs))
@@ -310,6 +319,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
         if engine:
             rec_best, backend = min(built, key=lambda rb: rb[0].ms_per_frame)
             clip = clip_frames(frames, max(len(frames), engine_frames), engine_clip)
+            say(f"{size}: the engine with {backend.name}: {len(clip)} frames of an H.264 clip ({engine_clip}), the bare backend before and after")
             cpu0 = time.process_time()
             before = time_bare(backend, clip, len(clip))
             bare_cpu = time.process_time() - cpu0
