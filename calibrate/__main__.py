@@ -86,8 +86,11 @@ def run(args) -> int:
             k = max(2, len(calib) // max(args.eval, 1))
             evals, calib = calib[::k][: args.eval], calib[[i for i in range(len(calib)) if i % k]]
         if "int8" in precisions and not args.skip_quantize:
+            print(f"{size_text}: calibrating int8 on {len(calib)} frames ({args.method}) ...", file=sys.stderr, flush=True)
             path = quantize_int8(net, calib, cache, method=args.method)
             print(f"{size_text}: int8 model calibrated on {len(calib)} frames -> {path}")
+        print(f"{size_text}: running fp32 and {', '.join(p for p in precisions if p != 'fp32')} on {len(evals)} report frames ...",
+              file=sys.stderr, flush=True)
         rows = precision_report(net, precisions, evals, truth, args.device, cache.root, cpu_fp16=True)
         print(f"\n{size_text}, {len(evals)} frames" + (" with ground truth" if truth is not None else ""))
         print(f"  {'precision':9s} {'backend':14s} {'PSNR vs fp32':>12s} {'AE vs fp32':>10s} {'PSNR gt':>8s} {'dPSNR gt':>9s} {'AE gt':>6s}")
