@@ -51,7 +51,7 @@ def test_info_json_agrees_with_this_machine(capsys):
     # what the defaults become here: the backend auto builds, the device and precision auto resolve to
     d = rep["defaults"]
     gpu = torch.cuda.is_available()
-    assert d["device"] == ("cuda" if gpu else "cpu") and d["precision"] == ("fp16" if gpu else "fp32")
+    assert d["device"] == (f"cuda:{torch.cuda.current_device()}" if gpu else "cpu") and d["precision"] == ("fp16" if gpu else "fp32")
     if not gpu:
         usable_ort = rep["backends"]["onnxruntime"]["usable"]
         assert d["backend"] == ("onnxruntime" if usable_ort else "eager")

@@ -70,7 +70,7 @@ class ArtefactKey:
     precision: str
     gpu: str = "cpu"
     torch: str = field(default_factory=lambda: torch.__version__)
-    tensorrt: str = field(default_factory=lambda: _dist_version("tensorrt", "tensorrt-cu12", "tensorrt_cu12"))
+    tensorrt: str = field(default_factory=lambda: _dist_version("tensorrt", "tensorrt-cu13", "tensorrt_cu13", "tensorrt-cu12", "tensorrt_cu12"))
     torch_tensorrt: str = field(default_factory=lambda: _dist_version("torch-tensorrt", "torch_tensorrt"))
     onnxruntime: str = field(default_factory=lambda: _dist_version("onnxruntime", "onnxruntime-gpu"))
     extra: str = ""  # builder options that change the artefact (opset, calibration data, ...)

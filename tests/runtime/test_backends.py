@@ -189,6 +189,23 @@ def test_module_on_moves_a_copy_never_the_callers_network():
     assert next(moved.parameters()).device.type == "meta" and next(net.parameters()).device.type == "cpu"
 
 
+def test_compile_on_the_cpu_takes_a_mode_with_freezing(monkeypatch):
+    import nirvision.runtime.backends.compile as compile_mod
+
+    seen = {}
+
+    def fake_compile(model, mode=None, options=None, **kwargs):  # torch.compile refuses mode and options together
+        assert not (mode and options)
+        seen.update(mode=mode, options=options)
+        return model
+
+    monkeypatch.setattr(compile_mod.torch, "compile", fake_compile)
+    create_backend("compile", tiny_chain(width=8), "cpu", "fp32", mode="max-autotune-no-cudagraphs")
+    assert seen["mode"] is None and seen["options"]["freezing"] is True and seen["options"]["max_autotune"] is True
+    create_backend("compile", tiny_chain(width=8), "cpu", "fp32")
+    assert seen == {"mode": None, "options": {"freezing": True}}
+
+
 def test_registry_lists_all_backends_without_importing_them():
     assert {"eager", "compile", "onnxruntime", "tensorrt"} <= set(BACKENDS)
 

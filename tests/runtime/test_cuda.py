@@ -11,8 +11,19 @@ from tests.helpers import nir_frames, tiny_chain
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-FP32_ATOL = 1e-3  # cuDNN vs CPU convolutions, outputs in [-1, 1]
+FP32_ATOL = 1e-3  # cuDNN vs CPU convolutions in IEEE fp32 (fixture below), outputs in [-1, 1]
 FP16_MIN_PSNR = 35.0
+
+
+@pytest.fixture(autouse=True)
+def ieee_fp32():
+    """cuDNN runs fp32 convolutions as TF32 by default (10-bit mantissa inputs), which is what
+    the product gets on GPUs; tests comparing fp32 against the CPU ask for IEEE fp32 instead."""
+    conv = torch.backends.cudnn.conv
+    before = conv.fp32_precision
+    conv.fp32_precision = "ieee"
+    yield
+    conv.fp32_precision = before
 
 
 def frames(n=5, h=72, w=96):

@@ -31,7 +31,7 @@ def test_fp16_engine_close_to_fp32_and_cached(tmp_path):
     out = trt.infer_uint8(f)
     assert out.shape == ref.shape
     assert mean_psnr(out, ref) >= FP16_MIN_PSNR
-    engines = list((tmp_path / "tensorrt").glob("*.ep"))
+    engines = list((tmp_path / "tensorrt").glob("*.pt2"))
     assert len(engines) == 1
     stamp = engines[0].stat().st_mtime_ns
     again = create_backend("tensorrt", net, "cuda", "fp16", cache_dir=tmp_path)
@@ -43,9 +43,11 @@ def test_corrupt_engine_is_rebuilt(tmp_path):
     net = tiny_chain(width=8)
     f = frames(2)
     first = create_backend("tensorrt", net, "cuda", "fp16", cache_dir=tmp_path).infer_uint8(f)
-    (engine,) = (tmp_path / "tensorrt").glob("*.ep")
+    (engine,) = (tmp_path / "tensorrt").glob("*.pt2")
     engine.write_bytes(b"not an engine")
-    assert np.array_equal(create_backend("tensorrt", net, "cuda", "fp16", cache_dir=tmp_path).infer_uint8(f), first)
+    rebuilt = create_backend("tensorrt", net, "cuda", "fp16", cache_dir=tmp_path).infer_uint8(f)
+    # a rebuild times kernels afresh, so it may pick others: the same colours within a level
+    assert np.abs(rebuilt.astype(int) - first.astype(int)).max() <= 1
     assert engine.stat().st_size > 100
 
 
@@ -53,4 +55,4 @@ def test_other_shape_gets_its_own_engine(tmp_path):
     trt = create_backend("tensorrt", tiny_chain(width=8), "cuda", "fp16", cache_dir=tmp_path)
     trt.infer_uint8(frames(1, 64, 64))
     trt.infer_uint8(frames(1, 64, 96))
-    assert len(list((tmp_path / "tensorrt").glob("*.ep"))) == 2
+    assert len(list((tmp_path / "tensorrt").glob("*.pt2"))) == 2

@@ -59,12 +59,15 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` / None -> CUDA when present, else CPU; a CUDA device that is absent is an error."""
+    """``auto`` / None -> CUDA when present, else CPU; a CUDA device that is absent is an error;
+    a CUDA device always comes with its index (the current one for plain ``cuda``)."""
     if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"device {device!r}: CUDA is not available here (torch {torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA)")
+    if dev.type == "cuda" and dev.index is None:  # "cuda" -> "cuda:N": libraries such as torch-tensorrt need the index
+        dev = torch.device("cuda", torch.cuda.current_device())
     return dev
 
 

@@ -38,7 +38,10 @@ class CompileBackend(PipelinedOnCuda, Backend):
         if channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.channels_last = channels_last
-        options = {"freezing": freezing} if device.type == "cpu" else None
+        options = None
+        if device.type == "cpu":  # torch.compile takes a mode or options, not both: the mode's options + freezing
+            options = {**(torch._inductor.list_mode_options(mode) if mode else {}), "freezing": freezing}
+            mode = None
         self.compiled = torch.compile(self.net, mode=mode, dynamic=False, fullgraph=False, options=options)
         self.shapes: set[tuple[int, ...]] = set()
         self.pipeline = None

@@ -44,6 +44,8 @@ class CudaFramePipeline:
         self.double_buffer = double_buffer
         self.copy_stream = torch.cuda.Stream(device)
         self.compute_stream = torch.cuda.Stream(device)
+        for stream in (self.copy_stream, self.compute_stream):  # after whatever the default stream has queued (weights)
+            stream.wait_stream(torch.cuda.current_stream(device))
         self.shape: tuple[int, int] | None = None
         self._slots: list[CudaPending | None] = [None, None]  # the frame whose output each host_out buffer holds
         self._count = 0
@@ -54,9 +56,10 @@ class CudaFramePipeline:
         self.host_in = [torch.empty((1, h, w), dtype=torch.uint8, pin_memory=True) for _ in range(2)]
         self.host_out = [torch.empty((1, h, w, 3), dtype=torch.uint8, pin_memory=True) for _ in range(2)]
         self.dev_in = [torch.empty((1, h, w), dtype=torch.uint8, device=self.device) for _ in range(2)]
-        self.uploaded = [torch.cuda.Event() for _ in range(2)]  # dev_in[b] holds the frame
-        self.consumed = [torch.cuda.Event() for _ in range(2)]  # compute has read dev_in[b]
-        self.downloaded = [torch.cuda.Event() for _ in range(2)]  # host_out[b] holds the result
+        # blocking: a host waiting on these sleeps instead of spinning a core the reader and writer need
+        self.uploaded = [torch.cuda.Event(blocking=True) for _ in range(2)]  # dev_in[b] holds the frame
+        self.consumed = [torch.cuda.Event() for _ in range(2)]  # compute has read dev_in[b] (waited on by the GPU only)
+        self.downloaded = [torch.cuda.Event(blocking=True) for _ in range(2)]  # host_out[b] holds the result
         self.shape = (h, w)
         log.debug("CUDA pipeline buffers for %dx%d (pinned, double-buffered=%s)", w, h, self.double_buffer)
 
@@ -71,7 +74,8 @@ class CudaFramePipeline:
     def _compute(self, forward: Callable[[torch.Tensor], torch.Tensor], b: int) -> None:
         with torch.cuda.stream(self.compute_stream):
             self.compute_stream.wait_event(self.uploaded[b])
-            x = self.dev_in[b].unsqueeze(1).to(self.dtype).mul_(2.0 / 255.0).sub_(1.0)
+            # scaled in fp32 then cast, as frames.to_model_input does: one rounding, not two, in fp16
+            x = self.dev_in[b].unsqueeze(1).to(torch.float32).mul_(2.0 / 255.0).sub_(1.0).to(self.dtype)
             self.consumed[b].record(self.compute_stream)
             y = forward(x)
             rgb = y.float().add_(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)

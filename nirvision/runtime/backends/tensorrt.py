@@ -6,7 +6,7 @@ old builder flag for FP16 is gone. FP16 therefore comes from a half-precision mo
 ``torch.export``, and compiled with ``torch_tensorrt.dynamo.compile`` for a half input.
 Engines are saved with ``torch_tensorrt.save`` into the artefact cache, keyed by the weights'
 hash, input shape, precision, torch / TensorRT / torch-tensorrt versions and the GPU's name,
-and loaded back with ``torch.export.load``. This code follows torch-tensorrt's documented
+and loaded back with ``torch_tensorrt.load``. This code follows torch-tensorrt's documented
 API (2.x dynamo frontend); it has not been run here (the development machines have no GPU).
 """
 from __future__ import annotations
@@ -27,6 +27,8 @@ from .export import FixedShapeChain, check_shape
 log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp16": torch.float16, "fp32": torch.float32}
+GRAPH_VERSION = 1  # raise when FixedShapeChain or the networks' code change what an engine computes
+SUFFIX = ".pt2"  # what torch.export's archives are named
 
 
 def import_torch_tensorrt():
@@ -72,7 +74,7 @@ class TensorRTBackend(PipelinedOnCuda, Backend):
 
     def key(self, shape: tuple[int, ...]) -> ArtefactKey:
         return ArtefactKey(kind="tensorrt", weights=self.digest, shape=tuple(shape), precision=self.precision,
-                           gpu=gpu_name(self.device), extra="dynamo-ep")
+                           gpu=gpu_name(self.device), extra=f"dynamo-ep-graph{GRAPH_VERSION}")
 
     def _build(self, shape: tuple[int, ...], path: Path) -> None:
         n, _, h, w = shape
@@ -93,15 +95,20 @@ class TensorRTBackend(PipelinedOnCuda, Backend):
             self.net.to("cpu", torch.float32)
 
     def _load(self, path: Path) -> torch.nn.Module:
-        return torch.export.load(str(path)).module()
+        # torch_tensorrt.load, not torch.export.load: it registers the TensorRT engine op first
+        return self.trt.load(str(path)).module()
 
     def module(self, shape: tuple[int, ...]) -> torch.nn.Module:
         shape = check_shape(shape, "tensorrt input")
         mod = self.modules.get(shape)
         if mod is None:
-            key = self.key(shape)
-            path = self.cache.get_or_build(key, ".ep", lambda p: self._build(shape, p), validate=lambda p: self._load(p))
-            mod = self._load(path)
+            loaded: dict[Path, torch.nn.Module] = {}
+
+            def validate(p: Path) -> None:  # a cache entry is trusted once it loads; that load is kept
+                loaded[p] = self._load(p)
+
+            path = self.cache.get_or_build(self.key(shape), SUFFIX, lambda p: self._build(shape, p), validate=validate)
+            mod = loaded.get(path) or self._load(path)
             self.modules[shape] = mod
         return mod
 
