@@ -23,7 +23,7 @@ def add_model_options(p) -> None:
     g.add_argument("--model", help="model size: lite, paper or a YAML file; without --weights, random weights (for tests and benchmarks)")
     g.add_argument("--backend", default="auto", help="inference backend: auto (default: the fastest usable one, it says which), eager, compile, onnxruntime or tensorrt")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
-    g.add_argument("--precision", default="auto", help="auto (default: fp16 on CUDA, fp32 on the CPU), fp32, bf16, fp16 (CUDA), "
+    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"), help="auto (default: fp16 on CUDA, fp32 on the CPU), fp32, bf16, fp16 (CUDA), "
                    "int8 (ONNX Runtime, after `python -m calibrate`)")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
     g.add_argument("--workers", default="auto", metavar="N|auto",
@@ -86,9 +86,10 @@ def encoder_threads(args) -> int | None:
     return 1 if resolve_device(args.device).type == "cpu" else None
 
 
-def build_backend(args, model=None):
+def build_backend(args, model=None, announce: bool = True):
     """The backend the model options ask for (errors are usage errors with the reason);
-    ``model``: what ``load_chain`` returned for them, when the caller loaded it already."""
+    ``model``: what ``load_chain`` returned for them, when the caller loaded it already.
+    ``announce``: say which backend ``auto`` chose now (else call ``announce_backend``)."""
     from ..api import load_chain, set_threads
     from ..runtime.backends import create_backend
 
@@ -96,13 +97,18 @@ def build_backend(args, model=None):
     chain, config, meta = model or load_chain(args.weights, args.model)
     workers = args.workers if args.workers == "auto" else _positive(args.workers, "--workers")
     backend = create_backend(args.backend, chain, args.device, args.precision, workers=workers)
+    if announce:
+        announce_backend(args, backend)
+    return backend, config, meta
+
+
+def announce_backend(args, backend) -> None:
     why = getattr(backend, "chosen_because", None)
     if why:  # --backend auto: say which backend it took and why
         print(f"nirvision {args.command}: backend auto chose {backend.name} ({backend.precision} on {backend.device}): {why}", file=sys.stderr)
     if getattr(backend, "workers", 1) > 1:
         print(f"nirvision {args.command}: {backend.workers} workers of {backend.threads // backend.workers} thread(s), frames side by side "
               f"(--workers 1 for the lowest latency)", file=sys.stderr)
-    return backend, config, meta
 
 
 class Progress:
@@ -225,21 +231,21 @@ def check_args(args) -> None:
 
 
 def run(args) -> int:
-    from ..api import load_chain
     from ..io import open_sink, open_source
 
     check_args(args)
-    # the weights first: a wrong checkpoint is found in a moment, before a camera is opened or
-    # an output file created (building the backend, which may export a model, comes last)
-    model = load_chain(args.weights, args.model)
+    # the model and backend first: a wrong checkpoint or a precision this machine cannot run is
+    # found in a moment, before a camera is opened or an output file created (backends export,
+    # compile or build engines on the first frame, not here)
+    backend, _, _ = build_backend(args, announce=False)
     options = {"max_frames": args.max_frames}
     if args.fps:
         options["fps"] = args.fps
     if args.no_audio:
         options["audio"] = False
-    source = open_source(args.source, reconnect=args.reconnect, open_timeout=args.open_timeout, read_timeout=args.read_timeout, live=args.live or None, **options)
-    sinks = []
+    sinks, source = [], None
     try:
+        source = open_source(args.source, reconnect=args.reconnect, open_timeout=args.open_timeout, read_timeout=args.read_timeout, live=args.live or None, **options)
         for spec in args.output:
             if Path(spec).exists() and Path(args.source).exists() and Path(spec).resolve() == Path(args.source).resolve():
                 raise InputError(f"output {spec}: is the source itself; expected another path")
@@ -247,12 +253,14 @@ def run(args) -> int:
                                    threads=encoder_threads(args)))
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))
-        backend, _, _ = build_backend(args, model)
     except BaseException:
         for sink in sinks:
             sink.close()
-        source.close()
+        if source is not None:
+            source.close()
+        backend.close()
         raise
+    announce_backend(args, backend)
     summary, code = run_engine(source, sinks, backend, args, progress=not args.no_progress)
     print(f"nirvision colorize: {describe(summary)}", file=sys.stderr)
     return code

@@ -52,16 +52,15 @@ def run(args) -> int:
 
     if args.frames < 1:
         raise InputError(f"--frames {args.frames}: expected at least 1")
-    source = open_source(f"synthetic:{args.size}@{args.fps}:{args.frames}", seed=args.seed)
+    backend, config, meta = build_backend(args)  # before any output is created: it fails fast on bad options
     out = Path(args.output_dir)
     video = out / "demo.mp4"
     png = out / "demo_side_by_side.png"
-    sinks = [open_sink(str(video), source.info, threads=encoder_threads(args)), SnapshotSink(png)]
     try:
-        backend, config, meta = build_backend(args)
+        source = open_source(f"synthetic:{args.size}@{args.fps}:{args.frames}", seed=args.seed)
+        sinks = [open_sink(str(video), source.info, threads=encoder_threads(args)), SnapshotSink(png)]
     except BaseException:
-        for sink in sinks:
-            sink.close()
+        backend.close()
         raise
     if not meta.get("weights"):
         print(f"nirvision demo: note: random {config.name} weights (no --weights): the colours mean nothing", file=sys.stderr)

@@ -75,6 +75,7 @@ def bad_inputs(tmp_path, tiny_model):
         ("preset", good, ["--preset", "quick"], "--preset"),
         ("encoder threads", good, ["--encoder-threads", "0"], "--encoder-threads"),
         ("workers", good, ["--workers", "many"], "--workers"),
+        ("fp16 on the cpu", good, ["--precision", "fp16", "--device", "cpu"], "no backend runs fp16 on cpu"),
     ]
 
 
