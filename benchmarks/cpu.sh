@@ -7,6 +7,7 @@
 #   PAIRED: folder with nir/ and rgb/ for the ground-truth report
 #   WEIGHTS: a checkpoint (default: the bundled weights if present, else seeded random init)
 #   COUNT / PAPER_COUNT: timed frames per row (default 24 / 4)
+#   MODELS: which of "lite paper" to calibrate and bench (default both; the lite-only runs at the end always run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FRAMES=${FRAMES:-../shared/data/vcip2020/train/nir}
@@ -20,7 +21,7 @@ mkdir -p "$OUT"
 WEIGHTS=${WEIGHTS:-}
 [ -z "$WEIGHTS" ] && [ -f nirvision/weights/mpfnet-lite.pt ] && WEIGHTS=nirvision/weights/mpfnet-lite.pt
 largs=(--model lite); [ -n "$WEIGHTS" ] && largs=(--weights "$WEIGHTS")
-for model in lite paper; do
+for model in ${MODELS:-lite paper}; do
   args=(--model "$model")
   # trained weights exist for lite only; paper is timed with a seeded random init
   if [ "$model" = lite ] && [ -n "$WEIGHTS" ]; then args=(--weights "$WEIGHTS"); fi
