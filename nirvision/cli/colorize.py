@@ -86,15 +86,14 @@ def encoder_threads(args) -> int | None:
     return 1 if resolve_device(args.device).type == "cpu" else None
 
 
-def build_backend(args, model=None, announce: bool = True):
+def build_backend(args, announce: bool = True):
     """The backend the model options ask for (errors are usage errors with the reason);
-    ``model``: what ``load_chain`` returned for them, when the caller loaded it already.
     ``announce``: say which backend ``auto`` chose now (else call ``announce_backend``)."""
     from ..api import load_chain, set_threads
     from ..runtime.backends import create_backend
 
     set_threads(args.threads)
-    chain, config, meta = model or load_chain(args.weights, args.model)
+    chain, config, meta = load_chain(args.weights, args.model)
     workers = args.workers if args.workers == "auto" else _positive(args.workers, "--workers")
     backend = create_backend(args.backend, chain, args.device, args.precision, workers=workers)
     if announce:

@@ -56,10 +56,13 @@ def run(args) -> int:
     out = Path(args.output_dir)
     video = out / "demo.mp4"
     png = out / "demo_side_by_side.png"
+    source = None
     try:
         source = open_source(f"synthetic:{args.size}@{args.fps}:{args.frames}", seed=args.seed)
         sinks = [open_sink(str(video), source.info, threads=encoder_threads(args)), SnapshotSink(png)]
     except BaseException:
+        if source is not None:
+            source.close()
         backend.close()
         raise
     if not meta.get("weights"):
