@@ -60,7 +60,7 @@ def run(args) -> int:
     torch.manual_seed(args.seed)  # a random-init model is the same one `nirvision bench --seed` builds
     net = load_chain(args.weights, None if args.weights else args.model)[0].eval()
     cache = ArtefactCache(args.cache)
-    from nirvision.runtime.backends import resolve_device
+    from nirvision.runtime.backends import PRECISIONS, resolve_device
 
     on_cpu = resolve_device(args.device).type == "cpu"
     if args.precisions is None:
@@ -69,9 +69,9 @@ def run(args) -> int:
             print("fp16: not reported on the CPU unless asked (--precisions fp16,...: estimated on PyTorch's CPU fp16 kernels, 30-40x slower than fp32)")
     else:
         precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
-        unknown = sorted(set(precisions) - {"fp32", "bf16", "fp16", "int8"})
+        unknown = sorted(set(precisions) - set(PRECISIONS))
         if unknown:
-            raise ValueError(f"--precisions: {', '.join(unknown)}: expected some of bf16, fp16, int8")
+            raise ValueError(f"--precisions: {', '.join(unknown)}: expected some of {', '.join(sorted(set(PRECISIONS) - {'fp32'}))}")
     report = []
     for size_text in args.sizes.split(","):
         size = parse_size(size_text.strip())

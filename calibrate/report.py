@@ -6,8 +6,8 @@ and, with paired ground truth, each precision's own PSNR and AE against the trut
 change from fp32's (``dpsnr_gt``: negative is a loss).
 
 fp16 runs where the engine runs it, on CUDA. Without a GPU its error can still be estimated on
-the CPU (``cpu_fp16=True``): the chain cast to half runs on PyTorch's CPU fp16 kernels, with the
-input normalised in half as the CUDA frame path does. They are 30-40x slower than fp32 on a CPU
+the CPU (``cpu_fp16=True``): the chain cast to half runs on PyTorch's CPU fp16 kernels, its
+input scaled in fp32 then cast to half, as the CUDA frame path does. They are 30-40x slower than fp32 on a CPU
 without native fp16, which is why the engine never uses them; the row's backend says
 ``eager-cpu-fp16``.
 """
@@ -23,7 +23,7 @@ import torch
 from nirvision.models import NIRColorizerNet
 from nirvision.runtime.backends import BackendUnavailable, create_backend, resolve_device
 from nirvision.runtime.backends.compare import mean_angular_error, mean_psnr
-from nirvision.runtime.frames import from_model_output
+from nirvision.runtime.frames import from_model_output, to_model_input
 
 log = logging.getLogger(__name__)
 
@@ -53,16 +53,12 @@ CPU_FP16 = "eager-cpu-fp16"
 
 def run_fp16_on_cpu(net: NIRColorizerNet, frames: np.ndarray) -> np.ndarray:
     """uint8 RGB (N, H, W, 3) of a half-precision copy of the chain on the CPU, one frame at a
-    time; the input is scaled to [-1, 1] in half, as ``CudaFramePipeline`` does on the GPU."""
+    time; the input is scaled in fp32 and cast to half, as ``CudaFramePipeline`` does on the GPU."""
     import copy
 
     half = copy.deepcopy(net).to("cpu", torch.float16).eval()
-    outs = []
     with torch.inference_mode():
-        for i in range(len(frames)):
-            x = torch.from_numpy(np.ascontiguousarray(frames[i : i + 1])).unsqueeze(1).to(torch.float16).mul_(2.0 / 255.0).sub_(1.0)
-            outs.append(from_model_output(half(x).float()))
-    return np.concatenate(outs)
+        return np.concatenate([from_model_output(half(to_model_input(frames[i : i + 1]).half())) for i in range(len(frames))])
 
 
 def run_precision(net: NIRColorizerNet, precision: str, frames: np.ndarray, device: str, cache_dir: Path | None, backend: str | None = None) -> np.ndarray:

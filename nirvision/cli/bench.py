@@ -70,26 +70,8 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _progress_printer():
-    """Progress on stderr, one line a step; the turns' frame counts overwrite each other on a
-    terminal and come once a quarter of the frames when stderr is a file."""
-    tty = sys.stderr.isatty()
-    quarters: dict[str, int] = {}
-
-    def show(text: str) -> None:
-        line = f"nirvision bench: {text}"
-        if " frames of every row" in text:
-            head, count = text.split(": timed ", 1)
-            done, total = (int(v) for v in count.split(" ", 1)[0].split("/"))
-            if tty:
-                print(f"\r{line}", end="" if done < total else "\n", file=sys.stderr, flush=True)
-                return
-            if quarters.get(head) == 4 * done // total:
-                return
-            quarters[head] = 4 * done // total
-        print(line, file=sys.stderr, flush=True)
-
-    return show
+def _progress(text: str) -> None:
+    print(f"nirvision bench: {text}", file=sys.stderr, flush=True)
 
 
 def run(args) -> int:
@@ -116,7 +98,7 @@ def run(args) -> int:
                         engine=not args.no_engine, warmup=args.warmup, backend_options=options, engine_frames=args.engine_frames,
                         workers=workers, engine_clip=args.engine_clip,
                         double_buffer={"on": [True], "off": [False], "both": [True, False]}[args.double_buffer],
-                        progress=None if args.quiet else _progress_printer())
+                        progress=None if args.quiet else _progress)
     weights = meta.get("weights") or "random init"
     print(f"model {config.name} ({weights}), {torch.get_num_threads()} threads, {args.count} frames per row, frames: {records[0].frames_source if records else '-'}")
     if records:

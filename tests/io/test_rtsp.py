@@ -34,7 +34,7 @@ def _server_available() -> bool:
 
 
 AVAILABLE = _server_available()
-skip_without_server = pytest.mark.skipif(not AVAILABLE, reason="GStreamer RTSP server (gst-rtsp-server, python3-gi, x264enc) not installed; tools/test.sh installs it")
+skip_without_server = pytest.mark.skipif(not AVAILABLE, reason="GStreamer RTSP server (gst-rtsp-server, python3-gi, x264enc) not installed; tools/install-test-deps.sh installs it")
 
 
 def free_port() -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import abc
 import time
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +84,25 @@ class Backend(abc.ABC):
 
     def close(self) -> None:
         """Release what the backend holds (streams, sessions, engines)."""
+
+
+def run_in_order(submit, frames: np.ndarray, depth: int, count: int | None = None, out: np.ndarray | None = None) -> np.ndarray | None:
+    """Frames ``0 .. count-1`` of ``frames`` (N, H, W; cycled when ``count`` is larger) through
+    ``submit`` one at a time (each as a batch of one), as the engine feeds a backend: up to
+    ``depth`` in flight before the oldest is collected. Outputs (RGB, H, W, 3) land in order in
+    ``out`` when given; returns ``out``."""
+    count = len(frames) if count is None else count
+    depth = max(1, int(depth))
+    pending: deque = deque()
+    for i in range(count + depth):
+        if pending and (len(pending) >= depth or i >= count):
+            j, p = pending.popleft()
+            y = p.result()
+            if out is not None:
+                out[j] = y[0]
+        if i < count:
+            pending.append((i, submit(frames[i % len(frames)][None])))
+    return out
 
 
 class Pending:

@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .base import BackendUnavailable
+from .base import BackendUnavailable, run_in_order
 
 log = logging.getLogger(__name__)
 
@@ -123,17 +123,8 @@ class CudaFramePipeline:
         frames = np.asarray(frames)
         if frames.ndim != 3 or frames.dtype != np.uint8:
             raise ValueError(f"CUDA pipeline: expected uint8 frames (N, H, W), got {frames.dtype} {frames.shape}")
-        n, h, w = frames.shape
-        out = np.empty((n, h, w, 3), dtype=np.uint8)
-        pending: list[tuple[int, CudaPending]] = []
-        for i in range(n):
-            if len(pending) == self.max_in_flight:
-                j, p = pending.pop(0)
-                out[j] = p.result()[0]
-            pending.append((i, self.submit(forward, frames[i])))
-        for j, p in pending:
-            out[j] = p.result()[0]
-        return out
+        out = np.empty(frames.shape + (3,), dtype=np.uint8)
+        return run_in_order(lambda f: self.submit(forward, f), frames, self.max_in_flight, out=out)
 
 
 class CudaPending:

@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from .base import Backend, BackendUnavailable, Pending
+from .base import Backend, BackendUnavailable, Pending, run_in_order
 
 log = logging.getLogger(__name__)
 
@@ -87,8 +87,8 @@ class FrameParallel(Backend):
         if frames.ndim != 3 or len(frames) < 2:
             return self._run(frames)[0]
         # a batch: one frame per task, so every copy gets a share
-        pending = [self.submit(frames[i : i + 1]) for i in range(len(frames))]
-        return np.concatenate([p.result() for p in pending])
+        out = np.empty(frames.shape + (3,), dtype=np.uint8)
+        return run_in_order(self.submit, frames, self.max_in_flight, out=out)
 
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         replica = self._free.get()

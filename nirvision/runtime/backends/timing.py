@@ -19,7 +19,6 @@ import copy
 import logging
 import tempfile
 import time
-from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 
 from ...models import NIRColorizerNet
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, run_in_order
 from .compare import mean_angular_error, mean_psnr
 
 log = logging.getLogger(__name__)
@@ -97,17 +96,7 @@ def run_frames(backend: Backend, frames: np.ndarray, count: int | None = None, o
     """Frames ``0 .. count-1`` (cycling ``frames``) through ``backend`` as the engine feeds it:
     one at a time, with up to ``backend.max_in_flight`` submitted before the oldest is
     collected; outputs land in ``out`` (N, H, W, 3) when given."""
-    count = len(frames) if count is None else count
-    depth = max(1, int(getattr(backend, "max_in_flight", 1)))
-    pending: deque = deque()
-    for i in range(count + depth):
-        if pending and (len(pending) >= depth or i >= count):
-            j, p = pending.popleft()
-            y = p.result()
-            if out is not None:
-                out[j] = y[0]
-        if i < count:
-            pending.append((i, backend.submit(frames[i % len(frames)][None])))
+    run_in_order(backend.submit, frames, getattr(backend, "max_in_flight", 1), count, out)
 
 
 TURN_DEPTHS = 4
@@ -305,8 +294,14 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
         if not built or built[0][0].backend != "eager":
             raise BackendUnavailable(f"bench {size}: eager fp32, the reference, could not run")
         say(f"{size}: timing {len(built)} rows in turns over {len(frames)} frames")
-        results = time_interleaved([b for _, b in built], frames, warmup,
-                                   progress=lambda done, total: say(f"{size}: timed {done}/{total} frames of every row"))
+        quarters: set[int] = set()  # the turns are told once a quarter of the frames
+
+        def turns(done: int, total: int) -> None:
+            if 4 * done // total not in quarters:
+                quarters.add(4 * done // total)
+                say(f"{size}: timed {done}/{total} frames of every row")
+
+        results = time_interleaved([b for _, b in built], frames, warmup, progress=turns)
         ref_s, ref_out = float(np.mean(results[0][0])), results[0][1]
         for (rec, _), (secs, outs) in zip(built, results):
             sec = float(np.mean(secs))

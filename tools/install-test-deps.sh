@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install everything the tests need and run them: the README's test command, and what CI runs.
+# Install everything the tests need (the first half of the README's test command, which CI runs):
 #   system: GStreamer's RTSP server for the RTSP tests (Debian packages, needs root or sudo)
 #   python: a virtual environment in .venv with nirvision[test] (CPU torch 2.13.0)
+# then: .venv/bin/python -m pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,4 +22,3 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[test]"
-exec .venv/bin/python -m pytest "$@"
