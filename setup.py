@@ -19,8 +19,10 @@ setup(
         "pyyaml>=6",
     ],
     extras_require={
-        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"],
+        "test": ["pytest>=8", "onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1", "openvino>=2024.0"],
         "onnx": ["onnx>=1.16", "onnxruntime>=1.18", "onnxscript>=0.1"],
+        # OpenVINO's CPU plugin on the same ONNX export: bf16 on AMX / AVX-512 BF16, int8 on VNNI / AMX
+        "openvino": ["onnx>=1.16", "onnxscript>=0.1", "openvino>=2024.0"],
         "trt": ["torch-tensorrt>=2.13,<2.14"],
     },
     entry_points={"console_scripts": ["nirvision=nirvision.cli:main"]},

@@ -5,7 +5,8 @@
 
 For each size: quantizes the ONNX model to int8 with ONNX Runtime (activations calibrated on
 ``--num`` frames from ``--frames``, a folder, glob or video) and stores it in the artefact
-cache, where ``--precision int8`` finds it; then reports, for every reduced precision, PSNR
+cache, where ``--precision int8`` finds it; then reports, for every reduced precision and each backend
+that runs it (bf16: eager and OpenVINO; int8: ONNX Runtime and OpenVINO), PSNR
 and AE against fp32 outputs, and against ground truth when ``--paired DIR`` (nir/ + rgb/)
 is given. Report frames are left out of calibration. Exit codes: 0 done, 2 bad input, 1 failure.
 """
@@ -96,7 +97,7 @@ def run(args) -> int:
         print(f"  {'precision':9s} {'backend':14s} {'PSNR vs fp32':>12s} {'AE vs fp32':>10s} {'PSNR gt':>8s} {'dPSNR gt':>9s} {'AE gt':>6s}")
         for r in rows:
             if r.skipped:
-                print(f"  {r.precision:9s} skipped: {r.skipped}")
+                print(f"  {r.precision:9s} {r.backend:14s} skipped: {r.skipped}")
                 continue
             f = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])  # noqa: E731
             print(f"  {r.precision:9s} {r.backend:14s} {f(r.psnr_vs_fp32, '12.2f')} {f(r.ae_vs_fp32, '10.3f')} "

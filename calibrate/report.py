@@ -27,8 +27,10 @@ from nirvision.runtime.frames import from_model_output, to_model_input
 
 log = logging.getLogger(__name__)
 
-# precision -> the backend that runs it here
-RUNNERS = {"fp32": "eager", "bf16": "eager", "fp16": "eager", "int8": "onnxruntime"}
+# precision -> the backends that run it (each gets its own row: their kernels round differently);
+# a backend that cannot run here gives a skipped row with the reason
+RUNNERS = {"fp32": ("eager",), "bf16": ("eager", "openvino"), "fp16": ("eager",), "int8": ("onnxruntime", "openvino")}
+CACHED = ("onnxruntime", "openvino")  # backends that take the artefact cache folder
 
 
 @dataclass
@@ -63,10 +65,10 @@ def run_fp16_on_cpu(net: NIRColorizerNet, frames: np.ndarray) -> np.ndarray:
 
 def run_precision(net: NIRColorizerNet, precision: str, frames: np.ndarray, device: str, cache_dir: Path | None, backend: str | None = None) -> np.ndarray:
     """uint8 RGB (N, H, W, 3) of the chain at ``precision``, one frame at a time (as the engine runs)."""
-    name = backend or RUNNERS[precision]
+    name = backend or RUNNERS[precision][0]
     if name == CPU_FP16:
         return run_fp16_on_cpu(net, frames)
-    options = {"cache_dir": cache_dir} if name == "onnxruntime" else {}
+    options = {"cache_dir": cache_dir} if name in CACHED else {}
     b = create_backend(name, net, device, precision, **options)
     try:
         return np.concatenate([b.infer_uint8(frames[i : i + 1]) for i in range(len(frames))])
@@ -76,29 +78,35 @@ def run_precision(net: NIRColorizerNet, precision: str, frames: np.ndarray, devi
 
 def precision_report(net: NIRColorizerNet, precisions: list[str], frames: np.ndarray, truth: np.ndarray | None = None,
                      device: str = "cpu", cache_dir: Path | None = None, cpu_fp16: bool = False) -> list[PrecisionError]:
-    """One ``PrecisionError`` per precision (fp32 first, as the reference). ``cpu_fp16``: on a
-    CPU device, estimate fp16 on PyTorch's CPU fp16 kernels instead of skipping it."""
+    """One ``PrecisionError`` per precision and backend that runs it (``RUNNERS``; fp32 first,
+    as the reference). ``cpu_fp16``: on a CPU device, estimate fp16 on PyTorch's CPU fp16
+    kernels instead of skipping it."""
     size = f"{frames.shape[2]}x{frames.shape[1]}"
     ref = run_precision(net, "fp32", frames, device, cache_dir)
-    rows = [PrecisionError("fp32", RUNNERS["fp32"], size, len(frames), psnr_vs_fp32=None, ae_vs_fp32=0.0)]
+    rows = [PrecisionError("fp32", RUNNERS["fp32"][0], size, len(frames), psnr_vs_fp32=None, ae_vs_fp32=0.0)]
     if truth is not None:
         rows[0].psnr_gt, rows[0].ae_gt, rows[0].dpsnr_gt = mean_psnr(ref, truth), mean_angular_error(ref, truth), 0.0
     for precision in precisions:
         if precision == "fp32":
             continue
-        runner = CPU_FP16 if precision == "fp16" and cpu_fp16 and resolve_device(device).type == "cpu" else RUNNERS.get(precision, "?")
-        row = PrecisionError(precision, runner, size, len(frames))
-        try:
-            with torch.inference_mode():
-                out = run_precision(net, precision, frames, device, cache_dir, backend=runner)
-        except BackendUnavailable as exc:
-            row.skipped = str(exc)
-            log.warning("%s: skipped (%s)", precision, exc)
-            rows.append(row)
-            continue
-        row.psnr_vs_fp32, row.ae_vs_fp32 = mean_psnr(out, ref), mean_angular_error(out, ref)
-        if truth is not None:
-            row.psnr_gt, row.ae_gt = mean_psnr(out, truth), mean_angular_error(out, truth)
-            row.dpsnr_gt = row.psnr_gt - rows[0].psnr_gt
-        rows.append(row)
+        on_cpu = resolve_device(device).type == "cpu"
+        for runner in (CPU_FP16,) if precision == "fp16" and cpu_fp16 and on_cpu else RUNNERS.get(precision, ("?",)):
+            rows.append(_row(net, precision, runner, frames, ref, truth, rows[0], device, cache_dir))
     return rows
+
+
+def _row(net: NIRColorizerNet, precision: str, runner: str, frames: np.ndarray, ref: np.ndarray, truth: np.ndarray | None,
+         fp32: PrecisionError, device: str, cache_dir: Path | None) -> PrecisionError:
+    row = PrecisionError(precision, runner, fp32.size, len(frames))
+    try:
+        with torch.inference_mode():
+            out = run_precision(net, precision, frames, device, cache_dir, backend=runner)
+    except BackendUnavailable as exc:
+        row.skipped = str(exc)
+        log.warning("%s on %s: skipped (%s)", precision, runner, exc)
+        return row
+    row.psnr_vs_fp32, row.ae_vs_fp32 = mean_psnr(out, ref), mean_angular_error(out, ref)
+    if truth is not None:
+        row.psnr_gt, row.ae_gt = mean_psnr(out, truth), mean_angular_error(out, truth)
+        row.dpsnr_gt = row.psnr_gt - fp32.psnr_gt
+    return row

@@ -10,7 +10,7 @@ import pytest
 
 from nirvision.cli import main
 
-BACKENDS = ("eager", "compile", "onnxruntime", "tensorrt", "cuda")
+BACKENDS = ("eager", "compile", "onnxruntime", "openvino", "tensorrt", "cuda")
 
 
 def run_cli(*args):
@@ -51,11 +51,13 @@ def test_info_json_agrees_with_this_machine(capsys):
     # what the defaults become here: the backend auto builds, the device and precision auto resolve to
     d = rep["defaults"]
     gpu = torch.cuda.is_available()
-    assert d["device"] == (f"cuda:{torch.cuda.current_device()}" if gpu else "cpu") and d["precision"] == ("fp16" if gpu else "fp32")
+    usable_ov, usable_ort = rep["backends"]["openvino"]["usable"], rep["backends"]["onnxruntime"]["usable"]
+    native_bf16 = usable_ov and "bf16 native" in rep["backends"]["openvino"]["detail"]
+    assert d["device"] == (f"cuda:{torch.cuda.current_device()}" if gpu else "cpu")
+    assert d["precision"] == ("fp16" if gpu else "bf16" if native_bf16 else "fp32")
     if not gpu:
-        usable_ort = rep["backends"]["onnxruntime"]["usable"]
-        assert d["backend"] == ("onnxruntime" if usable_ort else "eager")
-        assert d["workers"] == (2 if usable_ort and torch.get_num_threads() >= 2 else 1)
+        assert d["backend"] == ("openvino" if usable_ov else "onnxruntime" if usable_ort else "eager")
+        assert d["workers"] == (2 if (usable_ov or usable_ort) and torch.get_num_threads() >= 2 else 1)
     assert rep["versions"]["torch"] == torch.__version__
     if not torch.cuda.is_available():
         assert rep["backends"]["tensorrt"]["usable"] is False

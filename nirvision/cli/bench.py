@@ -1,6 +1,6 @@
 """``nirvision bench``: ms per frame and FPS of each backend and precision, and of the whole engine.
 
-    nirvision bench --backends eager,compile,onnxruntime --precisions fp32,bf16,int8 \\
+    nirvision bench --backends eager,compile,onnxruntime,openvino --precisions fp32,bf16,int8 \\
         --sizes 256x256,640x480 --model lite --frames DIR --json bench.json
 """
 from __future__ import annotations
@@ -44,7 +44,8 @@ def _workers(text: str) -> list[int | str]:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="time backends and the whole engine on the same frames")
-    p.add_argument("--backends", default="eager,onnxruntime", help="comma-separated: auto, eager, compile, onnxruntime, tensorrt")
+    p.add_argument("--backends", default="eager,onnxruntime,openvino", help="comma-separated: auto, eager, compile, onnxruntime, openvino, "
+                   "tensorrt (default: eager,onnxruntime,openvino; one that cannot run here is listed as skipped, with the reason)")
     p.add_argument("--precisions", default="fp32", help="comma-separated: fp32, fp16, bf16, int8 (int8 needs `python -m calibrate` first)")
     p.add_argument("--sizes", default="256x256,640x480", help="comma-separated WIDTHxHEIGHT")
     p.add_argument("--model", default="lite", help="lite, paper or a YAML path (random init unless --weights)")
@@ -53,9 +54,9 @@ def add_parser(sub) -> None:
     p.add_argument("--count", type=int, default=20, help="timed frames per backend and size")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (export, compile, caches)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--threads", type=int, help="CPU threads (torch and ONNX Runtime)")
+    p.add_argument("--threads", type=int, help="CPU threads (torch, ONNX Runtime and OpenVINO)")
     p.add_argument("--workers", default="1,auto", help="comma-separated worker counts (or auto) for backends that run frames side by side "
-                   "(ONNX Runtime on the CPU: each worker a session of threads/workers threads); others run with 1")
+                   "(ONNX Runtime and OpenVINO on the CPU: each worker a session of threads/workers threads); others run with 1")
     p.add_argument("--cache", help="artefact cache folder (default: $NIRVISION_CACHE or ~/.cache/nirvision)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random init (without --weights); calibrate uses the same")
     p.add_argument("--engine-frames", type=int, default=40, help="frames the engine runs (the benchmark frames, cycled); fewer for slow models")

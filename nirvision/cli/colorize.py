@@ -21,13 +21,13 @@ def add_model_options(p) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--weights", help="checkpoint file (default: the bundled weights)")
     g.add_argument("--model", help="model size: lite, paper or a YAML file; without --weights, random weights (for tests and benchmarks)")
-    g.add_argument("--backend", default="auto", help="inference backend: auto (default: the fastest usable one, it says which), eager, compile, onnxruntime or tensorrt")
+    g.add_argument("--backend", default="auto", help="inference backend: auto (default: the fastest usable one, it says which), eager, compile, onnxruntime, openvino or tensorrt")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default: auto)")
-    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"), help="auto (default: fp16 on CUDA, fp32 on the CPU), fp32, bf16, fp16 (CUDA), "
-                   "int8 (ONNX Runtime, after `python -m calibrate`)")
+    g.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"), help="auto (default: fp16 on CUDA; bf16 on a CPU with native bf16 where OpenVINO runs it; else fp32), fp32, bf16, "
+                   "fp16 (CUDA), int8 (ONNX Runtime or OpenVINO, after `python -m calibrate`)")
     g.add_argument("--threads", type=int, help="CPU threads for inference")
     g.add_argument("--workers", default="auto", metavar="N|auto",
-                   help="frames colorized side by side, each worker with threads/N threads (ONNX Runtime on the CPU). auto (default): 2 "
+                   help="frames colorized side by side, each worker with threads/N threads (ONNX Runtime or OpenVINO on the CPU). auto (default): 2 "
                    "where 2 or more CPU threads are at hand (on 2 cores: 1.2-1.7x the model's frames per second, about 1.05x the "
                    "whole run's, as decoding and encoding share the cores; each frame takes longer); 1 for the lowest latency")
 

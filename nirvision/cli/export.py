@@ -1,6 +1,7 @@
 """``nirvision export``: build compiled artefacts (ONNX files, TensorRT engines) ahead of time.
 
     nirvision export --backend onnxruntime --sizes 640x480 --weights W
+    nirvision export --backend openvino --sizes 640x480,1920x1080
     nirvision export --backend tensorrt --precision fp16 --sizes 1920x1080 --device cuda
 
 Artefacts go to the cache (``$NIRVISION_CACHE`` or ``~/.cache/nirvision``), keyed so that the
@@ -13,14 +14,14 @@ import time
 
 from ..errors import InputError
 
-EXPORTABLE = ("onnxruntime", "tensorrt", "compile")
+EXPORTABLE = ("onnxruntime", "openvino", "tensorrt", "compile")
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="build ONNX files / TensorRT engines for given sizes ahead of time")
     p.add_argument("--backend", default="onnxruntime", choices=EXPORTABLE, help="whose artefacts to build")
-    p.add_argument("--precision", default="auto", help="auto (default: fp16 on CUDA, fp32 on the CPU, as colorize), fp32, fp16 (CUDA), "
-                   "int8 (checks the calibrated model is there)")
+    p.add_argument("--precision", default="auto", help="auto (default: as colorize: fp16 on CUDA, bf16 for openvino on a CPU with "
+                   "native bf16, else fp32), fp32, bf16 (openvino), fp16 (CUDA), int8 (checks the calibrated model is there)")
     p.add_argument("--sizes", required=True, help="comma-separated WIDTHxHEIGHT of the frames to be colorized")
     p.add_argument("--batch", type=int, default=1, help="frames per inference call (the engine uses 1)")
     p.add_argument("--model", default="lite", help="lite, paper or a YAML path (random init unless --weights)")
@@ -51,5 +52,7 @@ def run(args) -> int:
         print(f"{args.backend} {backend.precision} {w}x{h} (batch {args.batch}): ready in {time.perf_counter() - start:.1f} s")
     if args.backend == "compile":
         print("note: torch.compile keeps its kernels in inductor's own cache; the compiled graph lives in this process only")
+    if args.backend == "openvino":
+        print("note: the ONNX files are cached; OpenVINO compiles them again in about a second when a run starts")
     backend.close()
     return 0

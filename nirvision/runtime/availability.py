@@ -36,6 +36,20 @@ def onnxruntime_status() -> tuple[bool, str]:
     return True, f"onnxruntime {ort.__version__}, providers: {', '.join(ort.get_available_providers())}"
 
 
+def openvino_status() -> tuple[bool, str]:
+    try:
+        import openvino
+    except ImportError:
+        return False, "openvino is not installed (pip install 'nirvision[openvino]')"
+    if _version("onnx") is None:
+        return False, "onnx is not installed, needed to export the model (pip install 'nirvision[openvino]')"
+    from .backends.openvino import cpu_capabilities
+
+    caps = cpu_capabilities(openvino.Core())
+    bf16 = "bf16 native (AMX / AVX-512 BF16)" if "BF16" in caps else "no native bf16 here"
+    return True, f"openvino {_version('openvino')} CPU plugin: fp32, {bf16}, int8 from `python -m calibrate` ({', '.join(sorted(caps))})"
+
+
 def tensorrt_status() -> tuple[bool, str]:
     ok, why = cuda_status()
     if not ok:
@@ -104,7 +118,7 @@ def report() -> dict:
         devices.append(f"cuda: none ({cuda_why})")
     backends = {}
     for name, fn in (("eager", lambda: (True, "PyTorch eager, fp32 / bf16 on CPU" + (", fp16 on CUDA" if cuda_ok else "") + "; " + bf16_status()[1])),
-                     ("compile", compile_status), ("onnxruntime", int8_status), ("tensorrt", tensorrt_status), ("cuda", lambda: (cuda_ok, cuda_why))):
+                     ("compile", compile_status), ("onnxruntime", int8_status), ("openvino", openvino_status), ("tensorrt", tensorrt_status), ("cuda", lambda: (cuda_ok, cuda_why))):
         ok, why = fn()
         backends[name] = {"usable": ok, "detail": why}
     weights = default_weights_path()
@@ -117,6 +131,7 @@ def report() -> dict:
             "opencv": _version("opencv-python") or _version("opencv-python-headless"),
             "av": _version("av"),
             "onnxruntime": _version("onnxruntime"),
+            "openvino": _version("openvino"),
             "torch-tensorrt": _version("torch-tensorrt") or _version("torch_tensorrt"),
         },
         "devices": devices,

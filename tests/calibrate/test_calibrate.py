@@ -57,18 +57,38 @@ def test_report_rows(tmp_path, paired):
     nir, rgb, names = load_paired(paired, (32, 32))
     quantize_int8(net, load_nir_frames(paired / "nir", (32, 32), exclude=set(names[:2])), ArtefactCache(tmp_path))
     rows = precision_report(net, ["bf16", "fp16", "int8"], nir[:2], rgb[:2], "cpu", tmp_path)
-    by = {r.precision: r for r in rows}
-    assert by["fp32"].dpsnr_gt == 0.0 and by["fp32"].psnr_gt is not None
-    assert by["fp16"].skipped and "CUDA" in by["fp16"].skipped
-    for p in ("bf16", "int8"):
-        assert by[p].skipped is None
-        assert by[p].psnr_vs_fp32 > 20 and by[p].ae_vs_fp32 >= 0
-        assert by[p].dpsnr_gt == pytest.approx(by[p].psnr_gt - by["fp32"].psnr_gt)
+    # one row per precision and backend that runs it
+    assert [(r.precision, r.backend) for r in rows] == [("fp32", "eager"), ("bf16", "eager"), ("bf16", "openvino"), ("fp16", "eager"),
+                                                       ("int8", "onnxruntime"), ("int8", "openvino")]
+    by = {(r.precision, r.backend): r for r in rows}
+    assert by["fp32", "eager"].dpsnr_gt == 0.0 and by["fp32", "eager"].psnr_gt is not None
+    assert by["fp16", "eager"].skipped and "CUDA" in by["fp16", "eager"].skipped
+    ran = [("bf16", "eager"), ("int8", "onnxruntime")]
+    if _openvino_installed():
+        ran.append(("int8", "openvino"))
+        bf16 = by["bf16", "openvino"]  # run natively, or refused with the reason
+        assert bf16.skipped is None or "no native bf16" in bf16.skipped
+        if bf16.skipped is None:
+            ran.append(("bf16", "openvino"))
+    else:
+        assert "nirvision[openvino]" in by["int8", "openvino"].skipped
+    for key in ran:
+        assert by[key].skipped is None
+        assert by[key].psnr_vs_fp32 > 20 and by[key].ae_vs_fp32 >= 0
+        assert by[key].dpsnr_gt == pytest.approx(by[key].psnr_gt - by["fp32", "eager"].psnr_gt)
     # asked to, the CPU estimates fp16 with a half copy of the chain: close to fp32, not equal
     est = precision_report(net, ["fp16"], nir[:2], rgb[:2], "cpu", tmp_path, cpu_fp16=True)[1]
     assert est.skipped is None and est.backend == "eager-cpu-fp16"
-    assert 35 < est.psnr_vs_fp32 < 100 and est.dpsnr_gt == pytest.approx(est.psnr_gt - by["fp32"].psnr_gt)
+    assert 35 < est.psnr_vs_fp32 < 100 and est.dpsnr_gt == pytest.approx(est.psnr_gt - by["fp32", "eager"].psnr_gt)
     assert next(net.parameters()).dtype == torch.float32  # the caller's chain stays fp32
+
+
+def _openvino_installed() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def test_frames_sources(tmp_path, paired):
@@ -99,7 +119,7 @@ def test_cli_calibrates_and_reports(tmp_path, paired, capsys):
                  "--precisions", "int8", "--cache", str(tmp_path / "cache"), "--json", str(out), "--threads", "1"])
     assert code == 0
     rows = json.loads(out.read_text())["rows"]
-    assert [r["precision"] for r in rows] == ["fp32", "int8"]
+    assert [(r["precision"], r["backend"]) for r in rows] == [("fp32", "eager"), ("int8", "onnxruntime"), ("int8", "openvino")]
     assert rows[1]["psnr_vs_fp32"] > 15 and rows[1]["psnr_gt"] is not None
     assert list((tmp_path / "cache" / "onnx-int8").glob("*.onnx"))
     printed = capsys.readouterr().out
@@ -112,7 +132,7 @@ def test_cli_precisions_default_and_fp16_on_cpu(tmp_path, paired, capsys):
     out = tmp_path / "default.json"
     assert main([*common, "--json", str(out)]) == 0
     assert "fp16: not reported on the CPU unless asked" in capsys.readouterr().out
-    assert [r["precision"] for r in json.loads(out.read_text())["rows"]] == ["fp32", "bf16", "int8"]
+    assert [r["precision"] for r in json.loads(out.read_text())["rows"]] == ["fp32", "bf16", "bf16", "int8", "int8"]
     out = tmp_path / "fp16.json"
     assert main([*common, "--precisions", "fp16", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())["rows"]

@@ -163,19 +163,29 @@ def test_tensorrt_import_failure_names_the_extra(monkeypatch):
         import_torch_tensorrt()
 
 
-def test_auto_precision_is_fp32_on_the_cpu(lite_chain, cache_dir):
+def test_auto_precision_on_the_cpu(lite_chain, cache_dir):
+    """fp32 for every CPU backend but OpenVINO; OpenVINO (and auto, which picks it first) take
+    bf16 where the CPU runs it natively (tests/runtime/test_openvino.py checks that rule)."""
     from nirvision.api import Colorizer
     from nirvision.runtime.backends import resolve_precision
 
+    native = False
+    try:
+        from nirvision.runtime.backends.openvino import native_bf16
+
+        native = native_bf16()
+    except ImportError:
+        pass
     assert resolve_precision("auto", torch.device("cuda")) == "fp16"
-    assert resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if native else "fp32")
     assert resolve_precision("bf16", torch.device("cuda")) == "bf16"  # named precisions pass through
     for name in ("eager", "onnxruntime", "auto"):
         opts = {"cache_dir": cache_dir} if name != "eager" else {}
         b = create_backend(name, lite_chain, "cpu", "auto", **opts)
-        assert b.precision == "fp32" and b.info.precision == "fp32", name
+        want = "bf16" if name == "auto" and native else "fp32"
+        assert b.precision == want and b.info.precision == want, name
         b.close()
-    c = Colorizer.load(model="lite", device="cpu")  # the API's default precision
+    c = Colorizer.load(model="lite", device="cpu")  # the API's default precision (its default backend is eager)
     assert c.backend.precision == "fp32" and c(np.zeros((40, 48), np.uint8)).shape == (40, 48, 3)
 
 

@@ -24,16 +24,20 @@ class Broken(Backend):
 
 def test_auto_on_cpu_picks_a_usable_backend_and_says_why():
     b = create_backend("auto", tiny_chain(), "cpu", "fp32")
-    assert b.name in ("onnxruntime", "eager")
+    assert b.name in ("openvino", "onnxruntime", "eager")
     assert b.chosen_because
     assert b.infer(torch.zeros(1, 1, 16, 16)).shape == (1, 3, 16, 16)
 
 
 def test_auto_skips_backends_that_cannot_run(monkeypatch):
+    monkeypatch.setitem(BACKENDS, "openvino", Broken)
+    b = create_backend("auto", tiny_chain(), "cpu", "fp32")
+    assert b.name == "onnxruntime"  # the next in the CPU order
+    assert "openvino: broken: not installed" in b.chosen_because
     monkeypatch.setitem(BACKENDS, "onnxruntime", Broken)
     b = create_backend("auto", tiny_chain(), "cpu", "fp32")
     assert b.name == "eager"
-    assert "broken: not installed" in b.chosen_because
+    assert b.chosen_because.count("broken: not installed") == 2
 
 
 def test_auto_with_nothing_usable_raises(monkeypatch):
@@ -47,7 +51,13 @@ def test_auto_never_picks_cpu_bf16_without_native_support(monkeypatch):
     with pytest.raises(BackendUnavailable, match="no native bf16"):
         create_backend("auto", tiny_chain(), "cpu", "bf16")
     monkeypatch.setattr(auto_mod, "cpu_has_fast_bf16", lambda: True)
-    assert auto_mod.candidates(torch.device("cpu"), "bf16")[0] == "compile"
+    assert auto_mod.candidates(torch.device("cpu"), "bf16") == ["openvino", "compile", "eager"]
+
+
+def test_auto_cpu_order_puts_openvino_first():
+    cpu = torch.device("cpu")
+    assert auto_mod.candidates(cpu, "fp32") == ["openvino", "onnxruntime", "eager"]
+    assert auto_mod.candidates(cpu, "int8") == ["openvino", "onnxruntime"]
 
 
 @pytest.mark.parametrize("precision", ["fp16", "int4"])
@@ -62,6 +72,7 @@ def test_auto_orders_gpu_backends_first_on_cuda():
 
 
 def test_auto_probe_times_candidates_and_keeps_the_fastest(monkeypatch):
+    monkeypatch.setattr(auto_mod, "candidates", lambda device, precision: ["onnxruntime", "eager"])
     times = iter([0.002, 0.001])
     monkeypatch.setattr(auto_mod, "_time", lambda backend, shape, repeats=3: next(times))
     b = create_backend("auto", tiny_chain(), "cpu", "fp32", probe_shape=(1, 1, 16, 16))

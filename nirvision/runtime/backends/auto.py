@@ -1,9 +1,12 @@
 """``--backend auto``: the fastest backend that can run here at the asked precision, and why.
 
-The order is what benchmarks measured (``nirvision bench``; README): on CUDA, TensorRT, then
-ONNX Runtime's GPU providers, then eager; on the CPU, ONNX Runtime (2.6-4.8x eager fp32 for
-lite on 2 cores as one session; ``--workers`` 2 sessions side by side, 3.3-7.7x), then eager. torch.compile is left out of the automatic choice on the CPU: it is
-no faster than ONNX Runtime there and compiles for minutes on 2 cores before the first frame.
+The order is what benchmarks measured (``nirvision bench``; benchmarks/README.md): on CUDA,
+TensorRT, then ONNX Runtime's GPU providers, then eager; on the CPU, OpenVINO (where installed:
+on a CPU with AMX 1.5x ONNX Runtime in fp32 and 2-5x in bf16; on an AVX2 CPU even with it),
+then ONNX Runtime (2.6-4.8x eager fp32 for lite on 2 cores as one session; ``--workers`` 2
+sessions side by side, 3.3-7.7x), then eager. torch.compile comes only after OpenVINO for
+bf16 and is left out for fp32: it is slower than both runtimes on the CPU and compiles for
+minutes on 2 cores before the first frame.
 bf16 on a CPU without native bf16 (AVX-512 BF16 / AMX) is never picked: it runs on slow
 fallback kernels. Each candidate is built in turn; one that raises ``BackendUnavailable``
 is skipped with its reason logged, so ``auto`` never returns an unusable backend.
@@ -29,8 +32,8 @@ def candidates(device: torch.device, precision: str) -> list[str]:
         order = {"fp16": ["tensorrt", "onnxruntime", "eager"], "fp32": ["tensorrt", "onnxruntime", "eager"],
                  "bf16": ["eager"], "int8": ["onnxruntime"]}
     else:
-        order = {"fp32": ["onnxruntime", "eager"], "int8": ["onnxruntime"],
-                 "bf16": ["compile", "eager"] if cpu_has_fast_bf16() else [], "fp16": []}
+        order = {"fp32": ["openvino", "onnxruntime", "eager"], "int8": ["openvino", "onnxruntime"],
+                 "bf16": ["openvino", "compile", "eager"] if cpu_has_fast_bf16() else [], "fp16": []}
     if precision not in order:
         raise BackendUnavailable(f"auto: precision {precision!r} is unknown; expected fp32, fp16, bf16 or int8")
     names = order[precision]

@@ -142,3 +142,39 @@ def cached_onnx(net: NIRColorizerNet, shape: tuple[int, ...], precision: str = "
     dtype = torch.float16 if precision == "fp16" else torch.float32
     key = onnx_key(net, shape, precision, device, kind="onnx-u8" if uint8_io else "onnx", digest=digest)
     return cache.get_or_build(key, ".onnx", lambda p: export_onnx(net, shape, p, dtype, uint8_io), validate_onnx)
+
+
+def int8_model_key(net: NIRColorizerNet, shape: tuple[int, ...], digest: str | None = None) -> ArtefactKey:
+    """Where the calibrated int8 model for ``net`` at input ``shape`` lives in the cache."""
+    return onnx_key(net, shape, "int8", kind="onnx-int8", digest=digest)
+
+
+def load_int8_model(net: NIRColorizerNet, shape: tuple[int, ...], cache: ArtefactCache, digest: str | None = None, backend: str = "onnxruntime") -> Path:
+    """The calibrated int8 ONNX model, or BackendUnavailable naming the calibration command."""
+    from .base import BackendUnavailable
+
+    found = cache.lookup(int8_model_key(net, shape, digest), ".onnx", validate_onnx)
+    if found is None:
+        n, _, h, w = shape
+        raise BackendUnavailable(
+            f"{backend} int8: no calibrated int8 model for these weights at input {n}x1x{h}x{w} in {cache.root}; "
+            f"create it with `python -m calibrate --frames DIR --sizes {w}x{h}` (same --model/--weights), "
+            f"or pass int8_model=PATH"
+        )
+    return found
+
+
+def onnx_model(net: NIRColorizerNet, shape: tuple[int, ...], precision: str, cache: ArtefactCache, digest: str, backend: str,
+               int8_model: Path | None = None, uint8_io: bool = False, device: torch.device | str = "cpu") -> Path:
+    """The ONNX file a runtime (ONNX Runtime, OpenVINO) loads for ``shape`` at ``precision``:
+    the calibrated int8 model (``int8_model`` or the cache's; float in and out), else the
+    cached export (uint8 frames in and out with ``uint8_io``)."""
+    if precision == "int8":
+        if int8_model is not None:
+            from .base import BackendUnavailable
+
+            if not Path(int8_model).is_file():
+                raise BackendUnavailable(f"{backend} int8: int8_model {int8_model} does not exist")
+            return Path(int8_model)
+        return load_int8_model(net, shape, cache, digest, backend)
+    return cached_onnx(net, shape, precision, cache, device, digest, uint8_io=uint8_io)

@@ -6,7 +6,7 @@ for lite at 640x480), for a few percent gained on an idle machine.
 
 Precisions: fp32 (CPU, or CUDA / TensorRT execution providers where installed), fp16 (a
 half-precision export, on a GPU provider) and int8 (the statically quantized model that
-``python -m calibrate`` writes into the artefact cache; see ``int8_model_key``).
+``python -m calibrate`` writes into the artefact cache; see ``export.int8_model_key``).
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 
 from ...models import NIRColorizerNet
-from ..cache import ArtefactCache, ArtefactKey, weights_hash
+from ..cache import ArtefactCache, weights_hash
 from .base import Backend, BackendUnavailable
-from .export import INPUT_NAME, cached_onnx, check_shape, onnx_key
+from .export import INPUT_NAME, check_shape, onnx_model
 
 log = logging.getLogger(__name__)
 
@@ -37,26 +37,6 @@ def import_onnxruntime():
     except ImportError as exc:
         raise BackendUnavailable(f"onnxruntime: {exc.name} is not installed (pip install 'nirvision[onnx]')") from None
     return onnxruntime
-
-
-def int8_model_key(net: NIRColorizerNet, shape: tuple[int, ...], digest: str | None = None) -> ArtefactKey:
-    """Where the calibrated int8 model for ``net`` at input ``shape`` lives in the cache."""
-    return onnx_key(net, shape, "int8", kind="onnx-int8", digest=digest)
-
-
-def load_int8_model(net: NIRColorizerNet, shape: tuple[int, ...], cache: ArtefactCache, digest: str | None = None) -> Path:
-    """The calibrated int8 ONNX model, or BackendUnavailable naming the calibration command."""
-    from .export import validate_onnx
-
-    found = cache.lookup(int8_model_key(net, shape, digest), ".onnx", validate_onnx)
-    if found is None:
-        n, _, h, w = shape
-        raise BackendUnavailable(
-            f"onnxruntime int8: no calibrated int8 model for these weights at input {n}x1x{h}x{w} in {cache.root}; "
-            f"create it with `python -m calibrate --frames DIR --sizes {w}x{h}` (same --model/--weights), "
-            f"or pass int8_model=PATH"
-        )
-    return found
 
 
 class OnnxRuntimeBackend(Backend):
@@ -100,13 +80,7 @@ class OnnxRuntimeBackend(Backend):
     def model_path(self, shape: tuple[int, ...], uint8_io: bool = False) -> Path:
         """The ONNX file for ``shape``: cached export (float or uint8 frames in and out), or the
         calibrated int8 model (float in and out)."""
-        if self.precision == "int8":
-            if self.int8_model is not None:
-                if not self.int8_model.is_file():
-                    raise BackendUnavailable(f"onnxruntime int8: int8_model {self.int8_model} does not exist")
-                return self.int8_model
-            return load_int8_model(self.net, shape, self.cache, self.digest)
-        return cached_onnx(self.net, shape, self.precision, self.cache, self.device, self.digest, uint8_io=uint8_io)
+        return onnx_model(self.net, shape, self.precision, self.cache, self.digest, self.name, self.int8_model, uint8_io, self.device)
 
     def _provider_options(self, shape: tuple[int, ...]) -> list:
         opts = []

@@ -267,7 +267,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
                 rec = BenchRecord(model, name, precision, size, len(frames), threads=threads, device=str(dev), frames_source=origin,
                                   gflop_per_frame=gflop, matmul_gflops=peak)
                 try:
-                    opts = dict(backend_options or {}) if name in ("onnxruntime", "tensorrt", "auto") else {}
+                    opts = dict(backend_options or {}) if name in ("onnxruntime", "openvino", "tensorrt", "auto") else {}
                     if db is not None:
                         opts["double_buffer"] = db
                     backend = create_backend(name, net, dev, precision, **opts)
