@@ -7,17 +7,23 @@
 #   FRAMES: folder of NIR images (default: the VCIP 2020 training NIR images)
 #   PAIRED: folder with nir/ and rgb/ for the ground-truth report
 #   WEIGHTS: a checkpoint (default: the bundled weights if present, else seeded random init)
-#   COUNT / PAPER_COUNT: timed frames per row (default 24 / 4)
+#   COUNT / PAPER_COUNT: timed frames per row (default 24 / 4); PAPER_ENGINE_FRAMES: the paper engine's clip (24)
 #   MODELS: which of "lite paper" to calibrate and bench (default both; the lite-only runs at the end always run)
+#   CALIB: 0 to skip the calibration and precision reports (their int8 models must be in the cache)
+#   OUT: where the results go (default benchmarks/results; one folder per CPU there)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FRAMES=${FRAMES:-../shared/data/vcip2020/train/nir}
 PAIRED=${PAIRED:-../shared/data/vcip2020/train}
-OUT=benchmarks/results
+OUT=${OUT:-benchmarks/results}
 THREADS=${THREADS:-2}
-# OpenMP workers that spin stall PyTorch when another job holds a core (eager lite 256x256: 2.7 s
-# instead of 59 ms a frame on 2 threads, measured with the training job running); set it empty to keep spinning
-export OMP_WAIT_POLICY=${OMP_WAIT_POLICY-PASSIVE}
+# PyTorch's OpenMP threads spin while waiting (libgomp's default), which is eager at its best on
+# an idle machine (session 5, Xeon: lite 640x480 on 2 threads 36 ms a frame spinning, 68 ms with
+# OMP_WAIT_POLICY=PASSIVE; paper 256x256 383 against 483 ms). When another job holds a core,
+# spinning threads stall instead (eager lite 256x256: 2.7 s instead of 59 ms a frame, measured
+# with the training job running): run with OMP_WAIT_POLICY=PASSIVE there. ONNX Runtime and
+# OpenVINO keep their own thread pools (ONNX Runtime's told not to spin).
+if [ -n "${OMP_WAIT_POLICY:-}" ]; then export OMP_WAIT_POLICY; else unset OMP_WAIT_POLICY; fi
 mkdir -p "$OUT"
 # bf16 only where the CPU runs it natively (AMX / AVX-512 BF16): elsewhere eager bf16 takes
 # seconds a frame and OpenVINO refuses it
@@ -30,8 +36,8 @@ for model in ${MODELS:-lite paper}; do
   args=(--model "$model")
   # trained weights exist for lite only; paper is timed with a seeded random init
   if [ "$model" = lite ] && [ -n "$WEIGHTS" ]; then args=(--weights "$WEIGHTS"); fi
-  count=${COUNT:-24}; efr=120; [ "$model" = paper ] && count=${PAPER_COUNT:-4} && efr=6
-  python -m calibrate --threads "$THREADS" --paired "$PAIRED" "${args[@]}" --sizes 256x256,640x480 --num 12 --eval 6 \
+  count=${COUNT:-24}; efr=120; [ "$model" = paper ] && count=${PAPER_COUNT:-4} && efr=${PAPER_ENGINE_FRAMES:-24}
+  [ "${CALIB:-1}" = 1 ] && python -m calibrate --threads "$THREADS" --paired "$PAIRED" "${args[@]}" --sizes 256x256,640x480 --num 12 --eval 6 \
     --precisions bf16,int8 --json "$OUT/calib-$model.json" | tee "$OUT/calib-$model.txt"
   nirvision bench --threads "$THREADS" "${args[@]}" --backends eager,onnxruntime,openvino --precisions "fp32,${BF16}int8" \
     --sizes 256x256,640x480 --frames "$FRAMES" --count "$count" --engine-frames "$efr" --workers 1,2 --json "$OUT/bench-$model.json" | tee "$OUT/bench-$model.txt"

@@ -57,7 +57,7 @@ def test_onnxruntime_keeps_one_session_per_shape_and_reuses_cache(cache_dir):
     b = torch.zeros(2, 1, 48, 64)
     assert ort.infer(a).shape == (1, 3, 48, 48)
     assert ort.infer(b).shape == (2, 3, 48, 64)
-    assert set(ort.sessions) == {((1, 1, 48, 48), False), ((2, 1, 48, 64), False)}  # float graphs
+    assert set(ort.runners) == {((1, 1, 48, 48), False), ((2, 1, 48, 64), False)}  # float graphs
     files = sorted((p.name, p.stat().st_mtime_ns) for p in (cache_dir / "onnx").glob("*.onnx"))
     again = create_backend("onnxruntime", net, "cpu", "fp32", cache_dir=cache_dir)
     again.infer(a)
@@ -87,7 +87,7 @@ def test_uint8_path_matches_eager(cache_dir):
     assert out.shape == (2, 48, 64, 3) and out.dtype == np.uint8
     assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1  # rounding at .5 boundaries
     # it ran the graph with the conversions inside: uint8 frames in, uint8 RGB out
-    (sess,) = ort.sessions.values()
+    (sess,) = ort.runners.values()
     assert sess.get_inputs()[0].type == "tensor(uint8)" and sess.get_outputs()[0].type == "tensor(uint8)"
     assert sess.get_outputs()[0].shape == [2, 48, 64, 3]
 

@@ -34,7 +34,7 @@ def test_fp32_float_and_uint8_paths_match_eager(tmp_path):
     assert out.shape == (2, 48, 64, 3) and out.dtype == np.uint8
     assert np.abs(out.astype(int) - eager.infer_uint8(frames).astype(int)).max() <= 1  # rounding at .5 boundaries
     # the uint8 graph ran (frames in, RGB out), exported once into the shared artefact cache
-    req = b.requests[((2, 1, 48, 64), True)]
+    req = b.runners[((2, 1, 48, 64), True)]
     assert req.get_input_tensor(0).element_type == ov.Type.u8 and req.get_output_tensor(0).element_type == ov.Type.u8
     assert len(list((tmp_path / "onnx-u8").glob("*.onnx"))) == 1
     # a result is a copy: the next call reuses the request's buffer
@@ -96,7 +96,7 @@ def test_workers_give_the_single_backends_colours_in_order(tmp_path):
     par = create_backend("openvino", net, "cpu", "fp32", cache_dir=tmp_path, threads=2, workers="auto")
     try:
         assert isinstance(par, FrameParallel) and par.workers == 2 and all(r.threads == 1 for r in par.replicas)
-        assert par.replicas[0].requests is not par.replicas[1].requests  # each copy compiles its own
+        assert par.replicas[0].runners is not par.replicas[1].runners  # each copy compiles its own
         frames = nir_frames(6, 32, 48)
         want = single.infer_uint8(frames)
         got = par.infer_uint8(frames)

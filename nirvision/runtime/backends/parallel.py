@@ -118,5 +118,5 @@ def parallel(backend: Backend, workers: int | str | None, threads: int | None = 
         return backend
     if not getattr(backend, "can_replicate", False):
         raise BackendUnavailable(f"{backend.name} on {backend.device}: cannot run several frames side by side (workers {k}); "
-                                 f"use --workers 1, or --backend onnxruntime on the CPU")
+                                 f"use --workers 1, or --backend onnxruntime or openvino on the CPU")
     return FrameParallel(backend, k, threads)

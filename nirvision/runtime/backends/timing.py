@@ -228,6 +228,28 @@ def matmul_gflops(device: torch.device, size: int = 1024, repeats: int = 10) -> 
     return 2 * size**3 / best / 1e9
 
 
+def steady_heap() -> bool:
+    """Ask glibc's malloc to keep freed memory for reuse (no trimming, large blocks from the heap
+    rather than fresh ``mmap`` pages) for the rest of the process; False where that cannot be set.
+
+    A bench holds many backends in one process, and their allocators change glibc's dynamic
+    thresholds: with ONNX Runtime sessions beside it, eager paper at 256x256 took 513 ms a frame
+    instead of 356 (measured on the Xeon, session 5), its activations page-faulting in anew
+    each frame (high system time). Eager is the reference every ratio divides by, so the bench
+    gives every backend the same steady heap, as each has when it runs alone."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 1 << 30)) and bool(mallopt(m_trim_threshold, 1 << 30))
+
+
 def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions: list[str], sizes: list[tuple[int, int]],
               frames_count: int = 20, folder: str | Path | None = None, device: str = "cpu", engine: bool = True,
               warmup: int = 2, backend_options: dict | None = None, engine_frames: int = 40,
@@ -236,7 +258,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
     """Time every (backend, precision, workers) at every size against eager fp32 in the same run, then the engine.
 
     ``workers`` lists worker counts to try (``auto`` allowed); counts above 1 apply to
-    backends that can run frames side by side (ONNX Runtime on the CPU) and are left out for
+    backends that can run frames side by side (ONNX Runtime and OpenVINO on the CPU) and are left out for
     the others. The engine runs with the fastest backend on a clip of ``engine_frames`` frames
     made from the same images (``clip_frames``: ``engine_clip`` pan or cuts); that backend's
     bare FPS on the clip's frames is measured right before and right after, and
@@ -250,6 +272,8 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
     from .parallel import parallel, resolve_workers
 
     dev = resolve_device(device)
+    if not steady_heap():
+        log.info("bench: glibc's malloc options could not be set; backends may page-fault their activations anew each frame")
     threads = torch.get_num_threads()
     peak = matmul_gflops(dev)
     records: list[BenchRecord] = []
@@ -272,8 +296,10 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
                         opts["double_buffer"] = db
                     backend = create_backend(name, net, dev, precision, **opts)
                     k = resolve_workers(asked, backend, threads)
-                    if (k, db) in done or (k > 1 and not backend.can_replicate):
-                        backend.close()  # the same as a row already timed, or not copyable
+                    if k > 1 and not backend.can_replicate:
+                        k = 1  # backends that cannot be copied run one at a time, whatever --workers lists
+                    if (k, db) in done:
+                        backend.close()  # the same as a row already timed
                         continue
                     backend = parallel(backend, k, threads)
                     done.add((k, db))

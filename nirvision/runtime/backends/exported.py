@@ -1,0 +1,101 @@
+"""What the backends that run the chain's ONNX export share (ONNX Runtime, OpenVINO).
+
+Both load the cached export of ``export.py`` (for the engine, the graph that takes uint8
+frames and returns uint8 RGB; float tensors for ``infer``) or the calibrated int8 model, build
+one runner per input shape on first use (an ONNX Runtime session, an OpenVINO infer request),
+and can be copied with threads of their own for ``parallel.FrameParallel``. A subclass says
+how to build a runner from the ONNX file and how to run it.
+"""
+from __future__ import annotations
+
+import abc
+import copy
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...models import NIRColorizerNet
+from ..cache import ArtefactCache, weights_hash
+from .base import Backend
+from .export import check_shape, onnx_model
+
+
+class ExportedGraphBackend(Backend):
+    """Runners built lazily per (input shape, uint8 graph or not) from cached ONNX files."""
+
+    _build_lock = threading.Lock()  # one export / build at a time, across copies
+    input_dtype = np.float32  # what ``infer`` feeds the float graph
+
+    def __init__(self, net: NIRColorizerNet, device: torch.device, precision: str, cache_dir: str | Path | None = None,
+                 threads: int | None = None, int8_model: str | Path | None = None):
+        # a CPU copy to export from: the caller's network may live on a GPU for another backend
+        super().__init__(copy.deepcopy(net).to("cpu").eval(), device, precision)
+        self.threads = threads or torch.get_num_threads()
+        self.cache = ArtefactCache(cache_dir)
+        self.int8_model = Path(int8_model) if int8_model else None
+        self.digest = weights_hash(self.net)
+        self.runners: dict[tuple[tuple[int, ...], bool], object] = {}
+
+    @property
+    def graph_precision(self) -> str:
+        """The precision of the ONNX file to load: fp32, fp16 (a half export) or int8 (calibrated)."""
+        return self.precision
+
+    @property
+    def uint8_io(self) -> bool:
+        """Whether ``infer_uint8`` runs the graph with the frame conversions inside (not int8:
+        the calibrated model is quantized from the float graph)."""
+        return self.precision != "int8"
+
+    def model_path(self, shape: tuple[int, ...], uint8_io: bool = False) -> Path:
+        """The ONNX file for ``shape``: cached export (float or uint8 frames in and out), or the
+        calibrated int8 model (float in and out)."""
+        return onnx_model(self.net, shape, self.graph_precision, self.cache, self.digest, self.name, self.int8_model, uint8_io, self.device)
+
+    def replica(self, threads: int) -> "ExportedGraphBackend":
+        """The same model and options with runners of its own, on ``threads`` threads."""
+        if not self.can_replicate:
+            return super().replica(threads)
+        twin = copy.copy(self)  # the network, cache and options are only read
+        twin.threads, twin.runners = threads, {}
+        return twin
+
+    def runner(self, shape: tuple[int, ...], uint8_io: bool = False):
+        """The runner for input ``shape`` (built, and the ONNX file exported, on first use)."""
+        shape = check_shape(shape, f"{self.name} input")
+        found = self.runners.get((shape, uint8_io))
+        if found is None:
+            with self._build_lock:
+                found = self.runners.get((shape, uint8_io))
+                if found is None:
+                    found = self._build(shape, uint8_io, self.model_path(shape, uint8_io))
+                    self.runners[(shape, uint8_io)] = found
+        return found
+
+    @abc.abstractmethod
+    def _build(self, shape: tuple[int, ...], uint8_io: bool, path: Path):
+        """A runner of the ONNX file at ``path`` for input ``shape``."""
+
+    @abc.abstractmethod
+    def _run(self, runner, data: np.ndarray) -> np.ndarray:
+        """The graph's output for ``data``, an array the caller may keep."""
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        """Build (or load from the cache) what input ``shape`` needs, ahead of the first frame."""
+        self.runner(tuple(shape), self.uint8_io)
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        feed = np.ascontiguousarray(x.detach().cpu().numpy().astype(self.input_dtype, copy=False))
+        return torch.from_numpy(self._run(self.runner(tuple(x.shape)), feed)).float()
+
+    def infer_uint8(self, frames) -> np.ndarray:
+        if not self.uint8_io:
+            return super().infer_uint8(frames)
+        frames = np.ascontiguousarray(frames, dtype=np.uint8)
+        n, h, w = frames.shape
+        return self._run(self.runner((n, 1, h, w), True), frames)
+
+    def close(self) -> None:
+        self.runners.clear()
