@@ -8,7 +8,8 @@
 #   PAIRED: folder with nir/ and rgb/ for the ground-truth report
 #   WEIGHTS: a checkpoint (default: the bundled weights if present, else seeded random init)
 #   COUNT / PAPER_COUNT: timed frames per row (default 24 / 4); PAPER_ENGINE_FRAMES: the paper engine's clip (24)
-#   MODELS: which of "lite paper" to calibrate and bench (default both; the lite-only runs at the end always run)
+#   MODELS: which of "lite paper" to calibrate and bench (default both)
+#   EXTRAS: 0 to skip the lite-only runs at the end (eager bf16 without native bf16, torch.compile, one thread)
 #   CALIB: 0 to skip the calibration and precision reports (their int8 models must be in the cache)
 #   OUT: where the results go (default benchmarks/results; one folder per CPU there)
 set -euo pipefail
@@ -42,6 +43,7 @@ for model in ${MODELS:-lite paper}; do
   nirvision bench --threads "$THREADS" "${args[@]}" --backends eager,onnxruntime,openvino --precisions "fp32,${BF16}int8" \
     --sizes 256x256,640x480 --frames "$FRAMES" --count "$count" --engine-frames "$efr" --workers 1,2 --json "$OUT/bench-$model.json" | tee "$OUT/bench-$model.txt"
 done
+[ "${EXTRAS:-1}" = 1 ] || exit 0
 # eager bf16 where the CPU has no native bf16 (there it takes seconds a frame): a few frames at 256x256
 [ -z "$BF16" ] && nirvision bench --threads "$THREADS" "${largs[@]}" --backends eager --precisions bf16 --sizes 256x256 --frames "$FRAMES" --count 3 --no-engine \
   --json "$OUT/bench-lite-bf16.json" | tee "$OUT/bench-lite-bf16.txt"

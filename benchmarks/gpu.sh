@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FRAMES=${FRAMES:-../shared/data/vcip2020/train/nir}
-OUT=benchmarks/results
+OUT=${OUT:-benchmarks/results/gpu}
 COUNT=${COUNT:-50}
 WEIGHTS=${WEIGHTS:-nirvision/weights/mpfnet-lite.pt}
 mkdir -p "$OUT"

@@ -18,6 +18,7 @@ import torch
 
 from ...models import NIRColorizerNet
 from ..cache import ArtefactCache, weights_hash
+from ..frames import from_model_output_numpy, to_model_input_numpy
 from .base import Backend
 from .export import check_shape, onnx_model
 
@@ -91,11 +92,14 @@ class ExportedGraphBackend(Backend):
         return torch.from_numpy(self._run(self.runner(tuple(x.shape)), feed)).float()
 
     def infer_uint8(self, frames) -> np.ndarray:
-        if not self.uint8_io:
-            return super().infer_uint8(frames)
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
         n, h, w = frames.shape
-        return self._run(self.runner((n, 1, h, w), True), frames)
+        if self.uint8_io:
+            return self._run(self.runner((n, 1, h, w), True), frames)
+        # the float graph (int8): the frame conversions in numpy, not torch, as copies of this
+        # backend run on worker threads (see frames.to_model_input_numpy)
+        x = to_model_input_numpy(frames).astype(self.input_dtype, copy=False)
+        return from_model_output_numpy(self._run(self.runner((n, 1, h, w)), x))
 
     def close(self) -> None:
         self.runners.clear()

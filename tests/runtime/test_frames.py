@@ -1,0 +1,30 @@
+"""The numpy frame conversions (used on worker threads) equal the torch ones bit for bit."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from nirvision.runtime.frames import from_model_output, from_model_output_numpy, to_model_input, to_model_input_numpy
+
+
+def test_input_conversion_matches_torch_for_every_level():
+    frames = np.arange(256, dtype=np.uint8).reshape(1, 16, 16).repeat(2, axis=0)
+    want = to_model_input(frames).numpy()
+    got = to_model_input_numpy(frames)
+    assert got.dtype == np.float32 and got.shape == (2, 1, 16, 16)
+    assert np.array_equal(got, want)
+    assert got[0, 0, 0, 0] == -1.0 and got[0, 0, -1, -1] == 1.0
+
+
+def test_output_conversion_matches_torch_including_ties_and_clipping():
+    rng = np.random.default_rng(0)
+    y = rng.uniform(-1.2, 1.2, (2, 3, 24, 20)).astype(np.float32)
+    # values that land exactly on .5 after scaling (ties round to even in both), and the ends
+    ties = (np.arange(0, 256, dtype=np.float32) + 0.5) / np.float32(127.5) - np.float32(1.0)
+    y[0, 0].flat[: len(ties)] = ties[: y[0, 0].size]
+    y[1, 2, 0, :4] = [-1.0, 1.0, -5.0, 5.0]
+    want = from_model_output(torch.from_numpy(y))
+    got = from_model_output_numpy(y)
+    assert got.dtype == np.uint8 and got.shape == (2, 24, 20, 3) and got.flags.c_contiguous
+    assert np.array_equal(got, want)
+    assert list(got[1, 0, :4, 2]) == [0, 255, 0, 255]
