@@ -55,7 +55,7 @@ def resolve_precision(precision: str, device: torch.device, backend: str = "auto
     """``auto`` -> the reduced precision the hardware runs natively where the backend uses it:
     fp16 on CUDA (TensorRT's FP16); bf16 on a CPU with native bf16 (AMX / AVX-512 BF16) for
     ``backend`` auto or openvino when OpenVINO is installed (measured on real frames: within
-    0.01 dB of fp32 against the truth, 1.6-4x the speed); fp32 otherwise (int8 is asked for by
+    0.005 dB of fp32 against the truth, 1.4-4.8x OpenVINO fp32's speed); fp32 otherwise (int8 is asked for by
     name: it needs calibrating first). Any other name is returned as it is, for the backend to check."""
     if precision != "auto":
         return precision

@@ -11,8 +11,8 @@ refused there) and int8 (the model ``python -m calibrate`` quantizes, run on VNN
 kernels where the CPU has them).
 
 Measured on a 2-core Xeon with AMX (benchmarks/README.md, both with 2 workers): bf16 runs the
-paper chain 13x as fast as eager fp32, and lite at 640x480 at 1.8x ONNX Runtime fp32's frames
-per second (111 FPS), within 0.005 dB of fp32 against the truth on real frames.
+paper chain 7.4-8.3x as fast as eager fp32, and lite at 640x480 at 1.6x ONNX Runtime fp32's
+frames per second (96 FPS), within 0.005 dB of fp32 against the truth on real frames.
 """
 from __future__ import annotations
 
