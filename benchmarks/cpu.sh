@@ -54,3 +54,7 @@ nirvision bench --threads "$THREADS" "${largs[@]}" --backends eager,compile,onnx
 # inference on one thread, the codecs on the other core
 nirvision bench --threads 1 "${largs[@]}" --backends onnxruntime,openvino --precisions "fp32${BF16:+,bf16}" --sizes 256x256,640x480 --frames "$FRAMES" --count "${COUNT:-24}" \
   --engine-frames 120 --workers 1 --json "$OUT/bench-lite-1thread.json" | tee "$OUT/bench-lite-1thread.txt"
+# paper's engine over a longer clip where it runs in bf16 (fills and drains of a 24-frame run weigh a few %)
+[ -n "$BF16" ] && nirvision bench --threads "$THREADS" --model paper --backends openvino --precisions bf16 --sizes 256x256 --frames "$FRAMES" \
+  --count 4 --engine-frames 120 --workers 2 --json "$OUT/bench-paper-engine120.json" | tee "$OUT/bench-paper-engine120.txt"
+exit 0
