@@ -3,10 +3,9 @@
 The order is what benchmarks measured (``nirvision bench``; benchmarks/README.md): on CUDA,
 TensorRT, then ONNX Runtime's GPU providers, then eager; on the CPU, OpenVINO (where installed:
 on a Xeon with AMX 1.0-1.5x ONNX Runtime in fp32 and 1.3-5.8x in bf16; on an AVX2 CPU about
-even with it), then ONNX Runtime (on the AVX2 CPU 2.6-4.8x eager fp32 for lite on 2 cores as
-one session; ``--workers`` 2 sessions side by side, 3.3-7.7x), then eager. torch.compile comes only after OpenVINO for
-bf16 and is left out for fp32: it is slower than both runtimes on the CPU and compiles for
-minutes on 2 cores before the first frame.
+even with it), then ONNX Runtime, then eager. torch.compile comes only after OpenVINO for bf16
+and is left out for fp32: it is slower than both runtimes on the CPU and compiles for minutes
+on 2 cores before the first frame.
 bf16 on a CPU without native bf16 (AVX-512 BF16 / AMX) is never picked: it runs on slow
 fallback kernels. Each candidate is built in turn; one that raises ``BackendUnavailable``
 is skipped with its reason logged, so ``auto`` never returns an unusable backend.
