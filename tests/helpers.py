@@ -25,3 +25,17 @@ def nir_frames(n: int, h: int, w: int, seed: int = 0) -> np.ndarray:
         img = 60 + 80 * (xx / w) + 40 * (yy / h) + 100 * (((xx - cx) ** 2 + (yy - cy) ** 2) < r * r)
         out.append(np.clip(img + rng.normal(0, 4, (h, w)), 0, 255).astype(np.uint8))
     return np.stack(out)
+
+
+def block_import(monkeypatch, package: str) -> None:
+    """Make ``import package`` (and its submodules) fail as if it were not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def guarded(name, *args, **kwargs):
+        if name == package or name.startswith(package + "."):
+            raise ImportError(f"No module named {package!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", guarded)

@@ -8,7 +8,7 @@ import torch
 
 from nirvision.api import load_chain
 from nirvision.models import MPFNet, MPFNetConfig, NIRColorizerNet
-from tests.helpers import nir_frames, tiny_chain
+from tests.helpers import block_import, nir_frames, tiny_chain
 from nirvision.runtime.backends import BACKENDS, BackendUnavailable, create_backend
 from nirvision.runtime.backends.compare import mean_angular_error, mean_psnr, psnr_per_image
 
@@ -147,18 +147,9 @@ def test_tensorrt_without_gpu_or_package_is_a_clear_error():
 
 
 def test_tensorrt_import_failure_names_the_extra(monkeypatch):
-    import builtins
-
     from nirvision.runtime.backends.tensorrt import import_torch_tensorrt
 
-    real_import = builtins.__import__
-
-    def no_trt(name, *args, **kwargs):
-        if name == "torch_tensorrt":
-            raise ImportError("No module named 'torch_tensorrt'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_trt)
+    block_import(monkeypatch, "torch_tensorrt")
     with pytest.raises(BackendUnavailable, match=r"nirvision\[trt\]"):
         import_torch_tensorrt()
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers import nir_frames, tiny_chain
+from tests.helpers import block_import, nir_frames, tiny_chain
 from nirvision.runtime.backends import BackendUnavailable, create_backend, resolve_precision
 from nirvision.runtime.backends.compare import mean_psnr
 
@@ -118,16 +118,7 @@ def test_cuda_is_refused_with_the_alternatives():
 
 
 def test_missing_package_names_the_extra(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_openvino(name, *args, **kwargs):
-        if name == "openvino" or name.startswith("openvino."):
-            raise ImportError("No module named 'openvino'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_openvino)
+    block_import(monkeypatch, "openvino")
     with pytest.raises(BackendUnavailable, match=r"nirvision\[openvino\]"):
         ov_mod.import_openvino()
 
