@@ -33,9 +33,9 @@ def block_import(monkeypatch, package: str) -> None:
 
     real_import = builtins.__import__
 
-    def guarded(name, *args, **kwargs):
-        if name == package or name.startswith(package + "."):
+    def guarded(name, globals=None, locals=None, fromlist=(), level=0):
+        if level == 0 and (name == package or name.startswith(package + ".")):  # not relative imports of our own modules
             raise ImportError(f"No module named {package!r}")
-        return real_import(name, *args, **kwargs)
+        return real_import(name, globals, locals, fromlist, level)
 
     monkeypatch.setattr(builtins, "__import__", guarded)

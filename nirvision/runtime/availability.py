@@ -37,14 +37,15 @@ def onnxruntime_status() -> tuple[bool, str]:
 
 
 def openvino_status() -> tuple[bool, str]:
+    from .backends.base import BackendUnavailable
+    from .backends.openvino import cpu_capabilities, import_openvino
+
     try:
-        import openvino
-    except ImportError:
-        return False, "openvino is not installed (pip install 'nirvision[openvino]')"
+        openvino = import_openvino()
+    except BackendUnavailable as exc:
+        return False, str(exc).removeprefix("openvino: ")
     if _version("onnx") is None:
         return False, "onnx is not installed, needed to export the model (pip install 'nirvision[openvino]')"
-    from .backends.openvino import cpu_capabilities
-
     caps = cpu_capabilities(openvino.Core())
     bf16 = "bf16 native (AMX / AVX-512 BF16)" if "BF16" in caps else "no native bf16 here"
     return True, f"openvino {_version('openvino')} CPU plugin: fp32, {bf16}, int8 from `python -m calibrate` ({', '.join(sorted(caps))})"

@@ -133,3 +133,27 @@ def test_auto_precision_is_bf16_only_where_openvino_runs_it_natively(monkeypatch
             assert resolve_precision("auto", cpu, other) == "fp32"
         assert resolve_precision("fp32", cpu, "openvino") == "fp32"  # named precisions pass through
     assert resolve_precision("auto", torch.device("cuda"), "auto") == "fp16"
+
+
+def test_a_broken_install_is_unavailable_not_a_crash(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, globals=None, locals=None, fromlist=(), level=0):
+        if name == "openvino" and level == 0:  # the package, not our backends/openvino.py
+            raise OSError("libopenvino.so: cannot open shared object file")
+        return real_import(name, globals, locals, fromlist, level)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+    with pytest.raises(BackendUnavailable, match="failed to import .*libopenvino"):
+        ov_mod.import_openvino()
+    from nirvision.runtime.availability import openvino_status
+
+    usable, why = openvino_status()
+    assert usable is False and "failed to import" in why
+    ov_mod.native_bf16.cache_clear()
+    try:
+        assert resolve_precision("auto", torch.device("cpu"), "auto") == "fp32"  # falls back, never raises
+    finally:
+        ov_mod.native_bf16.cache_clear()

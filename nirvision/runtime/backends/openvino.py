@@ -40,6 +40,8 @@ def import_openvino():
         import openvino
     except ImportError:
         raise BackendUnavailable("openvino: the openvino package is not installed (pip install 'nirvision[openvino]')") from None
+    except Exception as exc:  # noqa: BLE001 - a broken install (missing shared libraries) raises all sorts
+        raise BackendUnavailable(f"openvino: the openvino package failed to import ({type(exc).__name__}: {exc})") from None
     return openvino
 
 
