@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from nirvision.models import NIRColorizerNet
-from nirvision.runtime.backends.export import INPUT_NAME, cached_onnx
-from nirvision.runtime.backends.export import int8_model_key
+from nirvision.runtime.backends.export import INPUT_NAME, cached_onnx, int8_model_key
 from nirvision.runtime.backends.onnxruntime import import_onnxruntime
 from nirvision.runtime.cache import ArtefactCache
 from nirvision.runtime.frames import to_model_input

@@ -86,10 +86,10 @@ def precision_report(net: NIRColorizerNet, precisions: list[str], frames: np.nda
     rows = [PrecisionError("fp32", RUNNERS["fp32"][0], size, len(frames), psnr_vs_fp32=None, ae_vs_fp32=0.0)]
     if truth is not None:
         rows[0].psnr_gt, rows[0].ae_gt, rows[0].dpsnr_gt = mean_psnr(ref, truth), mean_angular_error(ref, truth), 0.0
+    on_cpu = resolve_device(device).type == "cpu"
     for precision in precisions:
         if precision == "fp32":
             continue
-        on_cpu = resolve_device(device).type == "cpu"
         for runner in (CPU_FP16,) if precision == "fp16" and cpu_fp16 and on_cpu else RUNNERS.get(precision, ("?",)):
             rows.append(_row(net, precision, runner, frames, ref, truth, rows[0], device, cache_dir))
     return rows

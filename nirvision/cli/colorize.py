@@ -28,7 +28,7 @@ def add_model_options(p) -> None:
     g.add_argument("--threads", type=int, help="CPU threads for inference")
     g.add_argument("--workers", default="auto", metavar="N|auto",
                    help="frames colorized side by side, each worker with threads/N threads (ONNX Runtime or OpenVINO on the CPU). auto (default): 2 "
-                   "where 2 or more CPU threads are at hand (measured on 2 cores: 1.1-1.7x the model's frames per second, less for the "
+                   "where 2 or more CPU threads are at hand (measured on 2 cores: 1.0-1.7x the model's frames per second, less for the "
                    "whole run, as decoding and encoding share the cores; each frame takes longer); 1 for the lowest latency")
 
 

@@ -82,7 +82,7 @@ class OpenVINOBackend(ExportedGraphBackend):
             raise BackendUnavailable("openvino bf16: this CPU has no native bf16 (AVX-512 BF16 / AMX), where OpenVINO would run fp32 "
                                      "instead; use --precision fp32")
         super().__init__(net, device, precision, cache_dir, threads, int8_model)
-        self.core, self.capabilities = core, caps
+        self.core = core
         log.info("openvino %s, CPU capabilities %s, %s, %d threads", ov.__version__, ", ".join(sorted(caps)) or "unknown", precision, self.threads)
 
     @property

@@ -234,7 +234,7 @@ def steady_heap() -> bool:
 
     A bench holds many backends in one process, and their allocators change glibc's dynamic
     thresholds: with ONNX Runtime sessions beside it, eager paper at 256x256 took 513 ms a frame
-    instead of 356 (measured on the Xeon, session 5), its activations page-faulting in anew
+    instead of 352 (measured on the Xeon, session 5), its activations page-faulting in anew
     each frame (high system time). Eager is the reference every ratio divides by, so the bench
     gives every backend the same steady heap, as each has when it runs alone."""
     import ctypes
