@@ -18,7 +18,8 @@ class DataConfig:
     image_size: int = 256  # every training image must be this size (H = W)
     val_fraction: float = 0.08
     split_seed: int = 0
-    photo_group: int = 4  # consecutive numbers per source photo, kept on one side of the split
+    photo_group: int = 1  # groups of this many consecutive numbers stay on one side of the split (1: none)
+    split_by_content: bool = True  # crops of one photograph (found by content) stay on one side
     crop: int = 256  # training crop (after augmentation)
     scale_min: float = 1.0  # random scaling of the whole pair
     scale_max: float = 1.25
@@ -31,6 +32,8 @@ class DataConfig:
     def validate(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
+        if self.photo_group < 1:
+            raise ValueError(f"data.photo_group must be 1 or more, got {self.photo_group}")
         if not 1.0 <= self.scale_min <= self.scale_max:
             raise ValueError("data.scale_min and scale_max must satisfy 1 <= scale_min <= scale_max")
         if not 0 < self.crop_min <= self.crop_max <= 1:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nirvision.datasets import IMAGE_EXTS, PairedSet, load_paired, read_rgb, split_names
+from nirvision.datasets import IMAGE_EXTS, PairedSet, load_paired, read_rgb, validation_split
 from nirvision.errors import InputError
 
 from .augment import augment
@@ -50,7 +50,7 @@ class TrainData:
         size = (cfg.image_size, cfg.image_size)
         full = load_paired(cfg.root, size=size, skip_bad=cfg.skip_bad)
         self.skipped = dict(full.skipped)
-        train_names, val_names = split_names(full.names, cfg.val_fraction, cfg.split_seed, cfg.photo_group)
+        train_names, val_names = validation_split(full, cfg.val_fraction, cfg.split_seed, cfg.photo_group, cfg.split_by_content)
         self.train_names, self.val_names = train_names, val_names
         self.val: PairedSet = full.subset(val_names)
         tr = full.subset(train_names)

@@ -46,8 +46,10 @@ def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) ->
         "",
         f"- Config: `{config_path}` (model `{cfg.model}`), seed {cfg.seed}.",
         f"- Data: the VCIP 2020 NIR-to-RGB training pairs at `{cfg.data.root}` (research and education use only); "
-        f"{meta['split']['train']} training pairs, {meta['split']['val']} validation pairs split per category by photo group "
-        f"(seed {cfg.data.split_seed}, {cfg.data.val_fraction:.0%} target, groups of {cfg.data.photo_group} consecutive names).",
+        f"{meta['split']['train']} training pairs, {meta['split']['val']} validation pairs split per category "
+        f"(seed {cfg.data.split_seed}, {cfg.data.val_fraction:.0%} target; "
+        + ("crops of one photograph, found by their content, kept on one side" if cfg.data.split_by_content else "not checked for overlapping crops")
+        + (f"; groups of {cfg.data.photo_group} consecutive names" if cfg.data.photo_group > 1 else "") + ").",
         f"- Validation names: {', '.join(meta['split']['val_names'])}.",
         f"- Epochs: translate {meta['epochs']['translate']}, pretrain {meta['epochs']['pretrain']}, finetune {meta['epochs']['finetune']}.",
         f"- Wall time: {hours:.2f} h in all (translate {meta['train_seconds']['translate'] / 60:.1f} min, pretrain {meta['train_seconds']['pretrain'] / 60:.1f} min, finetune {meta['train_seconds']['finetune'] / 60:.1f} min) on {meta['machine']}.",

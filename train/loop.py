@@ -53,11 +53,13 @@ def epoch_seed(seed: int, stage: str, epoch: int) -> int:
 
 
 def lr_factor(epoch: int, epochs: int, decay_from: float) -> float:
-    """1 until ``decay_from`` of the epochs, then linearly down towards 0 (CycleGAN's policy)."""
+    """1 for the first ``decay_from`` of the epochs, then linearly down towards 0 (CycleGAN's
+    policy: with n constant and d decaying epochs, epoch n + k (0-based) runs at 1 - (k + 1) / (d + 1),
+    so the first decaying epoch is already below 1 and the last runs at 1 / (d + 1))."""
     start = int(round(decay_from * epochs))
     if epoch < start or epochs == start:
         return 1.0
-    return 1.0 - (epoch - start) / (epochs - start + 1)
+    return 1.0 - (epoch - start + 1) / (epochs - start + 1)
 
 
 class Progress:

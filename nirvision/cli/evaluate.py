@@ -21,7 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--model", help="model config for --weights if it must be overridden (lite, paper, YAML)")
     p.add_argument("--data", required=True, help="folder with nir/ and rgb/ subfolders of same-named images")
     p.add_argument("--split", choices=("all", "val"), default="all",
-                   help="score every pair, or only the validation split that training holds out (seed 0, 8%%)")
+                   help="score every pair, or only the validation split that training holds out (seed 0, 8%%, "
+                        "crops of one photograph on one side)")
     p.add_argument("--backend", default="eager")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32")
@@ -46,7 +47,7 @@ def _finite(obj):
 
 def run(args) -> int:
     from ..api import Colorizer
-    from ..datasets import load_paired, split_names
+    from ..datasets import load_paired, validation_split
     from ..metrics import evaluate_pairs, mean_metrics
     from ..visual import save_grid
 
@@ -54,7 +55,7 @@ def run(args) -> int:
         raise InputError("LPIPS needs both --lpips-alexnet and --lpips-lin")
     data = load_paired(args.data)
     if args.split == "val":
-        _, val = split_names(data.names)
+        _, val = validation_split(data)
         data = data.subset(val)
     colorizer = Colorizer.load(args.weights, device=args.device, precision=args.precision, backend=args.backend, model=args.model)
     preds = []

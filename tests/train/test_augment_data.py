@@ -1,8 +1,10 @@
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from nirvision.config import load_dataclass
-from nirvision.datasets import load_paired, split_names
+from nirvision.datasets import PairedSet, find_overlaps, load_paired, split_names, validation_split
 from nirvision.errors import InputError
 from train.augment import augment
 from train.config import DataConfig
@@ -75,17 +77,64 @@ def test_unpaired_and_bad_images_are_reported(tmp_path):
         load_paired(tmp_path / "missing")
 
 
-def test_real_vcip_split_when_present():
+def _texture(rng, h, w):
+    """A photograph-like gray image: smooth shading plus fine detail."""
+    shade = cv2.resize(rng.random((4, 6)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    detail = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (0, 0), 1.0)
+    return np.clip(120 * shade + 400 * (detail - detail.mean()) + 60, 0, 255).astype(np.uint8)
+
+
+def test_find_overlaps_finds_crops_of_one_photograph_and_nothing_else():
+    rng = np.random.default_rng(3)
+    photo = _texture(rng, 256, 400)
+    noise = rng.integers(-2, 3, (256, 256))
+    images = {
+        "field_0001": photo[:, :256],
+        "field_0007": np.clip(photo[:, 130:386] + noise, 0, 255).astype(np.uint8),  # overlaps 0001 by 126 columns
+        "forest_0001": photo[:, 130:386],  # the same pixels, another category: not compared
+    }
+    for i in range(2, 7):
+        images[f"field_{i:04d}"] = _texture(rng, 256, 256)
+    smooth = cv2.resize(rng.random((8, 8)).astype(np.float32), (256, 256), interpolation=cv2.INTER_CUBIC)
+    images["field_0008"] = (255 * smooth).astype(np.uint8)  # no fine detail: matches nothing
+    found = find_overlaps(images)
+    assert [(o.a, o.b, o.dy, o.dx) for o in found] == [("field_0001", "field_0007", 0, 130)]
+    assert found[0].score > 0.9 and abs(found[0].shared - 126 / 256) < 1e-6
+
+
+def test_split_keeps_linked_names_together_and_refuses_an_empty_side():
+    names = [f"field_{i:04d}" for i in range(20)]
+    together = [("field_0000", "field_0013"), ("field_0013", "field_0019"), ("field_0004", "field_0005")]
+    for seed in range(10):
+        tr, va = split_names(names, 0.2, seed=seed, together=together)
+        assert set(tr).isdisjoint(va) and len(tr) + len(va) == 20 and va
+        for group in (("field_0000", "field_0013", "field_0019"), ("field_0004", "field_0005")):
+            assert len({n in va for n in group}) == 1  # all on one side
+    ds = PairedSet([f"field_{i:04d}" for i in range(3)], [np.zeros((8, 8), np.uint8)] * 3, [np.zeros((8, 8, 3), np.uint8)] * 3)
+    with pytest.raises(InputError, match="cannot be split"):
+        validation_split(ds, 0.2, group=10, by_content=False)  # the 3 pairs are one group: nothing left to validate on
+
+
+def test_real_vcip_split_keeps_overlapping_crops_on_one_side():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[3] / "shared" / "data" / "vcip2020" / "train"
     if not root.is_dir():
         pytest.skip("shared VCIP data not present")
-    names = sorted(p.stem for p in (root / "nir").glob("*.png"))
-    tr, va = split_names(names, 0.08, seed=0, group=4)
-    assert len(names) == 364
+    data = load_paired(root)
+    gray = {n: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) for n, rgb in zip(data.names, data.rgb)}
+    overlaps = find_overlaps(gray)
+    pairs = {(o.a, o.b): (o.dy, o.dx) for o in overlaps}
+    # crops checked by eye and by pixel difference (under 1 grey level on the shared half)
+    assert abs(pairs[("forest_0006", "forest_0053")][1]) == 130
+    assert abs(pairs[("mountain_0029", "mountain_0044")][1]) == 130
+    assert 150 <= len(overlaps) <= 220
+    tr, va = validation_split(data, 0.08, seed=0)
+    assert len(data) == 364 and set(tr).isdisjoint(va)
+    val = set(va)
+    assert all((o.a in val) == (o.b in val) for o in overlaps)
     for cat in ("country", "field", "forest", "mountain"):
-        n_cat = sum(n.startswith(cat) for n in names)
+        n_cat = sum(n.startswith(cat) for n in data.names)
         n_val = sum(n.startswith(cat) for n in va)
         assert 0.06 * n_cat <= n_val <= 0.14 * n_cat
 

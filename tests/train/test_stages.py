@@ -86,3 +86,13 @@ def test_finetune_with_zero_weights_skips_those_terms(paired_dir, tmp_path):
     for role in ("disc_gray", "disc_feat", "gray_to_nir"):  # nothing trains them when their terms are off
         assert all(torch.equal(v, runner.nets[role].state_dict()[k]) for k, v in before[role].items()), role
     assert not torch.equal(before["colorizer"]["heads.0.weight"], runner.nets["colorizer"].state_dict()["heads.0.weight"])
+
+
+def test_lr_factor_is_cyclegans_linear_decay():
+    from train.loop import lr_factor
+
+    # 12 epochs, decay over the last half: 6 at full rate, then 6/7 ... 1/7 (CycleGAN's policy)
+    got = [lr_factor(e, 12, 0.5) for e in range(12)]
+    assert got == pytest.approx([1.0] * 6 + [k / 7 for k in range(6, 0, -1)])
+    assert [lr_factor(e, 5, 1.0) for e in range(5)] == [1.0] * 5  # no decay
+    assert lr_factor(0, 4, 0.0) == pytest.approx(4 / 5)  # decaying from the first epoch
