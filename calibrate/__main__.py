@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -43,6 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the report as JSON to this file")
     p.add_argument("-v", "--verbose", action="count", default=0)
     return p
+
+
+def cell(value: float | None, spec: str) -> str:
+    """``value`` formatted with ``spec`` (e.g. ``+9.3f``), or ``-`` right-aligned to the same
+    width where there is no value (no ground truth, the reference's own row)."""
+    if value is not None:
+        return format(value, spec)
+    width = re.match(r"[+\- ]?0?(\d*)", spec).group(1)
+    return "-".rjust(int(width or 0))
 
 
 def run(args) -> int:
@@ -99,9 +109,8 @@ def run(args) -> int:
             if r.skipped:
                 print(f"  {r.precision:9s} {r.backend:14s} skipped: {r.skipped}")
                 continue
-            f = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])  # noqa: E731
-            print(f"  {r.precision:9s} {r.backend:14s} {f(r.psnr_vs_fp32, '12.2f')} {f(r.ae_vs_fp32, '10.3f')} "
-                  f"{f(r.psnr_gt, '8.2f')} {f(r.dpsnr_gt, '+9.3f')} {f(r.ae_gt, '6.2f')}")
+            print(f"  {r.precision:9s} {r.backend:14s} {cell(r.psnr_vs_fp32, '12.2f')} {cell(r.ae_vs_fp32, '10.3f')} "
+                  f"{cell(r.psnr_gt, '8.2f')} {cell(r.dpsnr_gt, '+9.3f')} {cell(r.ae_gt, '6.2f')}")
         report += [r.to_dict() for r in rows]
     if args.json:
         meta = {"weights": args.weights, "model": args.model, "method": args.method, "calibration_frames": frames_src, "torch": torch.__version__}

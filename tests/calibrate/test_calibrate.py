@@ -126,6 +126,28 @@ def test_cli_calibrates_and_reports(tmp_path, paired, capsys):
     assert "int8 model calibrated on" in printed and "PSNR vs fp32" in printed
 
 
+def test_cli_without_ground_truth_reports_against_fp32(tmp_path, paired, capsys):
+    # only --frames: report frames are held out of them and the ground-truth columns print "-"
+    out = tmp_path / "report.json"
+    code = main(["--frames", str(paired / "nir"), "--model", "lite", "--sizes", "48x40", "--num", "3", "--eval", "2",
+                 "--precisions", "int8", "--cache", str(tmp_path / "cache"), "--json", str(out), "--threads", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    rows = json.loads(out.read_text())["rows"]
+    assert [(r["precision"], r["backend"]) for r in rows][:2] == [("fp32", "eager"), ("int8", "onnxruntime")]
+    assert rows[1]["psnr_vs_fp32"] > 15 and rows[1]["psnr_gt"] is None and rows[1]["dpsnr_gt"] is None
+    header = next(line for line in captured.out.splitlines() if "PSNR vs fp32" in line)
+    int8 = next(line for line in captured.out.splitlines() if line.split()[:2] == ["int8", "onnxruntime"])
+    assert int8.split()[-3:] == ["-", "-", "-"] and len(int8) == len(header)  # "-" right-aligned to each column
+
+
+def test_table_cell_without_a_value_is_a_dash_of_the_column_width():
+    from calibrate.__main__ import cell
+
+    assert cell(None, "+9.3f") == "        -" and cell(None, "12.2f") == " " * 11 + "-"
+    assert cell(-0.25, "+9.3f") == "   -0.250" and cell(1.0, "6.2f") == "  1.00"
+
+
 def test_cli_precisions_default_and_fp16_on_cpu(tmp_path, paired, capsys):
     common = ["--paired", str(paired), "--model", "lite", "--sizes", "48x40", "--num", "3", "--eval", "2", "--skip-quantize",
               "--cache", str(tmp_path / "cache"), "--threads", "1"]
