@@ -3,9 +3,12 @@
 An entry is found by a key of everything that makes an artefact valid: the weights' hash,
 the input shape, the precision, the torch / TensorRT / ONNX Runtime versions and the GPU name
 (vs-mlrt keys its TensorRT engines the same way). Each entry is a file plus a JSON sidecar
-holding the key and the file's SHA-256; an entry whose sidecar is missing, unreadable, of
-another key, or whose file does not hash to the recorded digest (a torn write, a corrupt
-file) is rebuilt, never trusted. Writes go through a temporary file and an atomic rename.
+holding the key and the file's SHA-256; an entry whose sidecar is unreadable, of another key,
+or whose file does not hash to the recorded digest (a torn write, a corrupt file) is removed
+and rebuilt, never trusted. Writes go through temporary files and atomic renames: the old
+sidecar goes first, then the file moves into place, then its sidecar; so a file without a
+sidecar (or a sidecar without its file) may be a write in progress in another process, and
+is a miss that deletes nothing (the next store replaces both).
 
 The cache lives in ``$NIRVISION_CACHE`` or else ``~/.cache/nirvision``.
 """
@@ -96,6 +99,13 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _read_or_none(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
 class ArtefactCache:
     """Get-or-build of artefact files under a key; see the module docstring."""
 
@@ -109,18 +119,22 @@ class ArtefactCache:
         return path.with_name(path.name + ".json")
 
     def lookup(self, key: ArtefactKey, suffix: str, validate: Callable[[Path], None] | None = None) -> Path | None:
-        """The entry's path when present and intact, else None (a bad entry is removed)."""
+        """The entry's path when present and intact, else None. A bad entry is removed; a half
+        entry (a file or a sidecar alone: maybe another process's write in progress) is left."""
         path = self.path(key, suffix)
         meta_path = self._meta_path(path)
-        if not path.is_file() and not meta_path.is_file():
+        if not path.is_file() or not meta_path.is_file():
+            if path.is_file() or meta_path.is_file():
+                log.debug("cache miss %s: %s alone (a write in progress, or an interrupted one)", path,
+                          "the file" if path.is_file() else "the sidecar")
             return None
         why = None
+        meta_text = None
         try:
-            meta = json.loads(meta_path.read_text())
+            meta_text = meta_path.read_text()
+            meta = json.loads(meta_text)
             if meta.get("key") != key.to_dict():
                 why = "its recorded key differs (stale)"
-            elif not path.is_file():
-                why = "the artefact file is missing"
             elif meta.get("sha256") != file_sha256(path):
                 why = "the file does not match its recorded SHA-256 (corrupt or partly written)"
             elif validate is not None:
@@ -132,6 +146,10 @@ class ArtefactCache:
         if why is None:
             log.debug("cache hit %s", path)
             return path
+        if not path.is_file() or not meta_path.is_file() or meta_text != _read_or_none(meta_path):
+            # the entry changed under us: another process is storing it; not ours to delete
+            log.debug("cache miss %s: being rewritten while it was checked (%s)", path, why)
+            return None
         log.warning("cache entry %s is not usable: %s; rebuilding it", path, why)
         self.remove(path)
         return None
@@ -148,6 +166,9 @@ class ArtefactCache:
             meta = {"key": key.to_dict(), "sha256": file_sha256(tmp), "file": path.name}
             meta_tmp = tmp.with_name(tmp.name + ".json")
             meta_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+            # the old sidecar first: a reader in between sees a half entry (a miss), never an
+            # old sidecar beside the new file (a digest mismatch, which it would delete)
+            self._meta_path(path).unlink(missing_ok=True)
             os.replace(tmp, path)
             os.replace(meta_tmp, self._meta_path(path))
         finally:

@@ -119,3 +119,50 @@ def test_failed_build_leaves_nothing(tmp_path):
         cache.get_or_build(BASE, ".bin", broken)
     assert cache.lookup(BASE, ".bin") is None
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+@pytest.mark.parametrize("half", ["file", "sidecar"])
+def test_a_half_entry_is_a_miss_that_deletes_nothing(tmp_path, half):
+    # a file without its sidecar (or the reverse) may be another process's write in progress
+    cache, build = ArtefactCache(tmp_path), Builder()
+    path = cache.get_or_build(BASE, ".bin", build)
+    meta = path.with_name(path.name + ".json")
+    (meta if half == "file" else path).unlink()
+    assert cache.lookup(BASE, ".bin") is None
+    assert (path if half == "file" else meta).is_file()  # left for its writer
+    assert cache.get_or_build(BASE, ".bin", build).read_bytes() == b"artefact" and build.calls == 2
+    assert json.loads(meta.read_text())["key"] == BASE.to_dict()
+
+
+def test_a_lookup_during_a_store_leaves_the_new_entry(tmp_path, monkeypatch):
+    import nirvision.runtime.cache as cache_mod
+
+    real_replace, seen = cache_mod.os.replace, []
+
+    def replace(src, dst):  # another process looks the key up between the store's renames
+        real_replace(src, dst)
+        seen.append(ArtefactCache(tmp_path).lookup(BASE, ".bin"))
+
+    monkeypatch.setattr(cache_mod.os, "replace", replace)
+    path = ArtefactCache(tmp_path).get_or_build(BASE, ".bin", Builder(), lambda p: p.read_bytes())
+    monkeypatch.setattr(cache_mod.os, "replace", real_replace)
+    assert seen[0] is None and seen[1] == path  # a miss while half written, then a hit
+    assert ArtefactCache(tmp_path).lookup(BASE, ".bin") == path and path.read_bytes() == b"artefact"
+
+
+def test_an_entry_rewritten_while_checked_is_not_deleted(tmp_path, monkeypatch):
+    import nirvision.runtime.cache as cache_mod
+
+    cache = ArtefactCache(tmp_path)
+    path = cache.get_or_build(BASE, ".bin", Builder(b"old"))
+    meta = path.with_name(path.name + ".json")
+    real_sha = cache_mod.file_sha256
+
+    def sha_while_rewritten(p):  # a writer replaces the entry while the reader hashes the file
+        meta.unlink()
+        p.write_bytes(b"new")
+        return real_sha(p)
+
+    monkeypatch.setattr(cache_mod, "file_sha256", sha_while_rewritten)
+    assert cache.lookup(BASE, ".bin") is None
+    assert path.read_bytes() == b"new"  # the writer's file stays; its sidecar comes next
