@@ -26,13 +26,26 @@ def cuda_status() -> tuple[bool, str]:
     return True, f"{torch.cuda.device_count()} device(s), CUDA {torch.version.cuda}"
 
 
+def _onnx_status(backend: str) -> tuple[bool, str]:
+    """Whether onnx imports (the export both ONNX runtimes load needs it), as the backends check."""
+    from .backends.base import BackendUnavailable
+    from .backends.export import import_onnx
+
+    try:
+        import_onnx(backend)
+    except BackendUnavailable as exc:
+        return False, str(exc).removeprefix(f"{backend}: ")
+    return True, ""
+
+
 def onnxruntime_status() -> tuple[bool, str]:
     try:
         import onnxruntime as ort
     except ImportError:
         return False, "onnxruntime is not installed (pip install 'nirvision[onnx]')"
-    if _version("onnx") is None:
-        return False, "onnx is not installed, needed to export the model (pip install 'nirvision[onnx]')"
+    ok, why = _onnx_status("onnxruntime")
+    if not ok:
+        return False, why
     return True, f"onnxruntime {ort.__version__}, providers: {', '.join(ort.get_available_providers())}"
 
 
@@ -44,8 +57,9 @@ def openvino_status() -> tuple[bool, str]:
         openvino = import_openvino()
     except BackendUnavailable as exc:
         return False, str(exc).removeprefix("openvino: ")
-    if _version("onnx") is None:
-        return False, "onnx is not installed, needed to export the model (pip install 'nirvision[openvino]')"
+    ok, why = _onnx_status("openvino")
+    if not ok:
+        return False, why
     caps = cpu_capabilities(openvino.Core())
     bf16 = "bf16 native (AMX / AVX-512 BF16)" if "BF16" in caps else "no native bf16 here"
     return True, f"openvino {_version('openvino')} CPU plugin: fp32, {bf16}, int8 from `python -m calibrate` ({', '.join(sorted(caps))})"

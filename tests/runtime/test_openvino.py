@@ -124,6 +124,21 @@ def test_missing_package_names_the_extra(monkeypatch):
         ov_mod.import_openvino()
 
 
+def test_without_onnx_openvino_is_unavailable_and_auto_falls_back(monkeypatch, tmp_path):
+    # the graph OpenVINO compiles is our ONNX export: without onnx the constructor refuses,
+    # so auto moves on instead of failing on the first frame
+    block_import(monkeypatch, "onnx")
+    with pytest.raises(BackendUnavailable, match=r"onnx package is not installed.*nirvision\[openvino\]"):
+        create_backend("openvino", tiny_chain(), "cpu", "fp32", cache_dir=tmp_path)
+    from nirvision.runtime.availability import openvino_status
+
+    usable, why = openvino_status()
+    assert usable is False and "onnx package is not installed" in why
+    b = create_backend("auto", tiny_chain(), "cpu", "fp32", cache_dir=tmp_path)
+    assert b.name == "eager" and "openvino: openvino: the onnx package is not installed" in b.chosen_because
+    assert b.infer_uint8(nir_frames(1, 32, 32)).shape == (1, 32, 32, 3)
+
+
 def test_auto_precision_is_bf16_only_where_openvino_runs_it_natively(monkeypatch):
     cpu = torch.device("cpu")
     for native in (True, False):

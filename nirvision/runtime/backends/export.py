@@ -125,6 +125,25 @@ def onnx_key(net: NIRColorizerNet, shape: tuple[int, ...], precision: str, devic
     )
 
 
+EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # the pip extra that brings each runtime with onnx
+
+
+def import_onnx(backend: str):
+    """The ``onnx`` package, which the export and the cache's validation need, or
+    BackendUnavailable naming ``backend`` and the extra that installs it."""
+    from .base import BackendUnavailable
+
+    hint = f"pip install 'nirvision[{EXTRAS.get(backend, 'onnx')}]'"
+    try:
+        import onnx
+    except ImportError:
+        raise BackendUnavailable(f"{backend}: the onnx package is not installed, needed to export the model ({hint})") from None
+    except Exception as exc:  # noqa: BLE001 - a broken install raises all sorts
+        raise BackendUnavailable(f"{backend}: the onnx package failed to import ({type(exc).__name__}: {exc}); "
+                                 f"it is needed to export the model ({hint})") from None
+    return onnx
+
+
 def validate_onnx(path: Path) -> None:
     """Raise unless ``path`` holds a well-formed ONNX model."""
     import onnx

@@ -18,7 +18,7 @@ import torch
 
 from ...models import NIRColorizerNet
 from .base import BackendUnavailable
-from .export import INPUT_NAME
+from .export import INPUT_NAME, import_onnx
 from .exported import ExportedGraphBackend
 
 log = logging.getLogger(__name__)
@@ -28,9 +28,9 @@ GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 
 
 def import_onnxruntime():
-    """onnxruntime, or BackendUnavailable saying how to install it."""
+    """onnxruntime (and onnx, which the export needs), or BackendUnavailable saying how to install them."""
+    import_onnx("onnxruntime")
     try:
-        import onnx  # noqa: F401 - needed by the exporter
         import onnxruntime
     except ImportError as exc:
         raise BackendUnavailable(f"onnxruntime: {exc.name} is not installed (pip install 'nirvision[onnx]')") from None

@@ -26,6 +26,7 @@ import torch
 
 from ...models import NIRColorizerNet
 from .base import BackendUnavailable
+from .export import import_onnx
 from .exported import ExportedGraphBackend
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class OpenVINOBackend(ExportedGraphBackend):
     def __init__(self, net: NIRColorizerNet, device: torch.device, precision: str = "fp32", cache_dir: str | Path | None = None,
                  threads: int | None = None, int8_model: str | Path | None = None):
         ov = import_openvino()
+        import_onnx(self.name)  # the graph OpenVINO compiles is our ONNX export: without onnx, unavailable here, not on the first frame
         if device.type != "cpu":
             raise BackendUnavailable(f"openvino: runs on the CPU only (asked for {device}); on CUDA use tensorrt, onnxruntime or eager")
         if precision not in PRECISIONS:
