@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ import torch
 
 from nirvision.config import ConfigError
 from nirvision.errors import InputError
+from nirvision.models.checkpoint import CheckpointError
 from nirvision.models.registry import load_model_config
 
 from .config import STAGES, load_train_config
@@ -25,6 +27,14 @@ from .export import export_weights
 from .loop import StageRunner, floor_metrics
 
 log = logging.getLogger("train")
+
+
+def size_multiples(model) -> dict[str, int]:
+    """What each stage's input side must be a multiple of, from the networks it trains."""
+    m = {role: model.build(role).multiple for role in ("nir_to_gray", "gray_to_nir", "colorizer")}
+    translate = math.lcm(m["nir_to_gray"], m["gray_to_nir"])
+    return {"translate": translate, "pretrain": m["colorizer"], "finetune": math.lcm(m["nir_to_gray"], m["colorizer"]),
+            "validation": math.lcm(translate, m["colorizer"])}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -67,6 +77,10 @@ def main(argv=None) -> int:
         if args.threads:
             cfg.threads = args.threads
         model = load_model_config(cfg.model, require_training=True)
+        try:
+            cfg.check_sizes(size_multiples(model))
+        except ValueError as exc:
+            raise ConfigError(str(args.config), "", str(exc)) from None
     except (ConfigError, InputError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
@@ -96,7 +110,7 @@ def main(argv=None) -> int:
             if args.export:
                 out = export_weights(cfg, args.config, args.export, floor, info)
                 log.info("exported %s and %s", out, out.with_suffix(".md"))
-    except (ConfigError, InputError, FileNotFoundError) as exc:
+    except (ConfigError, InputError, CheckpointError, FileNotFoundError) as exc:
         log.error("%s", exc)
         return 2
     finally:

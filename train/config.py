@@ -106,6 +106,25 @@ class TrainConfig:
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)
 
+    def validate(self) -> None:
+        for name in STAGES:  # the data section with each stage's overrides, checked now, not when the stage starts
+            try:
+                self.stage(name).data_for_stage(self.data)
+            except ValueError as exc:
+                raise ValueError(f"{name}: its augmentation settings (with the data section's) are invalid: {exc}") from None
+
+    def check_sizes(self, multiples: dict[str, int]) -> None:
+        """Refuse sizes the networks cannot run at. ``multiples``: each stage's networks' size
+        multiple, and ``validation`` for the full-size validation images."""
+        if self.data.image_size % multiples["validation"]:
+            raise ValueError(f"data.image_size: {self.data.image_size} is not a multiple of {multiples['validation']}, "
+                             f"which model {self.model} needs (validation runs on whole images)")
+        for name in STAGES:
+            crop = self.stage(name).data_for_stage(self.data).crop
+            if crop % multiples[name]:
+                key = f"{name}.crop" if self.stage(name).crop is not None else "data.crop"
+                raise ValueError(f"{key}: the {name} stage's crop {crop} is not a multiple of {multiples[name]}, which model {self.model} needs")
+
     def run_dir(self) -> Path:
         return Path(self.output) / self.name
 

@@ -64,6 +64,14 @@ class Context:
         if self.world > 1:
             dist.barrier()
 
+    def gather_objects(self, obj) -> list:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        if self.world == 1:
+            return [obj]
+        out: list = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
     def all_mean(self, values: dict[str, float]) -> dict[str, float]:
         if self.world == 1 or not values:
             return values

@@ -123,20 +123,27 @@ class StageRunner:
             load_into(self.nets[role], sd, f"{path}, network '{role}'")
         for name, opt in self.stage.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
+        by_rank = state.get("pools_by_rank")
+        if by_rank is None:  # states written before pools were saved per rank
+            by_rank = [state.get("pools", {})]
+        if len(by_rank) != self.ctx.world:
+            log.warning("%s: %s holds the image pools of %d process(es), this run has %d; each process takes pool (rank mod %d)",
+                        self.stage_name, path, len(by_rank), self.ctx.world, len(by_rank))
+        pools = by_rank[self.ctx.rank % len(by_rank)]
         for name, pool in self.stage.pools.items():
-            pool.load(state["pools"].get(name))
+            pool.load(pools.get(name))
         self.history = list(state["history"])
         self.start_epoch = int(state["epoch"])
         log.info("%s: resumed from %s after epoch %d", self.stage_name, path, self.start_epoch)
 
-    def _save_state(self, epoch: int) -> None:
+    def _save_state(self, epoch: int, pools_by_rank: list[dict]) -> None:
         state = {
             "format": STATE_FORMAT,
             "stage": self.stage_name,
             "epoch": epoch,
             "networks": {r: {k: v.detach().cpu() for k, v in n.state_dict().items()} for r, n in self.nets.items()},
             "optimizers": {k: o.state_dict() for k, o in self.stage.optimizers.items()},
-            "pools": {k: p.state() for k, p in self.stage.pools.items()},
+            "pools_by_rank": pools_by_rank,  # each process keeps its own CycleGAN image pools
             "history": self.history,
         }
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -195,11 +202,12 @@ class StageRunner:
             train_means = ctx.all_mean({k: v / steps for k, v in sums.items()})
             ctx.sync_buffers(self.nets.values())
             record = {"epoch": epoch + 1, "lr": cfg.lr * factor, "train": train_means, "seconds": time.perf_counter() - t0}
+            pools_by_rank = ctx.gather_objects({k: p.state() for k, p in self.stage.pools.items()})
             if ctx.main:
                 metrics, pictures = self.validate()
                 record["val"] = metrics
                 self.history.append(record)
-                self._save_state(epoch + 1)
+                self._save_state(epoch + 1, pools_by_rank)
                 self._write_pictures(pictures)
                 log.info("%s epoch %d/%d: loss %.4f, val PSNR %.2f dB, SSIM %.4f, AE %.2f deg (%.1f s)",
                          self.stage_name, epoch + 1, cfg.epochs, train_means.get("loss", float("nan")),

@@ -33,3 +33,32 @@ def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
     cfg = to_dict(tiny_config(tmp_path / "nowhere", tmp_path / "runs"))
     assert main(["--config", _write(tmp_path, cfg)]) == 2
     assert "folder not found" in capsys.readouterr().err
+
+
+def test_bad_stage_augmentation_and_sizes_are_refused_before_training(paired_dir, tmp_path, capsys):
+    good = to_dict(tiny_config(paired_dir, tmp_path / "runs"))
+    bad = {**good, "finetune": {**good["finetune"], "crop_min": 0.9, "crop_max": 0.8}}
+    assert main(["--config", _write(tmp_path, bad)]) == 2
+    err = capsys.readouterr().err
+    assert "c.yaml" in err and "finetune" in err and "crop_min" in err
+    bad = {**good, "data": {**good["data"], "image_size": 160}}  # lite needs multiples of 64
+    assert main(["--config", _write(tmp_path, bad)]) == 2
+    err = capsys.readouterr().err
+    assert "data.image_size" in err and "multiple of 64" in err
+    bad = {**good, "translate": {**good["translate"], "crop": 80}}  # the translators need multiples of 32
+    assert main(["--config", _write(tmp_path, bad)]) == 2
+    err = capsys.readouterr().err
+    assert "translate.crop" in err and "multiple of 32" in err
+    assert not (tmp_path / "runs").exists()  # refused before anything ran
+
+
+def test_a_previous_stage_output_that_does_not_fit_is_a_clear_error(paired_dir, tmp_path, caplog):
+    from nirvision.models.checkpoint import save_checkpoint
+    from nirvision.models.registry import load_model_config
+
+    cfg = tiny_config(paired_dir, tmp_path / "runs")
+    model = load_model_config("lite", require_training=True)
+    for stage, roles in (("translate", ("nir_to_gray", "gray_to_nir", "disc_gray", "disc_nir")), ("pretrain", ("colorizer",))):
+        save_checkpoint(tmp_path / "runs" / "t" / stage / "output.pt", model, {r: {} for r in roles})  # no tensors in them
+    assert main(["--config", _write(tmp_path, to_dict(cfg)), "--stage", "finetune"]) == 2
+    assert "translate/output.pt" in caplog.text and "does not fit the model" in caplog.text
