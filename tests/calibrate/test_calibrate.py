@@ -13,7 +13,7 @@ from calibrate.frames import FramesError, load_nir_frames, load_paired, parse_si
 from calibrate.quantize import quantize_int8
 from calibrate.report import precision_report
 from tests.helpers import nir_frames, tiny_chain
-from nirvision.runtime.backends import create_backend
+from nirvision.runtime.backends import BackendUnavailable, create_backend
 from nirvision.runtime.backends.compare import mean_psnr
 from nirvision.runtime.cache import ArtefactCache
 
@@ -50,6 +50,27 @@ def test_quantized_model_runs_and_stays_close_to_fp32(tmp_path):
     out = np.concatenate([int8.infer_uint8(test[i : i + 1]) for i in range(len(test))])
     assert out.shape == ref.shape
     assert INT8_MIN_PSNR <= mean_psnr(out, ref) < 100.0  # close, and really quantized
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_int8_runs_a_batch_frame_by_frame(tmp_path, backend):
+    # calibrate writes one-frame models (1, 1, H, W); a batch of N (Colorizer.colorize_batch,
+    # `nirvision export --batch N`) runs that model on each frame
+    if backend == "openvino" and not _openvino_installed():
+        pytest.skip("openvino is not installed")
+    net = tiny_chain()
+    quantize_int8(net, nir_frames(6, 32, 32, seed=1), ArtefactCache(tmp_path))
+    test = nir_frames(3, 32, 32, seed=2)
+    b = create_backend(backend, net, "cpu", "int8", cache_dir=tmp_path)
+    b.prepare((3, 1, 32, 32))
+    one_by_one = np.concatenate([b.infer_uint8(test[i : i + 1]) for i in range(len(test))])
+    assert np.array_equal(b.infer_uint8(test), one_by_one)
+    x = torch.from_numpy(test[:, None].astype(np.float32)) / 127.5 - 1
+    assert b.infer(x).shape == (3, 3, 32, 32)
+    # no model at another size: the advice names that size, which calibrate takes
+    with pytest.raises(BackendUnavailable, match=r"at 40x24 in .*--sizes 40x24") as exc:
+        b.infer_uint8(nir_frames(2, 24, 40))
+    assert "2x1" not in str(exc.value)
 
 
 def test_report_rows(tmp_path, paired):

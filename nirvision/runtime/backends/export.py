@@ -169,15 +169,19 @@ def int8_model_key(net: NIRColorizerNet, shape: tuple[int, ...], digest: str | N
 
 
 def load_int8_model(net: NIRColorizerNet, shape: tuple[int, ...], cache: ArtefactCache, digest: str | None = None, backend: str = "onnxruntime") -> Path:
-    """The calibrated int8 ONNX model, or BackendUnavailable naming the calibration command."""
+    """The calibrated int8 ONNX model for one frame of ``shape``'s size (calibrate writes
+    (1, 1, H, W) models; a batch runs them frame by frame), or BackendUnavailable naming the
+    calibration command."""
     from .base import BackendUnavailable
 
+    n, _, h, w = check_shape(shape, f"{backend} int8 model")
+    if n != 1:
+        raise ValueError(f"{backend} int8: the calibrated model takes one frame, (1, 1, {h}, {w}); got input {tuple(shape)}")
     found = cache.lookup(int8_model_key(net, shape, digest), ".onnx", validate_onnx)
     if found is None:
-        n, _, h, w = shape
         raise BackendUnavailable(
-            f"{backend} int8: no calibrated int8 model for these weights at input {n}x1x{h}x{w} in {cache.root}; "
-            f"create it with `python -m calibrate --frames DIR --sizes {w}x{h}` (same --model/--weights), "
+            f"{backend} int8: no calibrated int8 model for these weights at {w}x{h} in {cache.root}; "
+            f"create it with `python -m calibrate --frames DIR --sizes {w}x{h}` (same --model/--weights and --cache), "
             f"or pass int8_model=PATH"
         )
     return found

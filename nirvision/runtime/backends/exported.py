@@ -5,6 +5,9 @@ frames and returns uint8 RGB; float tensors for ``infer``) or the calibrated int
 one runner per input shape on first use (an ONNX Runtime session, an OpenVINO infer request),
 and can be copied with threads of their own for ``parallel.FrameParallel``. A subclass says
 how to build a runner from the ONNX file and how to run it.
+
+The calibrated int8 model is quantized for one frame, (1, 1, H, W) (``python -m calibrate``
+writes one per size, whatever batch later runs it): a batch of N frames runs it frame by frame.
 """
 from __future__ import annotations
 
@@ -63,9 +66,17 @@ class ExportedGraphBackend(Backend):
         twin.threads, twin.runners = threads, {}
         return twin
 
+    @property
+    def one_frame_graph(self) -> bool:
+        """Whether the graph takes one frame at a time: the int8 model, calibrated for (1, 1, H, W)."""
+        return self.graph_precision == "int8"
+
     def runner(self, shape: tuple[int, ...], uint8_io: bool = False):
-        """The runner for input ``shape`` (built, and the ONNX file exported, on first use)."""
+        """The runner for input ``shape`` (built, and the ONNX file exported, on first use;
+        for the one-frame int8 graph, the runner of one frame of that size)."""
         shape = check_shape(shape, f"{self.name} input")
+        if self.one_frame_graph:
+            shape = (1, *shape[1:])
         found = self.runners.get((shape, uint8_io))
         if found is None:
             with self._build_lock:
@@ -87,9 +98,16 @@ class ExportedGraphBackend(Backend):
         """Build (or load from the cache) what input ``shape`` needs, ahead of the first frame."""
         self.runner(tuple(shape), self.uint8_io)
 
+    def _run_float(self, x: np.ndarray) -> np.ndarray:
+        """The float graph's output for ``x`` (N, 1, H, W); the one-frame graph a frame at a time."""
+        runner = self.runner(x.shape)
+        if self.one_frame_graph and len(x) > 1:
+            return np.concatenate([self._run(runner, np.ascontiguousarray(x[i : i + 1])) for i in range(len(x))])
+        return self._run(runner, x)
+
     def infer(self, x: torch.Tensor) -> torch.Tensor:
         feed = np.ascontiguousarray(x.detach().cpu().numpy().astype(self.input_dtype, copy=False))
-        return torch.from_numpy(self._run(self.runner(tuple(x.shape)), feed)).float()
+        return torch.from_numpy(self._run_float(feed)).float()
 
     def infer_uint8(self, frames) -> np.ndarray:
         frames = np.ascontiguousarray(frames, dtype=np.uint8)
@@ -99,7 +117,7 @@ class ExportedGraphBackend(Backend):
         # the float graph (int8): the frame conversions in numpy, not torch, as copies of this
         # backend run on worker threads (see frames.to_model_input_numpy)
         x = to_model_input_numpy(frames).astype(self.input_dtype, copy=False)
-        return from_model_output_numpy(self._run(self.runner((n, 1, h, w)), x))
+        return from_model_output_numpy(self._run_float(x))
 
     def close(self) -> None:
         self.runners.clear()
