@@ -133,6 +133,32 @@ def test_onnxruntime_int8_without_calibration_names_the_command(lite_chain, tmp_
         create_backend("onnxruntime", lite_chain, "cpu", "int8", int8_model=tmp_path / "none.onnx").infer(torch.zeros(1, 1, 32, 32))
 
 
+@pytest.mark.parametrize("field,value", [("weights", "e" * 64), ("precision", "fp32"), ("gpu", "NVIDIA H100"),
+                                         ("onnxruntime", "1.99.0"), ("tensorrt", "99.0"), ("torch", "9.9")])
+def test_onnxruntime_trt_engine_folder_changes_with_each_part(tmp_path, field, value):
+    # the TensorRT provider's engines hold the GPU's kernels for one TensorRT / onnxruntime build
+    from nirvision.runtime.backends.onnxruntime import trt_engine_dir, trt_engine_key
+
+    key = trt_engine_key("d" * 64, "fp16", "NVIDIA H200")
+    assert key.shape == () and key.onnxruntime not in ("", None)  # one folder for every size; the installed version
+    assert trt_engine_dir(tmp_path, key) == trt_engine_dir(tmp_path, trt_engine_key("d" * 64, "fp16", "NVIDIA H200"))
+    assert trt_engine_dir(tmp_path, key.with_(**{field: value})) != trt_engine_dir(tmp_path, key)
+
+
+def test_onnxruntime_trt_provider_gets_the_keyed_engine_folder(tmp_path, monkeypatch):
+    from nirvision.runtime.backends import onnxruntime as ort_mod
+    from nirvision.runtime.cache import ArtefactCache
+
+    monkeypatch.setattr(ort_mod, "gpu_name", lambda device: "NVIDIA H200")  # no GPU needed to name the folder
+    b = object.__new__(ort_mod.OnnxRuntimeBackend)
+    b.providers, b.precision, b.device = ["TensorrtExecutionProvider", "CPUExecutionProvider"], "fp16", torch.device("cuda", 0)
+    b.cache, b.digest = ArtefactCache(tmp_path), "d" * 64
+    (name, opts), cpu = b._provider_options((1, 1, 32, 32))
+    want = ort_mod.trt_engine_dir(tmp_path, ort_mod.trt_engine_key("d" * 64, "fp16", "NVIDIA H200"))
+    assert name == "TensorrtExecutionProvider" and cpu == "CPUExecutionProvider"
+    assert opts["trt_engine_cache_path"] == str(want) and want.is_dir() and opts["trt_fp16_enable"] is True
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without CUDA")
 @pytest.mark.parametrize("name,precision", [("tensorrt", "fp16"), ("eager", "fp32"), ("onnxruntime", "fp32")])
 def test_cuda_without_cuda_is_a_clear_error(name, precision):

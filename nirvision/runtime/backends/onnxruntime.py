@@ -17,14 +17,28 @@ import numpy as np
 import torch
 
 from ...models import NIRColorizerNet
+from ..cache import ArtefactKey, gpu_name
 from .base import BackendUnavailable
-from .export import INPUT_NAME, import_onnx
+from .export import INPUT_NAME, OPSET, import_onnx
 from .exported import ExportedGraphBackend
 
 log = logging.getLogger(__name__)
 
 PRECISIONS = ("fp32", "fp16", "int8")
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
+
+
+def trt_engine_key(digest: str, precision: str, gpu: str) -> ArtefactKey:
+    """The key of the TensorRT execution provider's engine folder: the weights, the precision,
+    the GPU, and (the key's defaults) the installed onnxruntime, TensorRT and torch versions.
+    Shape-independent: the provider names each engine by its graph and input shape itself,
+    so one folder holds the engines of every size."""
+    return ArtefactKey(kind="ort-trt", weights=digest, shape=(), precision=precision, gpu=gpu, extra=f"opset{OPSET}")
+
+
+def trt_engine_dir(root: Path, key: ArtefactKey) -> Path:
+    """Where the provider caches its engines for ``key`` under the artefact cache ``root``."""
+    return Path(root) / key.kind / key.digest
 
 
 def import_onnxruntime():
@@ -73,7 +87,7 @@ class OnnxRuntimeBackend(ExportedGraphBackend):
         opts = []
         for p in self.providers:
             if p == "TensorrtExecutionProvider":
-                engines = self.cache.root / "ort-trt" / self.digest[:16]
+                engines = trt_engine_dir(self.cache.root, trt_engine_key(self.digest, self.precision, gpu_name(self.device)))
                 engines.mkdir(parents=True, exist_ok=True)
                 opts.append((p, {"trt_fp16_enable": self.precision == "fp16", "trt_int8_enable": False,
                                  "trt_engine_cache_enable": True, "trt_engine_cache_path": str(engines)}))
