@@ -92,6 +92,33 @@ def test_uint8_path_matches_eager(cache_dir):
     assert sess.get_outputs()[0].shape == [2, 48, 64, 3]
 
 
+@pytest.mark.parametrize("net", ["tiny", "lite"])  # lite's networks share a stem (the fused graph); tiny's do not
+def test_fp16_uint8_graph_scales_its_input_as_the_cuda_path(tmp_path, net):
+    # the exported graph's frame conversion, run by ONNX Runtime, gives the bits the CUDA frame
+    # path feeds the half network: scaled in fp32, cast to fp16 once
+    import onnx
+    import onnxruntime as ort
+
+    from nirvision.runtime.backends.export import export_onnx
+    from nirvision.runtime.frames import to_model_input
+
+    chain = tiny_chain() if net == "tiny" else load_chain(model="lite")[0].eval()
+    path = export_onnx(chain, (1, 1, 16, 16), tmp_path / "u8.onnx", torch.float16, uint8_io=True)
+    graph = onnx.load(str(path)).graph
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    out = graph.input[0].name
+    while consumers[out][0].op_type in ("Unsqueeze", "Cast", "Mul", "Sub"):  # the conversion, up to the network
+        out = consumers[out][0].output[0]
+    onnx.utils.extract_model(str(path), str(tmp_path / "scale.onnx"), [graph.input[0].name], [out])
+    frames = np.arange(256, dtype=np.uint8).reshape(1, 16, 16)
+    (x,) = ort.InferenceSession(str(tmp_path / "scale.onnx"), providers=["CPUExecutionProvider"]).run(None, {"nir": frames})
+    want = to_model_input(frames).half().numpy()
+    assert x.dtype == np.float16 and np.array_equal(x.view(np.uint16), want.view(np.uint16))
+
+
 def test_eager_bf16_close_to_fp32_by_psnr():
     net = tiny_chain()
     frames = nir_frames(2, 32, 32)

@@ -26,8 +26,9 @@ OPSET = 17
 # Bumped whenever an exported graph changes for the same weights, so that cached files of an
 # older graph are not reused; per kind of file (onnx: the float graph, which int8 models are
 # quantized from; onnx-u8: the uint8 one). 2: the stem as a convolution
-# (nirvision.models.inference); 3: the uint8 graph stays in the stem's layout between the networks.
-GRAPH_VERSIONS = {"onnx": 2, "onnx-int8": 2, "onnx-u8": 3}
+# (nirvision.models.inference); 3: the uint8 graph stays in the stem's layout between the networks;
+# 4: the uint8 graph scales its input in fp32 and casts once (fp16 graphs rounded twice).
+GRAPH_VERSIONS = {"onnx": 2, "onnx-int8": 2, "onnx-u8": 4}
 INPUT_NAME = "nir"
 OUTPUT_NAME = "rgb"
 
@@ -79,8 +80,14 @@ class Uint8Frames(nn.Module):
         if self.fused:
             self.pool = StemAvgPool(1, net.colorizer.config.stem)
 
+    def scale(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W) -> (N, 1, H, W) in [-1, 1] at the graph's dtype: scaled in fp32 and cast
+        once, as ``to_model_input`` and the CUDA frame path do (in fp16 the scaling itself would
+        round twice, and some inputs would come out one fp16 step off)."""
+        return (frames.unsqueeze(1).to(torch.float32) * (2.0 / 255.0) - 1.0).to(self.dtype)
+
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        x = frames.unsqueeze(1).to(self.dtype) * (2.0 / 255.0) - 1.0
+        x = self.scale(frames)
         if not self.fused:
             return to_uint8(self.chain(x)).permute(0, 2, 3, 1)
         c = self.chain
