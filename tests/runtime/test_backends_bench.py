@@ -55,6 +55,26 @@ def test_bench_writes_records_for_backends_and_engine(tmp_path, nir_folder, caps
     assert any(line.startswith("nirvision bench: 64x48: the engine with onnxruntime") for line in progress)
 
 
+def test_bench_at_an_odd_size_runs_every_row_at_the_engines_even_size(tmp_path, capsys):
+    # H.264 (yuv420p) needs even sides: the engine's clip is 34x26, so the backends are timed
+    # (and warmed) on 34x26 too, and the engine's FPS is divided by a bare FPS of its own size
+    out, cache = tmp_path / "bench.json", tmp_path / "cache"
+    code = main(["bench", "--backends", "eager,onnxruntime", "--precisions", "fp32", "--sizes", "33x25", "--count", "2",
+                 "--warmup", "1", "--threads", "1", "--engine-frames", "6", "--cache", str(cache), "--json", str(out)])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    records = json.loads(out.read_text())
+    assert {(r["size"], r["size_asked"]) for r in records} == {("34x26", "33x25")}
+    assert any(r["backend"] == "engine[onnxruntime]" for r in records)
+    graphs = [json.loads(p.read_text())["key"]["shape"] for p in (cache / "onnx-u8").glob("*.onnx.json")]
+    assert graphs == [[1, 1, 26, 34]]  # one graph, built while warming up: none inside the engine's timed run
+    assert "nirvision bench: 33x25: rounded up to 34x26 (H.264 in yuv420p needs even sides; every row runs at 34x26)" in printed.err
+    # without the engine nothing needs even sides: the size asked is the size timed
+    assert main(["bench", "--backends", "eager", "--sizes", "33x25", "--count", "2", "--warmup", "0", "--no-engine",
+                 "--threads", "1", "--quiet", "--json", str(out)]) == 0
+    assert [(r["size"], r["size_asked"]) for r in json.loads(out.read_text())] == [("33x25", None)]
+
+
 def test_bench_times_onnxruntime_workers_beside_one_session(tmp_path, nir_folder, capsys):
     import torch
 

@@ -6,7 +6,9 @@ it (``submit``, with as many frames in flight as it takes): ms per frame and FPS
 per frame, so throughput. Its uint8 outputs are compared with eager fp32's on the same frames
 (PSNR and AE). The engine (decode -> infer -> encode) then runs an H.264 clip made from the
 same images into an H.264 file with the fastest backend, and its FPS is divided by that
-backend's bare FPS on the clip's frames, measured just before and after.
+backend's bare FPS on the clip's frames, measured just before and after. H.264 in yuv420p
+needs even sides, so with the engine an odd size is rounded up to even before anything is
+measured (every row then runs the frames the engine runs; ``size_asked`` keeps the size given).
 
 Every row also gives the rate it reached in GFLOP/s (the chain's multiply-adds x 2 per frame,
 ``gflop_per_frame``, times FPS), and the run measures the machine's fp32 matrix-multiply rate
@@ -57,6 +59,7 @@ class BenchRecord:
     double_buffer: bool | None = None  # CUDA frame pipeline: uploads overlapped with compute (None: no such pipeline)
     device: str = "cpu"
     frames_source: str = ""
+    size_asked: str | None = None  # the size asked for, when it was odd and ``size`` is it rounded up to even
     skipped: str | None = None
 
     def to_dict(self) -> dict:
@@ -186,6 +189,13 @@ def write_clip(path: Path, frames: np.ndarray, count: int | None = None, fps: in
     return path
 
 
+def even_size(size: tuple[int, int]) -> tuple[int, int]:
+    """``size`` (W, H) with odd sides rounded up to even: the engine's H.264 clip (yuv420p)
+    cannot hold odd sides, and the bench times every row on the frames the engine runs."""
+    w, h = size
+    return w + w % 2, h + h % 2
+
+
 def time_engine(backend: Backend, frames: np.ndarray) -> dict:
     """Run the engine on ``frames`` written as an H.264 clip into an H.264 file; its summary.
 
@@ -262,7 +272,8 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
     the others. The engine runs with the fastest backend on a clip of ``engine_frames`` frames
     made from the same images (``clip_frames``: ``engine_clip`` pan or cuts); that backend's
     bare FPS on the clip's frames is measured right before and right after, and
-    ``engine_over_bare`` divides by their mean. ``double_buffer`` lists the settings of the
+    ``engine_over_bare`` divides by their mean; with the engine, odd sizes are rounded up to
+    even first (``even_size``), so that all of this happens at one size. ``double_buffer`` lists the settings of the
     CUDA frame pipeline to time (e.g. ``[True, False]``) for backends that have one, on CUDA.
     ``progress(text)``, when given, hears what the run is doing (building, timing turns, the
     engine): a bench of the paper model runs for minutes."""
@@ -278,9 +289,14 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
     peak = matmul_gflops(dev)
     records: list[BenchRecord] = []
     combos = [("eager", "fp32")] + [(b, p) for b in backends for p in precisions if (b, p) != ("eager", "fp32")]
-    for w, h in sizes:
-        frames, origin = load_frames((w, h), frames_count, folder)
+    for asked in sizes:
+        w, h = even_size(asked) if engine else asked
         size = f"{w}x{h}"
+        size_asked = f"{asked[0]}x{asked[1]}" if (w, h) != tuple(asked) else None
+        if size_asked:
+            log.warning("bench %s: rounded up to %s, as H.264 (yuv420p) needs even sides: every row runs at %s", size_asked, size, size)
+            say(f"{size_asked}: rounded up to {size} (H.264 in yuv420p needs even sides; every row runs at {size})")
+        frames, origin = load_frames((w, h), frames_count, folder)
         gflop = chain_gflop(net, h, w)
         built: list[tuple[BenchRecord, Backend]] = []
         for name, precision in combos:
@@ -289,7 +305,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             for asked, db in [(a, d) for a in workers or [1] for d in (double_buffer or [None])]:
                 db = db if pipelined else None
                 rec = BenchRecord(model, name, precision, size, len(frames), threads=threads, device=str(dev), frames_source=origin,
-                                  gflop_per_frame=gflop, matmul_gflops=peak)
+                                  gflop_per_frame=gflop, matmul_gflops=peak, size_asked=size_asked)
                 try:
                     opts = dict(backend_options or {}) if name in ("onnxruntime", "openvino", "tensorrt", "auto") else {}
                     if db is not None:
@@ -350,7 +366,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             bare_cpu += time.process_time() - cpu0
             rec = BenchRecord(model, f"engine[{backend.name}]", rec_best.precision, size, summary["frames_out"], threads=threads,
                               workers=rec_best.workers, device=str(dev), frames_source=f"{origin}, H.264 clip ({engine_clip})",
-                              gflop_per_frame=gflop, matmul_gflops=peak)
+                              gflop_per_frame=gflop, matmul_gflops=peak, size_asked=size_asked)
             rec.fps = summary["fps"]
             rec.ms_per_frame = 1000.0 / rec.fps if rec.fps else None
             rec.bare_fps = (before + after) / 2
