@@ -5,7 +5,11 @@ writer thread composes the views and writes every sink, so decode, inference and
 overlap. Live sources drop the oldest queued frame when inference falls behind (latency stays
 bounded, drops are counted); files, folders and synthetic clips never drop (backpressure).
 At the end of the input, on an error, or on ``request_stop`` (the CLI calls it on Ctrl-C and
-SIGTERM) every sink is flushed and closed, so that what was written plays.
+SIGTERM) every sink is flushed and closed, so that what was written plays. The writer thread
+closes the sinks as soon as it has written the last frame, before the engine waits for the
+reader (a live source may be stuck in a read or a reconnection for seconds), and in its own
+thread, where a KeyboardInterrupt (a second Ctrl-C) cannot cut it short: ``run()`` waits for
+it through one such interrupt and raises it afterwards.
 """
 from __future__ import annotations
 
@@ -61,6 +65,7 @@ class Engine:
         self.live = bool(source.live)
         drop = self.live if self.options.drop is None else self.options.drop
         self._stop = threading.Event()
+        self._written = threading.Event()  # set by the writer once every sink is closed
         self._inq = StageQueue(self.options.queue_size, drop, self._stop)
         self._outq = StageQueue(self.options.queue_size, drop, self._stop)
         self.stats = RunStats()
@@ -163,7 +168,21 @@ class Engine:
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises it
             self._fail(exc, "writing")
         finally:
-            self.stats.thread_cpu["writer"] = time.thread_time()
+            try:
+                self._close_sinks()
+                self.stats.thread_cpu["writer"] = time.thread_time()
+            finally:
+                self._written.set()
+
+    def _close_sinks(self) -> None:
+        """Finalize every sink (in the writer thread, once nothing more will be written)."""
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except BaseException as exc:  # noqa: BLE001 - keep closing the others
+                log.error("engine: closing %s failed: %s", sink.description, exc)
+                self._errors.append(exc)
+        self.stats.end = time.perf_counter()
 
     def _submit(self, frame: Frame):
         """Check and reduce the frame to NIR, then hand it to the backend; its ``Pending``."""
@@ -192,6 +211,7 @@ class Engine:
         An error in any stage stops the run; the sinks are still finalized, then it is raised.
         """
         self._late_audio: list = []
+        self._written.clear()
         self.stats = RunStats()
         reader = threading.Thread(target=self._reader, name="nirvision-reader", daemon=True)
         writer = threading.Thread(target=self._writer, name="nirvision-writer", daemon=True)
@@ -207,7 +227,7 @@ class Engine:
         finally:
             self.stats.thread_cpu["inference_loop"] = time.thread_time() - loop_cpu
             self._outq.put_final(_End())
-            self._finish(reader, writer)
+            self._finish(reader)
         if self._errors:
             raise self._errors[0]
         return self.summary()
@@ -245,21 +265,28 @@ class Engine:
                 except BaseException as exc:  # noqa: BLE001 - the run is already ending
                     log.debug("engine: a frame in flight failed while stopping: %s", exc)
 
-    def _finish(self, reader: threading.Thread, writer: threading.Thread) -> None:
-        writer.join()
+    def _finish(self, reader: threading.Thread) -> None:
+        """Wait for the writer (it closes the sinks), then stop the source and the reader."""
+        # an Event, not writer.join(): a KeyboardInterrupt in Thread.join() marks a live thread
+        # as ended in Python 3.11 (bpo-45274's fix), and the outputs would not be waited for
+        interrupted = None
+        while not self._written.is_set():
+            try:
+                self._written.wait()
+            except KeyboardInterrupt as exc:  # a second Ctrl-C: the outputs first, then it
+                if interrupted is not None:
+                    raise  # a third: leave now
+                interrupted = exc
+                self.request_stop("interrupted")
+                log.warning("engine: finishing the outputs first (Ctrl-C again to abandon them)")
+        self.stats.cpu_end = process_cpu_s()
         self._stop.set()
         self.source.close()  # also cuts short a live source's reconnection wait
+        if interrupted is not None:
+            raise interrupted
         reader.join(self.options.join_timeout)
         if reader.is_alive():
             log.warning("engine: the reader did not stop within %.0f s; leaving it", self.options.join_timeout)
-        for sink in self.sinks:
-            try:
-                sink.close()
-            except BaseException as exc:  # noqa: BLE001 - keep closing the others
-                log.error("engine: closing %s failed: %s", sink.description, exc)
-                self._errors.append(exc)
-        self.stats.end = time.perf_counter()
-        self.stats.cpu_end = process_cpu_s()
 
     def summary(self) -> dict:
         s = self.stats

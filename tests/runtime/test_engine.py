@@ -1,4 +1,7 @@
 """The engine: drops only on live sources with bounded lag, never on files; errors still finalize."""
+import signal
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -140,3 +143,89 @@ def test_backend_error_finalizes_what_was_written(tmp_path):
     with pytest.raises(RuntimeError, match="device lost"):
         Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info)], FailingBackend()).run()
     assert len(read_video(tmp_path / "out.mp4")["times"]) == 4
+
+
+class StuckSource(ListSource):
+    """A live source that, after its frames, blocks in a read that close() does not end (an
+    RTSP read or reconnection inside its timeout) until the test releases it."""
+
+    def __init__(self, images):
+        super().__init__(images, live=True)
+        self.release = threading.Event()
+
+    def __iter__(self):
+        yield from super().__iter__()
+        self.release.wait(120)
+
+
+class WatchedSink(Sink):
+    """Wraps a sink: records whether the source was still stuck when it was closed; ``gate``
+    (an Event) holds close() until set, once ``closing`` is set."""
+
+    def __init__(self, inner, source, gate=None):
+        self.inner, self.source, self.gate = inner, source, gate
+        self.description = inner.description
+        self.closing, self.closed_while_stuck, self.closed = threading.Event(), None, False
+
+    def write(self, frame, image):
+        self.inner.write(frame, image)
+
+    def close(self):
+        self.closing.set()
+        if self.gate is not None:
+            self.gate.wait(60)
+        self.closed_while_stuck = not self.source.release.is_set()
+        self.inner.close()
+        self.closed = True
+
+
+def test_outputs_are_finalized_before_waiting_for_a_stuck_reader(tmp_path):
+    source = StuckSource(indexed_frames(8))
+    sink = WatchedSink(open_sink(str(tmp_path / "out.mp4"), source.info), source)
+    engine = Engine(source, [sink], StubBackend(), EngineOptions(queue_size=QUEUE, join_timeout=120))
+    thread, box = run_in_thread(engine.run)
+    try:
+        wait_for(lambda: engine.stats.frames_out + engine.stats.dropped == 8, 60, "eight frames written or dropped")
+        engine.request_stop("test")
+        wait_for(lambda: sink.closed, 60, "the output closed while the reader is stuck")
+        assert sink.closed_while_stuck
+        assert len(read_video(tmp_path / "out.mp4")["times"]) == engine.stats.frames_out >= 1  # plays while the reader still hangs
+    finally:
+        source.release.set()
+        thread.join(60)
+    assert box["result"]["stopped_by"] == "test"
+
+
+def test_a_second_interrupt_does_not_cut_finalizing_short(tmp_path):
+    """Ctrl-C (KeyboardInterrupt in the main thread) while the outputs are being finalized:
+    the file still gets its index, then the interrupt goes on up."""
+    source = ListSource(indexed_frames(6))
+    gate = threading.Event()
+    sink = WatchedSink(open_sink(str(tmp_path / "out.mp4"), source.info), source, gate)
+    source.release = threading.Event()
+    source.release.set()
+    hit = threading.Event()
+
+    def on_sigint(signum, frame):
+        hit.set()
+        raise KeyboardInterrupt
+
+    def interrupt():
+        sink.closing.wait(60)
+        time.sleep(0.3)  # let the main thread reach its wait for the outputs
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        hit.wait(60)
+        gate.set()
+
+    old = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        helper = threading.Thread(target=interrupt, daemon=True)
+        helper.start()
+        with pytest.raises(KeyboardInterrupt):
+            Engine(source, [sink], StubBackend()).run()
+        helper.join(60)
+    finally:
+        signal.signal(signal.SIGINT, old)
+        gate.set()
+    assert hit.is_set() and sink.closed
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == 6
