@@ -55,7 +55,8 @@ class SourceInfo:
     width: int | None = None
     height: int | None = None
     audio_stream: Any = None  # a PyAV audio stream to copy from, or None
-    names: bool = False  # frames carry file names (image folders)
+    names: tuple[str, ...] = ()  # the names frames carry, in order (image files: paths relative to their folder)
+    files: tuple[Any, ...] = ()  # the files those frames come from (sinks must not write over them)
 
 
 class Source(abc.ABC):

@@ -1,9 +1,17 @@
-"""A folder of PNG images: one per frame, named after the source image when it has a name."""
+"""A folder of PNG images: one per frame, named after the source image when it has a name.
+
+A frame from ``cam1/0001.jpg`` becomes ``FOLDER/cam1/0001.png``. Names that would meet
+(``f1.png`` and ``f1.jpg``) keep their type: ``f1_png.png`` and ``f1_jpg.png``; should that
+name be taken too, a number follows (``f1_png_2.png``). The names are worked out from the
+source's whole list before the first frame, so they do not depend on which files decode, and
+no frame overwrites another. A folder whose names would overwrite a source image is refused.
+"""
 from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -14,16 +22,48 @@ from .base import Frame, Sink
 log = logging.getLogger(__name__)
 
 
-class ImageFolderSink(Sink):
-    """``folder/NAME.png`` for frames from image files, ``folder/frame_000123.png`` otherwise."""
+def png_names(names: Iterable[str]) -> dict[str, str]:
+    """Each source name (a relative POSIX path) -> a distinct relative PNG path.
 
-    def __init__(self, folder: str | Path, side_by_side: bool = False, compression: int = 1):
+    Distinct also where case does not count (macOS, Windows): ``A.png`` and ``a.png`` meet.
+    """
+    names = list(dict.fromkeys(names))
+    plain = {n: PurePosixPath(n).with_suffix(".png").as_posix() for n in names}
+    count: dict[str, int] = {}
+    for p in plain.values():
+        count[p.casefold()] = count.get(p.casefold(), 0) + 1
+    out = {n: p for n, p in plain.items() if count[p.casefold()] == 1}
+    taken = {p.casefold() for p in out.values()}
+    for n in names:
+        if n in out:
+            continue
+        path = PurePosixPath(n)
+        stem = path.with_name(f"{path.stem}_{path.suffix[1:].lower()}" if path.suffix else path.stem).as_posix()
+        candidate, k = f"{stem}.png", 1
+        while candidate.casefold() in taken:
+            k += 1
+            candidate = f"{stem}_{k}.png"
+        taken.add(candidate.casefold())
+        out[n] = candidate
+    return out
+
+
+class ImageFolderSink(Sink):
+    """``folder/NAME.png`` for frames from image files, ``folder/frame_000123.png`` otherwise.
+
+    ``names``: every name the source's frames will carry (``SourceInfo.names``), for names
+    that never meet; ``files``: the source's own files, which no output may replace.
+    """
+
+    def __init__(self, folder: str | Path, side_by_side: bool = False, compression: int = 1, names: Iterable[str] = (), files: Iterable[str | Path] = ()):
         self.folder = Path(folder)
         self.description = str(self.folder)
         self.side_by_side = side_by_side
         self.params = [cv2.IMWRITE_PNG_COMPRESSION, int(compression)]
+        self.names = png_names(names)
         if self.folder.exists() and not self.folder.is_dir():
             raise InputError(f"output folder {self.folder}: is a file; expected a folder for PNG output")
+        self._refuse_overwriting(files)
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -32,14 +72,26 @@ class ImageFolderSink(Sink):
             raise InputError(f"output folder {self.folder}: not writable; expected a writable folder")
         self.frames = 0
 
+    def _refuse_overwriting(self, files: Iterable[str | Path]) -> None:
+        sources = {os.path.realpath(f): f for f in files}
+        if not sources:
+            return
+        for out in self.names.values():
+            hit = sources.get(os.path.realpath(self.folder / out))
+            if hit is not None:
+                raise InputError(f"output folder {self.folder}: would overwrite the source image {hit}; expected another folder")
+
     def filename(self, frame: Frame) -> str:
-        return f"{Path(frame.name).stem}.png" if frame.name else f"frame_{frame.index:06d}.png"
+        if not frame.name:
+            return f"frame_{frame.index:06d}.png"
+        return self.names.get(frame.name) or f"{PurePosixPath(frame.name).stem}.png"
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), self.params)
         if not ok:  # pragma: no cover - encoding a valid uint8 image does not fail
             raise RuntimeError(f"output folder {self.folder}: PNG encoding failed for frame {frame.index}")
         path = self.folder / self.filename(frame)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
         tmp.write_bytes(data.tobytes())
         tmp.replace(path)

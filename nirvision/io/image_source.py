@@ -1,12 +1,16 @@
-"""A folder or glob of images, in name order; each frame keeps its file name for the sinks.
+"""A folder or glob of images, in natural order of their paths; each frame keeps its name for the sinks.
 
-Any image OpenCV reads (PNG, JPEG, TIFF, BMP, 8 or 16 bit, gray or colour) is reduced to one
-NIR channel. A file that fails to decode is skipped and counted in ``decode_errors``.
+A frame's name is its path relative to the folder (for a glob: to the deepest folder all the
+matched files share), so ``cam1/0001.png`` and ``cam2/0001.png`` from ``'*/0*.png'`` stay
+apart. Any image OpenCV reads (PNG, JPEG, TIFF, BMP; uint8, uint16 or float in [0, 1]; gray or
+colour) is reduced to one NIR channel. A file that fails to decode or holds another pixel type
+(a signed-integer TIFF, floats outside [0, 1]) is skipped and counted in ``decode_errors``.
 """
 from __future__ import annotations
 
 import glob
 import logging
+import os
 import re
 import time
 from fractions import Fraction
@@ -31,11 +35,12 @@ def is_glob(spec: str) -> bool:
 
 
 def _natural_key(path: Path):
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+    """Folder by folder, numbers by value: ``cam2/img10`` after ``cam2/img9``, after all of ``cam1``."""
+    return [[int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", part)] for part in path.parts]
 
 
 def list_images(spec: str) -> list[Path]:
-    """The image files a folder or glob names, sorted naturally by name."""
+    """The image files a folder or glob names, sorted naturally by path."""
     if is_glob(spec):
         paths = [Path(p) for p in glob.glob(spec)]
         what = f"glob {spec!r}"
@@ -51,8 +56,17 @@ def list_images(spec: str) -> list[Path]:
     return images
 
 
+def relative_names(paths: list[Path]) -> list[str]:
+    """Each path relative to the deepest folder they all share (POSIX separators)."""
+    if not paths:
+        return []
+    base = os.path.commonpath([os.path.abspath(p.parent) for p in paths])
+    return [Path(os.path.relpath(os.path.abspath(p), base)).as_posix() for p in paths]
+
+
 def read_image(path: Path) -> np.ndarray | None:
-    """The image as uint8 NIR (H x W), or None when the file does not decode.
+    """The image as uint8 NIR (H x W), or None when the file does not decode; a ValueError
+    (from ``to_nir``) when its pixels are of a type it does not take.
 
     OpenCV gives colour as BGR; ``to_nir`` averages the channels, so the order does not matter.
     """
@@ -71,22 +85,28 @@ class ImageSource(Source):
         self.paths = list_images(spec)
         if max_frames is not None:
             self.paths = self.paths[:max_frames]
+        self.names = relative_names(self.paths)
         rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(25)
         self._closed = False
-        self.info = SourceInfo(kind="images", description=spec, live=False, fps=rate, time_base=1 / rate, frames=len(self.paths), names=True)
+        self.info = SourceInfo(kind="images", description=spec, live=False, fps=rate, time_base=1 / rate, frames=len(self.paths),
+                               names=tuple(self.names), files=tuple(self.paths))
 
     def __iter__(self) -> Iterator[Frame]:
-        for path in self.paths:
+        for path, name in zip(self.paths, self.names):
             if self._closed:
                 return
-            img = read_image(path)
+            try:
+                img = read_image(path)
+                why = f"{path}: not a readable image"
+            except ValueError as exc:  # it decodes, to pixels of a type to_nir does not take
+                img, why = None, str(exc)
             if img is None:
                 self.decode_errors += 1
-                log.warning("%s: not a readable image; skipped (%d so far)", path, self.decode_errors)
+                log.warning("%s; skipped (%d so far)", why, self.decode_errors)
                 continue
             self.frames_read += 1
             i = self.frames_read - 1
-            yield Frame(img, index=i, pts=i, time_base=self.info.time_base, name=path.name, t_read=time.perf_counter())
+            yield Frame(img, index=i, pts=i, time_base=self.info.time_base, name=name, t_read=time.perf_counter())
         if self.frames_read == 0 and not self._closed:
             raise InputError(f"image source {self.info.description}: none of its {len(self.paths)} files is a readable image")
 

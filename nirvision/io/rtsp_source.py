@@ -13,13 +13,14 @@ import threading
 import time
 from fractions import Fraction
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import av
 
 from ..errors import InputError
 from .base import Frame, Source, SourceInfo
 from .reconnect import ReconnectPolicy, StreamLost
-from .redact import redact_text, redact_url, url_password
+from .redact import redact_text, redact_url, url_secrets
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,8 @@ class RTSPSource(Source):
         super().__init__()
         self.url = url
         self.safe_url = redact_url(url)
-        self._secret = url_password(url) or ""
+        self._secrets = url_secrets(url)
+        check_port(url, self.safe_url)
         self.open_timeout = float(open_timeout)
         self.read_timeout = float(read_timeout)
         self.policy = policy or ReconnectPolicy()
@@ -81,7 +83,7 @@ class RTSPSource(Source):
 
     def _say(self, exc: BaseException) -> str:
         text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        return redact_text(text, (self._secret, self.url))
+        return redact_text(text, (self.url, *self._secrets))
 
     def _open_once(self):
         options = {"rtsp_transport": self.transport, "timeout": str(int(self.read_timeout * 1e6))}
@@ -183,6 +185,16 @@ class RTSPSource(Source):
         self._stop.set()
         container, self.container = getattr(self, "container", None), None
         _close_quietly(container)
+
+
+def check_port(url: str, safe_url: str) -> None:
+    """An InputError naming ``safe_url`` when the URL's port is not a number from 0 to 65535
+    (also what a password holding ``/`` reads as, unless written as ``%2F``)."""
+    try:
+        urlsplit(url).port
+    except ValueError:
+        raise InputError(f"RTSP source {safe_url}: the port is not a number from 0 to 65535; expected rtsp://[user:password@]host[:port]/path "
+                         "(characters such as / @ : in a user name or password written as %2F %40 %3A)") from None
 
 
 def _close_quietly(container) -> None:

@@ -88,4 +88,4 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
         raise InputError(f"output {spec}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), a folder for PNG images, or preview:")
     from .image_sink import ImageFolderSink
 
-    return ImageFolderSink(path, side_by_side=side_by_side)
+    return ImageFolderSink(path, side_by_side=side_by_side, names=info.names, files=info.files)

@@ -1,10 +1,15 @@
 """A video file through PyAV: H.264 (libx264), yuv420p, the source's timestamps and audio.
 
-Every frame keeps its source timestamp (variable frame rates stay variable); the source's
-audio packets are copied unchanged. The video stream is created at the first frame, sized to
-it (rounded up to even, as yuv420p needs); a later frame of another size is scaled to that
-size, since one H.264 stream has one size. ``close()`` flushes the encoder and writes the
-container's index, so the file plays after an end, an error or a signal.
+Every frame keeps its source timestamp (variable frame rates stay variable), less the first
+frame's, so that the output starts at 0 as FFmpeg's do (a clip cut from 600 s into a stream
+starts at 0, not at 600 s); the source's audio packets are copied unchanged but for the same
+shift (audio from before the first frame is then left out). The video stream is created at
+the first frame, sized to it (rounded up to even, as yuv420p needs), and the header written
+at once: a container that cannot hold the source's audio (Opus or FLAC in .mov) is opened
+again without it, with one warning. A later frame of another size is scaled to the stream's
+size, since one H.264 stream has one size.
+``close()`` flushes the encoder and writes the container's index, so the file plays after an
+end, an error or a signal; after a failed write (disk full) it removes the partial file.
 """
 from __future__ import annotations
 
@@ -54,33 +59,88 @@ class VideoSink(Sink):
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"output {self.path}: unknown video type; expected a file ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
         prepare_output_path(self.path, "output")
-        try:
-            self.container = av.open(str(self.path), "w")
-        except (av.error.FFmpegError, OSError) as exc:
-            raise InputError(f"output {self.path}: cannot be written ({getattr(exc, 'strerror', None) or exc}); expected a writable path") from None
+        self.audio_in = info.audio_stream if audio else None
+        self.container = self._open_container()
         self.audio_out = None
-        if audio and info.audio_stream is not None:
+        if self.audio_in is not None:
             try:
-                self.audio_out = self.container.add_stream_from_template(info.audio_stream)
+                self.audio_out = self.container.add_stream_from_template(self.audio_in)
             except (av.error.FFmpegError, ValueError) as exc:
                 log.warning("output %s: cannot copy the source's audio (%s); writing video only", self.path, exc)
         self.stream = None
         self.size: tuple[int, int] | None = None  # (h, w) of the encoded stream
         self._audio_backlog: list[Any] = []
+        self._first_pts: int | None = None  # the first frame's timestamp: the output's zero
         self._last_pts = None
         self._resized_from: set[tuple[int, int]] = set()
         self.frames = 0
         self.audio_packets = 0
+        self.audio_skipped = 0
+        self.audio_before_video = 0  # packets left out: they start before the first frame (the output's 0)
+        self.broken = False  # a write failed: close() removes the partial file
         self._closed = False
 
-    def _open_stream(self, h: int, w: int) -> None:
-        self.size = (h + h % 2, w + w % 2)
+    def _open_container(self):
+        try:
+            return av.open(str(self.path), "w")
+        except (av.error.FFmpegError, OSError) as exc:
+            raise InputError(f"output {self.path}: cannot be written ({getattr(exc, 'strerror', None) or exc}); expected a writable path") from None
+
+    def _failed(self, exc: BaseException, what: str) -> InputError:
+        """Mark the sink broken (``close()`` then removes the file); the error to raise."""
+        self.broken = True
+        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        return InputError(f"output {self.path}: {what} failed ({reason}); expected a writable path with free space")
+
+    def _add_video(self, h: int, w: int) -> None:
         stream = self.container.add_stream("libx264", rate=self.fps, options=self.options)
-        stream.height, stream.width = self.size
+        stream.height, stream.width = h, w
         stream.pix_fmt = "yuv420p"
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
         self.stream = stream
+
+    def _open_stream(self, h: int, w: int) -> None:
+        """Add the video stream, sized to the first frame, and write the header: every stream
+        is known now. Without the audio when the container refuses it (FFmpeg only says so here)."""
+        self.size = (h + h % 2, w + w % 2)
+        self._add_video(*self.size)
+        try:
+            self.container.start_encoding()
+            return
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            if self.audio_out is None:
+                raise self._failed(exc, "writing the header") from None
+            refused = exc
+        # the header with the audio failed: try once more, video only (nothing was muxed yet)
+        self._close_container()
+        try:
+            self.container = self._open_container()
+        except InputError:
+            self.broken = True
+            raise
+        self.audio_out = None
+        self._audio_backlog.clear()
+        self._add_video(*self.size)
+        try:
+            self.container.start_encoding()
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            raise self._failed(exc, "writing the header") from None
+        codec = getattr(getattr(self.audio_in, "codec_context", None), "name", "?")
+        reason = getattr(refused, "strerror", None) or refused
+        log.warning("output %s: the container cannot hold the source's %s audio (%s); writing video only", self.path, codec, reason)
+
+    def _close_container(self) -> None:
+        try:
+            self.container.close()
+        except (av.error.FFmpegError, OSError, ValueError) as exc:
+            log.debug("output %s: closing after a failed write: %s", self.path, exc)
+
+    def _mux(self, packet) -> None:
+        try:
+            self.container.mux(packet)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise self._failed(exc, "writing") from None
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
@@ -101,6 +161,9 @@ class VideoSink(Sink):
             pts = frame.pts if frame.time_base == self.time_base else int(round(frame.pts * frame.time_base / self.time_base))
         else:
             pts = int(round(frame.index / (self.fps * self.time_base)))
+        if self._first_pts is None:
+            self._first_pts = pts
+        pts -= self._first_pts
         if self._last_pts is not None and pts <= self._last_pts:
             log.debug("output %s: timestamp %d not after %d; using %d", self.path, pts, self._last_pts, self._last_pts + 1)
             pts = self._last_pts + 1
@@ -108,6 +171,8 @@ class VideoSink(Sink):
         return pts
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
+        if self.broken:  # the error was raised already; the run is ending
+            return
         image = self._fit(image)  # even height and width, as yuv420p needs
         # OpenCV's RGB -> I420 (BT.601, limited range: what FFmpeg's scaler does by default)
         # costs 0.9-1.0 ms of CPU for a 640x480 frame where handing the encoder rgb24 costs
@@ -117,36 +182,64 @@ class VideoSink(Sink):
         vf.pts = self._pts(frame)
         vf.time_base = self.time_base
         for packet in self.stream.encode(vf):
-            self.container.mux(packet)
+            self._mux(packet)
         self.frames += 1
         if self._audio_backlog:
             backlog, self._audio_backlog = self._audio_backlog, []
             self.write_audio(backlog)
 
     def write_audio(self, packets: list[Any]) -> None:
-        if self.audio_out is None or not packets:
+        if self.audio_out is None or not packets or self.broken:
             return
-        if self.stream is None:  # the header needs every stream: hold audio until the first frame
+        if self._first_pts is None:  # the header needs every stream: hold audio until the first frame
             self._audio_backlog.extend(packets)
             return
+        zero = self._first_pts * self.time_base  # the source's time the output's timeline starts at
         for packet in packets:
+            # every video sink gets the same packet objects, and muxing rebases a packet to the
+            # stream's time base: each sink shifts its own timestamps and restores the packet's
+            tb, pts, dts = packet.time_base, packet.pts, packet.dts
+            shift = int(round(zero / tb)) if zero and tb else 0
+            if shift and pts is not None and pts < shift:
+                self.audio_before_video += 1  # sound from before the first picture: the output starts with the picture
+                continue
+            if shift:
+                packet.pts = None if pts is None else pts - shift
+                packet.dts = None if dts is None else dts - shift
             packet.stream = self.audio_out
             try:
                 self.container.mux(packet)
                 self.audio_packets += 1
-            except (av.error.FFmpegError, ValueError) as exc:
-                log.warning("output %s: an audio packet could not be written (%s); skipped", self.path, exc)
+            except OSError as exc:  # the file itself (disk full): the same for every packet to come
+                raise self._failed(exc, "writing") from None
+            except (av.error.FFmpegError, ValueError) as exc:  # this packet (a timestamp the muxer refuses)
+                self.audio_skipped += 1
+                if self.audio_skipped == 1:
+                    log.warning("output %s: an audio packet could not be written (%s); skipped", self.path, exc)
+                else:
+                    log.debug("output %s: audio packet %d not written (%s)", self.path, self.audio_skipped, exc)
+            finally:
+                packet.time_base, packet.pts, packet.dts = tb, pts, dts
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
+        if self.audio_before_video:
+            log.info("output %s: left out %d audio packets that start before the first frame", self.path, self.audio_before_video)
+        if self.audio_skipped > 1:
+            log.warning("output %s: %d audio packets could not be written and were skipped", self.path, self.audio_skipped)
         try:
-            if self.stream is not None:
+            if self.stream is not None and not self.broken:
                 for packet in self.stream.encode(None):
-                    self.container.mux(packet)
+                    self._mux(packet)
         finally:
-            self.container.close()
-            if self.frames == 0:
-                log.warning("output %s: no frames were written; removing the empty file", self.path)
+            if self.broken:  # muxing again after a failed write crashes PyAV: no flush, no index
+                self._close_container()
+                log.info("output %s: removing the partial file after the failed write", self.path)
                 self.path.unlink(missing_ok=True)
+            else:
+                self.container.close()
+                if self.frames == 0:
+                    log.warning("output %s: no frames were written; removing the empty file", self.path)
+                    self.path.unlink(missing_ok=True)

@@ -32,8 +32,9 @@ def frame_image(i: int, h: int, w: int) -> np.ndarray:
     return img
 
 
-def make_clip(path: Path, pts_ms: list[int], size=(64, 48), audio_packets: int = 0, codec="libx264") -> None:
-    """A video whose frames sit at ``pts_ms`` (variable frame rate), with AAC audio if asked."""
+def make_clip(path: Path, pts_ms: list[int], size=(64, 48), audio_packets: int = 0, codec="libx264", audio_codec="aac", audio_start_ms: int = 0) -> None:
+    """A video whose frames sit at ``pts_ms`` (variable frame rate), with audio if asked
+    (``audio_packets`` frames of 1024 samples at 8 kHz from ``audio_start_ms``)."""
     w, h = size
     out = av.open(str(path), "w")
     vs = out.add_stream(codec, rate=25)
@@ -42,7 +43,7 @@ def make_clip(path: Path, pts_ms: list[int], size=(64, 48), audio_packets: int =
     vs.time_base = vs.codec_context.time_base = Fraction(1, 1000)
     aus = None
     if audio_packets:
-        aus = out.add_stream("aac", rate=8000)
+        aus = out.add_stream(audio_codec, rate=8000)
         aus.layout = "mono"
     for i, p in enumerate(pts_ms):
         f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, h, w), cv2.COLOR_GRAY2RGB), format="rgb24")
@@ -54,9 +55,14 @@ def make_clip(path: Path, pts_ms: list[int], size=(64, 48), audio_packets: int =
     if aus is not None:
         t = np.arange(1024 * audio_packets, dtype=np.float32) / 8000
         wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        fmt = aus.codec_context.format.name
+        if fmt.startswith("s16"):
+            wave = (wave * 32767).astype(np.int16)
+        elif fmt.startswith("s32"):
+            wave = (wave * 2**31).astype(np.int32)
         for k in range(audio_packets):
-            af = av.AudioFrame.from_ndarray(wave[None, k * 1024:(k + 1) * 1024], format="fltp", layout="mono")
-            af.sample_rate, af.pts = 8000, k * 1024
+            af = av.AudioFrame.from_ndarray(wave[None, k * 1024:(k + 1) * 1024], format=fmt, layout="mono")
+            af.sample_rate, af.pts = 8000, k * 1024 + audio_start_ms * 8
             for pk in aus.encode(af):
                 out.mux(pk)
         for pk in aus.encode():

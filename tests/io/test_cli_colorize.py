@@ -76,6 +76,10 @@ def bad_inputs(tmp_path, tiny_model):
         ("encoder threads", good, ["--encoder-threads", "0"], "--encoder-threads"),
         ("workers", good, ["--workers", "many"], "--workers"),
         ("fp16 on the cpu", good, ["--precision", "fp16", "--device", "cpu"], "no backend runs fp16 on cpu"),
+        ("rtsp password parameter", "rtsp://127.0.0.1:1/user=admin&password=hunter2&channel=1&stream=0.sdp", ["--reconnect", "0", "--open-timeout", "2"],
+         "rtsp://127.0.0.1:1/user=admin&password=***&channel=1"),
+        ("rtsp password with a slash", "rtsp://admin:hunter2/x@127.0.0.1:1/x", ["--reconnect", "0"], "rtsp://admin:***@127.0.0.1:1/x"),
+        ("rtsp port", "rtsp://admin:hunter2@127.0.0.1:99999/x", ["--reconnect", "0"], "RTSP source rtsp://admin:***@127.0.0.1:99999/x: the port is not a number"),
     ]
 
 
@@ -93,6 +97,45 @@ def test_bad_inputs_exit_2_with_one_line(tmp_path, tiny_model, capsys):
         assert lines[0].startswith("nirvision colorize: error: ") and "Traceback" not in err
         assert "hunter2" not in err
         assert not (tmp_path / f"out-{name.replace(' ', '_')}.mp4").exists(), name  # no stray output
+
+
+def test_glob_output_into_its_own_folder_is_refused(tmp_path, tiny_model, capsys):
+    import cv2
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"n{i}.png"), np.full((24, 32), 40 * i, np.uint8))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    code, _, err = colorize(capsys, folder / "*.png", "-o", folder, "--model", tiny_model)
+    assert code == 2 and err.strip().splitlines() == [f"nirvision colorize: error: output folder {folder}: would overwrite the source image {folder / 'n0.png'}; expected another folder"]
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # the NIR originals are untouched
+
+
+def test_disk_full_is_a_clear_error_not_a_crash(tmp_path, tiny_model):
+    """The header write fails (/dev/full): exit 2 naming the output; muxing again in close()
+    used to segfault the process (exit -11)."""
+    (tmp_path / "full.mp4").symlink_to("/dev/full")
+    r = run_cli(["colorize", "synthetic:64x48@10:20", "-o", "full.mp4", "--model", str(tiny_model), "--threads", "1", "--no-progress"], cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("nirvision colorize: error: output full.mp4: writing the header failed (No space left on device); "
+                                                 "expected a writable path with free space")
+    assert not (tmp_path / "full.mp4").is_symlink()  # the partial output is gone
+
+
+def _file_size_limit():  # in the child: writes past 200 kB fail with EFBIG (SIGXFSZ ignored)
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, resource.RLIM_INFINITY))
+
+
+def test_write_failing_mid_run_is_a_clear_error_and_leaves_no_partial_file(tmp_path, tiny_model):
+    r = run_cli(["colorize", "synthetic:320x240@25:400", "-o", "out.mkv", "--model", str(tiny_model), "--threads", "1", "--no-progress"],
+                cwd=tmp_path, preexec_fn=_file_size_limit)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == "nirvision colorize: error: output out.mkv: writing failed (File too large); expected a writable path with free space"
+    assert not (tmp_path / "out.mkv").exists()
 
 
 def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):

@@ -123,3 +123,93 @@ def test_video_keeps_colours(tmp_path):
     for i, c in enumerate(colours):
         patch = decoded[1][(i // 3) * 32 + 8:(i // 3 + 1) * 32 - 8, (i % 3) * 32 + 8:(i % 3 + 1) * 32 - 8]
         assert np.abs(patch.reshape(-1, 3).mean(axis=0) - np.array(c)).max() < 4, (c, patch.reshape(-1, 3).mean(axis=0))
+
+
+def test_image_names_that_meet_are_kept_apart(tmp_path):
+    """f1.png and f1.jpg, cam1/0001.png and cam2/0001.png: one PNG each, none overwritten."""
+    src_dir = tmp_path / "nir"
+    (src_dir / "cam1").mkdir(parents=True)
+    (src_dir / "cam2").mkdir()
+    (src_dir / "cam10").mkdir()
+    values = {"f1.png": 10, "f1.jpg": 60, "f2.png": 110, "cam1/0001.png": 20, "cam1/0002.png": 30, "cam2/0001.png": 40, "cam10/0001.png": 50}
+    for name, v in values.items():
+        cv2.imwrite(str(src_dir / name), np.full((24, 32), v, np.uint8))
+    src = open_source(str(src_dir))
+    summary = run(src, open_sink(str(tmp_path / "out"), src.info))
+    assert summary["frames_out"] == 3
+    written = {p.name: int(np.median(cv2.imread(str(p))[:, :, 2])) for p in (tmp_path / "out").iterdir()}
+    assert written == pytest.approx({"f1_png.png": 10, "f1_jpg.png": 60, "f2.png": 110}, abs=2)  # red = the stub's NIR copy
+
+    src = open_source(str(src_dir / "*" / "0*.png"))  # a glob across folders: in path order
+    assert [f.name for f in src] == ["cam1/0001.png", "cam1/0002.png", "cam2/0001.png", "cam10/0001.png"]
+    src = open_source(str(src_dir / "*" / "0*.png"))
+    summary = run(src, open_sink(str(tmp_path / "cams"), src.info))
+    assert summary["frames_out"] == 4
+    for name in ("cam1/0001.png", "cam1/0002.png", "cam2/0001.png", "cam10/0001.png"):
+        assert int(np.median(cv2.imread(str(tmp_path / "cams" / name))[:, :, 2])) == values[name]
+
+
+def test_png_names_are_distinct():
+    from nirvision.io.image_sink import png_names
+
+    names = ["a.png", "A.PNG", "f1.jpg", "f1.png", "f1_jpg.png", "x/y.tif", "x/y.png", "z.png"]
+    out = png_names(names)
+    assert len({p.casefold() for p in out.values()}) == len(names)
+    assert out["z.png"] == "z.png" and out["f1_jpg.png"] == "f1_jpg.png"  # names that meet nothing stay as they are
+    assert out["f1.jpg"] == "f1_jpg_2.png" and out["f1.png"] == "f1_png.png"
+    assert out["x/y.tif"] == "x/y_tif.png" and out["x/y.png"] == "x/y_png.png"
+
+
+def test_image_output_that_would_overwrite_a_source_image_is_refused(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"n{i}.png"), np.full((8, 8), 10 * i, np.uint8))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    src = open_source(str(folder / "*.png"))
+    with pytest.raises(InputError, match=r"would overwrite the source image .*n0\.png"):
+        open_sink(str(folder), src.info)
+    (tmp_path / "more").mkdir()
+    cv2.imwrite(str(tmp_path / "more" / "m.png"), np.full((8, 8), 50, np.uint8))
+    with pytest.raises(InputError, match="would overwrite the source image"):  # across folders: names are imgs/n0.png, more/m.png
+        open_sink(str(tmp_path), open_source(str(tmp_path / "*" / "*.png")).info)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    cv2.imwrite(str(folder / "photo.jpg"), np.full((8, 8), 99, np.uint8))
+    src = open_source(str(folder / "*.jpg"))  # JPEG in, PNG out: the same folder overwrites nothing
+    assert run(src, open_sink(str(folder), src.info))["frames_out"] == 1
+    assert (folder / "photo.png").exists() and {p.name: p.read_bytes() for p in folder.glob("n*.png")} == before
+
+
+def test_audio_the_container_cannot_hold_is_left_out_with_one_warning(tmp_path, caplog):
+    make_clip(tmp_path / "in.mkv", [40 * i for i in range(8)], audio_packets=8, audio_codec="flac")
+    assert read_video(tmp_path / "in.mkv")["audio"]
+    src = open_source(str(tmp_path / "in.mkv"))
+    with caplog.at_level("WARNING"):
+        summary = run(src, open_sink(str(tmp_path / "out.mov"), src.info))
+    out = read_video(tmp_path / "out.mov")
+    assert summary["frames_out"] == 8 and out["times"] == pytest.approx([0.04 * i for i in range(8)], abs=1e-6)
+    assert out["audio"] == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "flac" in warnings[0] and "writing video only" in warnings[0]
+
+
+def test_output_starts_at_zero_with_audio_in_step(tmp_path):
+    """A clip cut from 600 s into a stream: the output starts at 0, frames and audio keep
+    their relative times (before, the MP4 reported 600 s more than it holds)."""
+    pts = [600000 + p for p in (0, 40, 80, 200, 240, 500)]
+    make_clip(tmp_path / "in.mkv", pts, audio_packets=8, audio_start_ms=600000)
+    a = read_video(tmp_path / "in.mkv")
+    src = open_source(str(tmp_path / "in.mkv"))
+    run(src, open_sink(str(tmp_path / "out.mp4"), src.info), open_sink(str(tmp_path / "out.mkv"), src.info))
+    for name in ("out.mp4", "out.mkv"):
+        b = read_video(tmp_path / name)
+        assert b["times"] == pytest.approx([(p - 600000) / 1000 for p in pts], abs=1e-3), name
+        # the same audio from the first frame on, 600 s earlier (AAC's priming packet sat before it)
+        kept = [(t - 600.0, data) for t, data in a["audio"] if t >= 600.0]
+        assert [d for _, d in b["audio"]] == [d for _, d in kept], name
+        assert [t for t, _ in b["audio"]] == pytest.approx([t for t, _ in kept], abs=1e-3), name
+        import av
+
+        with av.open(str(tmp_path / name)) as c:
+            assert c.duration / 1e6 < 5  # not 600 s and more
+

@@ -147,3 +147,33 @@ def test_camera_lost_for_good_raises_stream_lost(tmp_path, monkeypatch):
     src = camera_source.CameraSource("0", policy=ReconnectPolicy(attempts=2, initial_delay=0.01))
     with pytest.raises(StreamLost, match="reopening failed 2 time"):
         list(src)
+
+
+def test_images_of_other_pixel_types_are_skipped_and_counted(tmp_path):
+    """A float TIFF in 0..255 and an int16 TIFF: counted as undecodable, the rest goes on."""
+    img = frame_image(3, 24, 32)
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    cv2.imwrite(str(tmp_path / "b.tif"), img.astype(np.float32))
+    cv2.imwrite(str(tmp_path / "c.tif"), img.astype(np.int16))
+    cv2.imwrite(str(tmp_path / "d.png"), img.astype(np.uint16) * 257)  # 16 bit: scaled to 8
+    src = open_source(str(tmp_path))
+    frames = list(src)
+    assert [f.name for f in frames] == ["a.png", "d.png"] and src.decode_errors == 2
+    assert np.array_equal(frames[0].image, img) and np.array_equal(frames[1].image, img)
+
+
+@pytest.mark.parametrize("url,shown", [
+    ("rtsp://10.0.0.1:554/user=admin&password=hunter2&channel=1&stream=0.sdp", "rtsp://10.0.0.1:554/user=admin&password=***&channel=1&stream=0.sdp"),
+    ("rtsp://10.0.0.1/live?PWD=hunter2", "rtsp://10.0.0.1/live?PWD=***"),
+    ("rtsp://10.0.0.1/cam?user=a&pass=hunter2", "rtsp://10.0.0.1/cam?user=a&pass=***"),
+    ("rtsp://admin:hunter2/x@10.0.0.1/live", "rtsp://admin:***@10.0.0.1/live"),
+    ("rtsp://admin:hun@ter2@10.0.0.1:554/live", "rtsp://admin:***@10.0.0.1:554/live"),
+    ("rtsp://admin:hunter2@10.0.0.1:99999/live", "rtsp://admin:***@10.0.0.1:99999/live"),
+    ("rtsp://10.0.0.1/compass=1", "rtsp://10.0.0.1/compass=1"),
+])
+def test_redact_url_masks_every_password(url, shown):
+    from nirvision.io.redact import redact_text, url_secrets
+
+    assert redact_url(url) == shown
+    secret = "hun@ter2" if "hun@ter2" in url else "hunter2"
+    assert secret not in redact_text(f"cannot open {url}: error", url_secrets(url))
