@@ -95,7 +95,7 @@ def main(argv=None) -> int:
         for name in stages:
             runner_dir = cfg.run_dir() / name
             if args.fresh and ctx.main:
-                for f in ("last.pt", "output.pt"):
+                for f in ("last.pt", "output.pt", "best.pt"):
                     (runner_dir / f).unlink(missing_ok=True)
             ctx.barrier()
             t0 = time.perf_counter()

@@ -59,6 +59,7 @@ class StageConfig:
     lambda_feat: float = 1.0
     mix_alpha: float = 0.84  # L_mix = alpha (1 - MS-SSIM) + (1 - alpha) L1; 0.84 as Zhao et al.
     pixel_loss: str = "l1"  # the pixel term of L_mix: l1 (the paper) or l2 (mean squared error)
+    keep_best: bool = False  # the stage's output is the epoch with the best validation PSNR, not the last
     # Per-stage augmentation: where set, these replace the data section's values for this stage.
     crop: int | None = None
     crop_min: float | None = None

@@ -19,7 +19,8 @@ def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, d
     model = parse_model_config(payload["model_config"])
     histories = {s: json.loads((run / s / "history.json").read_text()) if (run / s / "history.json").is_file() else [] for s in STAGES}
     seconds = {s: sum(r.get("seconds", 0.0) for r in h) for s, h in histories.items()}
-    val = histories["finetune"][-1]["val"] if histories["finetune"] else {}
+    out_meta = payload.get("meta", {})
+    val = out_meta.get("val") or (histories["finetune"][-1]["val"] if histories["finetune"] else {})
     meta = {
         "trained_by": "nirvision train (python -m train)",
         "train_config": config_path,
@@ -29,6 +30,8 @@ def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, d
         "train_seconds": seconds,
         "machine": f"{platform.machine()}, {os.cpu_count()} logical cores, {platform.processor() or 'cpu'}",
         "val": val,
+        "finetune_epoch": int(out_meta.get("epoch") or cfg.finetune.epochs),  # the epoch these weights are from
+        "last_val": out_meta.get("last_val") or val,
         "floor_nir_as_gray": floor,
     }
     nets = {r: payload["networks"][r] for r in ("nir_to_gray", "colorizer")}
@@ -51,7 +54,10 @@ def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) ->
         + ("crops of one photograph, found by their content, kept on one side" if cfg.data.split_by_content else "not checked for overlapping crops")
         + (f"; groups of {cfg.data.photo_group} consecutive names" if cfg.data.photo_group > 1 else "") + ").",
         f"- Validation names: {', '.join(meta['split']['val_names'])}.",
-        f"- Epochs: translate {meta['epochs']['translate']}, pretrain {meta['epochs']['pretrain']}, finetune {meta['epochs']['finetune']}.",
+        f"- Epochs: translate {meta['epochs']['translate']}, pretrain {meta['epochs']['pretrain']}, finetune {meta['epochs']['finetune']}"
+        + (f"; these weights are finetune epoch {meta['finetune_epoch']}, the one with the best validation PSNR "
+           f"(the last epoch: {meta['last_val'].get('psnr', float('nan')):.2f} dB; choosing by validation flatters the validation figures a little)"
+           if meta["finetune_epoch"] != meta["epochs"]["finetune"] else "") + ".",
         f"- Wall time: {hours:.2f} h in all (translate {meta['train_seconds']['translate'] / 60:.1f} min, pretrain {meta['train_seconds']['pretrain'] / 60:.1f} min, finetune {meta['train_seconds']['finetune'] / 60:.1f} min) on {meta['machine']}.",
         "",
         "## Validation metrics (256x256, computed as the VCIP 2020 challenge does)",

@@ -4,7 +4,9 @@ Files under ``<output>/<name>/<stage>/``:
   last.pt      training state after the last finished epoch (networks, optimizers, pools,
                history); a restarted run resumes from it and reaches the same weights
   output.pt    the stage's result (a nirvision checkpoint holding every network so far),
-               which the next stage starts from
+               which the next stage starts from: the last epoch's weights, or with
+               ``keep_best`` the weights of the epoch with the best validation PSNR
+  best.pt      with ``keep_best``: that best epoch's networks so far (kept across resumes)
   samples.png  validation inputs | predictions | truth; curves.png  losses and metrics
   history.json per-epoch losses, validation metrics and wall time
 """
@@ -95,6 +97,7 @@ class StageRunner:
         self.stage: Stage = make_stage(stage_name, self.nets, self.stage_cfg, ctx, cfg.pool_size)
         self.history: list[dict] = []
         self.start_epoch = 0
+        self.best: dict | None = None  # with keep_best: {"epoch", "psnr"} of the weights in best.pt
 
     # --- chaining and resume ---
     def _load_previous_stage(self) -> None:
@@ -134,6 +137,7 @@ class StageRunner:
             pool.load(pools.get(name))
         self.history = list(state["history"])
         self.start_epoch = int(state["epoch"])
+        self.best = state.get("best")
         log.info("%s: resumed from %s after epoch %d", self.stage_name, path, self.start_epoch)
 
     def _save_state(self, epoch: int, pools_by_rank: list[dict]) -> None:
@@ -145,6 +149,7 @@ class StageRunner:
             "optimizers": {k: o.state_dict() for k, o in self.stage.optimizers.items()},
             "pools_by_rank": pools_by_rank,  # each process keeps its own CycleGAN image pools
             "history": self.history,
+            "best": self.best,
         }
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self._state_path().with_suffix(".tmp")
@@ -207,6 +212,8 @@ class StageRunner:
                 metrics, pictures = self.validate()
                 record["val"] = metrics
                 self.history.append(record)
+                if cfg.keep_best and (self.best is None or metrics["psnr"] > self.best["psnr"]):
+                    self._save_best(epoch + 1, metrics)
                 self._save_state(epoch + 1, pools_by_rank)
                 self._write_pictures(pictures)
                 log.info("%s epoch %d/%d: loss %.4f, val PSNR %.2f dB, SSIM %.4f, AE %.2f deg (%.1f s)",
@@ -225,12 +232,31 @@ class StageRunner:
         save_curves(self.dir / "curves.png", self.history)
         (self.dir / "history.json").write_text(json.dumps(self.history, indent=1))
 
+    def _best_path(self) -> Path:
+        return self.dir / "best.pt"
+
+    def _save_best(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.best = {"epoch": epoch, "psnr": float(metrics["psnr"])}
+        save_checkpoint(self._best_path(), self.model, self.nets, {"stage": self.stage_name, "epoch": epoch, "val": metrics})
+        log.info("%s: epoch %d is the best so far (val PSNR %.2f dB): %s", self.stage_name, epoch, metrics["psnr"], self._best_path())
+
     def _write_output(self) -> Path:
         path = self.dir / "output.pt"
+        chosen = self.history[-1] if self.history else {}
+        if self.stage_cfg.keep_best and self.history:
+            self.ctx.barrier()  # every process takes the best epoch's weights (rank 0 wrote them)
+            if self.best is None or not self._best_path().is_file():
+                raise FileNotFoundError(f"{self.stage_name}: keep_best is set but {self._best_path()} is missing; run the stage again with --fresh")
+            payload = read_checkpoint(self._best_path())
+            for role, net in self.nets.items():
+                load_into(net, payload["networks"][role], f"{self._best_path()}, network '{role}'")
+            chosen = self.history[self.best["epoch"] - 1]
+            log.info("%s: output is epoch %d of %d (best validation PSNR %.2f dB; the last epoch had %.2f dB)", self.stage_name,
+                     self.best["epoch"], len(self.history), self.best["psnr"], self.history[-1].get("val", {}).get("psnr", float("nan")))
         self.ctx.check_consistent(self.nets.values())
         if self.ctx.main:
-            last = self.history[-1] if self.history else {}
-            meta = {"stage": self.stage_name, "epochs": self.stage_cfg.epochs, "val": last.get("val", {}),
+            meta = {"stage": self.stage_name, "epochs": self.stage_cfg.epochs, "val": chosen.get("val", {}),
+                    "epoch": int(chosen.get("epoch", 0)), "last_val": (self.history[-1] if self.history else {}).get("val", {}),
                     "train_seconds": float(sum(r.get("seconds", 0.0) for r in self.history))}
             save_checkpoint(path, self.model, self.nets, meta)
             log.info("%s: wrote %s", self.stage_name, path)

@@ -1,10 +1,12 @@
 """One iteration of each stage chained through checkpoints; resume reaches the same weights."""
 import json
 
+import numpy as np
 import pytest
 import torch
 
 from nirvision.models import load_networks
+from nirvision.models.checkpoint import read_checkpoint
 from nirvision.models.registry import load_model_config
 from train.data import TrainData
 from train.dist import Context
@@ -96,3 +98,24 @@ def test_lr_factor_is_cyclegans_linear_decay():
     assert got == pytest.approx([1.0] * 6 + [k / 7 for k in range(6, 0, -1)])
     assert [lr_factor(e, 5, 1.0) for e in range(5)] == [1.0] * 5  # no decay
     assert lr_factor(0, 4, 0.0) == pytest.approx(4 / 5)  # decaying from the first epoch
+
+
+def test_keep_best_outputs_the_epoch_with_the_best_validation_psnr(paired_dir, tmp_path, monkeypatch):
+    scripted = iter([12.0, 15.0, 13.0, 14.0])  # validation PSNR per epoch: the second epoch is the best
+    real_validate = StageRunner.validate
+
+    def validate(self):
+        metrics, pictures = real_validate(self)
+        return {**metrics, "psnr": next(scripted)}, pictures
+
+    monkeypatch.setattr(StageRunner, "validate", validate)
+    cfg = tiny_config(paired_dir, tmp_path, epochs=4, iters=1, lr=2e-3, keep_best=True)
+    runner, out = run_stage(cfg, "pretrain", TrainData(cfg.data, cfg.seed))
+    meta = read_checkpoint(out)["meta"]
+    assert meta["epoch"] == 2 and meta["val"]["psnr"] == 15.0 and meta["last_val"]["psnr"] == 14.0
+    best = read_checkpoint(tmp_path / "t" / "pretrain" / "best.pt")["networks"]["colorizer"]
+    output = read_checkpoint(out)["networks"]["colorizer"]
+    last = torch.load(tmp_path / "t" / "pretrain" / "last.pt", weights_only=True)
+    assert last["best"] == {"epoch": 2, "psnr": 15.0}
+    assert all(torch.equal(best[k], output[k]) for k in best)
+    assert any(not torch.equal(last["networks"]["colorizer"][k], output[k]) for k in output)  # not the last epoch's
