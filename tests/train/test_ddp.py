@@ -20,7 +20,7 @@ def test_two_process_gloo_run(paired_dir, tmp_path):
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "train", "--config", str(path), "--stage", "pretrain"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -31,9 +31,9 @@ def test_two_process_gloo_run(paired_dir, tmp_path):
     assert meta["stage"] == "pretrain" and meta["epochs"] == 1
 
 
-def _torchrun(config: Path, port: int) -> None:
+def _torchrun(config: Path) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "train", "--config", str(config), "--stage", "translate"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -51,11 +51,11 @@ def test_two_process_resume_matches_the_uninterrupted_run(paired_dir, tmp_path):
         path.write_text(yaml.safe_dump(to_dict(cfg)))
         return path
 
-    _torchrun(write("whole", tmp_path / "a", 2), 29521)
-    _torchrun(write("first", tmp_path / "b", 1), 29522)
+    _torchrun(write("whole", tmp_path / "a", 2))
+    _torchrun(write("first", tmp_path / "b", 1))
     state = torch.load(tmp_path / "b" / "t" / "translate" / "last.pt", weights_only=True)
     assert len(state["pools_by_rank"]) == 2
-    _torchrun(write("rest", tmp_path / "b", 2), 29523)
+    _torchrun(write("rest", tmp_path / "b", 2))
     assert "resumed from" in (tmp_path / "b" / "t" / "train.log").read_text()
     a = read_checkpoint(tmp_path / "a" / "t" / "translate" / "output.pt")["networks"]
     b = read_checkpoint(tmp_path / "b" / "t" / "translate" / "output.pt")["networks"]
