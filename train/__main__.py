@@ -31,7 +31,7 @@ log = logging.getLogger("train")
 
 def size_multiples(model) -> dict[str, int]:
     """What each stage's input side must be a multiple of, from the networks it trains."""
-    m = {role: model.build(role).multiple for role in ("nir_to_gray", "gray_to_nir", "colorizer")}
+    m = {role: model.networks[role].config.multiple for role in ("nir_to_gray", "gray_to_nir", "colorizer")}
     translate = math.lcm(m["nir_to_gray"], m["gray_to_nir"])
     return {"translate": translate, "pretrain": m["colorizer"], "finetune": math.lcm(m["nir_to_gray"], m["colorizer"]),
             "validation": math.lcm(translate, m["colorizer"])}

@@ -244,15 +244,16 @@ class StageRunner:
         path = self.dir / "output.pt"
         chosen = self.history[-1] if self.history else {}
         if self.stage_cfg.keep_best and self.history:
-            self.ctx.barrier()  # every process takes the best epoch's weights (rank 0 wrote them)
-            if self.best is None or not self._best_path().is_file():
+            self.ctx.barrier()  # every process takes the best epoch's weights (rank 0 wrote them and knows which)
+            if not self._best_path().is_file():
                 raise FileNotFoundError(f"{self.stage_name}: keep_best is set but {self._best_path()} is missing; run the stage again with --fresh")
             payload = read_checkpoint(self._best_path())
             for role, net in self.nets.items():
                 load_into(net, payload["networks"][role], f"{self._best_path()}, network '{role}'")
-            chosen = self.history[self.best["epoch"] - 1]
-            log.info("%s: output is epoch %d of %d (best validation PSNR %.2f dB; the last epoch had %.2f dB)", self.stage_name,
-                     self.best["epoch"], len(self.history), self.best["psnr"], self.history[-1].get("val", {}).get("psnr", float("nan")))
+            chosen = self.history[int(payload["meta"]["epoch"]) - 1]
+            if self.ctx.main:
+                log.info("%s: output is epoch %d of %d (best validation PSNR %.2f dB; the last epoch had %.2f dB)", self.stage_name,
+                         chosen["epoch"], len(self.history), chosen["val"]["psnr"], self.history[-1]["val"]["psnr"])
         self.ctx.check_consistent(self.nets.values())
         if self.ctx.main:
             meta = {"stage": self.stage_name, "epochs": self.stage_cfg.epochs, "val": chosen.get("val", {}),

@@ -31,6 +31,11 @@ class MPFNetConfig:
         if self.in_channels != 1 and self.in_channels != self.out_channels:
             raise ValueError("in_channels must be 1 or equal to out_channels (the SCCM adds the input)")
 
+    @property
+    def multiple(self) -> int:
+        """What the input's height and width must be a multiple of."""
+        return self.stem * 2 ** (self.scales - 1 + self.depth)
+
 
 class MPFNet(nn.Module):
     """S scales from coarse (1/2**(S-1)) to full size; each runs FEB -> SCCM.
@@ -50,7 +55,7 @@ class MPFNet(nn.Module):
         self.config = config
         c = config.width
         r2 = config.stem * config.stem
-        self.multiple = config.stem * 2 ** (config.scales - 1 + config.depth)
+        self.multiple = config.multiple
         # parameter-free, so checkpoints do not see them; modules so that export can swap them
         self.unshuffle = nn.PixelUnshuffle(config.stem) if config.stem > 1 else nn.Identity()
         self.shuffle = nn.PixelShuffle(config.stem) if config.stem > 1 else nn.Identity()

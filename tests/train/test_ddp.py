@@ -1,4 +1,5 @@
 """A 2-process data-parallel run over gloo (torchrun), as multi-node training would run."""
+import json
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_two_process_gloo_run(paired_dir, tmp_path):
-    cfg = tiny_config(paired_dir, tmp_path / "runs", epochs=1, iters=2)
+    cfg = tiny_config(paired_dir, tmp_path / "runs", epochs=2, iters=2, keep_best=True)  # rank 1 takes rank 0's best.pt
     path = tmp_path / "ddp.yaml"
     path.write_text(yaml.safe_dump(to_dict(cfg)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
@@ -28,7 +29,10 @@ def test_two_process_gloo_run(paired_dir, tmp_path):
     assert "world 2" in log
     assert (tmp_path / "runs" / "t" / "train.rank1.log").is_file()
     _, nets, meta = load_networks(tmp_path / "runs" / "t" / "pretrain" / "output.pt", roles=("colorizer",))
-    assert meta["stage"] == "pretrain" and meta["epochs"] == 1
+    assert meta["stage"] == "pretrain" and meta["epochs"] == 2
+    history = json.loads((tmp_path / "runs" / "t" / "pretrain" / "history.json").read_text())
+    psnrs = [r["val"]["psnr"] for r in history]
+    assert meta["epoch"] == psnrs.index(max(psnrs)) + 1
 
 
 def _torchrun(config: Path) -> None:
