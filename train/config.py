@@ -60,6 +60,7 @@ class StageConfig:
     mix_alpha: float = 0.84  # L_mix = alpha (1 - MS-SSIM) + (1 - alpha) L1; 0.84 as Zhao et al.
     pixel_loss: str = "l1"  # the pixel term of L_mix: l1 (the paper) or l2 (mean squared error)
     keep_best: bool = False  # the stage's output is the epoch with the best validation PSNR, not the last
+    ema: float = 0.0  # > 0: validate and output an exponential moving average of the generators' weights with this decay per step (train/ema.py)
     # Per-stage augmentation: where set, these replace the data section's values for this stage.
     crop: int | None = None
     crop_min: float | None = None
@@ -87,6 +88,8 @@ class StageConfig:
             raise ValueError(f"crop must be at least 8 pixels, got {self.crop}")
         if not 0 <= self.decay_from <= 1:
             raise ValueError("decay_from must lie in [0, 1]")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must lie in [0, 1) (0: off; 0.999 averages over about 1000 steps), got {self.ema}")
 
 
 @dataclass

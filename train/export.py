@@ -33,6 +33,7 @@ def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, d
         "finetune_epoch": int(out_meta.get("epoch") or cfg.finetune.epochs),  # the epoch these weights are from
         "last_val": out_meta.get("last_val") or val,
         "floor_nir_as_gray": floor,
+        "ema": out_meta.get("ema"),  # {"decay", "updates"} where the weights are the finetune's moving average
     }
     nets = {r: payload["networks"][r] for r in ("nir_to_gray", "colorizer")}
     save_checkpoint(out, model, nets, meta)
@@ -58,6 +59,8 @@ def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) ->
         + (f"; these weights are finetune epoch {meta['finetune_epoch']}, the one with the best validation PSNR "
            f"(the last epoch: {meta['last_val'].get('psnr', float('nan')):.2f} dB; choosing by validation flatters the validation figures a little)"
            if meta["finetune_epoch"] != meta["epochs"]["finetune"] else "") + ".",
+        *([f"- Weights: the exponential moving average of the finetune's weights (decay {meta['ema']['decay']} a step, "
+           f"{meta['ema']['updates']} steps), which validation measured and which these figures are for."] if meta.get("ema") else []),
         f"- Wall time: {hours:.2f} h in all (translate {meta['train_seconds']['translate'] / 60:.1f} min, pretrain {meta['train_seconds']['pretrain'] / 60:.1f} min, finetune {meta['train_seconds']['finetune'] / 60:.1f} min) on {meta['machine']}.",
         "",
         "## Validation metrics (256x256, computed as the VCIP 2020 challenge does)",

@@ -7,6 +7,8 @@ Files under ``<output>/<name>/<stage>/``:
                which the next stage starts from: the last epoch's weights, or with
                ``keep_best`` the weights of the epoch with the best validation PSNR
   best.pt      with ``keep_best``: that best epoch's networks so far (kept across resumes)
+  With ``ema``, validation, best.pt and output.pt hold the generators' averaged weights
+  (train/ema.py); history.json keeps the live weights' validation too (``val_live``).
   samples.png  validation inputs | predictions | truth; curves.png  losses and metrics
   history.json per-epoch losses, validation metrics and wall time
 """
@@ -16,6 +18,7 @@ import json
 import logging
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +32,7 @@ from nirvision.visual import save_grid
 from .config import STAGES, TrainConfig
 from .data import TrainData
 from .dist import Context
+from .ema import WeightAverage
 from .plots import save_curves, to_uint8_rgb
 from .stages import DISC_ROLES, Stage, make_stage
 
@@ -95,6 +99,7 @@ class StageRunner:
             net.to(ctx.device)
         self._load_previous_stage()
         self.stage: Stage = make_stage(stage_name, self.nets, self.stage_cfg, ctx, cfg.pool_size)
+        self.ema = WeightAverage({r: self.nets[r] for r in self.stage.averages}, self.stage_cfg.ema) if self.stage_cfg.ema else None
         self.history: list[dict] = []
         self.start_epoch = 0
         self.best: dict | None = None  # with keep_best: {"epoch", "psnr"} of the weights in best.pt
@@ -137,6 +142,13 @@ class StageRunner:
             pool.load(pools.get(name))
         self.history = list(state["history"])
         self.start_epoch = int(state["epoch"])
+        if self.ema is not None:
+            if state.get("ema"):
+                self.ema.load_state_dict(state["ema"], str(path))
+            else:
+                self.ema = WeightAverage(self.ema.nets, self.ema.decay)  # from the resumed weights
+                log.warning("%s: %s holds no weight average (ema was off); the average starts from epoch %d's weights",
+                            self.stage_name, path, self.start_epoch)
         self.best = state.get("best")
         log.info("%s: resumed from %s after epoch %d", self.stage_name, path, self.start_epoch)
 
@@ -150,6 +162,7 @@ class StageRunner:
             "pools_by_rank": pools_by_rank,  # each process keeps its own CycleGAN image pools
             "history": self.history,
             "best": self.best,
+            "ema": self.ema.state_dict() if self.ema is not None else None,
         }
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self._state_path().with_suffix(".tmp")
@@ -196,6 +209,8 @@ class StageRunner:
             for i, batch in enumerate(self.data.batches(gen, cfg.batch_size, ctx.rank, ctx.world, steps, aug.crop, pretrain=pretrain, aug=aug)):
                 batch = type(batch)(**{k: v.to(ctx.device) for k, v in vars(batch).items()})
                 losses = self.stage.step(batch, pool_gen)
+                if self.ema is not None:
+                    self.ema.update()
                 for k, v in losses.items():
                     sums[k] = sums.get(k, 0.0) + v
                 progress.update(i + 1, losses["loss"])
@@ -209,20 +224,28 @@ class StageRunner:
             record = {"epoch": epoch + 1, "lr": cfg.lr * factor, "train": train_means, "seconds": time.perf_counter() - t0}
             pools_by_rank = ctx.gather_objects({k: p.state() for k, p in self.stage.pools.items()})
             if ctx.main:
-                metrics, pictures = self.validate()
-                record["val"] = metrics
+                with self._handed_on():
+                    metrics, pictures = self.validate()
+                    record["val"] = metrics
+                    if cfg.keep_best and (self.best is None or metrics["psnr"] > self.best["psnr"]):
+                        self._save_best(epoch + 1, metrics)
+                if self.ema is not None:
+                    record["val_live"] = self.validate()[0]
                 self.history.append(record)
-                if cfg.keep_best and (self.best is None or metrics["psnr"] > self.best["psnr"]):
-                    self._save_best(epoch + 1, metrics)
                 self._save_state(epoch + 1, pools_by_rank)
                 self._write_pictures(pictures)
-                log.info("%s epoch %d/%d: loss %.4f, val PSNR %.2f dB, SSIM %.4f, AE %.2f deg (%.1f s)",
+                live = f" (live weights {record['val_live']['psnr']:.2f} dB)" if "val_live" in record else ""
+                log.info("%s epoch %d/%d: loss %.4f, val PSNR %.2f dB%s, SSIM %.4f, AE %.2f deg (%.1f s)",
                          self.stage_name, epoch + 1, cfg.epochs, train_means.get("loss", float("nan")),
-                         metrics["psnr"], metrics["ssim"], metrics["ae"], record["seconds"])
+                         metrics["psnr"], live, metrics["ssim"], metrics["ae"], record["seconds"])
             else:
                 self.history.append(record)
             ctx.barrier()
         return self._write_output()
+
+    def _handed_on(self):
+        """Inside: the networks hold the weights the stage hands on (the average with ``ema``)."""
+        return self.ema.applied() if self.ema is not None else nullcontext()
 
     def _write_pictures(self, pictures) -> None:
         n = self.cfg.sample_count
@@ -243,7 +266,9 @@ class StageRunner:
     def _write_output(self) -> Path:
         path = self.dir / "output.pt"
         chosen = self.history[-1] if self.history else {}
+        handed_on = self._handed_on()
         if self.stage_cfg.keep_best and self.history:
+            handed_on = nullcontext()  # best.pt already holds the weights handed on
             self.ctx.barrier()  # every process takes the best epoch's weights (rank 0 wrote them and knows which)
             if not self._best_path().is_file():
                 raise FileNotFoundError(f"{self.stage_name}: keep_best is set but {self._best_path()} is missing; run the stage again with --fresh")
@@ -254,15 +279,21 @@ class StageRunner:
             if self.ctx.main:
                 log.info("%s: output is epoch %d of %d (best validation PSNR %.2f dB; the last epoch had %.2f dB)", self.stage_name,
                          chosen["epoch"], len(self.history), chosen["val"]["psnr"], self.history[-1]["val"]["psnr"])
+        with handed_on:
+            self._save_output(path, chosen)
+        return path
+
+    def _save_output(self, path: Path, chosen: dict) -> None:
         self.ctx.check_consistent(self.nets.values())
         if self.ctx.main:
             meta = {"stage": self.stage_name, "epochs": self.stage_cfg.epochs, "val": chosen.get("val", {}),
                     "epoch": int(chosen.get("epoch", 0)), "last_val": (self.history[-1] if self.history else {}).get("val", {}),
                     "train_seconds": float(sum(r.get("seconds", 0.0) for r in self.history))}
+            if self.ema is not None:
+                meta["ema"] = {"decay": self.ema.decay, "updates": self.ema.updates}
             save_checkpoint(path, self.model, self.nets, meta)
             log.info("%s: wrote %s", self.stage_name, path)
         self.ctx.barrier()
-        return path
 
 
 def floor_metrics(data: TrainData) -> dict[str, float]:

@@ -57,8 +57,12 @@ def save_curves(path: Path, history: list[dict]) -> Path:
     """One panel per group: losses, and each validation metric, over epochs."""
     losses = sorted({k for rec in history for k in rec.get("train", {})})
     panels = [_panel({k: [rec["train"].get(k, np.nan) for rec in history] for k in losses}, "training losses (epoch means)")]
+    live = any("val_live" in rec for rec in history)  # with ema: the averaged weights (val) and the live ones
     for metric in ("psnr", "ssim", "ae"):
-        panels.append(_panel({f"val {metric}": [rec.get("val", {}).get(metric, np.nan) for rec in history]}, f"validation {metric.upper()}"))
+        series = {f"val {metric}" + (" (average)" if live else ""): [rec.get("val", {}).get(metric, np.nan) for rec in history]}
+        if live:
+            series[f"val {metric} (live)"] = [rec.get("val_live", {}).get(metric, np.nan) for rec in history]
+        panels.append(_panel(series, f"validation {metric.upper()}"))
     grid = np.vstack([np.hstack(panels[:2]), np.hstack(panels[2:])])
     path.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(path), grid)

@@ -38,6 +38,7 @@ class Stage:
 
     name = "stage"
     trains: tuple[str, ...] = ()
+    averages: tuple[str, ...] = ()  # the generators whose weights `ema` averages: what the stage hands on
 
     def __init__(self, nets: dict[str, nn.Module], cfg: StageConfig, ctx):
         self.nets, self.cfg, self.ctx = nets, cfg, ctx
@@ -84,6 +85,7 @@ class Stage:
 class TranslateStage(Stage):
     name = "translate"
     trains = ("nir_to_gray", "gray_to_nir", "disc_gray", "disc_nir")
+    averages = ("nir_to_gray", "gray_to_nir")
 
     def __init__(self, nets, cfg, ctx, pool_size: int):
         super().__init__(nets, cfg, ctx)
@@ -114,6 +116,7 @@ class TranslateStage(Stage):
 class PretrainStage(Stage):
     name = "pretrain"
     trains = ("colorizer",)
+    averages = ("colorizer",)
 
     def __init__(self, nets, cfg, ctx):
         super().__init__(nets, cfg, ctx)
@@ -135,6 +138,7 @@ class PretrainStage(Stage):
 class FinetuneStage(Stage):
     name = "finetune"
     trains = ("nir_to_gray", "gray_to_nir", "colorizer", "disc_gray", "disc_nir", "disc_feat")
+    averages = ("nir_to_gray", "gray_to_nir", "colorizer")
 
     def __init__(self, nets, cfg, ctx, pool_size: int):
         super().__init__(nets, cfg, ctx)
