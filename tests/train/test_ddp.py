@@ -45,11 +45,11 @@ def _torchrun(config: Path) -> None:
 
 def test_two_process_resume_matches_the_uninterrupted_run(paired_dir, tmp_path):
     """Each process keeps its own CycleGAN image pools; last.pt holds all of them, so a resumed
-    2-process translate stage ends in the same weights as an uninterrupted one."""
+    2-process translate stage ends in the same weights (and weight averages) as an uninterrupted one."""
     from nirvision.models.checkpoint import read_checkpoint
 
     def write(name: str, runs: Path, epochs: int) -> Path:
-        cfg = tiny_config(paired_dir, runs, epochs=epochs, iters=1, decay_from=1.0)
+        cfg = tiny_config(paired_dir, runs, epochs=epochs, iters=1, decay_from=1.0, ema=0.9)  # the averages too
         cfg.pool_size = 2  # full after the first step: the pools' contents steer the discriminators
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump(to_dict(cfg)))
@@ -61,6 +61,7 @@ def test_two_process_resume_matches_the_uninterrupted_run(paired_dir, tmp_path):
     assert len(state["pools_by_rank"]) == 2
     _torchrun(write("rest", tmp_path / "b", 2))
     assert "resumed from" in (tmp_path / "b" / "t" / "train.log").read_text()
+    assert read_checkpoint(tmp_path / "b" / "t" / "translate" / "output.pt")["meta"]["ema"]["updates"] == 2
     a = read_checkpoint(tmp_path / "a" / "t" / "translate" / "output.pt")["networks"]
     b = read_checkpoint(tmp_path / "b" / "t" / "translate" / "output.pt")["networks"]
     assert set(a) == set(b) >= {"nir_to_gray", "gray_to_nir", "disc_gray", "disc_nir"}
