@@ -34,12 +34,46 @@ def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, d
         "last_val": out_meta.get("last_val") or val,
         "floor_nir_as_gray": floor,
         "ema": out_meta.get("ema"),  # {"decay", "updates"} where the weights are the finetune's moving average
+        "finetune_quarters": quarters(histories["finetune"]),
     }
     nets = {r: payload["networks"][r] for r in ("nir_to_gray", "colorizer")}
     save_checkpoint(out, model, nets, meta)
     card = out.with_suffix(".md")
     card.write_text(model_card(cfg, config_path, meta, out.name))
     return out
+
+
+def quarters(history: list[dict]) -> list[dict]:
+    """Validation PSNR over the finetune in four spans of epochs: mean, min and max of the weights
+    handed on (``val``) and, with ema, of the live weights (``val_live``)."""
+    out = []
+    n = len(history)
+    for q in range(4):
+        span = history[q * n // 4: (q + 1) * n // 4]
+        if not span:
+            continue
+        row = {"first": span[0]["epoch"], "last": span[-1]["epoch"]}
+        for key in ("val", "val_live"):
+            values = [r[key]["psnr"] for r in span if key in r]
+            if values:
+                row[key] = {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+        out.append(row)
+    return out
+
+
+def _quarter_lines(rows: list[dict], ema: bool) -> list[str]:
+    if not rows:
+        return []
+    label = "mean (min-max) of the averaged weights, then of the live ones" if ema else "mean (min-max)"
+    lines = ["", f"Validation PSNR over the finetune, per quarter of its epochs, {label}:", ""]
+    for r in rows:
+        v = r.get("val", {})
+        text = f"- epochs {r['first']}-{r['last']}: {v.get('mean', float('nan')):.2f} dB ({v.get('min', float('nan')):.2f}-{v.get('max', float('nan')):.2f})"
+        if ema and "val_live" in r:
+            lv = r["val_live"]
+            text += f"; live {lv['mean']:.2f} dB ({lv['min']:.2f}-{lv['max']:.2f})"
+        lines.append(text)
+    return lines
 
 
 def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) -> str:
@@ -73,6 +107,7 @@ def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) ->
         "For reference, the paper reports 22.14 dB PSNR on the official 28-image test set for its full model,",
         "and ATCycleGAN 19.59 dB (Yang et al., MPFNet, Table I); those numbers are on another set and another model size.",
         "LPIPS is not reported: it needs AlexNet weights that cannot be downloaded here.",
+        *_quarter_lines(meta.get("finetune_quarters") or [], bool(meta.get("ema"))),
         "",
     ]
     return "\n".join(lines)

@@ -62,3 +62,26 @@ def test_a_previous_stage_output_that_does_not_fit_is_a_clear_error(paired_dir, 
         save_checkpoint(tmp_path / "runs" / "t" / stage / "output.pt", model, {r: {} for r in roles})  # no tensors in them
     assert main(["--config", _write(tmp_path, to_dict(cfg)), "--stage", "finetune"]) == 2
     assert "translate/output.pt" in caplog.text and "does not fit the model" in caplog.text
+
+
+def test_export_writes_weights_the_library_loads_and_a_model_card(paired_dir, tmp_path):
+    import numpy as np
+
+    from nirvision.api import Colorizer
+    from nirvision.models.checkpoint import read_checkpoint
+
+    cfg = to_dict(tiny_config(paired_dir, tmp_path / "runs"))
+    cfg["finetune"] = {**cfg["finetune"], "epochs": 4, "ema": 0.5}
+    out = tmp_path / "w.pt"
+    assert main(["--config", _write(tmp_path, cfg), "--export", str(out)]) == 0
+    meta = read_checkpoint(out)["meta"]
+    assert set(read_checkpoint(out)["networks"]) == {"nir_to_gray", "colorizer"}
+    assert meta["ema"] == {"decay": 0.5, "updates": 4} and meta["finetune_epoch"] == 4
+    assert [(q["first"], q["last"]) for q in meta["finetune_quarters"]] == [(1, 1), (2, 2), (3, 3), (4, 4)]
+    assert all(set(q) == {"first", "last", "val", "val_live"} for q in meta["finetune_quarters"])
+    card = out.with_suffix(".md").read_text()
+    assert f"| this model | {meta['val']['psnr']:.2f} |" in card
+    assert "moving average of the finetune's weights (decay 0.5 a step, 4 steps)" in card
+    assert card.count("- epochs ") == 4 and "; live " in card
+    rgb = Colorizer.load(out, backend="eager", precision="fp32")(np.full((128, 128), 90, np.uint8))
+    assert rgb.shape == (128, 128, 3) and rgb.dtype == np.uint8
