@@ -260,13 +260,17 @@ class StageRunner:
 
     def _save_best(self, epoch: int, metrics: dict[str, float]) -> None:
         self.best = {"epoch": epoch, "psnr": float(metrics["psnr"])}
-        save_checkpoint(self._best_path(), self.model, self.nets, {"stage": self.stage_name, "epoch": epoch, "val": metrics})
+        meta = {"stage": self.stage_name, "epoch": epoch, "val": metrics}
+        if self.ema is not None:
+            meta["ema_updates"] = self.ema.updates  # the average handed on is the one of this epoch
+        save_checkpoint(self._best_path(), self.model, self.nets, meta)
         log.info("%s: epoch %d is the best so far (val PSNR %.2f dB): %s", self.stage_name, epoch, metrics["psnr"], self._best_path())
 
     def _write_output(self) -> Path:
         path = self.dir / "output.pt"
         chosen = self.history[-1] if self.history else {}
         handed_on = self._handed_on()
+        ema_updates = self.ema.updates if self.ema is not None else None
         if self.stage_cfg.keep_best and self.history:
             handed_on = nullcontext()  # best.pt already holds the weights handed on
             self.ctx.barrier()  # every process takes the best epoch's weights (rank 0 wrote them and knows which)
@@ -276,21 +280,22 @@ class StageRunner:
             for role, net in self.nets.items():
                 load_into(net, payload["networks"][role], f"{self._best_path()}, network '{role}'")
             chosen = self.history[int(payload["meta"]["epoch"]) - 1]
+            ema_updates = payload["meta"].get("ema_updates", ema_updates)
             if self.ctx.main:
                 log.info("%s: output is epoch %d of %d (best validation PSNR %.2f dB; the last epoch had %.2f dB)", self.stage_name,
                          chosen["epoch"], len(self.history), chosen["val"]["psnr"], self.history[-1]["val"]["psnr"])
         with handed_on:
-            self._save_output(path, chosen)
+            self._save_output(path, chosen, ema_updates)
         return path
 
-    def _save_output(self, path: Path, chosen: dict) -> None:
+    def _save_output(self, path: Path, chosen: dict, ema_updates: int | None) -> None:
         self.ctx.check_consistent(self.nets.values())
         if self.ctx.main:
             meta = {"stage": self.stage_name, "epochs": self.stage_cfg.epochs, "val": chosen.get("val", {}),
                     "epoch": int(chosen.get("epoch", 0)), "last_val": (self.history[-1] if self.history else {}).get("val", {}),
                     "train_seconds": float(sum(r.get("seconds", 0.0) for r in self.history))}
             if self.ema is not None:
-                meta["ema"] = {"decay": self.ema.decay, "updates": self.ema.updates}
+                meta["ema"] = {"decay": self.ema.decay, "updates": ema_updates}
             save_checkpoint(path, self.model, self.nets, meta)
             log.info("%s: wrote %s", self.stage_name, path)
         self.ctx.barrier()

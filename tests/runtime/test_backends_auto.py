@@ -30,6 +30,7 @@ def test_auto_on_cpu_picks_a_usable_backend_and_says_why():
 
 
 def test_auto_skips_backends_that_cannot_run(monkeypatch):
+    monkeypatch.setattr(auto_mod, "cpu_flags", lambda: frozenset({"avx2", "avx512f"}))  # openvino first
     monkeypatch.setitem(BACKENDS, "openvino", Broken)
     b = create_backend("auto", tiny_chain(), "cpu", "fp32")
     assert b.name == "onnxruntime"  # the next in the CPU order
@@ -54,9 +55,12 @@ def test_auto_never_picks_cpu_bf16_without_native_support(monkeypatch):
     assert auto_mod.candidates(torch.device("cpu"), "bf16") == ["openvino", "compile", "eager"]
 
 
-def test_auto_cpu_order_puts_openvino_first():
+def test_auto_cpu_fp32_order_follows_what_was_measured_on_each_kind_of_cpu(monkeypatch):
     cpu = torch.device("cpu")
+    monkeypatch.setattr(auto_mod, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "amx_bf16"}))  # the Xeon
     assert auto_mod.candidates(cpu, "fp32") == ["openvino", "onnxruntime", "eager"]
+    monkeypatch.setattr(auto_mod, "cpu_flags", lambda: frozenset({"avx2", "fma"}))  # the AVX2 EPYC
+    assert auto_mod.candidates(cpu, "fp32") == ["onnxruntime", "openvino", "eager"]
     assert auto_mod.candidates(cpu, "int8") == ["openvino", "onnxruntime"]
 
 

@@ -105,6 +105,7 @@ def test_keep_best_chooses_by_the_average_not_the_live_weights(paired_dir, tmp_p
     _, out = run_stage(cfg, "pretrain", TrainData(cfg.data, cfg.seed))
     meta = read_checkpoint(out)["meta"]
     assert meta["epoch"] == 1 and meta["val"]["psnr"] == 10.0  # the live 20 dB of epoch 2 is not what is handed on
+    assert meta["ema"]["updates"] == 2  # epoch 1's average (2 steps), not the last one's
     best = read_checkpoint(tmp_path / "t" / "pretrain" / "best.pt")["networks"]["colorizer"]
     output = read_checkpoint(out)["networks"]["colorizer"]
     assert all(torch.equal(best[k], output[k]) for k in best)

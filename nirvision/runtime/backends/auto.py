@@ -1,9 +1,11 @@
 """``--backend auto``: the fastest backend that can run here at the asked precision, and why.
 
 The order is what benchmarks measured (``nirvision bench``; benchmarks/README.md): on CUDA,
-TensorRT, then ONNX Runtime's GPU providers, then eager; on the CPU, OpenVINO (where installed:
-on a Xeon with AMX 1.0-1.5x ONNX Runtime in fp32 and 1.3-5.8x in bf16; on an AVX2 CPU about
-even with it), then ONNX Runtime, then eager. torch.compile comes only after OpenVINO for bf16
+TensorRT, then ONNX Runtime's GPU providers, then eager; on the CPU in fp32, OpenVINO first where
+the CPU has AVX-512 (a Xeon with AMX: 1.15x ONNX Runtime at 640x480 with 2 workers each, 0.96x at
+256x256; in bf16 1.3-5.8x) and ONNX Runtime first where it has not (an AVX2 EPYC, session 7:
+ONNX Runtime 1.06x OpenVINO at 256x256 and 1.16x at 640x480, 2 workers each, measured twice),
+then eager; int8: OpenVINO, then ONNX Runtime. torch.compile comes only after OpenVINO for bf16
 and is left out for fp32: it is slower than both runtimes on the CPU and compiles for minutes
 on 2 cores before the first frame.
 bf16 on a CPU without native bf16 (AVX-512 BF16 / AMX) is never picked: it runs on slow
@@ -20,7 +22,7 @@ import torch
 
 from ...models import NIRColorizerNet
 from .base import Backend, BackendUnavailable
-from .hardware import cpu_has_fast_bf16
+from .hardware import cpu_flags, cpu_has_fast_bf16
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +33,8 @@ def candidates(device: torch.device, precision: str) -> list[str]:
         order = {"fp16": ["tensorrt", "onnxruntime", "eager"], "fp32": ["tensorrt", "onnxruntime", "eager"],
                  "bf16": ["eager"], "int8": ["onnxruntime"]}
     else:
-        order = {"fp32": ["openvino", "onnxruntime", "eager"], "int8": ["openvino", "onnxruntime"],
+        fp32 = ["openvino", "onnxruntime", "eager"] if "avx512f" in cpu_flags() else ["onnxruntime", "openvino", "eager"]
+        order = {"fp32": fp32, "int8": ["openvino", "onnxruntime"],
                  "bf16": ["openvino", "compile", "eager"] if cpu_has_fast_bf16() else [], "fp16": []}
     if precision not in order:
         raise BackendUnavailable(f"auto: precision {precision!r} is unknown; expected fp32, fp16, bf16 or int8")
