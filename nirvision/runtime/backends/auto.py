@@ -4,7 +4,7 @@ The order is what benchmarks measured (``nirvision bench``; benchmarks/README.md
 TensorRT, then ONNX Runtime's GPU providers, then eager; on the CPU in fp32, OpenVINO first where
 the CPU has AVX-512 (a Xeon with AMX: 1.15x ONNX Runtime at 640x480 with 2 workers each, 0.96x at
 256x256; in bf16 1.3-5.8x) and ONNX Runtime first where it has not (an AVX2 EPYC, session 7:
-ONNX Runtime 1.06x OpenVINO at 256x256 and 1.16x at 640x480, 2 workers each, measured twice),
+ONNX Runtime 1.06-1.13x OpenVINO at 256x256 and 1.11-1.16x at 640x480, 2 workers each, two runs),
 then eager; int8: OpenVINO, then ONNX Runtime. torch.compile comes only after OpenVINO for bf16
 and is left out for fp32: it is slower than both runtimes on the CPU and compiles for minutes
 on 2 cores before the first frame.
