@@ -63,6 +63,8 @@ def add_parser(sub) -> None:
     p.add_argument("--engine-clip", default="pan", choices=("pan", "cuts"),
                    help="the engine's input clip: pan (default: each image a 10-frame shot with a slow pan, like recorded video) "
                    "or cuts (a new image every frame: the codecs' worst case)")
+    p.add_argument("--preset", default="veryfast", help="x264 preset of the engine's H.264 output (default: veryfast, as colorize's); "
+                   "on a CPU the encoder shares the cores with inference, and a faster preset leaves more to it")
     p.add_argument("--double-buffer", default="on", choices=("on", "off", "both"),
                    help="CUDA: time the frame pipeline with uploads overlapped (on), frame by frame (off), or both in the same run")
     p.add_argument("--no-engine", action="store_true", help="time bare backends only")
@@ -80,12 +82,14 @@ def run(args) -> int:
 
     from ..api import load_chain
     from ..runtime.backends import BACKEND_NAMES, PRECISIONS
+    from .colorize import check_preset
     from ..runtime.backends.timing import run_bench
 
     backends = _list(args.backends, BACKEND_NAMES, "backends")
     precisions = _list(args.precisions, PRECISIONS, "precisions")
     sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
     workers = _workers(args.workers)
+    check_preset(args.preset)
     if args.count < 1 or args.warmup < 0 or args.engine_frames < 1:
         raise InputError("--count and --engine-frames must be at least 1, --warmup at least 0")
     if args.frames and not Path(args.frames).is_dir():
@@ -98,7 +102,7 @@ def run(args) -> int:
     records = run_bench(net.eval(), config.name, backends, precisions, sizes, args.count, args.frames, args.device,
                         engine=not args.no_engine, warmup=args.warmup, backend_options=options, engine_frames=args.engine_frames,
                         workers=workers, engine_clip=args.engine_clip,
-                        double_buffer={"on": [True], "off": [False], "both": [True, False]}[args.double_buffer],
+                        double_buffer={"on": [True], "off": [False], "both": [True, False]}[args.double_buffer], engine_preset=args.preset,
                         progress=None if args.quiet else _progress)
     weights = meta.get("weights") or "random init"
     print(f"model {config.name} ({weights}), {torch.get_num_threads()} threads, {args.count} frames per row, frames: {records[0].frames_source if records else '-'}")
@@ -114,6 +118,9 @@ def run(args) -> int:
         name = r.backend + (f" x{r.workers} workers" if r.workers > 1 else "") + (" (no 2-buf)" if r.double_buffer is False else "")
         print(f"{r.size:>9s}  {name:26s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.ms_median, '7.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} {fmt(r.gflops, '7.1f')} "
               f"{fmt(r.psnr_vs_fp32, '9.2f')} {fmt(r.ae_vs_fp32, '7.3f')} {fmt(r.engine_over_bare, '8.2f')}")
+    encoders = sorted({r.encoder for r in records if r.encoder})
+    if encoders:
+        print(f"engine rows: H.264 clip in, {', '.join(encoders)} out")
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in records], indent=2))
         print(f"records written to {args.json}")

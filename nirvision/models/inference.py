@@ -5,7 +5,10 @@ MPFNet stem) is a stride-r convolution with one-hot kernels: the same function (
 copied as x * 1 plus zeros), but one operator that ONNX Runtime's CPU provider runs in its
 blocked NCHWc layout instead of a reshape -> 6-D transpose -> reshape. Measured on the lite
 chain at 640x480, one thread: 46.8 -> 42.8 ms a frame. (Rewriting the FEB's transposed
-convolutions as 3x3 convolutions + pixel shuffle was measured too and was slower, 51.1 ms.)
+convolutions as 3x3 convolutions + pixel shuffle was measured too and was slower, 51.1 ms; so
+was, in session 8 on an AVX2 EPYC, one 2x2 convolution giving the four output phases, cropped
+and interleaved with a pixel shuffle: the same multiply-adds as the transposed convolution, but
+51.8 against 48.7 ms, the crops and the interleave costing more than the col2im they save.)
 Outputs agree with the original to float rounding (tests/models/test_inference.py).
 
 Between the translator and the colorizer, exported uint8 graphs skip full resolution

@@ -44,6 +44,21 @@ def test_encoder_threads_option_reaches_x264(tmp_path):
     assert "threads" not in open_sink(str(tmp_path / "other.mp4"), src.info).options  # x264 chooses by default
 
 
+def test_preset_reaches_x264_and_an_unknown_one_is_refused(tmp_path):
+    # x264 writes its settings into the stream (an SEI message): ultrafast turns CABAC off
+    for preset, cabac in (("ultrafast", b"cabac=0"), ("veryfast", b"cabac=1")):
+        src = open_source("synthetic:64x48@25:4")
+        sink = open_sink(str(tmp_path / f"{preset}.mp4"), src.info, preset=preset, crf=23)
+        assert sink.encoder == f"libx264 {preset} crf 23"
+        run(src, sink)
+        data = (tmp_path / f"{preset}.mp4").read_bytes()
+        assert b"x264 - core" in data and cabac in data
+    assert open_sink(str(tmp_path / "t.mp4"), src.info, threads=1).encoder == "libx264 veryfast crf 20, 1 thread"
+    with pytest.raises(InputError, match=r"output .*sub/x\.mp4: x264 preset 'quick' unknown; expected one of: ultrafast, superfast"):
+        open_sink(str(tmp_path / "sub" / "x.mp4"), src.info, preset="quick")
+    assert not (tmp_path / "sub").exists()  # refused before anything was created
+
+
 def test_image_folder_to_pngs_keeps_names_and_sizes(tmp_path):
     src_dir, out_dir = tmp_path / "nir", tmp_path / "rgb"
     src_dir.mkdir()

@@ -81,7 +81,7 @@ def test_bench_times_onnxruntime_workers_beside_one_session(tmp_path, nir_folder
     out = tmp_path / "bench.json"
     code = main(["bench", "--backends", "eager,onnxruntime", "--sizes", "64x48", "--count", "4", "--warmup", "1", "--threads", "2",
                  "--workers", "1,2", "--frames", str(nir_folder), "--cache", str(tmp_path / "cache"), "--engine-frames", "12",
-                 "--engine-clip", "cuts", "--double-buffer", "both", "--json", str(out)])
+                 "--engine-clip", "cuts", "--double-buffer", "both", "--preset", "ultrafast", "--json", str(out)])
     torch.set_num_threads(1)
     assert code == 0
     records = json.loads(out.read_text())
@@ -94,8 +94,13 @@ def test_bench_times_onnxruntime_workers_beside_one_session(tmp_path, nir_folder
     engine = next(r for r in records if r["backend"].startswith("engine["))
     assert engine["frames"] == 12 and "cuts" in engine["frames_source"]
     assert engine["cpu_ms"]["bare_ms_per_frame"] > 0 and engine["cpu_ms"]["process_ms_per_frame"] > 0
-    assert "x2 workers" in capsys.readouterr().out
+    assert engine["encoder"] == "libx264 ultrafast crf 20, 1 thread"  # the sink's settings, as colorize gives them on the CPU
+    assert all(r["encoder"] is None for r in records if r is not engine)
+    table = capsys.readouterr().out
+    assert "x2 workers" in table and "engine rows: H.264 clip in, libx264 ultrafast crf 20, 1 thread out" in table
     assert main(["bench", "--workers", "1,none"]) == 2
+    assert main(["bench", "--preset", "quick"]) == 2
+    assert "--preset 'quick': expected one of: ultrafast" in capsys.readouterr().err
 
 
 def test_pan_clip_moves_slowly_over_each_image():

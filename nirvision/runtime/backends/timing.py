@@ -60,6 +60,7 @@ class BenchRecord:
     device: str = "cpu"
     frames_source: str = ""
     size_asked: str | None = None  # the size asked for, when it was odd and ``size`` is it rounded up to even
+    encoder: str | None = None  # engine rows: the H.264 encoder of the engine's output and its settings
     skipped: str | None = None
 
     def to_dict(self) -> dict:
@@ -196,8 +197,9 @@ def even_size(size: tuple[int, int]) -> tuple[int, int]:
     return w + w % 2, h + h % 2
 
 
-def time_engine(backend: Backend, frames: np.ndarray) -> dict:
-    """Run the engine on ``frames`` written as an H.264 clip into an H.264 file; its summary.
+def time_engine(backend: Backend, frames: np.ndarray, preset: str = "veryfast") -> dict:
+    """Run the engine on ``frames`` written as an H.264 clip into an H.264 file (x264 ``preset``);
+    its summary, with ``encoder`` saying what encoded the output.
 
     The source is a video, not a PNG folder: recorded night videos are what batch users feed
     the engine, and the decoder in the loop is then the one they run. With a CPU backend the
@@ -208,8 +210,12 @@ def time_engine(backend: Backend, frames: np.ndarray) -> dict:
     with tempfile.TemporaryDirectory(prefix="nirvision-bench-") as tmp:
         clip = write_clip(Path(tmp) / "clip.mp4", frames)
         source = open_source(str(clip))
-        sink = open_sink(str(Path(tmp) / "out.mp4"), source.info, threads=1 if backend.device.type == "cpu" else None)
-        return Engine(source, [sink], backend).run()
+        try:
+            sink = open_sink(str(Path(tmp) / "out.mp4"), source.info, preset=preset, threads=1 if backend.device.type == "cpu" else None)
+        except BaseException:
+            source.close()
+            raise
+        return {**Engine(source, [sink], backend).run(), "encoder": sink.encoder}
 
 
 def chain_gflop(net: NIRColorizerNet, h: int, w: int) -> float:
@@ -264,7 +270,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
               frames_count: int = 20, folder: str | Path | None = None, device: str = "cpu", engine: bool = True,
               warmup: int = 2, backend_options: dict | None = None, engine_frames: int = 40,
               workers: list[int | str] | None = None, engine_clip: str = "pan",
-              double_buffer: list[bool] | None = None, progress=None) -> list[BenchRecord]:
+              double_buffer: list[bool] | None = None, engine_preset: str = "veryfast", progress=None) -> list[BenchRecord]:
     """Time every (backend, precision, workers) at every size against eager fp32 in the same run, then the engine.
 
     ``workers`` lists worker counts to try (``auto`` allowed); counts above 1 apply to
@@ -273,7 +279,8 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
     made from the same images (``clip_frames``: ``engine_clip`` pan or cuts); that backend's
     bare FPS on the clip's frames is measured right before and right after, and
     ``engine_over_bare`` divides by their mean; with the engine, odd sizes are rounded up to
-    even first (``even_size``), so that all of this happens at one size. ``double_buffer`` lists the settings of the
+    even first (``even_size``), so that all of this happens at one size; its output is encoded
+    with x264's ``engine_preset``. ``double_buffer`` lists the settings of the
     CUDA frame pipeline to time (e.g. ``[True, False]``) for backends that have one, on CUDA.
     ``progress(text)``, when given, hears what the run is doing (building, timing turns, the
     engine): a bench of the paper model runs for minutes."""
@@ -360,13 +367,13 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             cpu0 = time.process_time()
             before = time_bare(backend, clip, len(clip))
             bare_cpu = time.process_time() - cpu0
-            summary = time_engine(backend, clip)
+            summary = time_engine(backend, clip, engine_preset)
             cpu0 = time.process_time()
             after = time_bare(backend, clip, len(clip))
             bare_cpu += time.process_time() - cpu0
             rec = BenchRecord(model, f"engine[{backend.name}]", rec_best.precision, size, summary["frames_out"], threads=threads,
                               workers=rec_best.workers, device=str(dev), frames_source=f"{origin}, H.264 clip ({engine_clip})",
-                              gflop_per_frame=gflop, matmul_gflops=peak, size_asked=size_asked)
+                              gflop_per_frame=gflop, matmul_gflops=peak, size_asked=size_asked, encoder=summary["encoder"])
             rec.fps = summary["fps"]
             rec.ms_per_frame = 1000.0 / rec.fps if rec.fps else None
             rec.bare_fps = (before + after) / 2
