@@ -62,7 +62,8 @@ class Colorizer:
     @classmethod
     def load(cls, weights: str | Path | None = None, device: str = "auto", precision: str = "auto", backend: str = "eager", model: str | None = None, **backend_options) -> "Colorizer":
         """Load weights (bundled when ``None``) onto ``device`` with ``backend`` at ``precision``
-        (``auto``: fp16 on CUDA, fp32 on the CPU)."""
+        (``auto``: fp16 on CUDA, fp32 on the CPU). ``backend_options`` go to ``create_backend``:
+        ``workers``, ``infer_scale`` (the model at that fraction of each frame's size), ``threads``, ..."""
         chain, config, meta = load_chain(weights, model)
         engine = create_backend(backend, chain, device, precision, **backend_options)
         log.info("loaded %s model (%s) on %s, backend %s, %s", config.name, meta.get("weights") or "random init", engine.device, engine.name, engine.precision)

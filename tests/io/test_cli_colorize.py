@@ -33,6 +33,17 @@ def test_colorize_file_with_stats_json(tmp_path, tiny_model, capsys):
     assert "6 frames" in err
 
 
+def test_colorize_at_half_scale_writes_full_size_frames(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "in.mp4", [0, 40, 80, 120])
+    code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "out.mp4", "--model", tiny_model, "--infer-scale", "0.5",
+                            "--stats-json", tmp_path / "s.json")
+    assert code == 0, err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["frames_out"] == 4 and stats["backend"]["infer_scale"] == 0.5
+    assert read_video(tmp_path / "out.mp4")["sizes"] == read_video(tmp_path / "in.mp4")["sizes"] == [(48, 64)] * 4
+    assert "the model runs at 0.5 of each frame's width and height" in err
+
+
 def test_corrupted_stream_is_counted_not_fatal(tmp_path, tiny_model, capsys):
     make_clip(tmp_path / "in.avi", list(range(0, 400, 40)), codec="mjpeg")
     corrupt_packets(tmp_path / "in.avi", [2, 5])
@@ -74,6 +85,7 @@ def bad_inputs(tmp_path, tiny_model):
         ("queue", good, ["--queue-size", "0"], "--queue-size"),
         ("preset", good, ["--preset", "quick"], "--preset"),
         ("encoder threads", good, ["--encoder-threads", "0"], "--encoder-threads"),
+        ("infer scale", good, ["--infer-scale", "2"], "--infer-scale: infer scale '2': expected a number above 0 and at most 1"),
         ("workers", good, ["--workers", "many"], "--workers"),
         ("fp16 on the cpu", good, ["--precision", "fp16", "--device", "cpu"], "no backend runs fp16 on cpu"),
         ("rtsp password parameter", "rtsp://127.0.0.1:1/user=admin&password=hunter2&channel=1&stream=0.sdp", ["--reconnect", "0", "--open-timeout", "2"],

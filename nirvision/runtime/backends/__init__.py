@@ -83,7 +83,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device | None = "auto", precision: str = "fp32",
-                   workers: int | str = 1, **options) -> Backend:
+                   workers: int | str = 1, infer_scale: float = 1.0, **options) -> Backend:
     """Build backend ``name`` (or ``auto``) around ``net``; raises ``BackendUnavailable`` with the reason.
 
     ``precision`` ``auto``: fp16 on CUDA, bf16 for OpenVINO on a CPU with native bf16, else
@@ -91,9 +91,14 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
 
     ``workers`` > 1 (or ``auto``: 2 on a CPU with 2 or more threads, where the backend can be
     copied) runs that many copies on consecutive frames side by side (``parallel.FrameParallel``).
+
+    ``infer_scale`` below 1 runs the network at that fraction of each frame's width and height and
+    brings the colours back to the frame's size (``scaled.ScaledInference``).
     """
     from .parallel import parallel
+    from .scaled import ScaledInference, check_scale
 
+    infer_scale = check_scale(infer_scale)  # before anything is built
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev, name)
     if name == "auto":
@@ -113,6 +118,8 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
         if wrapped is not backend and hasattr(backend, "chosen_because"):
             wrapped.chosen_because = backend.chosen_because
         backend = wrapped
+    if infer_scale != 1.0:
+        backend = ScaledInference(backend, infer_scale)
     return backend
 
 
