@@ -42,10 +42,13 @@ def add_parser(sub) -> None:
         "colorize", help="colorize a NIR video, stream, camera or image folder",
         description="Colorize SOURCE into SINK(s). SOURCE: a video file, a folder or glob of images, rtsp://..., "
         "a camera (0 or /dev/video0) or synthetic:WIDTHxHEIGHT[@FPS][:FRAMES]. SINK: a video file "
-        "(.mp4, .mkv, .mov: H.264, the source's timestamps and audio) or a folder (PNG images).",
+        "(.mp4, .mkv, .mov: H.264, the source's timestamps and audio) or a folder (PNG images). Several video files, or a "
+        "folder or glob of videos, make a batch: each is written into the one output folder under its own name.",
     )
-    p.add_argument("source", metavar="SOURCE")
-    p.add_argument("-o", "--output", action="append", required=True, metavar="SINK", help="video file or folder; repeat for several")
+    p.add_argument("source", metavar="SOURCE", nargs="+",
+                   help="one source; or several video files, or a folder or glob of videos: a batch into one output folder")
+    p.add_argument("-o", "--output", action="append", required=True, metavar="SINK",
+                   help="video file or folder; repeat for several (a batch of videos: one folder)")
     add_model_options(p)
     g = p.add_argument_group("output")
     g.add_argument("--side-by-side", action="store_true", help="write NIR | RGB side by side")
@@ -191,8 +194,10 @@ def write_stats(path: str, summary: dict) -> None:
         raise InputError(f"--stats-json {path}: cannot be written ({exc.strerror or exc})") from None
 
 
-def run_engine(source, sinks, backend, args, progress: bool = True) -> tuple[dict, int]:
-    """Run the engine with signal handling and progress; (summary, exit code)."""
+def run_engine(source, sinks, backend, args, progress: bool = True, close_backend: bool = True, stats: bool = True) -> tuple[dict, int]:
+    """Run the engine with signal handling and progress; (summary, exit code). The backend is
+    closed at the end unless ``close_backend`` is False (a batch reuses it); ``stats``: write
+    ``--stats-json``."""
     from ..runtime.engine import Engine, EngineOptions
 
     bar = Progress() if progress else None
@@ -208,10 +213,11 @@ def run_engine(source, sinks, backend, args, progress: bool = True) -> tuple[dic
             finally:
                 if bar:
                     bar.done()
-                if args.stats_json:
+                if stats and args.stats_json:
                     write_stats(args.stats_json, summary or engine.summary())
     finally:
-        backend.close()
+        if close_backend:
+            backend.close()
     code = 0
     if seen:
         code = 128 + int(seen[0])
@@ -257,7 +263,14 @@ def run(args) -> int:
     # the model and backend first: a wrong checkpoint or a precision this machine cannot run is
     # found in a moment, before a camera is opened or an output file created (backends export,
     # compile or build engines on the first frame, not here)
+    from .batch import batch_inputs, run_batch
+
+    inputs = batch_inputs(args.source)
+    if inputs is None and len(args.source) == 1:
+        args.source = args.source[0]
     backend, _, _ = build_backend(args, announce=False)
+    if inputs is not None:
+        return run_batch(args, inputs, backend)
     options = {"max_frames": args.max_frames}
     if args.fps:
         options["fps"] = args.fps

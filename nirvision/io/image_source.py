@@ -52,7 +52,8 @@ def list_images(spec: str) -> list[Path]:
         what = f"image folder {spec}"
     images = sorted((p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
     if not images:
-        raise InputError(f"{what}: holds no images; expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))}")
+        raise InputError(f"{what}: holds no images; expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))} "
+                         "(or video files: nirvision colorize takes a folder or glob of videos as a batch)")
     return images
 
 

@@ -1,0 +1,153 @@
+"""Batches of recorded videos: ``nirvision colorize a.mp4 b.mkv -o out/``, a folder of videos, a glob.
+
+Each video is colorized into the output folder under its own name (``out/a.mp4``, ``out/b.mkv``;
+a type that H.264 output cannot take, such as ``.avi``, becomes ``.mp4``; two inputs of one name
+from different folders become ``x.mp4`` and ``x_2.mp4``), one after another through one
+backend, built once: ONNX files, compiled models and sessions are reused by every file of a
+size. A video that cannot be opened or fails midway is reported and skipped and the others still
+run; the exit code is then 1 and the last lines name each failure and its reason. An output
+that would overwrite one of the inputs is refused before anything runs. Ctrl-C or SIGTERM
+finalizes the current output (it plays) and ends the batch; ``--stats-json`` writes every
+file's summary and the failures.
+"""
+from __future__ import annotations
+
+import glob
+import sys
+from pathlib import Path
+
+from ..errors import InputError
+
+# what FFmpeg reads as video and a batch picks up from a folder or glob
+VIDEO_INPUTS = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp"}
+
+
+def _videos_in(spec: str) -> list[Path] | None:
+    """The videos a folder or glob names (sorted), or None when it names images or is no folder or glob."""
+    from ..io.image_source import IMAGE_SUFFIXES, is_glob
+
+    path = Path(spec)
+    if path.is_dir():
+        files = [p for p in path.iterdir() if p.is_file()]
+    elif is_glob(spec) and not path.exists():
+        files = [Path(p) for p in glob.glob(spec) if Path(p).is_file()]
+    else:
+        return None
+    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
+        return None  # images: one source, as before
+    videos = sorted(p for p in files if p.suffix.lower() in VIDEO_INPUTS)
+    return videos or None
+
+
+def batch_inputs(sources: list[str]) -> list[Path] | None:
+    """The video files that ``sources`` name when they make a batch (several sources, or one
+    folder or glob of videos); None for one source of any other kind, which runs as before."""
+    if len(sources) == 1:
+        return _videos_in(sources[0])
+    inputs: list[Path] = []
+    for spec in sources:
+        videos = _videos_in(spec)
+        if videos is not None:
+            inputs.extend(videos)
+        elif Path(spec).is_file():
+            inputs.append(Path(spec))
+        else:
+            from ..io.redact import redact_url
+
+            what = "not found" if not Path(spec).exists() and "://" not in spec else "not a video file, or a folder or glob of videos"
+            raise InputError(f"source {redact_url(spec)}: {what}; several sources make a batch of recorded videos "
+                             "(files, folders or globs of them)")
+    return inputs
+
+
+def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
+    """Each input's output file in the one output folder; InputError for anything else, or for
+    an output that would overwrite an input."""
+    from ..io.video_sink import VIDEO_SUFFIXES
+
+    if len(outputs) != 1 or Path(outputs[0]).suffix.lower() in VIDEO_SUFFIXES or Path(outputs[0]).is_file():
+        raise InputError(f"output {', '.join(outputs)}: a batch of videos ({len(inputs)}) needs one output folder (-o FOLDER), "
+                         "where each is written under its own name")
+    folder = Path(outputs[0])
+    sources = {p.resolve() for p in inputs}
+    used: set[str] = set()
+    paths = []
+    for src in inputs:
+        suffix = src.suffix.lower() if src.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
+        name, n = src.stem + suffix, 2
+        while name in used:
+            name, n = f"{src.stem}_{n}{suffix}", n + 1
+        used.add(name)
+        out = folder / name
+        if out.resolve() in sources:
+            raise InputError(f"output {out}: would overwrite the source {out}; expected another output folder")
+        paths.append(out)
+    return paths
+
+
+def run_batch(args, inputs: list[Path], backend) -> int:
+    """Colorize every input into its output through ``backend`` (closed at the end); the exit code."""
+    from ..errors import usage_errors
+    from ..io import open_sink, open_source
+    from .colorize import announce_backend, describe, encoder_threads, run_engine, write_stats
+
+    try:
+        outputs = batch_outputs(inputs, args.output)
+    except BaseException:
+        backend.close()
+        raise
+    options = {"max_frames": args.max_frames}
+    if args.fps:
+        options["fps"] = args.fps
+    if args.no_audio:
+        options["audio"] = False
+    done: list[dict] = []
+    failed: list[tuple[Path, str]] = []
+    code, announced = 0, False
+    try:
+        for i, (src, out) in enumerate(zip(inputs, outputs), 1):
+            print(f"nirvision colorize: [{i}/{len(inputs)}] {src} -> {out}", file=sys.stderr, flush=True)
+            source, sinks = None, []
+            try:
+                source = open_source(str(src), **options)
+                sinks.append(open_sink(str(out), source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
+                                       audio=not args.no_audio, threads=encoder_threads(args)))
+                if args.preview:
+                    sinks.append(open_sink("preview:", source.info, side_by_side=True))
+            except usage_errors() as exc:
+                for sink in sinks:
+                    sink.close()
+                if source is not None:
+                    source.close()
+                failed.append((src, str(exc)))
+                print(f"nirvision colorize: [{i}/{len(inputs)}] skipped: {exc}", file=sys.stderr)
+                continue
+            if not announced:
+                announce_backend(args, backend)
+                announced = True
+            try:
+                summary, code = run_engine(source, sinks, backend, args, progress=not args.no_progress, close_backend=False, stats=False)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:  # noqa: BLE001 - this file failed; the outputs are finalized, the others still run
+                reason = str(exc) if isinstance(exc, usage_errors()) else f"{type(exc).__name__}: {exc}"
+                failed.append((src, reason))
+                print(f"nirvision colorize: [{i}/{len(inputs)}] failed: {reason}", file=sys.stderr)
+                continue
+            done.append(summary)
+            print(f"nirvision colorize: [{i}/{len(inputs)}] {describe(summary)}", file=sys.stderr)
+            if code:  # a signal: this output is finalized, the batch ends here
+                break
+    finally:
+        backend.close()
+        if args.stats_json:
+            write_stats(args.stats_json, {"files": done, "failed": [{"source": str(s), "error": e} for s, e in failed],
+                                          "inputs": len(inputs)})
+    frames = sum(s["frames_out"] for s in done)
+    print(f"nirvision colorize: {len(done)} of {len(inputs)} videos colorized ({frames} frames)"
+          + (f"; {len(failed)} failed:" if failed else ""), file=sys.stderr)
+    for src, reason in failed:
+        print(f"  {src}: {reason}", file=sys.stderr)
+    if code:
+        return code
+    return 1 if failed else 0

@@ -1,0 +1,109 @@
+"""``nirvision colorize`` on several videos: a folder, a glob or a list into one output folder."""
+import json
+import re
+import signal
+from pathlib import Path
+
+import pytest
+
+from nirvision.cli import main
+from nirvision.cli.batch import batch_inputs, batch_outputs
+from nirvision.errors import InputError
+from tests.io.media import make_clip, read_video, start_cli, wait_for
+
+
+def colorize(capsys, *args):
+    code = main(["colorize", *map(str, args), "--threads", "1", "--workers", "1", "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_folder_of_videos_each_under_its_own_name_and_a_broken_one_skipped(tmp_path, tiny_model, capsys, monkeypatch):
+    import nirvision.runtime.backends as backends
+
+    src = tmp_path / "nights"
+    src.mkdir()
+    make_clip(src / "cam1.mp4", [0, 40, 80, 120])
+    make_clip(src / "cam2.mkv", [0, 100, 200, 300, 400, 500], audio_packets=8)
+    (src / "cam3.mp4").write_bytes(b"not a video: a download that failed")
+    (src / "notes.txt").write_text("ignored: not a video")
+    built = []
+    create = backends.create_backend
+    monkeypatch.setattr(backends, "create_backend", lambda *a, **k: built.append(a[0]) or create(*a, **k))
+
+    code, _, err = colorize(capsys, src, "-o", tmp_path / "out", "--model", tiny_model, "--stats-json", tmp_path / "s.json")
+    assert code == 1, err  # one input failed; the others were written
+    assert len(built) == 1  # one backend for the whole batch
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cam1.mp4", "cam2.mkv"]
+    one, two = read_video(tmp_path / "out" / "cam1.mp4"), read_video(tmp_path / "out" / "cam2.mkv")
+    assert one["times"] == pytest.approx([0, 0.04, 0.08, 0.12], abs=1e-6) and one["sizes"] == [(48, 64)] * 4
+    assert two["times"] == pytest.approx([0.1 * i for i in range(6)], abs=1e-6)
+    assert two["audio"] == read_video(src / "cam2.mkv")["audio"] and two["audio"]  # audio copied file by file
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["inputs"] == 3 and [f["frames_out"] for f in stats["files"]] == [4, 6]
+    assert [f["source"] for f in stats["failed"]] == [str(src / "cam3.mp4")] and "cannot be read as a video" in stats["failed"][0]["error"]
+    assert "[3/3] skipped: video file" in err and "2 of 3 videos colorized (10 frames); 1 failed:" in err
+    assert err.rstrip().splitlines()[-1].startswith(f"  {src / 'cam3.mp4'}: video file")
+
+
+def test_several_sources_and_globs_make_one_batch_with_names_kept_apart(tmp_path, tiny_model, capsys):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        make_clip(tmp_path / d / "x.mp4", [0, 40])
+    make_clip(tmp_path / "y.mov", [0, 40, 80])
+    code, _, err = colorize(capsys, str(tmp_path / "*" / "x.mp4"), tmp_path / "y.mov", "-o", tmp_path / "out", "--model", tiny_model)
+    assert code == 0, err
+    assert {p.name: len(read_video(p)["times"]) for p in (tmp_path / "out").iterdir()} == {"x.mp4": 2, "x_2.mp4": 2, "y.mov": 3}
+    assert "3 of 3 videos colorized (7 frames)" in err
+
+
+def test_what_a_batch_refuses_before_anything_runs(tmp_path, tiny_model, capsys):
+    src = tmp_path / "v"
+    src.mkdir()
+    make_clip(src / "a.mp4", [0, 40])
+    before = (src / "a.mp4").read_bytes()
+    cases = [
+        ([src, "-o", src], "output " + str(src / "a.mp4") + ": would overwrite the source"),
+        ([src, "-o", tmp_path / "one.mp4"], "one.mp4: a batch of videos (1) needs one output folder (-o FOLDER)"),
+        ([src, "-o", tmp_path / "o1", "-o", tmp_path / "o2"], "needs one output folder"),
+        ([src / "a.mp4", tmp_path / "missing.mp4", "-o", tmp_path / "o"], f"source {tmp_path / 'missing.mp4'}: not found; several sources make a batch"),
+        ([src / "a.mp4", "rtsp://admin:hunter2@127.0.0.1:1/x", "-o", tmp_path / "o"], "source rtsp://admin:***@127.0.0.1:1/x: not a video file"),
+    ]
+    for args, needle in cases:
+        code, _, err = colorize(capsys, *args, "--model", tiny_model)
+        assert code == 2 and needle in err and "hunter2" not in err, err
+    assert (src / "a.mp4").read_bytes() == before and sorted(p.name for p in src.iterdir()) == ["a.mp4"]
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o1").exists()
+
+
+def test_batch_inputs_and_outputs():
+    assert batch_inputs(["night.mp4"]) is None and batch_inputs(["synthetic:64x48"]) is None  # one source as before
+    names = batch_outputs([Path("/x/a.avi"), Path("/y/a.mp4"), Path("/z/a.mkv"), Path("/w/b.ts")], ["/out"])
+    assert [str(p) for p in names] == ["/out/a.mp4", "/out/a_2.mp4", "/out/a.mkv", "/out/b.mp4"]  # H.264 cannot go in .avi / .ts
+    with pytest.raises(InputError, match="needs one output folder"):
+        batch_outputs([Path("/x/a.mp4")], ["/out/a.mp4"])
+
+
+def test_signal_mid_batch_finalizes_the_current_video_and_ends_the_batch(tmp_path, tiny_model):
+    n = 400
+    for name in ("first", "second"):
+        make_clip(tmp_path / f"{name}.mp4", [40 * i for i in range(n)])
+    proc = start_cli(["colorize", "first.mp4", "second.mp4", "-o", "out", "--model", str(tiny_model), "--threads", "1",
+                      "--status-interval", "0.1", "--stats-json", "s.json"], cwd=tmp_path)
+
+    def progress_line():
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, f"colorize ended early: {proc.stderr.read()}"
+        m = re.search(rf"\] (\d+)/{n} ", line)
+        return bool(m) and int(m.group(1)) >= 5
+
+    wait_for(progress_line, 120, "a progress line with five frames of the first video written")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err and "[2/2]" not in err  # the second video was not started
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert len(stats["files"]) == 1 and stats["files"][0]["stopped_by"] == "SIGTERM" and stats["failed"] == []
+    out = read_video(tmp_path / "out" / "first.mp4")  # plays to its end
+    assert 0 < len(out["times"]) == stats["files"][0]["frames_out"] < n
+    assert not (tmp_path / "out" / "second.mp4").exists()
