@@ -60,12 +60,19 @@ class Colorizer:
         self.meta = meta or {}
 
     @classmethod
-    def load(cls, weights: str | Path | None = None, device: str = "auto", precision: str = "auto", backend: str = "eager", model: str | None = None, **backend_options) -> "Colorizer":
+    def load(cls, weights: str | Path | None = None, device: str = "auto", precision: str = "auto", backend: str = "eager", model: str | None = None,
+             levels: str = "auto", **backend_options) -> "Colorizer":
         """Load weights (bundled when ``None``) onto ``device`` with ``backend`` at ``precision``
-        (``auto``: fp16 on CUDA, fp32 on the CPU). ``backend_options`` go to ``create_backend``:
-        ``workers``, ``infer_scale`` (the model at that fraction of each frame's size), ``threads``, ..."""
+        (``auto``: fp16 on CUDA, fp32 on the CPU). ``levels``: auto (default) brings frames whose
+        NIR levels lie outside those of the training images into them, stretch brings every frame
+        to them, off leaves frames as they are (``nirvision.runtime.levels``). ``backend_options``
+        go to ``create_backend``: ``workers``, ``infer_scale`` (the model at that fraction of each
+        frame's size), ``threads``, ..."""
+        from .runtime.levels import band_of
+
         chain, config, meta = load_chain(weights, model)
-        engine = create_backend(backend, chain, device, precision, **backend_options)
+        band = band_of(meta) if levels != "off" else None
+        engine = create_backend(backend, chain, device, precision, levels=levels, levels_band=band, **backend_options)
         log.info("loaded %s model (%s) on %s, backend %s, %s", config.name, meta.get("weights") or "random init", engine.device, engine.name, engine.precision)
         return cls(engine, config, meta)
 

@@ -52,7 +52,7 @@ def test_evaluate_writes_table_json_and_grid(tmp_path, checkpoint, capsys):
     rgb = cv2.cvtColor(cv2.imread(str(data / "rgb" / "field_0000.png")), cv2.COLOR_BGR2RGB)
     assert np.isfinite(report["floor_nir_as_gray"]["psnr"])
     assert psnr(np.repeat(nir[..., None], 3, 2), rgb) > 0
-    assert report["infer_scale"] == 1.0
+    assert report["infer_scale"] == 1.0 and report["levels"] == "auto"
     # the same at half scale: scored, and not the same predictions
     rc = main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--json", str(out), "--grid", str(grid), "--device", "cpu",
                "--infer-scale", "0.5"])

@@ -19,6 +19,7 @@ from nirvision.config import ConfigError
 from nirvision.errors import InputError
 from nirvision.models.checkpoint import CheckpointError
 from nirvision.models.registry import load_model_config
+from nirvision.runtime.levels import LevelsBand
 
 from .config import STAGES, load_train_config
 from .data import TrainData
@@ -108,7 +109,8 @@ def main(argv=None) -> int:
             info = {"train": len(data.train_names), "val": len(data.val_names), "val_names": data.val_names, "skipped": len(data.skipped)}
             (cfg.run_dir() / "floor.json").write_text(json.dumps({"floor": floor, "split": info}, indent=1))
             if args.export:
-                out = export_weights(cfg, args.config, args.export, floor, info)
+                levels = LevelsBand.from_images(data.nir[:, 0].numpy()).to_dict()
+                out = export_weights(cfg, args.config, args.export, floor, info, levels)
                 log.info("exported %s and %s", out, out.with_suffix(".md"))
     except (ConfigError, InputError, CheckpointError, FileNotFoundError) as exc:
         log.error("%s", exc)

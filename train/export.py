@@ -12,8 +12,9 @@ from nirvision.models.registry import parse_model_config
 from .config import STAGES, TrainConfig
 
 
-def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, data_info: dict) -> Path:
-    """Write ``out`` (nir_to_gray + colorizer of the finetune output) and ``out``.md."""
+def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, data_info: dict, levels: dict | None = None) -> Path:
+    """Write ``out`` (nir_to_gray + colorizer of the finetune output) and ``out``.md; ``levels``:
+    the training images' NIR levels (``LevelsBand.to_dict``), which ``--levels`` brings frames to."""
     run = cfg.run_dir()
     payload = read_checkpoint(run / "finetune" / "output.pt")
     model = parse_model_config(payload["model_config"])
@@ -36,6 +37,8 @@ def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, d
         "ema": out_meta.get("ema"),  # {"decay", "updates"} where the weights are the finetune's moving average
         "finetune_quarters": quarters(histories["finetune"]),
     }
+    if levels:
+        meta["nir_levels"] = levels
     nets = {r: payload["networks"][r] for r in ("nir_to_gray", "colorizer")}
     save_checkpoint(out, model, nets, meta)
     card = out.with_suffix(".md")
@@ -95,6 +98,10 @@ def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) ->
            if meta["finetune_epoch"] != meta["epochs"]["finetune"] else "") + ".",
         *([f"- Weights: the exponential moving average of the finetune's weights (decay {meta['ema']['decay']} a step, "
            f"{meta['ema']['updates']} steps), which validation measured and which these figures are for."] if meta.get("ema") else []),
+        *([f"- NIR levels of the training images, which `--levels auto` / `stretch` bring frames to: 1st percentile "
+           f"{meta['nir_levels']['low'][0]:.0f}-{meta['nir_levels']['low'][1]:.0f} (mean {meta['nir_levels']['low_mean']:.1f}), 99th "
+           f"{meta['nir_levels']['high'][0]:.0f}-{meta['nir_levels']['high'][1]:.0f} (mean {meta['nir_levels']['high_mean']:.1f}), "
+           f"the middle half over {meta['nir_levels']['images']} images."] if meta.get("nir_levels") else []),
         f"- Wall time: {hours:.2f} h in all (translate {meta['train_seconds']['translate'] / 60:.1f} min, pretrain {meta['train_seconds']['pretrain'] / 60:.1f} min, finetune {meta['train_seconds']['finetune'] / 60:.1f} min) on {meta['machine']}.",
         "",
         "## Validation metrics (256x256, computed as the VCIP 2020 challenge does)",

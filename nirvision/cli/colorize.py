@@ -31,6 +31,10 @@ def add_model_options(p) -> None:
                    help="frames colorized side by side, each worker with threads/N threads (ONNX Runtime or OpenVINO on the CPU). auto (default): 2 "
                    "where 2 or more CPU threads are at hand (measured on 2 cores: 1.0-1.7x the model's frames per second, less for the "
                    "whole run, as decoding and encoding share the cores; each frame takes longer); 1 for the lowest latency")
+    g.add_argument("--levels", default="auto", metavar="auto|stretch|off",
+                   help="NIR levels: auto (default) brings frames exposed unlike the training images (darker, brighter) to their "
+                        "levels and leaves the others; stretch brings every frame to them (most robust to exposure, a little below "
+                        "on frames like them); off")
     g.add_argument("--infer-scale", default="1", metavar="S",
                    help="run the model at S times each frame's width and height (0 < S <= 1; default 1) and bring its colours back to "
                         "the frame's size with the frame's own fine detail: about S*S of the model's cost, for big frames on small "
@@ -105,16 +109,29 @@ def infer_scale(args) -> float:
         raise InputError(f"--infer-scale: {exc}") from None
 
 
+def check_levels(levels: str) -> str:
+    """``--levels`` checked, or a usage error naming it."""
+    from ..runtime.levels import MODES
+
+    if levels not in MODES:
+        raise InputError(f"--levels {levels!r}: expected one of: {', '.join(MODES)}")
+    return levels
+
+
 def build_backend(args, announce: bool = True):
     """The backend the model options ask for (errors are usage errors with the reason);
     ``announce``: say which backend ``auto`` chose now (else call ``announce_backend``)."""
     from ..api import load_chain, set_threads
     from ..runtime.backends import create_backend
 
+    from ..runtime.levels import band_of
+
     set_threads(args.threads)
     chain, config, meta = load_chain(args.weights, args.model)
     workers = args.workers if args.workers == "auto" else _positive(args.workers, "--workers")
-    backend = create_backend(args.backend, chain, args.device, args.precision, workers=workers, infer_scale=infer_scale(args))
+    levels = check_levels(getattr(args, "levels", "off"))
+    backend = create_backend(args.backend, chain, args.device, args.precision, workers=workers, infer_scale=infer_scale(args),
+                             levels=levels, levels_band=band_of(meta) if levels != "off" else None)
     if announce:
         announce_backend(args, backend)
     return backend, config, meta

@@ -26,6 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--backend", default="eager")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="fp32")
+    p.add_argument("--levels", default="auto", metavar="auto|stretch|off", help="NIR levels, as colorize's --levels (default auto)")
     p.add_argument("--infer-scale", default="1", metavar="S", help="run the model at S times each image's size, as colorize's --infer-scale (default 1)")
     p.add_argument("--json", type=Path, help="write per-image and mean metrics here")
     p.add_argument("--grid", type=Path, default=Path("evaluation-samples.png"), help="sample grid PNG (NIR | prediction | truth)")
@@ -52,17 +53,18 @@ def run(args) -> int:
     from ..metrics import evaluate_pairs, mean_metrics
     from ..visual import save_grid
 
-    from .colorize import infer_scale
+    from .colorize import check_levels, infer_scale
 
     if bool(args.lpips_alexnet) != bool(args.lpips_lin):
         raise InputError("LPIPS needs both --lpips-alexnet and --lpips-lin")
     scale = infer_scale(args)
+    check_levels(args.levels)
     data = load_paired(args.data)
     if args.split == "val":
         _, val = validation_split(data)
         data = data.subset(val)
     colorizer = Colorizer.load(args.weights, device=args.device, precision=args.precision, backend=args.backend, model=args.model,
-                                infer_scale=scale)
+                                infer_scale=scale, levels=args.levels)
     preds = []
     for i, nir in enumerate(data.nir):
         preds.append(colorizer(nir))
@@ -91,7 +93,7 @@ def run(args) -> int:
     print(f"sample grid: {grid}")
     if args.json:
         report = {
-            "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "count": len(data), "infer_scale": scale,
+            "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "count": len(data), "infer_scale": scale, "levels": args.levels,
             "mean": means, "floor_nir_as_gray": floor, "lpips": None if lpips_note else "AlexNet",
             "per_image": [{"name": name, **{k: per[k][i] for k in keys}} for i, name in enumerate(data.names)],
         }

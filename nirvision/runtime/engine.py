@@ -295,7 +295,7 @@ class Engine:
             "live": self.live,
             "sinks": [sink.description for sink in self.sinks],
             "backend": {"name": self.backend.name, "device": str(self.backend.device), "precision": self.backend.precision,
-                        "infer_scale": getattr(self.backend, "infer_scale", 1.0)},
+                        "infer_scale": getattr(self.backend, "infer_scale", 1.0), "levels": getattr(self.backend, "levels", "off")},
             "frames_in": s.frames_in,
             "frames_out": s.frames_out,
             "dropped": s.dropped,

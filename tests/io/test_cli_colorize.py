@@ -85,6 +85,7 @@ def bad_inputs(tmp_path, tiny_model):
         ("queue", good, ["--queue-size", "0"], "--queue-size"),
         ("preset", good, ["--preset", "quick"], "--preset"),
         ("encoder threads", good, ["--encoder-threads", "0"], "--encoder-threads"),
+        ("levels", good, ["--levels", "bright"], "--levels 'bright': expected one of: off, auto, stretch"),
         ("infer scale", good, ["--infer-scale", "2"], "--infer-scale: infer scale '2': expected a number above 0 and at most 1"),
         ("workers", good, ["--workers", "many"], "--workers"),
         ("fp16 on the cpu", good, ["--precision", "fp16", "--device", "cpu"], "no backend runs fp16 on cpu"),

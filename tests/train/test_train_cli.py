@@ -83,5 +83,16 @@ def test_export_writes_weights_the_library_loads_and_a_model_card(paired_dir, tm
     assert f"| this model | {meta['val']['psnr']:.2f} |" in card
     assert "moving average of the finetune's weights (decay 0.5 a step, 4 steps)" in card
     assert card.count("- epochs ") == 4 and "; live " in card
-    rgb = Colorizer.load(out, backend="eager", precision="fp32")(np.full((128, 128), 90, np.uint8))
+    # the training images' NIR levels, for --levels: those of the pairs it trained on
+    from nirvision.runtime.levels import LevelsBand, band_of
+    from train.data import TrainData
+    from train.config import load_train_config
+
+    band = band_of(meta)
+    data = TrainData(load_train_config(_write(tmp_path, cfg)).data, 0)
+    assert band == LevelsBand.from_images(data.nir[:, 0].numpy()) and band.images == len(data.train_names)
+    assert f"the middle half over {band.images} images" in card
+    colorizer = Colorizer.load(out, backend="eager", precision="fp32")
+    assert colorizer.backend.band == band  # what --levels auto brings frames to
+    rgb = colorizer(np.full((128, 128), 90, np.uint8))
     assert rgb.shape == (128, 128, 3) and rgb.dtype == np.uint8

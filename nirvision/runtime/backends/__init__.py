@@ -83,7 +83,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device | None = "auto", precision: str = "fp32",
-                   workers: int | str = 1, infer_scale: float = 1.0, **options) -> Backend:
+                   workers: int | str = 1, infer_scale: float = 1.0, levels: str = "off", levels_band=None, **options) -> Backend:
     """Build backend ``name`` (or ``auto``) around ``net``; raises ``BackendUnavailable`` with the reason.
 
     ``precision`` ``auto``: fp16 on CUDA, bf16 for OpenVINO on a CPU with native bf16, else
@@ -93,12 +93,16 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
     copied) runs that many copies on consecutive frames side by side (``parallel.FrameParallel``).
 
     ``infer_scale`` below 1 runs the network at that fraction of each frame's width and height and
-    brings the colours back to the frame's size (``scaled.ScaledInference``).
+    brings the colours back to the frame's size (``scaled.ScaledInference``). ``levels`` auto or
+    stretch brings each frame's NIR levels to those of the training images (``levels_band``, a
+    ``runtime.levels.LevelsBand``; default the VCIP 2020 training split's) first.
     """
+    from ..levels import VCIP_BAND
+    from .levels import LevelsInference, check_levels
     from .parallel import parallel
     from .scaled import ScaledInference, check_scale
 
-    infer_scale = check_scale(infer_scale)  # before anything is built
+    infer_scale, levels = check_scale(infer_scale), check_levels(levels)  # before anything is built
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev, name)
     if name == "auto":
@@ -120,6 +124,8 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
         backend = wrapped
     if infer_scale != 1.0:
         backend = ScaledInference(backend, infer_scale)
+    if levels != "off":
+        backend = LevelsInference(backend, levels, levels_band or VCIP_BAND)
     return backend
 
 

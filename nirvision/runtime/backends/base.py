@@ -86,6 +86,29 @@ class Backend(abc.ABC):
         """Release what the backend holds (streams, sessions, engines)."""
 
 
+class BackendWrapper(Backend):
+    """A backend around another (``inner``) that changes frames on the way in or out; what it
+    does not define (workers, threads, chosen_because, ...) is the inner backend's."""
+
+    def __init__(self, backend: Backend):
+        self.inner = backend
+        super().__init__(getattr(backend, "net", None), backend.device, backend.precision)
+        self.name = backend.name
+        self.max_in_flight = backend.max_in_flight
+
+    def __getattr__(self, attr):
+        if attr == "inner":
+            raise AttributeError(attr)
+        return getattr(self.inner, attr)
+
+    def prepare(self, shape: tuple[int, ...]) -> None:
+        if hasattr(self.inner, "prepare"):
+            self.inner.prepare(shape)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
 def run_in_order(submit, frames: np.ndarray, depth: int, count: int | None = None, out: np.ndarray | None = None) -> np.ndarray | None:
     """Frames ``0 .. count-1`` of ``frames`` (N, H, W; cycled when ``count`` is larger) through
     ``submit`` one at a time (each as a batch of one), as the engine feeds a backend: up to

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Backend
+from .base import BackendWrapper
 
 DETAIL = 0.5  # share of the NIR's fine detail added back (measured best of 0, 0.5 and 1 above)
 MIN_SIDE = 8  # the scaled frame's smallest side in pixels
@@ -46,20 +46,13 @@ def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
     return max(MIN_SIDE, min(h, int(round(h * scale)))), max(MIN_SIDE, min(w, int(round(w * scale))))
 
 
-class ScaledInference(Backend):
+class ScaledInference(BackendWrapper):
     """``backend`` run at ``scale`` times each frame's size, outputs at the frame's size."""
 
-    def __init__(self, backend: Backend, scale: float):
-        self.inner = backend
-        self.infer_scale = check_scale(scale)
-        super().__init__(getattr(backend, "net", None), backend.device, backend.precision)
-        self.name = backend.name
-        self.max_in_flight = backend.max_in_flight
-
-    def __getattr__(self, attr):  # workers, threads, chosen_because, ... of the backend inside
-        if attr == "inner":
-            raise AttributeError(attr)
-        return getattr(self.inner, attr)
+    def __init__(self, backend, scale: float):
+        scale = check_scale(scale)
+        super().__init__(backend)
+        self.infer_scale = scale
 
     # uint8 frames ------------------------------------------------------------------------
     def _down(self, frames: np.ndarray) -> np.ndarray:
@@ -110,12 +103,8 @@ class ScaledInference(Backend):
         return (up + DETAIL * (x - base)).clamp_(-1.0, 1.0)
 
     def prepare(self, shape: tuple[int, ...]) -> None:
-        if hasattr(self.inner, "prepare"):
-            n, c, h, w = shape
-            self.inner.prepare((n, c, *scaled_size(h, w, self.infer_scale)))
-
-    def close(self) -> None:
-        self.inner.close()
+        n, c, h, w = shape
+        super().prepare((n, c, *scaled_size(h, w, self.infer_scale)))
 
 
 class ScaledPending:

@@ -1,0 +1,46 @@
+"""``--levels``: frames brought to the training images' NIR levels before the backend (``runtime.levels``)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..levels import MODES, LevelsBand, LevelsTracker, affine, frame_levels, normalize, target_levels
+from .base import BackendWrapper
+
+
+def check_levels(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"levels {mode!r}: expected one of: {', '.join(MODES)}")
+    return mode
+
+
+class LevelsInference(BackendWrapper):
+    """``backend`` on frames whose levels ``mode`` (auto, stretch) brings to ``band``'s. Images and
+    batches: each frame on its own; the engine's stream (one frame a ``submit``): smoothed."""
+
+    def __init__(self, backend, mode: str, band: LevelsBand):
+        mode = check_levels(mode)
+        super().__init__(backend)
+        self.levels, self.band = mode, band
+        self._stream = LevelsTracker(band, mode)
+
+    def _each(self, frames: np.ndarray) -> np.ndarray:
+        return np.stack([normalize(f, self.band, self.levels) for f in frames])
+
+    def infer_uint8(self, frames) -> np.ndarray:
+        return self.inner.infer_uint8(self._each(np.asarray(frames)))
+
+    def submit(self, frames: np.ndarray):
+        frames = np.asarray(frames)
+        if frames.ndim == 3 and len(frames) == 1:
+            return self.inner.submit(self._stream(frames[0])[None])
+        return self.inner.submit(self._each(frames))
+
+    def infer(self, x: torch.Tensor) -> torch.Tensor:
+        out = []
+        for frame in x:  # (1, H, W) in [-1, 1]: the map is found on the frame's uint8 levels, applied in float
+            v = (frame + 1.0) * 127.5
+            lo, hi = frame_levels(v.round().clamp(0, 255).to(torch.uint8).numpy()[0])
+            gain, offset = affine(lo, hi, *target_levels(lo, hi, self.band, self.levels))
+            out.append(((v * gain + offset).clamp(0, 255) / 127.5 - 1.0))
+        return self.inner.infer(torch.stack(out))
