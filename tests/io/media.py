@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -148,6 +149,18 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 120, **popen) -> subpro
 def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen([sys.executable, "-m", "nirvision", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def progress_past(proc: subprocess.Popen, total: int, frames: int = 5):
+    """A predicate for ``wait_for``: reads one line of ``proc``'s stderr and holds once a progress
+    bar says ``frames`` of ``total`` are written (fails at once if the process ended)."""
+    def check() -> bool:
+        line = proc.stderr.readline()
+        assert line or proc.poll() is None, f"the command ended early: {proc.stderr.read()}"
+        m = re.search(rf"\] (\d+)/{total} ", line)
+        return bool(m) and int(m.group(1)) >= frames
+
+    return check
 
 
 def wait_for(predicate, timeout: float, what: str, step: float = 0.05) -> None:

@@ -1,6 +1,5 @@
 """``nirvision colorize`` on several videos: a folder, a glob or a list into one output folder."""
 import json
-import re
 import signal
 from pathlib import Path
 
@@ -9,7 +8,7 @@ import pytest
 from nirvision.cli import main
 from nirvision.cli.batch import batch_inputs, batch_outputs
 from nirvision.errors import InputError
-from tests.io.media import make_clip, read_video, start_cli, wait_for
+from tests.io.media import make_clip, progress_past, read_video, start_cli, wait_for
 
 
 def colorize(capsys, *args):
@@ -91,13 +90,7 @@ def test_signal_mid_batch_finalizes_the_current_video_and_ends_the_batch(tmp_pat
     proc = start_cli(["colorize", "first.mp4", "second.mp4", "-o", "out", "--model", str(tiny_model), "--threads", "1",
                       "--status-interval", "0.1", "--stats-json", "s.json"], cwd=tmp_path)
 
-    def progress_line():
-        line = proc.stderr.readline()
-        assert line or proc.poll() is None, f"colorize ended early: {proc.stderr.read()}"
-        m = re.search(rf"\] (\d+)/{n} ", line)
-        return bool(m) and int(m.group(1)) >= 5
-
-    wait_for(progress_line, 120, "a progress line with five frames of the first video written")
+    wait_for(progress_past(proc, n), 120, "a progress line with five frames of the first video written")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signal.SIGTERM, err

@@ -1,6 +1,5 @@
 """``nirvision colorize`` and ``nirvision demo`` end to end: outputs, bad inputs, signals."""
 import json
-import re
 import signal
 
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 from nirvision.cli import main
 from nirvision.models import save_checkpoint
 from nirvision.api import load_chain
-from tests.io.media import corrupt_packets, make_clip, read_video, run_cli, start_cli, wait_for
+from tests.io.media import corrupt_packets, make_clip, progress_past, read_video, run_cli, start_cli, wait_for
 
 
 def colorize(capsys, *args):
@@ -164,13 +163,7 @@ def test_signal_mid_file_leaves_a_playable_output(tmp_path, tiny_model, sig):
     make_clip(tmp_path / "in.mp4", [40 * i for i in range(n)], audio_packets=40)
     proc = start_cli(["colorize", "in.mp4", "-o", "out.mp4", "--model", str(tiny_model), "--threads", "1",
                       "--status-interval", "0.1", "--stats-json", "s.json"], cwd=tmp_path)
-    def progress_line():
-        line = proc.stderr.readline()
-        assert line or proc.poll() is None, f"colorize ended early: {proc.stderr.read()}"
-        m = re.search(rf"\] (\d+)/{n} ", line)
-        return bool(m) and int(m.group(1)) >= 5
-
-    wait_for(progress_line, 120, "a progress line with five frames written")
+    wait_for(progress_past(proc, n), 120, "a progress line with five frames written")
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + sig, err
