@@ -18,8 +18,7 @@ from pathlib import Path
 
 from ..errors import InputError
 
-# what FFmpeg reads as video and a batch picks up from a folder or glob
-VIDEO_INPUTS = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp"}
+from ..io.file_source import VIDEO_INPUTS
 
 
 def _videos_in(spec: str) -> list[Path] | None:

@@ -20,6 +20,9 @@ from .base import Frame, Source, SourceInfo
 
 log = logging.getLogger(__name__)
 
+# file types taken as videos where a folder or glob is looked through (a batch; beside images)
+VIDEO_INPUTS = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp"}
+
 MAX_CONSECUTIVE_ERRORS = 50  # a file this broken is given up on, keeping what decoded
 
 

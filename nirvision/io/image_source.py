@@ -51,6 +51,11 @@ def list_images(spec: str) -> list[Path]:
         paths = list(folder.iterdir())
         what = f"image folder {spec}"
     images = sorted((p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+    from .file_source import VIDEO_INPUTS
+
+    videos = sum(1 for p in paths if p.is_file() and p.suffix.lower() in VIDEO_INPUTS)
+    if images and videos:
+        log.warning("%s: holds %d video file(s) beside the images; only the images are read (give the videos as sources of their own)", what, videos)
     if not images:
         raise InputError(f"{what}: holds no images; expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))} "
                          "(or video files: nirvision colorize takes a folder or glob of videos as a batch)")

@@ -100,3 +100,18 @@ def test_signal_mid_batch_finalizes_the_current_video_and_ends_the_batch(tmp_pat
     out = read_video(tmp_path / "out" / "first.mp4")  # plays to its end
     assert 0 < len(out["times"]) == stats["files"][0]["frames_out"] < n
     assert not (tmp_path / "out" / "second.mp4").exists()
+
+
+def test_a_folder_of_images_with_videos_beside_them_reads_the_images_and_says_so(tmp_path, caplog):
+    import cv2
+    import numpy as np
+
+    from nirvision.io import open_source
+
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((16, 16), 50 * i, np.uint8))
+    make_clip(tmp_path / "clip.mp4", [0, 40])
+    assert batch_inputs([str(tmp_path)]) is None  # images: one source, as before
+    source = open_source(str(tmp_path))
+    assert source.info.frames == 2
+    assert "holds 1 video file(s) beside the images; only the images are read" in caplog.text
