@@ -119,3 +119,12 @@ def test_levels_through_create_backend_and_the_float_path():
     assert np.abs(plain.astype(int) - u8).mean() > 0.5  # and not the output for the dark frames as they are
     with pytest.raises(ValueError, match="levels 'bright': expected one of: off, auto, stretch"):
         create_backend("eager", tiny_chain(), "cpu", "fp32", levels="bright")
+
+
+def test_levels_and_scale_together():
+    backend = create_backend("eager", tiny_chain(), "cpu", "fp32", levels="auto", infer_scale=0.5)
+    assert backend.levels == "auto" and backend.infer_scale == 0.5 and backend.name == "eager"  # both wrappers, one face
+    frames = nir_frames(1, 48, 64)
+    assert backend.infer_uint8(frames).shape == (1, 48, 64, 3)
+    summary = Engine(open_source("synthetic:64x48@25:3"), [], backend).run()
+    assert summary["frames_out"] == 3 and summary["backend"]["levels"] == "auto" and summary["backend"]["infer_scale"] == 0.5
