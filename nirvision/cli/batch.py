@@ -135,7 +135,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                 continue
             done.append(summary)
             print(f"nirvision colorize: [{i}/{len(inputs)}] {describe(summary)}", file=sys.stderr)
-            if code:  # a signal: this output is finalized, the batch ends here
+            if code or summary.get("stopped_by") == "preview closed":  # a signal, or the preview window closed: the batch ends here
                 break
     finally:
         backend.close()
