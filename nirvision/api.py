@@ -65,13 +65,14 @@ class Colorizer:
         """Load weights (bundled when ``None``) onto ``device`` with ``backend`` at ``precision``
         (``auto``: fp16 on CUDA, fp32 on the CPU). ``levels``: auto (default) brings frames whose
         NIR levels lie outside those of the training images into them, stretch brings every frame
-        to them, off leaves frames as they are (``nirvision.runtime.levels``). ``backend_options``
+        to them, off leaves frames as they are (``nirvision.runtime.levels``; ``levels_band``, a
+        ``LevelsBand``, overrides the band the weights recorded). ``backend_options``
         go to ``create_backend``: ``workers``, ``infer_scale`` (the model at that fraction of each
         frame's size), ``threads``, ..."""
         from .runtime.levels import band_of
 
         chain, config, meta = load_chain(weights, model)
-        band = band_of(meta) if levels != "off" else None
+        band = backend_options.pop("levels_band", None) or (band_of(meta) if levels != "off" else None)
         engine = create_backend(backend, chain, device, precision, levels=levels, levels_band=band, **backend_options)
         log.info("loaded %s model (%s) on %s, backend %s, %s", config.name, meta.get("weights") or "random init", engine.device, engine.name, engine.precision)
         return cls(engine, config, meta)

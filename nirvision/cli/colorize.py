@@ -126,10 +126,10 @@ def build_backend(args, announce: bool = True):
 
     from ..runtime.levels import band_of
 
+    levels = check_levels(getattr(args, "levels", "off"))  # options first, then the weights
     set_threads(args.threads)
     chain, config, meta = load_chain(args.weights, args.model)
     workers = args.workers if args.workers == "auto" else _positive(args.workers, "--workers")
-    levels = check_levels(getattr(args, "levels", "off"))
     backend = create_backend(args.backend, chain, args.device, args.precision, workers=workers, infer_scale=infer_scale(args),
                              levels=levels, levels_band=band_of(meta) if levels != "off" else None)
     if announce:

@@ -73,6 +73,12 @@ class Source(abc.ABC):
     def live(self) -> bool:
         return self.info.live
 
+    @property
+    def continuous(self) -> bool:
+        """Whether consecutive frames show one scene going on (videos, streams, cameras), not
+        unrelated pictures (image folders)."""
+        return self.info.kind != "images"
+
     @abc.abstractmethod
     def __iter__(self) -> Iterator[Frame]:
         """Frames in order; ends at the end of the input (or when closed)."""

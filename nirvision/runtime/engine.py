@@ -213,6 +213,9 @@ class Engine:
         self._late_audio: list = []
         self._written.clear()
         self.stats = RunStats()
+        start = getattr(self.backend, "start_stream", None)
+        if start is not None:  # wrappers that follow a stream (levels) start afresh; image folders are not one
+            start(getattr(self.source, "continuous", True))
         reader = threading.Thread(target=self._reader, name="nirvision-reader", daemon=True)
         writer = threading.Thread(target=self._writer, name="nirvision-writer", daemon=True)
         reader.start()

@@ -7,8 +7,8 @@ PSNR in dB against the true colours, the NIR scaled or bent before colorizing):
 
     NIR given          as it is   x 0.3   x 0.6   x 0.8   x 1.3   gamma 0.7   gamma 1.4
     levels off           16.19    11.28   13.73   15.69   15.62     15.51       16.23
-    levels auto          16.14    16.11   16.05   15.97   15.66     15.53       16.23
-    levels stretch       16.09    16.12   16.10   16.09   16.00     16.06       16.03
+    levels auto          16.14    16.14   16.05   15.97   15.66     15.53       16.23
+    levels stretch       16.09    16.08   16.10   16.09   16.00     16.06       16.03
 
 A frame's levels are its 1st and 99th percentiles (``frame_levels``). The training images'
 levels spread over a band (``LevelsBand``: the middle half, 25th to 75th percentile, over the
@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 MODES = ("off", "auto", "stretch")
 LOW, HIGH = 1.0, 99.0  # the percentiles a frame's levels are
 BAND_QUANTILES = (0.25, 0.75)  # the band: this share of the training images' levels
+MAX_GAIN = 4.0  # the most a frame's contrast is raised (or lowered: 1 / MAX_GAIN)
+MIN_SPREAD = 16.0  # frames whose 1st to 99th percentiles span less are left as they are
 
 
 def frame_levels(nir: np.ndarray) -> tuple[float, float]:
@@ -73,7 +75,9 @@ class LevelsBand:
     def from_dict(cls, d: dict) -> "LevelsBand":
         try:
             band = cls(tuple(map(float, d["low"])), tuple(map(float, d["high"])), float(d["low_mean"]), float(d["high_mean"]), int(d.get("images", 0)))
-        except (KeyError, TypeError, ValueError) as exc:
+            if len(band.low) != 2 or len(band.high) != 2:
+                raise ValueError("low and high need two numbers each")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ValueError(f"nir_levels: expected low, high (two numbers each), low_mean and high_mean; got {d!r} ({exc})") from None
         if not (0 <= band.low[0] <= band.low[1] <= 255 and 0 <= band.high[0] <= band.high[1] <= 255 and band.low_mean < band.high_mean):
             raise ValueError(f"nir_levels: levels out of order or outside 0..255: {d!r}")
@@ -85,10 +89,16 @@ VCIP_BAND = LevelsBand(low=(49.0, 83.0), high=(201.0, 240.0), low_mean=66.53, hi
 
 
 def band_of(meta: dict | None) -> LevelsBand:
-    """The band a checkpoint recorded, else VCIP_BAND (said once in the log)."""
+    """The band a checkpoint recorded, else VCIP_BAND (said once in the log); a CheckpointError
+    naming the weights when what they recorded is not a band."""
     d = (meta or {}).get("nir_levels")
     if d:
-        return LevelsBand.from_dict(d)
+        try:
+            return LevelsBand.from_dict(d)
+        except ValueError as exc:
+            from ..models.checkpoint import CheckpointError
+
+            raise CheckpointError(f"weights {(meta or {}).get('weights') or ''}: {exc}") from None
     log.info("levels: the weights record no NIR levels of their training images; using those of the VCIP 2020 training split")
     return VCIP_BAND
 
@@ -103,11 +113,13 @@ def target_levels(lo: float, hi: float, band: LevelsBand, mode: str) -> tuple[fl
 
 
 def affine(lo: float, hi: float, to_lo: float, to_hi: float) -> tuple[float, float]:
-    """(gain, offset) taking ``lo`` to ``to_lo`` and ``hi`` to ``to_hi`` (a flat frame keeps its gain 1)."""
-    if hi - lo < 1.0:
-        return 1.0, (to_lo + to_hi) / 2.0 - (lo + hi) / 2.0
-    gain = (to_hi - to_lo) / (hi - lo)
-    return gain, to_lo - gain * lo
+    """(gain, offset) taking ``lo`` to ``to_lo`` and ``hi`` to ``to_hi``, the gain held within
+    1 / MAX_GAIN .. MAX_GAIN (about the middle of the levels). A frame whose levels span less than
+    MIN_SPREAD (black, a lens cap, fog) is left as it is: its noise is all there is to stretch."""
+    if hi - lo < MIN_SPREAD:
+        return 1.0, 0.0
+    gain = float(np.clip((to_hi - to_lo) / (hi - lo), 1.0 / MAX_GAIN, MAX_GAIN))
+    return gain, (to_lo + to_hi) / 2.0 - gain * (lo + hi) / 2.0
 
 
 def apply(nir: np.ndarray, gain: float, offset: float) -> np.ndarray:
@@ -128,10 +140,13 @@ def normalize(nir: np.ndarray, band: LevelsBand, mode: str) -> np.ndarray:
 
 class LevelsTracker:
     """Levels for a stream: each frame's percentiles are smoothed over about ``1 / rate`` frames
-    before the map is made; a new frame size (another stream) starts afresh."""
+    before the map is made; ``reset()`` (a new stream) and a new frame size start afresh."""
 
     def __init__(self, band: LevelsBand, mode: str, rate: float = 0.2):
         self.band, self.mode, self.rate = band, mode, rate
+        self.reset()
+
+    def reset(self) -> None:
         self.levels: tuple[float, float] | None = None
         self.shape: tuple[int, ...] | None = None
 

@@ -47,9 +47,15 @@ def test_band_from_images_and_back():
     assert band.images == 9 and band.low == tuple(np.quantile(lows, [0.25, 0.75])) and band.low_mean == pytest.approx(np.mean(lows))
     assert LevelsBand.from_dict(band.to_dict()) == band
     assert band_of({"nir_levels": band.to_dict()}) == band and band_of({}) == VCIP_BAND
-    for bad in ({"low": [1]}, {"low": [90, 50], "high": [200, 240], "low_mean": 60, "high_mean": 220}, "x"):
+    good = {"low": [50, 80], "high": [200, 240], "low_mean": 60, "high_mean": 220}
+    for bad in ({"low": [1]}, {**good, "low": [90, 50]}, {**good, "high": [201]}, {**good, "low": [1, 2, 3]}, "x"):
         with pytest.raises(ValueError, match="nir_levels"):
             LevelsBand.from_dict(bad)
+    # a checkpoint that recorded something else: an error naming it (the CLI's exit 2)
+    from nirvision.models.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match=r"weights /w/x\.pt: nir_levels: expected low, high"):
+        band_of({"weights": "/w/x.pt", "nir_levels": {**good, "high": [201]}})
 
 
 def test_auto_leaves_frames_in_the_band_and_brings_the_others_in():
@@ -64,8 +70,16 @@ def test_auto_leaves_frames_in_the_band_and_brings_the_others_in():
         lo, hi = frame_levels(normalize(frame, BAND, "stretch"))
         assert abs(lo - 65) <= 1.5 and abs(hi - 220) <= 1.5
     assert normalize(ramp(10, 90), BAND, "off") is not None and np.array_equal(normalize(ramp(10, 90), BAND, "off"), ramp(10, 90))
-    flat = np.full((10, 10), 5, np.uint8)
-    assert np.all(normalize(flat, BAND, "stretch") == round((65 + 220) / 2))  # a flat frame is moved, not divided by zero
+    # nothing to stretch: a black or flat frame, or one of faint noise, is left as it is
+    rng = np.random.default_rng(1)
+    for flat in (np.zeros((10, 10), np.uint8), np.full((10, 10), 5, np.uint8), rng.integers(0, 3, (40, 40), dtype=np.uint8)):
+        for mode in ("auto", "stretch"):
+            assert np.array_equal(normalize(flat, BAND, mode), flat)
+    # a dim frame of little contrast gets at most 4x its contrast, about the middle of the levels
+    dim = ramp(100, 120)
+    lo, hi = frame_levels(normalize(dim, BAND, "stretch"))
+    assert hi - lo == pytest.approx(4 * np.subtract(*frame_levels(dim)[::-1]), abs=2)
+    assert (lo + hi) / 2 == pytest.approx((65 + 220) / 2, abs=2)
 
 
 def test_a_stream_follows_the_levels_smoothly_and_restarts_on_a_new_size():
@@ -128,3 +142,37 @@ def test_levels_and_scale_together():
     assert backend.infer_uint8(frames).shape == (1, 48, 64, 3)
     summary = Engine(open_source("synthetic:64x48@25:3"), [], backend).run()
     assert summary["frames_out"] == 3 and summary["backend"]["levels"] == "auto" and summary["backend"]["infer_scale"] == 0.5
+
+
+def test_each_run_starts_afresh_and_image_folders_are_not_smoothed(tmp_path):
+    import cv2
+
+    from tests.io.media import ListSource
+
+    stub = Seen()
+    backend = LevelsInference(stub, "stretch", BAND)
+    dark, normal = ramp(10, 70, shape=(48, 64)), ramp(60, 230, shape=(48, 64))
+    # a video stream: the second frame's map is pulled towards the first's
+    Engine(ListSource([dark, normal]), [], backend).run()
+    smoothed = stub.frames[1]
+    assert not np.array_equal(smoothed, normalize(normal, BAND, "stretch"))
+    # the next run through the same backend (the next video of a batch) starts from its own levels
+    stub.frames.clear()
+    Engine(ListSource([normal, normal]), [], backend).run()
+    assert np.array_equal(stub.frames[0], normalize(normal, BAND, "stretch"))
+    # an image folder: unrelated pictures, each on its own
+    for i, img in enumerate((dark, normal)):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), img)
+    stub.frames.clear()
+    Engine(open_source(str(tmp_path)), [], backend).run()
+    assert np.array_equal(stub.frames[1], normalize(normal, BAND, "stretch"))
+
+
+def test_api_takes_a_band_of_its_own():
+    from nirvision import Colorizer
+
+    colorizer = Colorizer.load(backend="eager", device="cpu", levels="stretch", levels_band=BAND)
+    assert colorizer.backend.band == BAND and colorizer.backend.levels == "stretch"
+    bundled = Colorizer.load(backend="eager", device="cpu").backend.band  # what the bundled weights recorded
+    assert bundled.images == 330 and (bundled.low, bundled.high) == (VCIP_BAND.low, VCIP_BAND.high)
+    assert bundled.low_mean == pytest.approx(VCIP_BAND.low_mean, abs=0.01) and bundled.high_mean == pytest.approx(VCIP_BAND.high_mean, abs=0.01)

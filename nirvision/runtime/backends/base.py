@@ -105,6 +105,12 @@ class BackendWrapper(Backend):
         if hasattr(self.inner, "prepare"):
             self.inner.prepare(shape)
 
+    def start_stream(self, continuous: bool = True) -> None:
+        """The engine starts a run (``continuous``: a video or live stream, not unrelated images)."""
+        start = getattr(self.inner, "start_stream", None)
+        if start is not None:
+            start(continuous)
+
     def close(self) -> None:
         self.inner.close()
 

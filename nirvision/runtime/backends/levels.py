@@ -15,14 +15,24 @@ def check_levels(mode: str) -> str:
 
 
 class LevelsInference(BackendWrapper):
-    """``backend`` on frames whose levels ``mode`` (auto, stretch) brings to ``band``'s. Images and
-    batches: each frame on its own; the engine's stream (one frame a ``submit``): smoothed."""
+    """``backend`` on frames whose levels ``mode`` (auto, stretch) brings to ``band``'s. Batches
+    (``infer_uint8``) and the frames of image folders: each frame on its own. The engine's video
+    and live streams (one frame a ``submit``): smoothed from frame to frame, afresh for each run
+    (``start_stream``, which the engine calls)."""
 
     def __init__(self, backend, mode: str, band: LevelsBand):
         mode = check_levels(mode)
         super().__init__(backend)
         self.levels, self.band = mode, band
         self._stream = LevelsTracker(band, mode)
+        self._smooth = True
+
+    def start_stream(self, continuous: bool = True) -> None:
+        """A new run: forget the last one's levels; ``continuous`` False (image folders: unrelated
+        pictures) takes each frame on its own."""
+        self._stream.reset()
+        self._smooth = continuous
+        super().start_stream(continuous)
 
     def _each(self, frames: np.ndarray) -> np.ndarray:
         return np.stack([normalize(f, self.band, self.levels) for f in frames])
@@ -32,7 +42,7 @@ class LevelsInference(BackendWrapper):
 
     def submit(self, frames: np.ndarray):
         frames = np.asarray(frames)
-        if frames.ndim == 3 and len(frames) == 1:
+        if frames.ndim == 3 and len(frames) == 1 and self._smooth:
             return self.inner.submit(self._stream(frames[0])[None])
         return self.inner.submit(self._each(frames))
 
