@@ -1,7 +1,7 @@
 """Batches of recorded videos: ``nirvision colorize a.mp4 b.mkv -o out/``, a folder of videos, a glob.
 
 Each video is colorized into the output folder under its own name (``out/a.mp4``, ``out/b.mkv``;
-a type that H.264 output cannot take, such as ``.avi``, becomes ``.mp4``; two inputs of one name
+a type the video writer does not produce, such as ``.avi``, becomes ``.mp4``; two inputs of one name
 from different folders become ``x.mp4`` and ``x_2.mp4``), one after another through one
 backend, built once: ONNX files, compiled models and sessions are reused by every file of a
 size. A video that cannot be opened or fails midway is reported and skipped and the others still
@@ -13,7 +13,9 @@ file's summary and the failures.
 from __future__ import annotations
 
 import glob
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InputError
@@ -22,8 +24,9 @@ from ..io.file_source import VIDEO_INPUTS
 
 
 def _videos_in(spec: str) -> list[Path] | None:
-    """The videos a folder or glob names (sorted), or None when it names images or is no folder or glob."""
-    from ..io.image_source import IMAGE_SUFFIXES, is_glob
+    """The videos a folder or glob names (in natural order), or None when it names images or is
+    no folder or glob."""
+    from ..io.image_source import IMAGE_SUFFIXES, _natural_key, is_glob
 
     path = Path(spec)
     if path.is_dir():
@@ -34,29 +37,49 @@ def _videos_in(spec: str) -> list[Path] | None:
         return None
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
         return None  # images: one source, as before
-    videos = sorted(p for p in files if p.suffix.lower() in VIDEO_INPUTS)
+    videos = sorted((p for p in files if p.suffix.lower() in VIDEO_INPUTS), key=_natural_key)
     return videos or None
 
 
 def batch_inputs(sources: list[str]) -> list[Path] | None:
     """The video files that ``sources`` name when they make a batch (several sources, or one
-    folder or glob of videos); None for one source of any other kind, which runs as before."""
+    folder or glob of videos), each once; None for one source of any other kind, which runs as
+    before. A file given by name is taken as a video whatever its type (FFmpeg decides), except
+    an image."""
+    from ..io.image_source import IMAGE_SUFFIXES, is_glob
+    from ..io.redact import redact_url
+
     if len(sources) == 1:
         return _videos_in(sources[0])
     inputs: list[Path] = []
     for spec in sources:
         videos = _videos_in(spec)
+        path = Path(spec)
         if videos is not None:
             inputs.extend(videos)
-        elif Path(spec).is_file():
-            inputs.append(Path(spec))
+            continue
+        if path.is_file() and path.suffix.lower() not in IMAGE_SUFFIXES:
+            inputs.append(path)
+            continue
+        if path.is_dir():
+            what = "a folder of images, or of no videos (a folder of images runs as the only source)"
+        elif path.is_file():
+            what = "an image (images run as a folder or glob, the only source)"
+        elif is_glob(spec):
+            what = "matches images, or no videos" if glob.glob(spec) else "matches no files"
+        elif "://" in spec:
+            what = "not a video file, or a folder or glob of videos"
         else:
-            from ..io.redact import redact_url
-
-            what = "not found" if not Path(spec).exists() and "://" not in spec else "not a video file, or a folder or glob of videos"
-            raise InputError(f"source {redact_url(spec)}: {what}; several sources make a batch of recorded videos "
-                             "(files, folders or globs of them)")
-    return inputs
+            what = "not found"
+        raise InputError(f"source {redact_url(spec)}: {what}; several sources make a batch of recorded videos "
+                         "(files, folders or globs of them)")
+    seen: set[Path] = set()
+    unique = []
+    for p in inputs:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
 
 
 def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
@@ -64,7 +87,7 @@ def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
     an output that would overwrite an input."""
     from ..io.video_sink import VIDEO_SUFFIXES
 
-    if len(outputs) != 1 or Path(outputs[0]).suffix.lower() in VIDEO_SUFFIXES or Path(outputs[0]).is_file():
+    if len(outputs) != 1 or Path(outputs[0]).suffix.lower() in VIDEO_SUFFIXES | VIDEO_INPUTS or Path(outputs[0]).is_file():
         raise InputError(f"output {', '.join(outputs)}: a batch of videos ({len(inputs)}) needs one output folder (-o FOLDER), "
                          "where each is written under its own name")
     folder = Path(outputs[0])
@@ -84,6 +107,45 @@ def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
     return paths
 
 
+@contextmanager
+def _signals():
+    """SIGINT / SIGTERM between videos (while one opens): noted, the batch ends before the next.
+    While a video runs, ``run_engine``'s own handlers finalize it and then give these back."""
+    seen: list[int] = []
+
+    def handler(signum, _frame):
+        if seen and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        seen.append(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield seen
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _close(source, sinks) -> None:
+    for sink in sinks:
+        sink.close()
+    if source is not None:
+        source.close()
+
+
+def _check_stats_path(path: str | None) -> None:
+    """``--stats-json`` that could not be written: said now, not after the whole batch."""
+    if not path or path == "-":
+        return
+    parent = Path(path).parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--stats-json {path}: cannot be written ({exc.strerror or exc})") from None
+    if Path(path).is_dir():
+        raise InputError(f"--stats-json {path}: is a folder; expected a file name")
+
+
 def run_batch(args, inputs: list[Path], backend) -> int:
     """Colorize every input into its output through ``backend`` (closed at the end); the exit code."""
     from ..errors import usage_errors
@@ -92,6 +154,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
 
     try:
         outputs = batch_outputs(inputs, args.output)
+        _check_stats_path(args.stats_json)
     except BaseException:
         backend.close()
         raise
@@ -102,51 +165,61 @@ def run_batch(args, inputs: list[Path], backend) -> int:
         options["audio"] = False
     done: list[dict] = []
     failed: list[tuple[Path, str]] = []
-    code, announced = 0, False
+    code, announced, n = 0, False, len(inputs)
     try:
-        for i, (src, out) in enumerate(zip(inputs, outputs), 1):
-            print(f"nirvision colorize: [{i}/{len(inputs)}] {src} -> {out}", file=sys.stderr, flush=True)
-            source, sinks = None, []
-            try:
-                source = open_source(str(src), **options)
-                sinks.append(open_sink(str(out), source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
-                                       audio=not args.no_audio, threads=encoder_threads(args)))
-                if args.preview:
-                    sinks.append(open_sink("preview:", source.info, side_by_side=True))
-            except usage_errors() as exc:
-                for sink in sinks:
-                    sink.close()
-                if source is not None:
-                    source.close()
-                failed.append((src, str(exc)))
-                print(f"nirvision colorize: [{i}/{len(inputs)}] skipped: {exc}", file=sys.stderr)
-                continue
-            if not announced:
-                announce_backend(args, backend)
-                announced = True
-            try:
-                summary, code = run_engine(source, sinks, backend, args, progress=not args.no_progress, close_backend=False, stats=False)
-            except KeyboardInterrupt:
-                raise
-            except Exception as exc:  # noqa: BLE001 - this file failed; the outputs are finalized, the others still run
-                reason = str(exc) if isinstance(exc, usage_errors()) else f"{type(exc).__name__}: {exc}"
-                failed.append((src, reason))
-                print(f"nirvision colorize: [{i}/{len(inputs)}] failed: {reason}", file=sys.stderr)
-                continue
-            done.append(summary)
-            print(f"nirvision colorize: [{i}/{len(inputs)}] {describe(summary)}", file=sys.stderr)
-            if code or summary.get("stopped_by") == "preview closed":  # a signal, or the preview window closed: the batch ends here
-                break
+        with _signals() as between:
+            for i, (src, out) in enumerate(zip(inputs, outputs), 1):
+                if between:
+                    break
+                print(f"nirvision colorize: [{i}/{n}] {src} -> {out}", file=sys.stderr, flush=True)
+                source, sinks = None, []
+                try:
+                    source = open_source(str(src), **options)
+                    sinks.append(open_sink(str(out), source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
+                                           audio=not args.no_audio, threads=encoder_threads(args)))
+                    if args.preview:
+                        sinks.append(open_sink("preview:", source.info, side_by_side=True))
+                except usage_errors() as exc:
+                    _close(source, sinks)
+                    failed.append((src, str(exc)))
+                    print(f"nirvision colorize: [{i}/{n}] skipped: {exc}", file=sys.stderr)
+                    continue
+                except BaseException:
+                    _close(source, sinks)
+                    raise
+                if between:  # a signal while it opened: nothing of it is written
+                    _close(source, sinks)
+                    break
+                if not announced:
+                    announce_backend(args, backend)
+                    announced = True
+                try:
+                    summary, code = run_engine(source, sinks, backend, args, progress=not args.no_progress, close_backend=False, stats=False)
+                except KeyboardInterrupt:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - this file failed; the outputs are finalized, the others still run
+                    reason = str(exc) if isinstance(exc, usage_errors()) else f"{type(exc).__name__}: {exc}"
+                    if out.exists():
+                        reason += f" (the frames colorized before it are in {out})"
+                    failed.append((src, reason))
+                    print(f"nirvision colorize: [{i}/{n}] failed: {reason}", file=sys.stderr)
+                    continue
+                print(f"nirvision colorize: [{i}/{n}] {describe(summary)}", file=sys.stderr)
+                if summary["frames_out"]:
+                    done.append(summary)
+                if code or summary.get("stopped_by") == "preview closed":  # a signal, or the preview window closed: the batch ends here
+                    break
+            if between and not code:
+                code = 128 + int(between[0])
     finally:
         backend.close()
+        frames = sum(s["frames_out"] for s in done)
+        print(f"nirvision colorize: {len(done)} of {n} videos colorized ({frames} frames)"
+              + (f"; {len(failed)} failed:" if failed else "") + (" (stopped)" if code else ""), file=sys.stderr)
+        for src, reason in failed:
+            print(f"  {src}: {reason}", file=sys.stderr)
         if args.stats_json:
-            write_stats(args.stats_json, {"files": done, "failed": [{"source": str(s), "error": e} for s, e in failed],
-                                          "inputs": len(inputs)})
-    frames = sum(s["frames_out"] for s in done)
-    print(f"nirvision colorize: {len(done)} of {len(inputs)} videos colorized ({frames} frames)"
-          + (f"; {len(failed)} failed:" if failed else ""), file=sys.stderr)
-    for src, reason in failed:
-        print(f"  {src}: {reason}", file=sys.stderr)
+            write_stats(args.stats_json, {"files": done, "failed": [{"source": str(s), "error": e} for s, e in failed], "inputs": n})
     if code:
         return code
     return 1 if failed else 0

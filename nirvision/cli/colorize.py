@@ -36,7 +36,7 @@ def add_model_options(p) -> None:
                         "levels and leaves the others; stretch brings every frame to them (most robust to exposure, a little below "
                         "on frames like them); off")
     g.add_argument("--infer-scale", default="1", metavar="S",
-                   help="run the model at S times each frame's width and height (0 < S <= 1; default 1) and bring its colours back to "
+                   help="run the model at S times each frame's width and height (0.05 to 1; default 1) and bring its colours back to "
                         "the frame's size with the frame's own fine detail: about S*S of the model's cost, for big frames on small "
                         "machines; at the training images' scale 0.5 cost 0.5 dB PSNR")
 
@@ -142,7 +142,8 @@ def announce_backend(args, backend) -> None:
     if why:  # --backend auto: say which backend it took and why
         print(f"nirvision {args.command}: backend auto chose {backend.name} ({backend.precision} on {backend.device}): {why}", file=sys.stderr)
     if getattr(backend, "infer_scale", 1.0) != 1.0:
-        print(f"nirvision {args.command}: the model runs at {backend.infer_scale:g} of each frame's width and height", file=sys.stderr)
+        print(f"nirvision {args.command}: the model runs at {backend.infer_scale:g} of each frame's width and height (at least 8 pixels a side)",
+              file=sys.stderr)
     if getattr(backend, "workers", 1) > 1:
         print(f"nirvision {args.command}: {backend.workers} workers of {backend.threads // backend.workers} thread(s), frames side by side "
               f"(--workers 1 for the lowest latency)", file=sys.stderr)

@@ -44,6 +44,8 @@ def list_images(spec: str) -> list[Path]:
     if is_glob(spec):
         paths = [Path(p) for p in glob.glob(spec)]
         what = f"glob {spec!r}"
+        if not paths:
+            raise InputError(f"{what}: matches no files; expected a pattern matching images (or videos, for a batch)")
     else:
         folder = Path(spec)
         if not folder.is_dir():

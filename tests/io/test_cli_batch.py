@@ -115,3 +115,50 @@ def test_a_folder_of_images_with_videos_beside_them_reads_the_images_and_says_so
     source = open_source(str(tmp_path))
     assert source.info.frames == 2
     assert "holds 1 video file(s) beside the images; only the images are read" in caplog.text
+
+
+def test_lists_refuse_images_and_empty_globs_and_take_each_video_once(tmp_path, tiny_model, capsys):
+    import cv2
+    import numpy as np
+
+    make_clip(tmp_path / "c2.mp4", [0, 40])
+    make_clip(tmp_path / "c10.mp4", [0, 40, 80])
+    cv2.imwrite(str(tmp_path / "still.png"), np.zeros((48, 64), np.uint8))
+    for extra, needle in (([tmp_path / "still.png"], "still.png: an image"),
+                          ([str(tmp_path / "none" / "*.mp4")], "none/*.mp4: matches no files")):
+        code, _, err = colorize(capsys, tmp_path / "c2.mp4", *extra, "-o", tmp_path / "o", "--model", tiny_model)
+        assert code == 2 and needle in err, err
+    assert batch_inputs([str(tmp_path / "c2.mp4"), str(tmp_path / "c2.mp4"), str(tmp_path / "*.mp4")]) == [tmp_path / "c2.mp4", tmp_path / "c10.mp4"]
+    code, _, err = colorize(capsys, tmp_path / "c2.mp4", tmp_path / "c2.mp4", "-o", tmp_path / "o.avi", "--model", tiny_model)
+    assert code == 2 and "needs one output folder" in err and not (tmp_path / "o.avi").exists()
+
+
+def test_stats_file_that_cannot_be_written_is_said_before_anything_runs(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "a.mp4", [0, 40])
+    (tmp_path / "afile").write_text("")
+    code, _, err = colorize(capsys, tmp_path / "a.mp4", tmp_path / "a.mp4", str(tmp_path / "*.mp4"), "-o", tmp_path / "o",
+                            "--model", tiny_model, "--stats-json", tmp_path / "afile" / "s.json")
+    assert code == 2 and "--stats-json" in err and not (tmp_path / "o").exists()
+
+
+def test_a_signal_while_the_next_video_opens_ends_the_batch_cleanly(tmp_path, tiny_model, capsys, monkeypatch):
+    import os
+
+    import nirvision.io as io
+
+    for name in ("a", "b", "c"):
+        make_clip(tmp_path / f"{name}.mp4", [0, 40, 80])
+    real = io.open_source
+
+    def slow_open(spec, **kw):  # SIGTERM arrives while the second video opens
+        if spec.endswith("b.mp4"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(spec, **kw)
+
+    monkeypatch.setattr(io, "open_source", slow_open)
+    code, _, err = colorize(capsys, tmp_path, "-o", tmp_path / "out", "--model", tiny_model, "--stats-json", tmp_path / "s.json")
+    assert code == 128 + signal.SIGTERM, err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4"] and len(read_video(tmp_path / "out" / "a.mp4")["times"]) == 3
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert [f["frames_out"] for f in stats["files"]] == [3] and stats["failed"] == []
+    assert "1 of 3 videos colorized (3 frames) (stopped)" in err and "[3/3]" not in err

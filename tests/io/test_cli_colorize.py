@@ -85,7 +85,7 @@ def bad_inputs(tmp_path, tiny_model):
         ("preset", good, ["--preset", "quick"], "--preset"),
         ("encoder threads", good, ["--encoder-threads", "0"], "--encoder-threads"),
         ("levels", good, ["--levels", "bright"], "--levels 'bright': expected one of: off, auto, stretch"),
-        ("infer scale", good, ["--infer-scale", "2"], "--infer-scale: infer scale '2': expected a number above 0 and at most 1"),
+        ("infer scale", good, ["--infer-scale", "2"], "--infer-scale: infer scale '2': expected a number from 0.05 to 1"),
         ("workers", good, ["--workers", "many"], "--workers"),
         ("fp16 on the cpu", good, ["--precision", "fp16", "--device", "cpu"], "no backend runs fp16 on cpu"),
         ("rtsp password parameter", "rtsp://127.0.0.1:1/user=admin&password=hunter2&channel=1&stream=0.sdp", ["--reconnect", "0", "--open-timeout", "2"],

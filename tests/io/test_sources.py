@@ -80,6 +80,7 @@ def test_source_kinds(spec, kind):
     ("ftp://user:pw@host/x.mp4", "unknown scheme 'ftp'"),
     ("/dev/video97", "does not exist"),
     ("empty_dir", "holds no images"),
+    ("nothing/*.png", "glob 'nothing/\\*.png': matches no files"),
 ])
 def test_bad_sources_name_the_input(tmp_path, monkeypatch, spec, needle):
     monkeypatch.chdir(tmp_path)

@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from .base import BackendWrapper
 
 DETAIL = 0.5  # share of the NIR's fine detail added back (measured best of 0, 0.5 and 1 above)
-MIN_SIDE = 8  # the scaled frame's smallest side in pixels
+MIN_SIDE = 8  # the scaled frame's smallest side in pixels (smaller frames run as they are)
+MIN_SCALE = 0.05  # below this the colours would come from a thumbnail
 
 
 def check_scale(scale) -> float:
@@ -36,8 +37,8 @@ def check_scale(scale) -> float:
         value = float(scale)
     except (TypeError, ValueError):
         value = float("nan")
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"infer scale {scale!r}: expected a number above 0 and at most 1 (1: the frame's own size)")
+    if not MIN_SCALE <= value <= 1.0:
+        raise ValueError(f"infer scale {scale!r}: expected a number from {MIN_SCALE} to 1 (1: the frame's own size)")
     return value
 
 
