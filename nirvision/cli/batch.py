@@ -13,9 +13,7 @@ file's summary and the failures.
 from __future__ import annotations
 
 import glob
-import signal
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InputError
@@ -107,25 +105,6 @@ def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
     return paths
 
 
-@contextmanager
-def _signals():
-    """SIGINT / SIGTERM between videos (while one opens): noted, the batch ends before the next.
-    While a video runs, ``run_engine``'s own handlers finalize it and then give these back."""
-    seen: list[int] = []
-
-    def handler(signum, _frame):
-        if seen and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        seen.append(signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield seen
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def _close(source, sinks) -> None:
     for sink in sinks:
         sink.close()
@@ -150,7 +129,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     """Colorize every input into its output through ``backend`` (closed at the end); the exit code."""
     from ..errors import usage_errors
     from ..io import open_sink, open_source
-    from .colorize import announce_backend, describe, encoder_threads, run_engine, write_stats
+    from .colorize import announce_backend, catch_signals, describe, encoder_threads, run_engine, write_stats
 
     try:
         outputs = batch_outputs(inputs, args.output)
@@ -167,7 +146,9 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     failed: list[tuple[Path, str]] = []
     code, announced, n = 0, False, len(inputs)
     try:
-        with _signals() as between:
+        # between videos (while one opens) a signal is noted and the batch ends before the next;
+        # while a video runs, run_engine's own handlers finalize it and then give these back
+        with catch_signals() as between:
             for i, (src, out) in enumerate(zip(inputs, outputs), 1):
                 if between:
                     break

@@ -181,15 +181,17 @@ class Progress:
 
 
 @contextmanager
-def stop_on_signals(engine):
-    """SIGINT and SIGTERM ask ``engine`` to stop and finalize; a second SIGINT aborts."""
-    seen = []
+def catch_signals(on_signal=None):
+    """SIGINT and SIGTERM are noted in the yielded list (and ``on_signal(name)`` is called); a
+    second SIGINT raises KeyboardInterrupt. The previous handlers come back at the end."""
+    seen: list[int] = []
 
     def handler(signum, _frame):
         if seen and signum == signal.SIGINT:
             raise KeyboardInterrupt
         seen.append(signum)
-        engine.request_stop(signal.Signals(signum).name)
+        if on_signal is not None:
+            on_signal(signal.Signals(signum).name)
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -197,6 +199,11 @@ def stop_on_signals(engine):
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def stop_on_signals(engine):
+    """SIGINT and SIGTERM ask ``engine`` to stop and finalize; a second SIGINT aborts."""
+    return catch_signals(engine.request_stop)
 
 
 def write_stats(path: str, summary: dict) -> None:
