@@ -36,6 +36,13 @@ def test_info_lists_backends_with_reasons(capsys):
     versions = out.split("\nversions:\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert any(ln.split() == ["torch", torch.__version__] for ln in versions)
     assert not any(ln.split()[-1] == "None" for ln in versions), "an absent package shows as 'not installed'"
+    # what --levels brings frames to: the levels the bundled weights recorded
+    from nirvision.api import load_chain
+    from nirvision.runtime.levels import band_of
+
+    band = band_of(load_chain()[2])
+    assert (f"NIR levels of their {band.images} training images: 1st percentile {band.low[0]:.0f}-{band.low[1]:.0f}, "
+            f"99th {band.high[0]:.0f}-{band.high[1]:.0f}") in out
 
 
 def test_info_json_agrees_with_this_machine(capsys):

@@ -35,4 +35,8 @@ def run(args) -> int:
     else:
         print(f"\ndefaults here: no backend runs {d['precision']} on {d['device']}: {d['why']}")
     print(f"\nbundled weights: {rep['bundled_weights']}")
+    band = rep.get("bundled_levels")
+    if band:
+        print(f"  NIR levels of their {band['images']} training images: 1st percentile {band['low'][0]:.0f}-{band['low'][1]:.0f}, "
+              f"99th {band['high'][0]:.0f}-{band['high'][1]:.0f} (--levels auto brings frames outside these into them)")
     return 0

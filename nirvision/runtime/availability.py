@@ -152,5 +152,20 @@ def report() -> dict:
         "devices": devices,
         "backends": backends,
         "bundled_weights": str(weights) if weights.is_file() else f"none (expected at {weights})",
+        "bundled_levels": _levels_of(weights),
         "defaults": defaults(),
     }
+
+
+def _levels_of(weights) -> dict | None:
+    """The NIR levels of the training images that a checkpoint recorded (what ``--levels`` uses), or None."""
+    if not weights.is_file():
+        return None
+    from ..models.checkpoint import CheckpointError, read_checkpoint
+    from .levels import band_of
+
+    try:
+        meta = read_checkpoint(weights).get("meta") or {}
+        return band_of({**meta, "weights": str(weights)}).to_dict() if meta.get("nir_levels") else None
+    except CheckpointError:
+        return None
