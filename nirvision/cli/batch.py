@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError
-
 from ..io.file_source import VIDEO_INPUTS
 
 
@@ -71,13 +70,10 @@ def batch_inputs(sources: list[str]) -> list[Path] | None:
             what = "not found"
         raise InputError(f"source {redact_url(spec)}: {what}; several sources make a batch of recorded videos "
                          "(files, folders or globs of them)")
-    seen: set[Path] = set()
-    unique = []
+    unique: dict[Path, Path] = {}
     for p in inputs:
-        if p.resolve() not in seen:
-            seen.add(p.resolve())
-            unique.append(p)
-    return unique
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
 
 
 def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
@@ -85,7 +81,7 @@ def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
     an output that would overwrite an input."""
     from ..io.video_sink import VIDEO_SUFFIXES
 
-    if len(outputs) != 1 or Path(outputs[0]).suffix.lower() in VIDEO_SUFFIXES | VIDEO_INPUTS or Path(outputs[0]).is_file():
+    if len(outputs) != 1 or Path(outputs[0]).suffix.lower() in VIDEO_INPUTS or Path(outputs[0]).is_file():
         raise InputError(f"output {', '.join(outputs)}: a batch of videos ({len(inputs)}) needs one output folder (-o FOLDER), "
                          "where each is written under its own name")
     folder = Path(outputs[0])

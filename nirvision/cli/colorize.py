@@ -111,11 +111,12 @@ def infer_scale(args) -> float:
 
 def check_levels(levels: str) -> str:
     """``--levels`` checked, or a usage error naming it."""
-    from ..runtime.levels import MODES
+    from ..runtime.backends.levels import check_levels as check
 
-    if levels not in MODES:
-        raise InputError(f"--levels {levels!r}: expected one of: {', '.join(MODES)}")
-    return levels
+    try:
+        return check(levels)
+    except ValueError as exc:
+        raise InputError(f"--{exc}") from None
 
 
 def build_backend(args, announce: bool = True):

@@ -122,6 +122,11 @@ def affine(lo: float, hi: float, to_lo: float, to_hi: float) -> tuple[float, flo
     return gain, (to_lo + to_hi) / 2.0 - gain * (lo + hi) / 2.0
 
 
+def level_map(lo: float, hi: float, band: LevelsBand, mode: str) -> tuple[float, float]:
+    """(gain, offset) that ``mode`` applies to a frame whose levels are (lo, hi)."""
+    return affine(lo, hi, *target_levels(lo, hi, band, mode))
+
+
 def apply(nir: np.ndarray, gain: float, offset: float) -> np.ndarray:
     """``nir`` * gain + offset, rounded and clipped to uint8, through a lookup table."""
     if gain == 1.0 and offset == 0.0:
@@ -134,8 +139,7 @@ def normalize(nir: np.ndarray, band: LevelsBand, mode: str) -> np.ndarray:
     """One frame on its own (images: no smoothing)."""
     if mode == "off":
         return nir
-    lo, hi = frame_levels(nir)
-    return apply(nir, *affine(lo, hi, *target_levels(lo, hi, band, mode)))
+    return apply(nir, *level_map(*frame_levels(nir), band, mode))
 
 
 class LevelsTracker:
@@ -159,5 +163,4 @@ class LevelsTracker:
         else:
             a = self.rate
             self.levels = (self.levels[0] + a * (lo - self.levels[0]), self.levels[1] + a * (hi - self.levels[1]))
-        slo, shi = self.levels
-        return apply(nir, *affine(slo, shi, *target_levels(slo, shi, self.band, self.mode)))
+        return apply(nir, *level_map(*self.levels, self.band, self.mode))

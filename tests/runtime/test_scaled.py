@@ -59,6 +59,7 @@ def test_frames_run_small_and_come_back_full_size_with_their_detail():
     assert np.abs(red).mean() < np.abs(bare[..., 0].astype(float) - frames).mean()
     # scale 1 is the backend itself; tiny frames keep MIN_SIDE pixels
     assert scaled_size(480, 640, 1.0) == (480, 640) and scaled_size(10, 12, 0.1) == (8, 8)
+    assert scaled_size(5, 7, 0.5) == (5, 7)  # already under MIN_SIDE: run as they are, never enlarged
     assert np.array_equal(ScaledInference(Shapes(), 1.0).infer_uint8(frames), StubBackend().infer_uint8(frames))
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..levels import MODES, LevelsBand, LevelsTracker, affine, frame_levels, normalize, target_levels
+from ..levels import MODES, LevelsBand, LevelsTracker, frame_levels, level_map, normalize
 from .base import BackendWrapper
 
 
@@ -50,7 +50,6 @@ class LevelsInference(BackendWrapper):
         out = []
         for frame in x:  # (1, H, W) in [-1, 1]: the map is found on the frame's uint8 levels, applied in float
             v = (frame + 1.0) * 127.5
-            lo, hi = frame_levels(v.round().clamp(0, 255).to(torch.uint8).numpy()[0])
-            gain, offset = affine(lo, hi, *target_levels(lo, hi, self.band, self.levels))
+            gain, offset = level_map(*frame_levels(v.round().clamp(0, 255).to(torch.uint8).numpy()[0]), self.band, self.levels)
             out.append(((v * gain + offset).clamp(0, 255) / 127.5 - 1.0))
         return self.inner.infer(torch.stack(out))

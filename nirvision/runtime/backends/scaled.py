@@ -32,7 +32,7 @@ MIN_SCALE = 0.05  # below this the colours would come from a thumbnail
 
 
 def check_scale(scale) -> float:
-    """``scale`` as a float in (0, 1], or ValueError saying what was expected."""
+    """``scale`` as a float in [MIN_SCALE, 1], or ValueError saying what was expected."""
     try:
         value = float(scale)
     except (TypeError, ValueError):
@@ -44,7 +44,7 @@ def check_scale(scale) -> float:
 
 def scaled_size(h: int, w: int, scale: float) -> tuple[int, int]:
     """(height, width) the network runs at for an ``h`` x ``w`` frame."""
-    return max(MIN_SIDE, min(h, int(round(h * scale)))), max(MIN_SIDE, min(w, int(round(w * scale))))
+    return min(h, max(MIN_SIDE, int(round(h * scale)))), min(w, max(MIN_SIDE, int(round(w * scale))))
 
 
 class ScaledInference(BackendWrapper):
@@ -69,8 +69,9 @@ class ScaledInference(BackendWrapper):
     @staticmethod
     def _up(rgb: np.ndarray, frames: np.ndarray, small: np.ndarray) -> np.ndarray:
         """Colours (N, h, w, 3) at the frames' size (N, H, W), plus DETAIL of the NIR's fine detail
-        (rounded to whole levels, then added with saturation: OpenCV's integer kernels, about a
-        tenth of the time of the same in float at 1920x1080)."""
+        (rounded to whole levels, then added with saturation: OpenCV's integer kernels; at
+        1920x1080 the engine's loop spent 15 ms of CPU a frame on this against 41 with the same
+        in float numpy, session 8)."""
         h, w = frames.shape[1:]
         if rgb.shape[1:3] == (h, w):
             return rgb
