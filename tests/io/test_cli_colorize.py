@@ -175,6 +175,38 @@ def test_signal_mid_file_leaves_a_playable_output(tmp_path, tiny_model, sig):
     assert out["times"] == pytest.approx([0.04 * i for i in range(stats["frames_out"])], abs=1e-6)
 
 
+def _frames_readable(path) -> list[float]:
+    """The frame times (s) that decode from ``path`` now, stopping quietly at a broken end."""
+    import av
+
+    times: list[float] = []
+    try:
+        with av.open(str(path)) as c:
+            for f in c.decode(video=0):
+                times.append(float(f.pts * f.time_base))
+    except (av.error.FFmpegError, OSError):
+        pass
+    return times
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_killed_live_recording_plays_up_to_its_last_second(tmp_path, tiny_model, suffix):
+    # kill -9 / power loss: close() never runs, so the recording must be readable as it grows
+    out = tmp_path / f"rec{suffix}"
+    proc = start_cli(["colorize", "synthetic:96x64@25:100000", "--live", "-o", out.name, "--model", str(tiny_model),
+                      "--threads", "1", "--workers", "1", "--no-progress"], cwd=tmp_path)
+    try:
+        wait_for(lambda: proc.poll() is None and out.exists() and len(_frames_readable(out)) >= 40, 120,
+                 "a growing recording that already plays 40 frames")
+        before = len(_frames_readable(out))
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+    times = _frames_readable(out)
+    assert len(times) >= before >= 40
+    assert times[0] == 0 and all(b > a for a, b in zip(times, times[1:]))  # live drops leave gaps, never reorder
+
+
 def test_demo_writes_video_and_side_by_side_png(tmp_path, tiny_model, capsys):
     import cv2
 
