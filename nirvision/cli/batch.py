@@ -8,7 +8,10 @@ size. A video that cannot be opened or fails midway is reported and skipped and 
 run; the exit code is then 1 and the last lines name each failure and its reason. An output
 that would overwrite one of the inputs is refused before anything runs. Ctrl-C or SIGTERM
 finalizes the current output (it plays) and ends the batch; ``--stats-json`` writes every
-file's summary and the failures.
+file's summary and the failures. With ``--skip-done`` a batch run again after an interruption
+goes on where it stopped: a video whose output already holds all its frames is not redone
+(the frames are counted in both files, without decoding), one whose output is short or
+unreadable (stopped midway, killed) is colorized again from its start.
 """
 from __future__ import annotations
 
@@ -101,6 +104,26 @@ def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
     return paths
 
 
+def already_done(src: Path, out: Path, max_frames: int | None) -> tuple[bool, str]:
+    """Whether ``out`` already holds every frame that colorizing ``src`` writes (all of them, or
+    ``max_frames``), and what was found, for the report."""
+    from ..io.file_source import video_packets
+
+    if not out.is_file():
+        return False, "no output yet"
+    have = video_packets(out)
+    if have is None:
+        return False, f"{out} cannot be read to its end (stopped before it was finalized)"
+    want = video_packets(src)
+    if want is None:
+        return False, f"{src} cannot be counted"
+    if max_frames is not None:
+        want = min(want, max_frames)
+    if have >= want:
+        return True, f"{out} holds all {want} frames"
+    return False, f"{out} holds {have} of {want} frames"
+
+
 def _close(source, sinks) -> None:
     for sink in sinks:
         sink.close()
@@ -140,6 +163,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
         options["audio"] = False
     done: list[dict] = []
     failed: list[tuple[Path, str]] = []
+    skipped: list[dict] = []  # --skip-done: outputs complete from an earlier run
     code, announced, n = 0, False, len(inputs)
     try:
         # between videos (while one opens) a signal is noted and the batch ends before the next;
@@ -148,6 +172,14 @@ def run_batch(args, inputs: list[Path], backend) -> int:
             for i, (src, out) in enumerate(zip(inputs, outputs), 1):
                 if between:
                     break
+                if args.skip_done:
+                    done_before, found = already_done(src, out, args.max_frames)
+                    if done_before:
+                        skipped.append({"source": str(src), "output": str(out), "reason": found})
+                        print(f"nirvision colorize: [{i}/{n}] {src}: done before ({found}), skipped", file=sys.stderr, flush=True)
+                        continue
+                    if out.exists():
+                        print(f"nirvision colorize: [{i}/{n}] {src}: colorizing again ({found})", file=sys.stderr, flush=True)
                 print(f"nirvision colorize: [{i}/{n}] {src} -> {out}", file=sys.stderr, flush=True)
                 source, sinks = None, []
                 try:
@@ -192,11 +224,12 @@ def run_batch(args, inputs: list[Path], backend) -> int:
         backend.close()
         frames = sum(s["frames_out"] for s in done)
         print(f"nirvision colorize: {len(done)} of {n} videos colorized ({frames} frames)"
+              + (f"; {len(skipped)} done before, skipped" if skipped else "")
               + (f"; {len(failed)} failed:" if failed else "") + (" (stopped)" if code else ""), file=sys.stderr)
         for src, reason in failed:
             print(f"  {src}: {reason}", file=sys.stderr)
         if args.stats_json:
-            write_stats(args.stats_json, {"files": done, "failed": [{"source": str(s), "error": e} for s, e in failed], "inputs": n})
+            write_stats(args.stats_json, {"files": done, "failed": [{"source": str(s), "error": e} for s, e in failed], "skipped": skipped, "inputs": n})
     if code:
         return code
     return 1 if failed else 0

@@ -71,6 +71,9 @@ def add_parser(sub) -> None:
     g.add_argument("--fps", type=float, help="frame rate given to image folders (default: 25)")
     g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
     g.add_argument("--live", action="store_true", help="pace a synthetic source in real time and treat it as live")
+    g.add_argument("--skip-done", action="store_true",
+                   help="a batch of videos run again: leave out the videos whose output already holds all their frames (an "
+                   "interrupted batch goes on where it stopped; a short or unreadable output is redone)")
     g = p.add_argument_group("engine")
     g.add_argument("--queue-size", type=int, metavar="N", help="frames per engine queue (default: 4 for files, 2 for live sources: less latency)")
     g.add_argument("--stats-json", metavar="F", help="write the run's summary as JSON to F (- for stdout)")
@@ -282,6 +285,26 @@ def check_args(args) -> None:
             raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive number of seconds")
 
 
+def _done_before(args) -> bool:
+    """``--skip-done`` with one video: True (and says so) when its one output is already complete."""
+    from ..io.image_source import IMAGE_SUFFIXES
+    from ..io.redact import redact_url
+    from ..io.video_sink import VIDEO_SUFFIXES
+    from .batch import already_done
+
+    src = Path(args.source)
+    if not src.is_file() or src.suffix.lower() in IMAGE_SUFFIXES:
+        raise InputError(f"--skip-done: source {redact_url(args.source)} is not a video file; expected recorded videos, whose outputs can be checked")
+    if len(args.output) != 1 or Path(args.output[0]).suffix.lower() not in VIDEO_SUFFIXES:
+        raise InputError(f"--skip-done: output {', '.join(args.output)}: expected one video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    done, found = already_done(src, Path(args.output[0]), args.max_frames)
+    if done:
+        print(f"nirvision colorize: {src}: done before ({found}), skipped", file=sys.stderr)
+    elif Path(args.output[0]).exists():
+        print(f"nirvision colorize: {src}: colorizing again ({found})", file=sys.stderr)
+    return done
+
+
 def run(args) -> int:
     from ..io import open_sink, open_source
 
@@ -294,6 +317,8 @@ def run(args) -> int:
     inputs = batch_inputs(args.source)
     if inputs is None and len(args.source) == 1:
         args.source = args.source[0]
+        if args.skip_done and _done_before(args):
+            return 0
     backend, _, _ = build_backend(args, announce=False)
     if inputs is not None:
         return run_batch(args, inputs, backend)

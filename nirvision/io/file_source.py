@@ -26,6 +26,20 @@ VIDEO_INPUTS = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", 
 MAX_CONSECUTIVE_ERRORS = 50  # a file this broken is given up on, keeping what decoded
 
 
+def video_packets(path: str | Path) -> int | None:
+    """How many video packets (frames, for the codecs a camera writes) the first video stream of
+    ``path`` holds, counted by reading the container without decoding; None when the file cannot
+    be read to its end as a video (missing, not a video, or cut short: an MP4 killed before its
+    index)."""
+    try:
+        with av.open(str(path), "r") as container:
+            if not container.streams.video:
+                return None
+            return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+        return None
+
+
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.split(":")[0].strip() if text else type(exc).__name__

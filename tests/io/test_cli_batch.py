@@ -162,3 +162,44 @@ def test_a_signal_while_the_next_video_opens_ends_the_batch_cleanly(tmp_path, ti
     stats = json.loads((tmp_path / "s.json").read_text())
     assert [f["frames_out"] for f in stats["files"]] == [3] and stats["failed"] == []
     assert "1 of 3 videos colorized (3 frames) (stopped)" in err and "[3/3]" not in err
+
+
+def test_skip_done_goes_on_where_an_interrupted_batch_stopped(tmp_path, tiny_model, capsys):
+    src, out = tmp_path / "nights", tmp_path / "out"
+    src.mkdir()
+    for name, n in (("a", 5), ("b", 5), ("c", 6), ("d", 4)):
+        make_clip(src / f"{name}.mp4", [40 * i for i in range(n)])
+    code, _, err = colorize(capsys, src / "a.mp4", "-o", out / "a.mp4", "--model", tiny_model)  # finished earlier
+    assert code == 0, err
+    code, _, err = colorize(capsys, src / "b.mp4", "-o", out / "b.mp4", "--model", tiny_model, "--max-frames", "2")  # stopped midway
+    assert code == 0, err
+    (out / "c.mp4").write_bytes((src / "c.mp4").read_bytes()[:300])  # killed: cut short, no index
+    finished = (out / "a.mp4").read_bytes()
+
+    code, _, err = colorize(capsys, src, "-o", out, "--model", tiny_model, "--skip-done", "--stats-json", tmp_path / "s.json")
+    assert code == 0, err
+    assert f"[1/4] {src / 'a.mp4'}: done before ({out / 'a.mp4'} holds all 5 frames), skipped" in err
+    assert f"[2/4] {src / 'b.mp4'}: colorizing again ({out / 'b.mp4'} holds 2 of 5 frames)" in err
+    assert f"[3/4] {src / 'c.mp4'}: colorizing again ({out / 'c.mp4'} cannot be read to its end" in err
+    assert "3 of 4 videos colorized (15 frames); 1 done before, skipped" in err
+    assert (out / "a.mp4").read_bytes() == finished  # not touched
+    assert {p.name: len(read_video(p)["times"]) for p in out.iterdir()} == {"a.mp4": 5, "b.mp4": 5, "c.mp4": 6, "d.mp4": 4}
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert [f["frames_out"] for f in stats["files"]] == [5, 6, 4] and [s["source"] for s in stats["skipped"]] == [str(src / "a.mp4")]
+
+    code, _, err = colorize(capsys, src, "-o", out, "--model", tiny_model, "--skip-done")  # all done now
+    assert code == 0 and "0 of 4 videos colorized (0 frames); 4 done before, skipped" in err, err
+    code, _, err = colorize(capsys, src, "-o", out, "--model", tiny_model, "--skip-done", "--max-frames", "3")
+    assert code == 0 and "4 done before" in err and "[4/4] " + str(src / "d.mp4") + ": done before (" + str(out / "d.mp4") + " holds all 3 frames)" in err, err
+
+
+def test_skip_done_with_one_video_and_where_it_cannot_apply(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "a.mp4", [0, 40, 80])
+    code, _, err = colorize(capsys, tmp_path / "a.mp4", "-o", tmp_path / "o.mp4", "--model", tiny_model, "--skip-done")
+    assert code == 0 and len(read_video(tmp_path / "o.mp4")["times"]) == 3, err
+    code, _, err = colorize(capsys, tmp_path / "a.mp4", "-o", tmp_path / "o.mp4", "--model", tiny_model, "--skip-done")
+    assert code == 0 and "done before (" in err and "frames in" not in err, err
+    code, _, err = colorize(capsys, "synthetic:64x48:3", "-o", tmp_path / "s.mp4", "--model", tiny_model, "--skip-done")
+    assert code == 2 and "--skip-done: source synthetic:64x48:3 is not a video file" in err and not (tmp_path / "s.mp4").exists()
+    code, _, err = colorize(capsys, tmp_path / "a.mp4", "-o", tmp_path / "pngs", "--model", tiny_model, "--skip-done")
+    assert code == 2 and "--skip-done: output" in err and "expected one video file" in err
