@@ -185,7 +185,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                 try:
                     source = open_source(str(src), **options)
                     sinks.append(open_sink(str(out), source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
-                                           audio=not args.no_audio, threads=encoder_threads(args)))
+                                           audio=not args.no_audio, threads=encoder_threads(args), segment=args.segment_s))
                     if args.preview:
                         sinks.append(open_sink("preview:", source.info, side_by_side=True))
                 except usage_errors() as exc:

@@ -61,6 +61,9 @@ def add_parser(sub) -> None:
     g.add_argument("--preset", default="veryfast", help="x264 preset, ultrafast to veryslow (default: veryfast; where inference runs on a few CPU cores a faster "
                    "preset leaves more of them to it: more FPS, larger files)")
     g.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
+    g.add_argument("--segment", metavar="DURATION",
+                   help="cut video outputs into files of DURATION (90, 90s, 15m, 1h): a live source's by the wall clock, named "
+                   "after their start (cam_20261201-201500.mp4), a recorded video's by its own clock, numbered (cam_000.mp4)")
     g.add_argument("--encoder-threads", default="auto", metavar="N|auto",
                    help="x264 threads. auto (default): 1 when inference runs on the CPU (it keeps the cores busy; one encoder thread "
                    "then costs 18%% less CPU a frame), else x264's own choice")
@@ -261,7 +264,8 @@ def describe(summary: dict) -> str:
             parts.append(f"{s[key]} {label}")
     if s["stopped_by"] != "end of input":
         parts.append(f"stopped by {s['stopped_by']}")
-    return ", ".join(parts) + " -> " + ", ".join(s["sinks"])
+    pieces = f" ({len(s['pieces'])} file{'s' if len(s['pieces']) != 1 else ''})" if s.get("pieces") else ""
+    return ", ".join(parts) + " -> " + ", ".join(s["sinks"]) + pieces
 
 
 def check_preset(preset: str) -> None:
@@ -280,6 +284,13 @@ def check_args(args) -> None:
     if not 0 <= args.crf <= 51:
         raise InputError(f"--crf {args.crf}: expected 0 (lossless) to 51")
     check_preset(args.preset)
+    args.segment_s = None
+    if getattr(args, "segment", None) is not None:
+        from ..io.segment_sink import parse_duration
+
+        args.segment_s = parse_duration(args.segment)
+        if args.skip_done:
+            raise InputError("--skip-done with --segment: a video cut into pieces cannot be checked for completeness; expected one of them")
     for name in ("open_timeout", "read_timeout"):
         if getattr(args, name) <= 0:
             raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive number of seconds")
@@ -334,7 +345,7 @@ def run(args) -> int:
             if Path(spec).exists() and Path(args.source).exists() and Path(spec).resolve() == Path(args.source).resolve():
                 raise InputError(f"output {spec}: is the source itself; expected another path")
             sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio,
-                                   threads=encoder_threads(args)))
+                                   threads=encoder_threads(args), segment=args.segment_s))
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))
     except BaseException:

@@ -71,7 +71,8 @@ def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: flo
 
 def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **options) -> Sink:
     """Open SINK for frames from a source described by ``info``. ``spec``: a video file
-    (.mp4/.mkv/.mov; options ``crf``, ``preset``, ``audio``, ``threads``), ``preview:``, or a folder for PNGs."""
+    (.mp4/.mkv/.mov; options ``crf``, ``preset``, ``audio``, ``threads``, and ``segment``: seconds a
+    file, cutting the video into pieces), ``preview:``, or a folder for PNGs."""
     spec = str(spec)
     if spec in ("preview", "preview:"):
         from .preview_sink import PreviewSink
@@ -80,10 +81,18 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
     path = Path(spec)
     from .video_sink import VIDEO_SUFFIXES
 
+    video_options = {k: v for k, v in options.items() if k in ("crf", "preset", "audio", "threads")}
+    segment = options.get("segment")
     if path.suffix.lower() in VIDEO_SUFFIXES:
+        if segment:
+            from .segment_sink import SegmentSink
+
+            return SegmentSink(path, info, segment, side_by_side=side_by_side, **video_options)
         from .video_sink import VideoSink
 
-        return VideoSink(path, info, side_by_side=side_by_side, **{k: v for k, v in options.items() if k in ("crf", "preset", "audio", "threads")})
+        return VideoSink(path, info, side_by_side=side_by_side, **video_options)
+    if segment:
+        raise InputError(f"output {spec}: --segment cuts video files; expected a file ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
     if path.suffix and not path.is_dir():
         raise InputError(f"output {spec}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), a folder for PNG images, or preview:")
     from .image_sink import ImageFolderSink

@@ -297,6 +297,7 @@ class Engine:
             "source": self.source.info.description,
             "live": self.live,
             "sinks": [sink.description for sink in self.sinks],
+            "pieces": [str(path) for sink in self.sinks for path in getattr(sink, "paths", [])],  # outputs cut by --segment
             "backend": {"name": self.backend.name, "device": str(self.backend.device), "precision": self.backend.precision,
                         "infer_scale": getattr(self.backend, "infer_scale", 1.0), "levels": getattr(self.backend, "levels", "off")},
             "frames_in": s.frames_in,
