@@ -212,6 +212,8 @@ class Engine:
         """
         self._late_audio: list = []
         self._written.clear()
+        if self.live:
+            self._prepare()
         self.stats = RunStats()
         start = getattr(self.backend, "start_stream", None)
         if start is not None:  # wrappers that follow a stream (levels) start afresh; image folders are not one
@@ -234,6 +236,21 @@ class Engine:
         if self._errors:
             raise self._errors[0]
         return self.summary()
+
+    def _prepare(self) -> None:
+        """A live source's frame size is known: build the backend for it (export, sessions,
+        engines) before reading, not on the first frame while the camera's frames are dropped."""
+        info = self.source.info
+        prepare = getattr(self.backend, "prepare", None)
+        if prepare is None or not info.width or not info.height:
+            return
+        t0 = time.perf_counter()
+        try:
+            prepare((1, 1, info.height, info.width))
+        except Exception as exc:  # noqa: BLE001 - the first frame builds it again and reports what fails
+            log.warning("engine: preparing the backend for %dx%d failed (%s); it is built at the first frame", info.width, info.height, exc)
+            return
+        log.info("engine: backend ready for %dx%d frames in %.1f s", info.width, info.height, time.perf_counter() - t0)
 
     def _inference_loop(self) -> None:
         # Frames in flight, oldest first: a backend that overlaps frames (two ONNX Runtime

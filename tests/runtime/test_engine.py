@@ -229,3 +229,39 @@ def test_a_second_interrupt_does_not_cut_finalizing_short(tmp_path):
         gate.set()
     assert hit.is_set() and sink.closed
     assert len(read_video(tmp_path / "out.mp4")["times"]) == 6
+
+
+class PreparingBackend(StubBackend):
+    """A backend whose first frame of a size would be slow to build: records prepare() and
+    whether each frame found it ready; its prepare can fail."""
+
+    def __init__(self, fail=False):
+        super().__init__()
+        self.prepared, self.ready_at_frame, self.fail = [], [], fail
+
+    def prepare(self, shape):
+        if self.fail:
+            raise RuntimeError("no memory for the engine")
+        self.prepared.append(tuple(shape))
+
+    def infer_uint8(self, frames):
+        self.ready_at_frame.append((1, 1, *frames.shape[1:]) in self.prepared)
+        return super().infer_uint8(frames)
+
+
+@pytest.mark.parametrize("live", [True, False])
+def test_live_sources_build_the_backend_before_the_first_frame(live, caplog):
+    source = ListSource(indexed_frames(5, h=24, w=32), live=live, pace=0.02)
+    source.info.width, source.info.height = 32, 24
+    backend = PreparingBackend()
+    summary = Engine(source, [], backend).run()
+    assert summary["frames_out"] == 5
+    if live:  # built for the camera's size before reading: no frame waits for it, none dropped
+        assert backend.prepared == [(1, 1, 24, 32)] and backend.ready_at_frame == [True] * 5 and summary["dropped"] == 0
+    else:  # files never drop a frame: the first one builds it
+        assert backend.prepared == []
+    failing = PreparingBackend(fail=True)
+    live_source = ListSource(indexed_frames(3), live=True, pace=0.02)
+    live_source.info.width, live_source.info.height = 32, 24
+    assert Engine(live_source, [], failing).run()["frames_out"] == 3  # a failed warm-up is said, not fatal
+    assert "preparing the backend for 32x24 failed (no memory for the engine)" in caplog.text
