@@ -46,13 +46,14 @@ def add_parser(sub) -> None:
         "colorize", help="colorize a NIR video, stream, camera or image folder",
         description="Colorize SOURCE into SINK(s). SOURCE: a video file, a folder or glob of images, rtsp://..., "
         "a camera (0 or /dev/video0) or synthetic:WIDTHxHEIGHT[@FPS][:FRAMES]. SINK: a video file "
-        "(.mp4, .mkv, .mov: H.264, the source's timestamps and audio) or a folder (PNG images). Several video files, or a "
+        "(.mp4, .mkv, .mov: H.264, the source's timestamps and audio), a folder (PNG images) or http://HOST:PORT (watch in a "
+        "browser: 127.0.0.1 for this machine, 0.0.0.0 for its networks). Several video files, or a "
         "folder or glob of videos, make a batch: each is written into the one output folder under its own name.",
     )
     p.add_argument("source", metavar="SOURCE", nargs="+",
                    help="one source; or several video files, or a folder or glob of videos: a batch into one output folder")
     p.add_argument("-o", "--output", action="append", required=True, metavar="SINK",
-                   help="video file or folder; repeat for several (a batch of videos: one folder)")
+                   help="video file, folder or http://HOST:PORT (a live view for browsers); repeat for several (a batch of videos: one folder)")
     add_model_options(p)
     g = p.add_argument_group("output")
     g.add_argument("--side-by-side", action="store_true", help="write NIR | RGB side by side")
@@ -268,6 +269,12 @@ def describe(summary: dict) -> str:
     return ", ".join(parts) + " -> " + ", ".join(s["sinks"]) + pieces
 
 
+def say_where_to_watch(sinks) -> None:
+    for sink in sinks:
+        if getattr(sink, "url", None):
+            print(f"nirvision colorize: watch at {sink.url}", file=sys.stderr, flush=True)
+
+
 def check_preset(preset: str) -> None:
     from ..io.video_sink import X264_PRESETS
 
@@ -348,6 +355,7 @@ def run(args) -> int:
                                    threads=encoder_threads(args), segment=args.segment_s))
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))
+        say_where_to_watch(sinks)
     except BaseException:
         for sink in sinks:
             sink.close()

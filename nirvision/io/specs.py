@@ -2,7 +2,7 @@
 
 Sources: a video file, ``rtsp://...``, a camera (``0``, ``/dev/video0``), a folder or glob of
 images, ``synthetic:WIDTHxHEIGHT[@FPS][:FRAMES]``. Sinks: a video file (.mp4, .mkv, .mov), a
-folder (PNG images), ``preview:`` (a window).
+folder (PNG images), ``preview:`` (a window), ``http://HOST:PORT`` (a live view for browsers).
 """
 from __future__ import annotations
 
@@ -78,6 +78,12 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
         from .preview_sink import PreviewSink
 
         return PreviewSink(side_by_side=side_by_side)
+    if spec.lower().startswith(("http:", "https:")):
+        if options.get("segment"):
+            raise InputError(f"output {spec}: --segment cuts video files; a live view has none")
+        from .http_sink import HttpViewSink
+
+        return HttpViewSink(spec, side_by_side=side_by_side, title=info.description)
     path = Path(spec)
     from .video_sink import VIDEO_SUFFIXES
 

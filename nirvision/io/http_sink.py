@@ -1,0 +1,187 @@
+"""Watch the colorized frames in a browser: ``-o http://127.0.0.1:8080``.
+
+A small HTTP server (standard library, its own threads) serves the newest frame as Motion JPEG,
+which every browser shows: ``/`` a page with the picture, ``/stream.mjpg`` the stream
+(multipart/x-mixed-replace), ``/frame.jpg`` the newest frame once (for scripts and snapshots).
+For machines without a display (``--preview`` needs one), and for watching from another machine.
+
+The engine is never held up by a viewer: ``write()`` only keeps a reference to the newest image;
+each viewer's thread encodes what it sends (once per frame, shared by all viewers) and a slow
+viewer skips frames. Nothing is encoded while nobody watches. The server listens where the URL
+says: ``127.0.0.1`` for this machine only, ``0.0.0.0`` for every network it is on (there is no
+password: put it behind a proxy that asks for one if others share that network).
+"""
+from __future__ import annotations
+
+import html
+import logging
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+import cv2
+import numpy as np
+
+from ..errors import InputError
+from .base import Frame, Sink
+from .redact import redact_url
+
+log = logging.getLogger(__name__)
+
+BOUNDARY = "nirvisionframe"
+JPEG_QUALITY = 85
+WAIT_S = 1.0  # a viewer waiting for a frame looks again this often (so close() ends it)
+PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nirvision: {title}</title>
+<style>body{{margin:0;background:#111;color:#ccc;font:14px sans-serif}}img{{display:block;max-width:100vw;max-height:95vh;margin:auto}}</style>
+</head><body><img src="/stream.mjpg" alt="colorized video"><p style="text-align:center">{title}</p></body></html>"""
+
+
+def parse_http_spec(spec: str) -> tuple[str, int]:
+    """``http://HOST:PORT[/]`` -> (host, port); InputError naming the output otherwise."""
+    parts = urlsplit(spec)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/") or parts.query or parts.username:
+        raise InputError(f"output {redact_url(spec)}: expected http://HOST:PORT to watch in a browser (127.0.0.1 for this machine only, "
+                         "0.0.0.0 for all its networks; port 0 picks a free one)")
+    return parts.hostname, port
+
+
+class _Latest:
+    """The newest image and its JPEG, made once and shared by every viewer."""
+
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.image: np.ndarray | None = None
+        self.seq = 0
+        self.jpeg: bytes | None = None
+        self.jpeg_seq = -1
+        self.closed = False
+
+    def put(self, image: np.ndarray) -> None:
+        with self.cond:
+            self.image, self.seq = image, self.seq + 1
+            self.cond.notify_all()
+
+    def after(self, seq: int, wait: bool = True) -> tuple[int, bytes] | None:
+        """The first frame newer than ``seq`` as (seq, JPEG); None once closed (or, without
+        ``wait``, when there is none)."""
+        with self.cond:
+            while wait and self.seq <= seq and not self.closed:
+                self.cond.wait(WAIT_S)
+            if self.closed or self.image is None or self.seq <= seq:
+                return None
+            if self.jpeg_seq != self.seq:
+                ok, buf = cv2.imencode(".jpg", cv2.cvtColor(self.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+                if not ok:
+                    return None
+                self.jpeg, self.jpeg_seq = buf.tobytes(), self.seq
+            return self.seq, self.jpeg
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+class HttpViewSink(Sink):
+    """Serve the frames at ``spec`` (``http://HOST:PORT``) until ``close()``."""
+
+    def __init__(self, spec: str, side_by_side: bool = False, title: str = "colorized"):
+        host, port = parse_http_spec(spec)
+        self.side_by_side = side_by_side
+        self.latest = _Latest()
+        self.viewers = 0
+        self.frames_sent = 0
+        latest, sink, page = self.latest, self, PAGE.format(title=html.escape(title))
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):  # the library's log, not stderr
+                log.debug("view %s: " + fmt, self.client_address[0], *args)
+
+            def _send(self, code: int, ctype: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-store")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self):  # noqa: N802 - the http.server name
+                path = self.path.split("?", 1)[0]
+                if path in ("/", "/index.html"):
+                    self._send(200, "text/html; charset=utf-8", page.encode())
+                elif path == "/frame.jpg":
+                    got = latest.after(0, wait=False)
+                    if got is None:
+                        self._send(503, "text/plain", b"no frame yet\n")
+                    else:
+                        self._send(200, "image/jpeg", got[1])
+                elif path == "/stream.mjpg":
+                    self._stream()
+                else:
+                    self._send(404, "text/plain", b"not found: try / or /stream.mjpg or /frame.jpg\n")
+
+            def _stream(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+                self.send_header("Cache-Control", "no-store")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+                sink.count_viewer(+1)
+                log.info("view: %s watching (%d)", self.client_address[0], sink.viewers)
+                seq = 0
+                try:
+                    while True:
+                        got = latest.after(seq)
+                        if got is None:
+                            return
+                        seq, jpeg = got
+                        self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
+                        self.wfile.flush()
+                        sink.frames_sent += 1
+                except (BrokenPipeError, ConnectionResetError, socket.timeout):
+                    pass  # the viewer left
+                finally:
+                    sink.count_viewer(-1)
+                    log.info("view: %s left", self.client_address[0])
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        try:
+            self.server = Server((host, port), Handler)
+        except OSError as exc:
+            raise InputError(f"output {redact_url(spec)}: cannot listen there ({exc.strerror or exc}); expected a free port on an address of this machine") from None
+        self.host, self.port = host, self.server.server_address[1]
+        shown = f"[{host}]" if ":" in host else host
+        self.url = f"http://{shown}:{self.port}/"
+        self.description = f"{self.url} (live view)"
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            log.warning("view: %s is open to every machine that can reach this one, without a password", self.url)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name="nirvision-http", daemon=True)
+        self._thread.start()
+        self._closed = False
+
+    def count_viewer(self, step: int) -> None:
+        with self.latest.cond:
+            self.viewers += step
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        self.latest.put(image.copy())  # a backend may reuse its output buffer for the next frame
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.latest.close()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)

@@ -1,0 +1,114 @@
+"""``-o http://HOST:PORT``: the colorized frames as Motion JPEG for browsers."""
+import re
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import numpy as np
+import pytest
+
+from nirvision.cli import main
+from nirvision.errors import InputError
+from nirvision.io import open_sink, open_source
+from nirvision.runtime.engine import Engine
+from tests.io.media import StubBackend, wait_for
+
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def get(url: str):
+    try:
+        with NO_PROXY.open(url, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type"), r.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Content-Type"), exc.read()
+
+
+def read_parts(url: str, n: int) -> list[np.ndarray]:
+    """The first ``n`` JPEG parts of a multipart/x-mixed-replace stream, decoded (BGR)."""
+    r = NO_PROXY.open(url, timeout=10)
+    boundary = re.search(r"boundary=(\S+)", r.headers["Content-Type"]).group(1)
+    images = []
+    with r:
+        for _ in range(n):
+            assert r.readline().strip() == f"--{boundary}".encode()
+            headers = {}
+            while (line := r.readline().strip()):
+                key, value = line.decode().split(":", 1)
+                headers[key.lower()] = value.strip()
+            assert headers["content-type"] == "image/jpeg"
+            data = r.read(int(headers["content-length"]))
+            assert r.read(2) == b"\r\n"
+            images.append(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+    return images
+
+
+def test_a_browser_sees_the_colorized_frames_live(tmp_path):
+    src = open_source("synthetic:64x48@25:150", live=True)
+    sink = open_sink("http://127.0.0.1:0", src.info)
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+/", sink.url) and sink.port > 0
+    code, ctype, _ = get(sink.url + "frame.jpg")
+    assert code == 503 and ctype == "text/plain"  # nothing colorized yet
+    box = {}
+    runner = threading.Thread(target=lambda: box.setdefault("summary", Engine(src, [sink], StubBackend()).run()))
+    runner.start()
+    wait_for(lambda: get(sink.url + "frame.jpg")[0] == 200, 30, "a first frame to watch")
+    code, ctype, body = get(sink.url + "frame.jpg")
+    frame = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert code == 200 and ctype == "image/jpeg" and frame.shape == (48, 64, 3)
+    # the stub colours NIR x as RGB (x, 255 - x, x // 2): green and red add up to 255 everywhere
+    b, g, r = (frame[..., k].astype(int) for k in range(3))
+    assert np.abs(r + g - 255).mean() < 6 and np.abs(b - r // 2).mean() < 6
+    parts = read_parts(sink.url + "stream.mjpg", 3)
+    assert [p.shape for p in parts] == [(48, 64, 3)] * 3
+    page = get(sink.url)
+    assert page[0] == 200 and b'src="/stream.mjpg"' in page[2] and b"synthetic:64x48@25:150" in page[2]
+    assert get(sink.url + "other")[0] == 404
+    runner.join(30)
+    assert box["summary"]["frames_out"] + box["summary"]["dropped"] == 150 and sink.frames_sent >= 3
+    with pytest.raises(OSError):  # closed with the run: nothing listens any more
+        socket.create_connection(("127.0.0.1", sink.port), timeout=2).close()
+
+
+def test_a_viewer_that_stops_reading_never_holds_up_the_engine():
+    src = open_source("synthetic:320x240@25:200")  # a file-like source: every frame is written
+    sink = open_sink("http://127.0.0.1:0", src.info)
+    stalled = socket.create_connection(("127.0.0.1", sink.port))
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.sendall(b"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads
+    try:
+        wait_for(lambda: sink.viewers == 1, 10, "the stalled viewer to be counted")
+        t0 = time.monotonic()
+        summary = Engine(src, [sink], StubBackend()).run()
+        assert summary["frames_out"] == 200 and summary["dropped"] == 0
+        assert time.monotonic() - t0 < 60  # (a generous bound: the run ends; frames the viewer missed were skipped)
+        assert sink.frames_sent < 200
+    finally:
+        stalled.close()
+
+
+def test_bad_view_addresses_are_refused_with_the_reason():
+    info = open_source("synthetic:64x48@25:1").info
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        with pytest.raises(InputError, match=rf"output http://127.0.0.1:{busy.getsockname()[1]}: cannot listen there \(.*\); expected a free port"):
+            open_sink(f"http://127.0.0.1:{busy.getsockname()[1]}", info)
+    finally:
+        busy.close()
+    for spec in ("http://127.0.0.1", "http://127.0.0.1:8080/live", "https://127.0.0.1:8443", "http://admin:hunter2@127.0.0.1:8080", "http://:8080"):
+        with pytest.raises(InputError, match="expected http://HOST:PORT") as err:
+            open_sink(spec, info)
+        assert "hunter2" not in str(err.value)
+    with pytest.raises(InputError, match="a live view has none"):
+        open_sink("http://127.0.0.1:0", info, segment=60)
+
+
+def test_the_command_line_says_where_to_watch(tiny_model, capsys):
+    code = main(["colorize", "synthetic:64x48@25:5", "-o", "http://127.0.0.1:0", "--model", str(tiny_model), "--threads", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 0 and re.search(r"watch at http://127\.0\.0\.1:\d+/\n", err) and "5 frames" in err, err
