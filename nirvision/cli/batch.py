@@ -153,6 +153,8 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     try:
         outputs = batch_outputs(inputs, args.output)
         _check_stats_path(args.stats_json)
+        if args.keep is not None:
+            raise InputError(f"--keep {args.keep}: deletes old pieces of a live recording; a batch of recorded videos keeps all of them")
     except BaseException:
         backend.close()
         raise
@@ -185,7 +187,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                 try:
                     source = open_source(str(src), **options)
                     sinks.append(open_sink(str(out), source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
-                                           audio=not args.no_audio, threads=encoder_threads(args), segment=args.segment_s))
+                                           audio=not args.no_audio, threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
                     if args.preview:
                         sinks.append(open_sink("preview:", source.info, side_by_side=True))
                 except usage_errors() as exc:

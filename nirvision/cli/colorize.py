@@ -65,6 +65,9 @@ def add_parser(sub) -> None:
     g.add_argument("--segment", metavar="DURATION",
                    help="cut video outputs into files of DURATION (90, 90s, 15m, 1h): a live source's by the wall clock, named "
                    "after their start (cam_20261201-201500.mp4), a recorded video's by its own clock, numbered (cam_000.mp4)")
+    g.add_argument("--keep", type=int, metavar="N",
+                   help="with --segment on a live source: keep the newest N pieces of the output's name and delete older ones "
+                   "(a recording around the clock that does not fill the disk)")
     g.add_argument("--encoder-threads", default="auto", metavar="N|auto",
                    help="x264 threads. auto (default): 1 when inference runs on the CPU (it keeps the cores busy; one encoder thread "
                    "then costs 18%% less CPU a frame), else x264's own choice")
@@ -298,6 +301,8 @@ def check_args(args) -> None:
         args.segment_s = parse_duration(args.segment)
         if args.skip_done:
             raise InputError("--skip-done with --segment: a video cut into pieces cannot be checked for completeness; expected one of them")
+    if getattr(args, "keep", None) is not None and args.segment_s is None:
+        raise InputError(f"--keep {args.keep}: keeps the newest pieces of a recording cut by --segment; expected --segment too")
     for name in ("open_timeout", "read_timeout"):
         if getattr(args, name) <= 0:
             raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive number of seconds")
@@ -352,7 +357,7 @@ def run(args) -> int:
             if Path(spec).exists() and Path(args.source).exists() and Path(spec).resolve() == Path(args.source).resolve():
                 raise InputError(f"output {spec}: is the source itself; expected another path")
             sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio,
-                                   threads=encoder_threads(args), segment=args.segment_s))
+                                   threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))
         say_where_to_watch(sinks)

@@ -7,7 +7,8 @@ multiples of the duration (15-minute pieces start at :00, :15, :30 and :45; the 
 shorter), and each piece is named after the local time of its first frame:
 ``cam_20261201-201500.mp4``. Recorded videos and folders are cut by their own clock, from their
 first frame, and the pieces numbered: ``cam_000.mp4``, ``cam_001.mp4``. A name already taken
-(an earlier run) gets ``_2``, ``_3``: nothing is overwritten.
+(an earlier run) gets ``_2``, ``_3``: nothing is overwritten. With ``keep`` (live only) a
+recording around the clock keeps the newest pieces of its name and deletes older ones.
 
 Audio packets are routed by their time, each to the piece whose span holds its start: sound
 demuxed ahead of the pictures waits for them, and sound from before a cut that arrives after it
@@ -48,7 +49,7 @@ def parse_duration(text: str, flag: str = "--segment") -> float:
 class SegmentSink(Sink):
     """Write frames into consecutive video files of ``seconds`` each; see the module's text."""
 
-    def __init__(self, path: str | Path, info: SourceInfo, seconds: float, side_by_side: bool = False,
+    def __init__(self, path: str | Path, info: SourceInfo, seconds: float, side_by_side: bool = False, keep: int | None = None,
                  open_piece: Callable[[Path, SourceInfo], Sink] | None = None, clock: Callable[[], float] = time.time, **video_options):
         from .video_sink import VIDEO_SUFFIXES, VideoSink, prepare_output_path
 
@@ -57,6 +58,11 @@ class SegmentSink(Sink):
             raise InputError(f"output {self.path}: --segment cuts video files; expected a file ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
         prepare_output_path(self.path, "output")
         self.seconds = float(seconds)
+        if keep is not None and (not info.live or keep < 1):
+            raise InputError(f"output {self.path}: --keep {keep}: expected at least 1, for a live source's recording cut by --segment "
+                             "(the newest pieces are kept, older ones deleted)")
+        self.keep = keep
+        self.deleted = 0
         self.info = info
         self.live = info.live
         self.side_by_side = side_by_side
@@ -130,6 +136,27 @@ class SegmentSink(Sink):
         self.current = self._open_piece(path, self.info)
         self.paths.append(path)
         log.info("output %s: writing %s", self.path, path)
+        if self.keep:
+            self._prune()
+
+    def _prune(self) -> None:
+        """``keep``: delete the oldest pieces of this recording's name (this run's and earlier
+        runs', told by their names: ``stem_YYYYmmdd-HHMMSS[_N].suffix``) beyond the newest ``keep``."""
+        pattern = re.compile(re.escape(self.path.stem) + r"_\d{8}-\d{6}(?:_\d+)?" + re.escape(self.path.suffix) + "$")
+        try:
+            pieces = sorted(p for p in self.path.parent.iterdir() if pattern.match(p.name) and p.is_file())
+        except OSError as exc:
+            log.warning("output %s: cannot list %s to delete old pieces (%s)", self.path, self.path.parent, exc)
+            return
+        writing = {self.paths[-1]} | ({self.paths[-2]} if self._before is not None and len(self.paths) > 1 else set())
+        old = [p for p in pieces if p not in writing]
+        for p in old[: max(0, len(pieces) - self.keep)]:
+            try:
+                p.unlink()
+                self.deleted += 1
+                log.info("output %s: deleted the old piece %s (--keep %d)", self.path, p.name, self.keep)
+            except OSError as exc:
+                log.warning("output %s: cannot delete the old piece %s (%s)", self.path, p, exc)
 
     def _finish_before(self) -> None:
         before, self._before = self._before, None

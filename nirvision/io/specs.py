@@ -93,7 +93,7 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
         if segment:
             from .segment_sink import SegmentSink
 
-            return SegmentSink(path, info, segment, side_by_side=side_by_side, **video_options)
+            return SegmentSink(path, info, segment, side_by_side=side_by_side, keep=options.get("keep"), **video_options)
         from .video_sink import VideoSink
 
         return VideoSink(path, info, side_by_side=side_by_side, **video_options)

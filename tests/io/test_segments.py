@@ -119,3 +119,34 @@ def test_segment_on_the_command_line(tmp_path, tiny_model, capsys):
     make_clip(tmp_path / "a.mp4", [0, 40])
     code, err = colorize(tmp_path / "a.mp4", "-o", tmp_path / "y.mp4", "--segment", "60", "--skip-done")
     assert code == 2 and "--skip-done with --segment" in err
+    code, err = colorize("synthetic:64x48@25:3", "-o", tmp_path / "z.mp4", "--keep", "3")
+    assert code == 2 and "--keep 3: keeps the newest pieces of a recording cut by --segment; expected --segment too" in err
+    code, err = colorize(tmp_path / "a.mp4", tmp_path / "a.mp4", "-o", tmp_path / "batch", "--segment", "1m", "--keep", "3")
+    assert code == 2 and "--keep 3: deletes old pieces of a live recording" in err and not (tmp_path / "batch").exists()
+
+
+def test_keep_deletes_the_oldest_pieces_of_a_live_recording_only(tmp_path):
+    for name in ("cam_20261130-100000.mp4", "cam_20261130-110000_2.mp4", "cam_notes.mp4", "other_20261130-100000.mp4", "cam_000.mp4"):
+        (tmp_path / name).write_bytes(b"x")  # an earlier run's pieces, and files that are not pieces of cam.mp4
+    start = datetime(2026, 12, 1, 8, 0, 0).timestamp()
+    now = {"t": start}
+    info = SourceInfo(kind="rtsp", description="cam", live=True, fps=Fraction(1), time_base=Fraction(1, 1000))
+    pieces = []
+
+    def open_piece(path, i):
+        path.write_bytes(b"piece")
+        return Piece(path, i, pieces)
+
+    sink = SegmentSink(tmp_path / "cam.mp4", info, 60, keep=2, open_piece=open_piece, clock=lambda: now["t"])
+    for i in range(5 * 60):  # five minutes, one frame a second: five pieces
+        now["t"] = start + i
+        sink.write(Frame(np.zeros((4, 4), np.uint8), index=i, pts=1000 * i, time_base=Fraction(1, 1000)), np.zeros((4, 4, 3), np.uint8))
+    sink.close()
+    assert len(pieces) == 5 and sink.deleted == 5  # two of the earlier run's, three of this run's
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam_000.mp4", "cam_20261201-080300.mp4", "cam_20261201-080400.mp4",
+                                                          "cam_notes.mp4", "other_20261130-100000.mp4"]
+    recorded = SourceInfo(kind="file", description="f", live=False, fps=Fraction(25), time_base=Fraction(1, 25))
+    with pytest.raises(InputError, match="--keep 2: expected at least 1, for a live source's recording"):
+        SegmentSink(tmp_path / "f.mp4", recorded, 60, keep=2)
+    with pytest.raises(InputError, match="--keep 0: expected at least 1"):
+        SegmentSink(tmp_path / "g.mp4", info, 60, keep=0)
