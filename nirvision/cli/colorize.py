@@ -308,6 +308,15 @@ def check_args(args) -> None:
             raise InputError(f"--{name.replace('_', '-')} {getattr(args, name)}: expected a positive number of seconds")
 
 
+def _check_segment_outputs(args) -> None:
+    """--segment cuts video files: one source's outputs must hold one (a batch's all are)."""
+    from ..io.video_sink import VIDEO_SUFFIXES
+
+    if args.segment_s is not None and not any(
+            Path(spec).suffix.lower() in VIDEO_SUFFIXES for spec in args.output if not spec.lower().startswith(("http:", "https:"))):
+        raise InputError(f"--segment {args.segment}: cuts video file outputs; expected one (-o NAME.mp4, .mkv or .mov) among: {', '.join(args.output)}")
+
+
 def _done_before(args) -> bool:
     """``--skip-done`` with one video: True (and says so) when its one output is already complete."""
     from ..io.image_source import IMAGE_SUFFIXES
@@ -340,6 +349,7 @@ def run(args) -> int:
     inputs = batch_inputs(args.source)
     if inputs is None and len(args.source) == 1:
         args.source = args.source[0]
+        _check_segment_outputs(args)
         if args.skip_done and _done_before(args):
             return 0
     backend, _, _ = build_backend(args, announce=False)

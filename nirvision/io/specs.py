@@ -72,15 +72,14 @@ def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: flo
 def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **options) -> Sink:
     """Open SINK for frames from a source described by ``info``. ``spec``: a video file
     (.mp4/.mkv/.mov; options ``crf``, ``preset``, ``audio``, ``threads``, and ``segment``: seconds a
-    file, cutting the video into pieces), ``preview:``, or a folder for PNGs."""
+    file, cutting the video into pieces, with ``keep``), ``preview:``, ``http://HOST:PORT`` or a
+    folder for PNGs (the video options do not apply to these)."""
     spec = str(spec)
     if spec in ("preview", "preview:"):
         from .preview_sink import PreviewSink
 
         return PreviewSink(side_by_side=side_by_side)
     if spec.lower().startswith(("http:", "https:")):
-        if options.get("segment"):
-            raise InputError(f"output {spec}: --segment cuts video files; a live view has none")
         from .http_sink import HttpViewSink
 
         return HttpViewSink(spec, side_by_side=side_by_side, title=info.description)
@@ -97,8 +96,6 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
         from .video_sink import VideoSink
 
         return VideoSink(path, info, side_by_side=side_by_side, **video_options)
-    if segment:
-        raise InputError(f"output {spec}: --segment cuts video files; expected a file ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
     if path.suffix and not path.is_dir():
         raise InputError(f"output {spec}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), a folder for PNG images, or preview:")
     from .image_sink import ImageFolderSink

@@ -102,8 +102,7 @@ def test_pieces_never_overwrite_and_durations_are_checked(tmp_path):
     for bad in ("0.5", "0", "-3", "abc", "15 min", "", "nan"):
         with pytest.raises(InputError, match=re.escape(f"--segment {bad}: expected a duration of at least 1 s")):
             parse_duration(bad)
-    with pytest.raises(InputError, match="--segment cuts video files"):
-        open_sink(str(tmp_path / "pngs"), src.info, segment=60)
+    assert type(open_sink(str(tmp_path / "pngs"), src.info, segment=60)).__name__ == "ImageFolderSink"  # cuts video files only
 
 
 def test_segment_on_the_command_line(tmp_path, tiny_model, capsys):
@@ -119,6 +118,10 @@ def test_segment_on_the_command_line(tmp_path, tiny_model, capsys):
     make_clip(tmp_path / "a.mp4", [0, 40])
     code, err = colorize(tmp_path / "a.mp4", "-o", tmp_path / "y.mp4", "--segment", "60", "--skip-done")
     assert code == 2 and "--skip-done with --segment" in err
+    code, err = colorize("synthetic:64x48@25:3", "-o", tmp_path / "pngs", "-o", "http://127.0.0.1:0", "--segment", "60")
+    assert code == 2 and "--segment 60: cuts video file outputs; expected one (-o NAME.mp4, .mkv or .mov) among:" in err
+    code, err = colorize("synthetic:64x48@25:30", "-o", tmp_path / "pngs", "-o", tmp_path / "v.mp4", "-o", "http://127.0.0.1:0", "--segment", "1")
+    assert code == 0 and len(list((tmp_path / "pngs").iterdir())) == 30 and sorted(p.name for p in tmp_path.glob("v_*.mp4")) == ["v_000.mp4", "v_001.mp4"], err
     code, err = colorize("synthetic:64x48@25:3", "-o", tmp_path / "z.mp4", "--keep", "3")
     assert code == 2 and "--keep 3: keeps the newest pieces of a recording cut by --segment; expected --segment too" in err
     code, err = colorize(tmp_path / "a.mp4", tmp_path / "a.mp4", "-o", tmp_path / "batch", "--segment", "1m", "--keep", "3")
