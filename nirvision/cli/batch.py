@@ -104,9 +104,9 @@ def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
     return paths
 
 
-def already_done(src: Path, out: Path, max_frames: int | None) -> tuple[bool, str]:
+def already_done(src: Path, out: Path, max_frames: int | None, start: float | None = None, end: float | None = None) -> tuple[bool, str]:
     """Whether ``out`` already holds every frame that colorizing ``src`` writes (all of them, or
-    ``max_frames``), and what was found, for the report."""
+    those from ``start`` to before ``end``, at most ``max_frames``), and what was found, for the report."""
     from ..io.file_source import video_packets
 
     if not out.is_file():
@@ -114,7 +114,7 @@ def already_done(src: Path, out: Path, max_frames: int | None) -> tuple[bool, st
     have = video_packets(out)
     if have is None:
         return False, f"{out} cannot be read to its end (stopped before it was finalized)"
-    want = video_packets(src)
+    want = video_packets(src, start, end)
     if want is None:
         return False, f"{src} cannot be counted"
     if max_frames is not None:
@@ -158,7 +158,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     except BaseException:
         backend.close()
         raise
-    options = {"max_frames": args.max_frames}
+    options = {"max_frames": args.max_frames, "start": args.start_s, "end": args.end_s}
     if args.fps:
         options["fps"] = args.fps
     if args.no_audio:
@@ -175,7 +175,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                 if between:
                     break
                 if args.skip_done:
-                    done_before, found = already_done(src, out, args.max_frames)
+                    done_before, found = already_done(src, out, args.max_frames, args.start_s, args.end_s)
                     if done_before:
                         skipped.append({"source": str(src), "output": str(out), "reason": found})
                         print(f"nirvision colorize: [{i}/{n}] {src}: done before ({found}), skipped", file=sys.stderr, flush=True)

@@ -77,6 +77,9 @@ def add_parser(sub) -> None:
     g.add_argument("--read-timeout", type=float, default=5.0, metavar="S", help="RTSP: seconds without data before reconnecting (default: 5)")
     g.add_argument("--fps", type=float, help="frame rate given to image folders (default: 25)")
     g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    g.add_argument("--start", metavar="TIME", help="video files: begin at TIME (90, 1:30, 0:01:30.5), as a player counts it; the output starts at 0")
+    g.add_argument("--end", metavar="TIME", help="video files: stop before TIME")
+    g.add_argument("--duration", metavar="TIME", help="video files: colorize TIME from --start (instead of --end)")
     g.add_argument("--live", action="store_true", help="pace a synthetic source in real time and treat it as live")
     g.add_argument("--skip-done", action="store_true",
                    help="a batch of videos run again: leave out the videos whose output already holds all their frames (an "
@@ -285,8 +288,39 @@ def check_preset(preset: str) -> None:
         raise InputError(f"--preset {preset!r}: expected one of: {', '.join(X264_PRESETS)}")
 
 
+def parse_time(text: str, flag: str) -> float:
+    """'90', '90.5', '1:30', '0:01:30.5' -> seconds; InputError naming ``flag`` otherwise."""
+    parts = str(text).strip().split(":")
+    try:
+        if not 1 <= len(parts) <= 3 or not all(p.replace(".", "", 1).isdigit() for p in parts) or any("." in p for p in parts[:-1]):
+            raise ValueError
+        values = [float(p) for p in parts]
+        if any(v >= 60 for v in values[1:]):  # minutes and seconds after a colon
+            raise ValueError
+    except ValueError:
+        raise InputError(f"{flag} {text}: expected a time such as 90, 90.5, 1:30 or 0:01:30.5") from None
+    return sum(v * 60 ** k for k, v in enumerate(reversed(values)))
+
+
+def time_range(args) -> tuple[float | None, float | None]:
+    """--start / --end / --duration as (start, end) seconds, checked; (None, None) without them."""
+    start = parse_time(args.start, "--start") if getattr(args, "start", None) is not None else None
+    end = parse_time(args.end, "--end") if getattr(args, "end", None) is not None else None
+    if getattr(args, "duration", None) is not None:
+        if end is not None:
+            raise InputError("--end and --duration: expected one of them")
+        length = parse_time(args.duration, "--duration")
+        if length <= 0:
+            raise InputError(f"--duration {args.duration}: expected a positive time")
+        end = (start or 0.0) + length
+    if end is not None and end <= (start or 0.0):
+        raise InputError(f"--end {args.end}: expected a time after --start ({start or 0:g} s)")
+    return start, end
+
+
 def check_args(args) -> None:
     """Option values that would only fail later, as usage errors now."""
+    args.start_s, args.end_s = time_range(args)
     if args.queue_size is not None and args.queue_size < 1:
         raise InputError(f"--queue-size {args.queue_size}: expected at least 1")
     if args.max_frames is not None and args.max_frames < 1:
@@ -329,7 +363,7 @@ def _done_before(args) -> bool:
         raise InputError(f"--skip-done: source {redact_url(args.source)} is not a video file; expected recorded videos, whose outputs can be checked")
     if len(args.output) != 1 or Path(args.output[0]).suffix.lower() not in VIDEO_SUFFIXES:
         raise InputError(f"--skip-done: output {', '.join(args.output)}: expected one video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    done, found = already_done(src, Path(args.output[0]), args.max_frames)
+    done, found = already_done(src, Path(args.output[0]), args.max_frames, args.start_s, args.end_s)
     if done:
         print(f"nirvision colorize: {src}: done before ({found}), skipped", file=sys.stderr)
     elif Path(args.output[0]).exists():
@@ -360,6 +394,14 @@ def run(args) -> int:
         options["fps"] = args.fps
     if args.no_audio:
         options["audio"] = False
+    if args.start_s is not None or args.end_s is not None:
+        from ..io.specs import source_kind
+
+        if source_kind(args.source) != "file":
+            from ..io.redact import redact_url
+
+            raise InputError(f"--start / --end / --duration: source {redact_url(args.source)} is not a video file; expected one (a time range of a recording)")
+        options.update(start=args.start_s, end=args.end_s)
     sinks, source = [], None
     try:
         source = open_source(args.source, reconnect=args.reconnect, open_timeout=args.open_timeout, read_timeout=args.read_timeout, live=args.live or None, **options)

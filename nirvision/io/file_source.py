@@ -7,6 +7,7 @@ a file that cannot be opened, holds no video stream or no decodable frame is an
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from fractions import Fraction
@@ -26,18 +27,40 @@ VIDEO_INPUTS = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", 
 MAX_CONSECUTIVE_ERRORS = 50  # a file this broken is given up on, keeping what decoded
 
 
-def video_packets(path: str | Path) -> int | None:
+def video_packets(path: str | Path, start: float | None = None, end: float | None = None) -> int | None:
     """How many video packets (frames, for the codecs a camera writes) the first video stream of
-    ``path`` holds, counted by reading the container without decoding; None when the file cannot
-    be read to its end as a video (missing, not a video, or cut short: an MP4 killed before its
-    index)."""
+    ``path`` holds (those from ``start`` to before ``end``, seconds of the video as players count
+    them, where given), counted by reading the container without decoding; None when the file
+    cannot be read to its end as a video (missing, not a video, or cut short: an MP4 killed
+    before its index)."""
     try:
         with av.open(str(path), "r") as container:
             if not container.streams.video:
                 return None
-            return sum(1 for packet in container.demux(container.streams.video[0]) if packet.size)
+            stream = container.streams.video[0]
+            zero = stream_zero(stream)
+            count = 0
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue
+                if (start or end is not None) and packet.pts is not None and packet.time_base:
+                    t = float(packet.pts * packet.time_base) - zero
+                    if (start and t < start - EPS_S) or (end is not None and t >= end - EPS_S):
+                        continue
+                count += 1
+            return count
     except (av.error.FFmpegError, OSError, UnicodeDecodeError):
         return None
+
+
+EPS_S = 1e-6  # frame times equal up to rounding count as equal
+
+
+def stream_zero(stream) -> float:
+    """The time (s) players show as 0:00 for ``stream``: its first timestamp."""
+    if stream.start_time is not None and stream.time_base:
+        return float(stream.start_time * stream.time_base)
+    return 0.0
 
 
 def _reason(exc: BaseException) -> str:
@@ -48,10 +71,12 @@ def _reason(exc: BaseException) -> str:
 class FileSource(Source):
     """Decode the first video stream of ``path`` to uint8 NIR (the luma plane)."""
 
-    def __init__(self, path: str | Path, audio: bool = True, max_frames: int | None = None, **_ignored):
+    def __init__(self, path: str | Path, audio: bool = True, max_frames: int | None = None, start: float | None = None,
+                 end: float | None = None, **_ignored):
         super().__init__()
         self.path = Path(path)
         self.max_frames = max_frames
+        self.start, self.end = start or None, end
         if not self.path.exists():
             raise InputError(f"video file {self.path}: not found")
         if not self.path.is_file():
@@ -74,11 +99,52 @@ class FileSource(Source):
             frames=(self.video.frames or None), width=vctx.width or None, height=vctx.height or None,
             audio_stream=self.audio,
         )
-        if max_frames is not None and self.info.frames:
-            self.info.frames = min(self.info.frames, max_frames)
         self._pending: list[Any] = []
         self._closed = False
         self._lock = threading.Lock()  # held while PyAV works, so close() never pulls the file away
+        self.zero = stream_zero(self.video)
+        if self.start is not None or self.end is not None:
+            self._limit_frames_to_range(fps)
+        if max_frames is not None and self.info.frames:
+            self.info.frames = min(self.info.frames, max_frames)
+
+    def _limit_frames_to_range(self, fps) -> None:
+        """``start`` / ``end``: check them against the video's length and seek to ``start``."""
+        length = None
+        if self.video.duration is not None and self.video.time_base:
+            length = float(self.video.duration * self.video.time_base)
+        elif self.container.duration:
+            length = self.container.duration / av.time_base
+        if self.start is not None and length is not None and self.start >= length:
+            self.close()
+            raise InputError(f"video file {self.path}: --start {self.start:g} s is past its end ({length:.3f} s); expected a time within the video")
+        first = self.start or 0.0
+        last = min(x for x in (self.end, length) if x is not None) if (self.end is not None or length is not None) else None
+        if last is not None:  # the progress bar's total: frame times from first to before last
+            estimate = max(1, math.ceil((last - first) * float(fps) - 1e-3))
+            self.info.frames = min(self.info.frames, estimate) if self.info.frames else estimate
+        if self.start:
+            target = int((self.zero + self.start) / self.video.time_base)
+            try:  # to the key frame at or before start; the frames before start are decoded and left out
+                self.container.seek(target, stream=self.video, backward=True, any_frame=False)
+            except (av.error.FFmpegError, OSError) as exc:
+                log.warning("%s: cannot seek (%s); reading from the beginning up to %.3f s", self.path, _reason(exc), self.start)
+
+    def _in_range(self, pts: int | None, time_base) -> int:
+        """-1 before ``start``, 0 within the range, 1 at or after ``end``."""
+        if pts is None or not time_base:
+            return 0
+        t = float(pts * time_base) - self.zero
+        if self.start is not None and t < self.start - EPS_S:
+            return -1
+        if self.end is not None and t >= self.end - EPS_S:
+            return 1
+        return 0
+
+    def _audio_before_end(self, packets: list[Any]) -> list[Any]:
+        if self.end is None:
+            return packets
+        return [p for p in packets if self._in_range(p.pts, p.time_base) < 1]
 
     def _packets(self) -> Iterator[Any]:
         """Demux video (and audio) packets; a demux error is counted and reading goes on."""
@@ -131,24 +197,35 @@ class FileSource(Source):
         tb = self.info.time_base
         step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
         last_pts = None
+        ranged = self.start is not None or self.end is not None
         for pts, image in self._decoded():
             if pts is None:
                 pts = 0 if last_pts is None else last_pts + step
             last_pts = pts
-            audio, self._pending = self._pending, []
+            if ranged:
+                where = self._in_range(pts, tb)
+                if where < 0:
+                    continue  # between the key frame sought and start
+                if where > 0:
+                    self._pending = self._audio_before_end(self._pending)
+                    break
+            audio, self._pending = self._audio_before_end(self._pending), []
             self.frames_read += 1
             yield Frame(image, index=self.frames_read - 1, pts=pts, time_base=tb, audio=audio, t_read=time.perf_counter())
             if self.max_frames is not None and self.frames_read >= self.max_frames:
                 return
         expected = self.info.frames
-        if expected and 0 < self.frames_read < expected and not self._closed and self.max_frames is None:
+        if expected and 0 < self.frames_read < expected and not self._closed and self.max_frames is None and not ranged:
             log.warning("%s: ended after %d of the %d frames its header announces (truncated or damaged?)", self.path, self.frames_read, expected)
+        if self.frames_read == 0 and not self._closed and ranged:
+            raise InputError(f"video file {self.path}: no frames from {self.start or 0:g} s to {self.end if self.end is not None else 'the end'}"
+                             f"{' s' if self.end is not None else ''}; expected a range that holds at least one frame")
         if self.frames_read == 0 and not self._closed:
             extra = f" ({self.decode_errors} packets failed to decode)" if self.decode_errors else ""
             raise InputError(f"video file {self.path}: the video stream holds no decodable frames{extra}; expected at least one frame")
 
     def pending_audio(self) -> list[Any]:
-        audio, self._pending = self._pending, []
+        audio, self._pending = self._audio_before_end(self._pending), []
         return audio
 
     def close(self) -> None:

@@ -1,0 +1,66 @@
+"""--start / --end / --duration: a time range of a recording, from 0 in the output."""
+import numpy as np
+import pytest
+
+from nirvision.cli import main
+from nirvision.cli.colorize import parse_time
+from nirvision.errors import InputError
+from nirvision.io import open_sink, open_source
+from nirvision.runtime.engine import Engine
+from tests.io.media import StubBackend, make_clip, read_video
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("range") / "in.mp4"
+    make_clip(path, [40 * i for i in range(250)], audio_packets=80)  # 10 s, a frame every 40 ms; sound to 10.24 s
+    return path
+
+
+@pytest.mark.parametrize("start, end, first", [(1.0, 2.0, 25), (4.5, None, 113), (None, 0.5, 0), (3.3, 3.5, 83)])
+def test_a_range_gives_its_frames_and_sound_from_zero(tmp_path, clip, start, end, first):
+    src = open_source(str(clip), start=start, end=end)
+    last = 249 if end is None else int(np.ceil(end / 0.04 - 1e-9)) - 1  # frames at 40 ms steps before end
+    n = last - first + 1
+    assert src.info.frames == pytest.approx(n, abs=1)  # the progress bar's total
+    summary = Engine(src, [open_sink(str(tmp_path / "out.mp4"), src.info)], StubBackend()).run()
+    out = read_video(tmp_path / "out.mp4")
+    assert summary["frames_out"] == n and out["times"] == pytest.approx([0.04 * i for i in range(n)], abs=1e-6)
+    lefts = [int(np.median(img[:, :20, 0])) for img in out["left"]]  # frame i shows 8 * (i % 30)
+    assert lefts == pytest.approx([8 * (i % 30) for i in range(first, last + 1)], abs=4)
+    t0 = first * 0.04
+    source_audio = read_video(clip)["audio"]
+    kept = [(round(t - t0, 4), data) for t, data in source_audio if t >= t0 - 1e-6 and (end is None or t < end - 1e-6)]
+    if start is None:  # from the beginning: the encoder's priming packet before 0 stays, as without a range
+        kept = [(round(t, 4), data) for t, data in source_audio if end is None or t < end - 1e-6]
+    assert [(round(t, 4), data) for t, data in out["audio"]] == kept and kept
+
+
+def test_ranges_that_hold_no_frames_are_clear_errors(clip):
+    with pytest.raises(InputError, match=r"in.mp4: --start 12 s is past its end \(10\.\d+ s\)"):
+        open_source(str(clip), start=12.0)
+    src = open_source(str(clip), start=3.301, end=3.31)
+    with pytest.raises(InputError, match=r"in.mp4: no frames from 3.301 s to 3.31 s; expected a range that holds at least one frame"):
+        list(src)
+
+
+def test_times_on_the_command_line(tmp_path, clip, capsys):
+    def colorize(*args):
+        code = main(["colorize", *map(str, args), "--model", "lite", "--threads", "1", "--workers", "1", "--no-progress"])
+        return code, capsys.readouterr().err
+
+    assert [parse_time(t, "--start") for t in ("90", "90.5", "1:30", "0:01:30.5", "1:02:03")] == [90, 90.5, 90, 90.5, 3723]
+    for bad in ("-1", "1:75", "1::2", "abc", "1e3", "nan", ""):
+        with pytest.raises(InputError, match="expected a time such as 90"):
+            parse_time(bad, "--start")
+    code, err = colorize(clip, "-o", tmp_path / "a.mp4", "--start", "0:02", "--duration", "1.2")
+    assert code == 0 and len(read_video(tmp_path / "a.mp4")["times"]) == 30, err
+    code, err = colorize(clip, "-o", tmp_path / "a.mp4", "--start", "0:02", "--duration", "1.2", "--skip-done")
+    assert code == 0 and "holds all 30 frames" in err, err
+    for args, needle in ((["--end", "3", "--duration", "1"], "--end and --duration: expected one of them"),
+                         (["--start", "5", "--end", "2"], "--end 2: expected a time after --start (5 s)"),
+                         (["--duration", "0"], "--duration 0: expected a positive time")):
+        code, err = colorize(clip, "-o", tmp_path / "b.mp4", *args)
+        assert code == 2 and needle in err and not (tmp_path / "b.mp4").exists(), err
+    code, err = colorize("synthetic:64x48@25:10", "-o", tmp_path / "c.mp4", "--start", "1")
+    assert code == 2 and "--start / --end / --duration: source synthetic:64x48@25:10 is not a video file" in err
