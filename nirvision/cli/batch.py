@@ -119,7 +119,7 @@ def already_done(src: Path, out: Path, max_frames: int | None, start: float | No
         return False, f"{src} cannot be counted"
     if max_frames is not None:
         want = min(want, max_frames)
-    if have >= want:
+    if have >= want > 0:
         return True, f"{out} holds all {want} frames"
     return False, f"{out} holds {have} of {want} frames"
 

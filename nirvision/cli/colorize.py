@@ -277,8 +277,8 @@ def describe(summary: dict) -> str:
 
 def say_where_to_watch(sinks) -> None:
     for sink in sinks:
-        if getattr(sink, "url", None):
-            print(f"nirvision colorize: watch at {sink.url}", file=sys.stderr, flush=True)
+        if getattr(sink, "where", None):
+            print(f"nirvision colorize: watch at {sink.where}", file=sys.stderr, flush=True)
 
 
 def check_preset(preset: str) -> None:
@@ -351,6 +351,16 @@ def _check_segment_outputs(args) -> None:
         raise InputError(f"--segment {args.segment}: cuts video file outputs; expected one (-o NAME.mp4, .mkv or .mov) among: {', '.join(args.output)}")
 
 
+def _check_range_source(args) -> None:
+    """--start / --end / --duration take a time range of a recording: one source must be a video file."""
+    from ..io.specs import source_kind
+
+    if (args.start_s is not None or args.end_s is not None) and source_kind(args.source) != "file":
+        from ..io.redact import redact_url
+
+        raise InputError(f"--start / --end / --duration: source {redact_url(args.source)} is not a video file; expected one (a time range of a recording)")
+
+
 def _done_before(args) -> bool:
     """``--skip-done`` with one video: True (and says so) when its one output is already complete."""
     from ..io.image_source import IMAGE_SUFFIXES
@@ -359,6 +369,10 @@ def _done_before(args) -> bool:
     from .batch import already_done
 
     src = Path(args.source)
+    from ..io.specs import source_kind
+
+    if source_kind(args.source) == "file" and not src.exists():
+        raise InputError(f"--skip-done: source {src}: not found")
     if not src.is_file() or src.suffix.lower() in IMAGE_SUFFIXES:
         raise InputError(f"--skip-done: source {redact_url(args.source)} is not a video file; expected recorded videos, whose outputs can be checked")
     if len(args.output) != 1 or Path(args.output[0]).suffix.lower() not in VIDEO_SUFFIXES:
@@ -366,6 +380,8 @@ def _done_before(args) -> bool:
     done, found = already_done(src, Path(args.output[0]), args.max_frames, args.start_s, args.end_s)
     if done:
         print(f"nirvision colorize: {src}: done before ({found}), skipped", file=sys.stderr)
+        if args.stats_json:
+            write_stats(args.stats_json, {"skipped": [{"source": str(src), "output": args.output[0], "reason": found}]})
     elif Path(args.output[0]).exists():
         print(f"nirvision colorize: {src}: colorizing again ({found})", file=sys.stderr)
     return done
@@ -373,6 +389,7 @@ def _done_before(args) -> bool:
 
 def run(args) -> int:
     from ..io import open_sink, open_source
+    from ..io.video_sink import VIDEO_SUFFIXES
 
     check_args(args)
     # the model and backend first: a wrong checkpoint or a precision this machine cannot run is
@@ -384,6 +401,7 @@ def run(args) -> int:
     if inputs is None and len(args.source) == 1:
         args.source = args.source[0]
         _check_segment_outputs(args)
+        _check_range_source(args)
         if args.skip_done and _done_before(args):
             return 0
     backend, _, _ = build_backend(args, announce=False)
@@ -395,17 +413,13 @@ def run(args) -> int:
     if args.no_audio:
         options["audio"] = False
     if args.start_s is not None or args.end_s is not None:
-        from ..io.specs import source_kind
-
-        if source_kind(args.source) != "file":
-            from ..io.redact import redact_url
-
-            raise InputError(f"--start / --end / --duration: source {redact_url(args.source)} is not a video file; expected one (a time range of a recording)")
         options.update(start=args.start_s, end=args.end_s)
     sinks, source = [], None
     try:
         source = open_source(args.source, reconnect=args.reconnect, open_timeout=args.open_timeout, read_timeout=args.read_timeout, live=args.live or None, **options)
-        for spec in args.output:
+        # video files last: opening one truncates a file already there, so whatever else may fail
+        # to open (a busy port, a folder) does so before that
+        for spec in sorted(args.output, key=lambda spec: Path(spec).suffix.lower() in VIDEO_SUFFIXES and "://" not in spec):
             if Path(spec).exists() and Path(args.source).exists() and Path(spec).resolve() == Path(args.source).resolve():
                 raise InputError(f"output {spec}: is the source itself; expected another path")
             sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio,

@@ -124,11 +124,36 @@ class FileSource(Source):
             estimate = max(1, math.ceil((last - first) * float(fps) - 1e-3))
             self.info.frames = min(self.info.frames, estimate) if self.info.frames else estimate
         if self.start:
-            target = int((self.zero + self.start) / self.video.time_base)
-            try:  # to the key frame at or before start; the frames before start are decoded and left out
-                self.container.seek(target, stream=self.video, backward=True, any_frame=False)
+            self._seek(self.start)
+
+    def _seek(self, t: float | None) -> None:
+        """To the key frame at or before ``t`` seconds (None: the beginning); the frames between
+        it and ``start`` are decoded and left out."""
+        if t is None:  # opened again: reading from the first packet is the one sure way back
+            self._reopen()
+            return
+        target = int(round((self.zero + t) / self.video.time_base))
+        try:
+            self.container.seek(target, stream=self.video, backward=True, any_frame=False)
+            self.video.codec_context.flush_buffers()
+        except (av.error.FFmpegError, OSError) as exc:
+            log.warning("%s: cannot seek to %.3f s (%s); reading on from here", self.path, t or 0.0, _reason(exc))
+        self._pending = []
+
+    def _reopen(self) -> None:
+        with self._lock:
+            try:
+                container = av.open(str(self.path), "r")
             except (av.error.FFmpegError, OSError) as exc:
-                log.warning("%s: cannot seek (%s); reading from the beginning up to %.3f s", self.path, _reason(exc), self.start)
+                log.warning("%s: cannot open it again to read from the beginning (%s)", self.path, _reason(exc))
+                return
+            old, self.container = self.container, container
+            self.video = container.streams.video[0]
+            self.video.codec_context.thread_type = "AUTO"
+            if self.audio is not None:
+                self.audio = container.streams.audio[0]
+            self._pending = []
+            old.close()
 
     def _in_range(self, pts: int | None, time_base) -> int:
         """-1 before ``start``, 0 within the range, 1 at or after ``end``."""
@@ -167,7 +192,7 @@ class FileSource(Source):
     def _decoded(self) -> Iterator[Any]:
         """Decoded PyAV frames; undecodable packets are counted and skipped."""
         consecutive = 0
-        packets = self._packets()
+        packets = self._packet_iter = self._packets()
         while True:
             with self._lock:
                 if self._closed:
@@ -198,7 +223,7 @@ class FileSource(Source):
         step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
         last_pts = None
         ranged = self.start is not None or self.end is not None
-        for pts, image in self._decoded():
+        for pts, image in self._from_start():
             if pts is None:
                 pts = 0 if last_pts is None else last_pts + step
             last_pts = pts
@@ -207,7 +232,7 @@ class FileSource(Source):
                 if where < 0:
                     continue  # between the key frame sought and start
                 if where > 0:
-                    self._pending = self._audio_before_end(self._pending)
+                    self._drain_audio()
                     break
             audio, self._pending = self._audio_before_end(self._pending), []
             self.frames_read += 1
@@ -223,6 +248,56 @@ class FileSource(Source):
         if self.frames_read == 0 and not self._closed:
             extra = f" ({self.decode_errors} packets failed to decode)" if self.decode_errors else ""
             raise InputError(f"video file {self.path}: the video stream holds no decodable frames{extra}; expected at least one frame")
+
+    # seconds the file is read on past ``end`` for sound that belongs before it but is stored
+    # later (cameras interleave sound and pictures in chunks of about a second)
+    AUDIO_AFTER_END_S = 2.0
+    # how much earlier to seek again when a seek landed after ``start`` (MPEG-TS seeks to a
+    # position, not a key frame: its decoder waits for the next one); None: the beginning
+    SEEK_BACK_S = (5.0, 30.0, 120.0, None)
+
+    def _from_start(self) -> Iterator[Any]:
+        """``_decoded()``, after making sure that reading begins at or before ``start``."""
+        decoded = self._decoded()
+        if not self.start:
+            yield from decoded
+            return
+        tb = self.info.time_base
+        first = next(decoded, None)
+        for back in self.SEEK_BACK_S:
+            if first is not None and (first[0] is None or float(first[0] * tb) - self.zero <= self.start + EPS_S):
+                break
+            landed = f"{float(first[0] * tb) - self.zero:.3f} s" if first is not None else "no decodable frame"
+            again = self.start - back if back is not None and self.start - back > 0 else None
+            log.info("%s: the seek to %.3f s found %s; reading again from %s", self.path, self.start, landed,
+                     f"{again:.3f} s" if again is not None else "the beginning")
+            decoded.close()
+            self._seek(again)
+            decoded = self._decoded()
+            first = next(decoded, None)
+            if again is None:
+                break
+        if first is not None:
+            yield first
+        yield from decoded
+
+    def _drain_audio(self) -> None:
+        """At ``end``: read on a little for sound that starts before it, stored after it."""
+        self._pending = self._audio_before_end(self._pending)
+        if self.audio is None or self.end is None:
+            return
+        limit = self.end + self.AUDIO_AFTER_END_S
+        with self._lock:
+            if self._closed:
+                return
+            for packet in getattr(self, "_packet_iter", ()):
+                if packet.pts is None or not packet.time_base:
+                    continue
+                t = float(packet.pts * packet.time_base) - self.zero
+                if packet.stream is self.audio and packet.size and t < self.end - EPS_S:
+                    self._pending.append(packet)
+                elif packet.stream is self.video and t > limit:
+                    return
 
     def pending_audio(self) -> list[Any]:
         audio, self._pending = self._audio_before_end(self._pending), []

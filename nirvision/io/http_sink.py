@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 BOUNDARY = "nirvisionframe"
 JPEG_QUALITY = 85
 WAIT_S = 1.0  # a viewer waiting for a frame looks again this often (so close() ends it)
+VIEWER_TIMEOUT_S = 20.0
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nirvision: {title}</title>
 <style>body{{margin:0;background:#111;color:#ccc;font:14px sans-serif}}img{{display:block;max-width:100vw;max-height:95vh;margin:auto}}</style>
 </head><body><img src="/stream.mjpg" alt="colorized video"><p style="text-align:center">{title}</p></body></html>"""
@@ -68,18 +69,24 @@ class _Latest:
 
     def after(self, seq: int, wait: bool = True) -> tuple[int, bytes] | None:
         """The first frame newer than ``seq`` as (seq, JPEG); None once closed (or, without
-        ``wait``, when there is none)."""
+        ``wait``, when there is none). The JPEG is made outside the lock, so that ``put()``
+        (the engine's writer) never waits for an encoding."""
         with self.cond:
             while wait and self.seq <= seq and not self.closed:
                 self.cond.wait(WAIT_S)
             if self.closed or self.image is None or self.seq <= seq:
                 return None
-            if self.jpeg_seq != self.seq:
-                ok, buf = cv2.imencode(".jpg", cv2.cvtColor(self.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-                if not ok:
-                    return None
-                self.jpeg, self.jpeg_seq = buf.tobytes(), self.seq
-            return self.seq, self.jpeg
+            if self.jpeg_seq == self.seq:
+                return self.seq, self.jpeg
+            image, newest = self.image, self.seq
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        if not ok:
+            return None
+        jpeg = buf.tobytes()
+        with self.cond:
+            if newest > self.jpeg_seq:
+                self.jpeg, self.jpeg_seq = jpeg, newest
+        return newest, jpeg
 
     def close(self) -> None:
         with self.cond:
@@ -100,6 +107,7 @@ class HttpViewSink(Sink):
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = VIEWER_TIMEOUT_S  # a viewer that stops reading for this long is let go
 
             def log_message(self, fmt, *args):  # the library's log, not stderr
                 log.debug("view %s: " + fmt, self.client_address[0], *args)
@@ -145,9 +153,9 @@ class HttpViewSink(Sink):
                         seq, jpeg = got
                         self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode() + jpeg + b"\r\n")
                         self.wfile.flush()
-                        sink.frames_sent += 1
-                except (BrokenPipeError, ConnectionResetError, socket.timeout):
-                    pass  # the viewer left
+                        sink.count_sent()
+                except OSError as exc:  # the viewer left, or stopped reading (timeout)
+                    log.debug("view %s: %s", self.client_address[0], exc)
                 finally:
                     sink.count_viewer(-1)
                     log.info("view: %s left", self.client_address[0])
@@ -155,6 +163,7 @@ class HttpViewSink(Sink):
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
         try:
             self.server = Server((host, port), Handler)
@@ -163,9 +172,12 @@ class HttpViewSink(Sink):
         self.host, self.port = host, self.server.server_address[1]
         shown = f"[{host}]" if ":" in host else host
         self.url = f"http://{shown}:{self.port}/"
-        self.description = f"{self.url} (live view)"
+        self.description = f"http://{shown}:{self.port}/ (live view)"
+        self.where = self.url  # what to open, for the command's message
+        if host in ("0.0.0.0", "::"):
+            self.where = f"http://<this machine's name or address>:{self.port}/ (listening on all its addresses)"
         if host not in ("127.0.0.1", "localhost", "::1"):
-            log.warning("view: %s is open to every machine that can reach this one, without a password", self.url)
+            log.warning("view: port %d on %s is open to every machine that can reach this one, without a password", self.port, host)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name="nirvision-http", daemon=True)
         self._thread.start()
         self._closed = False
@@ -174,8 +186,14 @@ class HttpViewSink(Sink):
         with self.latest.cond:
             self.viewers += step
 
+    def count_sent(self) -> None:
+        with self.latest.cond:
+            self.frames_sent += 1
+
     def write(self, frame: Frame, image: np.ndarray) -> None:
-        self.latest.put(image.copy())  # a backend may reuse its output buffer for the next frame
+        # a viewer encodes the image while the engine goes on, and a backend may reuse its output
+        # buffer: copied then; with nobody watching, kept as it is (a snapshot shows the newest)
+        self.latest.put(image.copy() if self.viewers else image)
 
     def close(self) -> None:
         if self._closed:

@@ -97,9 +97,11 @@ class SegmentSink(Sink):
         return self.clock()
 
     def _piece_key(self, frame: Frame, t: float) -> tuple[int, float]:
-        if self.live:
+        if self.live:  # multiples of the duration on the local clock (a day's pieces start at midnight)
             wall = self._wall_time(frame)
-            return int(wall // self.seconds), wall
+            offset = datetime.fromtimestamp(wall).astimezone().utcoffset()
+            local = wall + (offset.total_seconds() if offset is not None else 0.0)
+            return int(local // self.seconds), wall
         if self._t0 is None:
             self._t0 = t
         return int((t - self._t0) // self.seconds), t
@@ -143,8 +145,9 @@ class SegmentSink(Sink):
         """``keep``: delete the oldest pieces of this recording's name (this run's and earlier
         runs', told by their names: ``stem_YYYYmmdd-HHMMSS[_N].suffix``) beyond the newest ``keep``."""
         pattern = re.compile(re.escape(self.path.stem) + r"_\d{8}-\d{6}(?:_\d+)?" + re.escape(self.path.suffix) + "$")
-        try:
-            pieces = sorted(p for p in self.path.parent.iterdir() if pattern.match(p.name) and p.is_file())
+        try:  # oldest first by when they were last written: names follow the local clock, which can go back (DST)
+            pieces = sorted((p for p in self.path.parent.iterdir() if pattern.match(p.name) and p.is_file()),
+                            key=lambda p: (p.stat().st_mtime, p.name))
         except OSError as exc:
             log.warning("output %s: cannot list %s to delete old pieces (%s)", self.path, self.path.parent, exc)
             return

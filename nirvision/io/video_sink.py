@@ -9,7 +9,8 @@ at once: a container that cannot hold the source's audio (Opus or FLAC in .mov) 
 again without it, with one warning. A later frame of another size is scaled to the stream's
 size, since one H.264 stream has one size.
 ``close()`` flushes the encoder and writes the container's index, so the file plays after an
-end, an error or a signal; after a failed write (disk full) it removes the partial file.
+end, an error or a signal; after a failed write (disk full) it removes the partial file, except
+a live recording's (below), which plays up to the failure.
 
 A live source's recording must also survive what ``close()`` never sees (the process killed,
 the power gone): an ordinary MP4 is unreadable without its index, written last. So for live
@@ -267,7 +268,12 @@ class VideoSink(Sink):
                 for packet in self.stream.encode(None):
                     self._mux(packet)
         finally:
-            if self.broken:  # muxing again after a failed write crashes PyAV: no flush, no index
+            if self.broken and self.container_options and self.frames:
+                # a live recording is written in pieces that play on their own: what reached the
+                # disk before the failed write is kept (its source cannot be played again)
+                self._close_container()
+                log.warning("output %s: kept the recording up to the failed write (%d frames written)", self.path, self.frames)
+            elif self.broken:  # muxing again after a failed write crashes PyAV: no flush, no index
                 self._close_container()
                 log.info("output %s: removing the partial file after the failed write", self.path)
                 self.path.unlink(missing_ok=True)

@@ -239,7 +239,9 @@ class Engine:
 
     def _prepare(self) -> None:
         """A live source's frame size is known: build the backend for it (export, sessions,
-        engines) before reading, not on the first frame while the camera's frames are dropped."""
+        engines) before reading, not on the first frame while the camera's frames are dropped.
+        (A build of minutes, as TensorRT's, may outlast an RTSP session that is not read: the
+        reader then reconnects.)"""
         info = self.source.info
         prepare = getattr(self.backend, "prepare", None)
         if prepare is None or not info.width or not info.height:
@@ -247,6 +249,9 @@ class Engine:
         t0 = time.perf_counter()
         try:
             prepare((1, 1, info.height, info.width))
+        except KeyboardInterrupt:  # the run starts stopped and finalizes its outputs
+            self.request_stop("interrupted")
+            return
         except Exception as exc:  # noqa: BLE001 - the first frame builds it again and reports what fails
             log.warning("engine: preparing the backend for %dx%d failed (%s); it is built at the first frame", info.width, info.height, exc)
             return

@@ -150,6 +150,18 @@ def test_write_failing_mid_run_is_a_clear_error_and_leaves_no_partial_file(tmp_p
     assert not (tmp_path / "out.mkv").exists()
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_write_failing_mid_live_recording_keeps_what_reached_the_disk(tmp_path, tiny_model, suffix):
+    # a live source cannot be played again: its recording (written in pieces that play) is kept
+    r = run_cli(["colorize", "synthetic:320x240@25:400", "--live", "-o", f"rec{suffix}", "--model", str(tiny_model), "--threads", "1",
+                 "--workers", "1", "--no-progress"], cwd=tmp_path, preexec_fn=_file_size_limit)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == (f"nirvision colorize: error: output rec{suffix}: writing failed (File too large); "
+                                                 "expected a writable path with free space")
+    times = _frames_readable(tmp_path / f"rec{suffix}")
+    assert len(times) >= 5 and times[0] == 0 and all(b > a for a, b in zip(times, times[1:]))
+
+
 def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
     (tmp_path / "text.mp4").write_text("not a video")
     r = run_cli(["colorize", "text.mp4", "-o", "out.mp4", "--model", "lite"], cwd=tmp_path)

@@ -113,3 +113,64 @@ def test_the_command_line_says_where_to_watch(tiny_model, capsys):
     code = main(["colorize", "synthetic:64x48@25:5", "-o", "http://127.0.0.1:0", "--model", str(tiny_model), "--threads", "1", "--no-progress"])
     err = capsys.readouterr().err
     assert code == 0 and re.search(r"watch at http://127\.0\.0\.1:\d+/\n", err) and "5 frames" in err, err
+
+
+def test_a_slow_encoding_never_holds_up_write(monkeypatch):
+    import nirvision.io.http_sink as http_sink
+
+    real = http_sink.cv2.imencode
+
+    def slow_imencode(*args, **kwargs):
+        time.sleep(0.3)  # a big frame on a busy machine
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(http_sink.cv2, "imencode", slow_imencode)
+    info = open_source("synthetic:64x48@25:1").info
+    sink = open_sink("http://127.0.0.1:0", info)
+    try:
+        frame = np.zeros((48, 64, 3), np.uint8)
+        sink.write(None, frame)
+        parts = {}
+        reader = threading.Thread(target=lambda: parts.setdefault("got", read_parts(sink.url + "stream.mjpg", 2)), daemon=True)
+        reader.start()
+        wait_for(lambda: sink.viewers == 1, 10, "the viewer")
+        took = []
+        for k in range(12):  # while the viewer encodes, 0.3 s each
+            t0 = time.perf_counter()
+            sink.write(None, np.full((48, 64, 3), 10 * k, np.uint8))
+            took.append(time.perf_counter() - t0)
+            time.sleep(0.05)
+        reader.join(10)
+        assert max(took) < 0.1 and len(parts["got"]) == 2
+    finally:
+        sink.close()
+
+
+def test_ipv6_loopback():
+    try:
+        socket.create_server(("::1", 0), family=socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    sink = open_sink("http://[::1]:0", open_source("synthetic:64x48@25:1").info)
+    try:
+        assert re.fullmatch(r"http://\[::1\]:\d+/", sink.url)
+        sink.write(None, np.zeros((48, 64, 3), np.uint8))
+        code, ctype, body = get(sink.url + "frame.jpg")
+        assert code == 200 and ctype == "image/jpeg" and body[:2] == b"\xff\xd8"
+    finally:
+        sink.close()
+
+
+def test_a_busy_port_leaves_an_existing_video_output_untouched(tmp_path, tiny_model, capsys):
+    (tmp_path / "prev.mp4").write_bytes(b"yesterday's recording")
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        code = main(["colorize", "synthetic:64x48@25:5", "-o", str(tmp_path / "prev.mp4"), "-o", f"http://127.0.0.1:{port}",
+                     "--model", str(tiny_model), "--threads", "1", "--no-progress"])
+    finally:
+        busy.close()
+    assert code == 2 and f"output http://127.0.0.1:{port}: cannot listen there" in capsys.readouterr().err
+    assert (tmp_path / "prev.mp4").read_bytes() == b"yesterday's recording"  # the view opened (and failed) first

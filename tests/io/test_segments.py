@@ -153,3 +153,26 @@ def test_keep_deletes_the_oldest_pieces_of_a_live_recording_only(tmp_path):
         SegmentSink(tmp_path / "f.mp4", recorded, 60, keep=2)
     with pytest.raises(InputError, match="--keep 0: expected at least 1"):
         SegmentSink(tmp_path / "g.mp4", info, 60, keep=0)
+
+
+@pytest.mark.parametrize("tz", ["UTC", "Asia/Kolkata", "America/St_Johns"])  # offsets of 0, +5:30 and -3:30
+def test_live_pieces_follow_the_local_clock(tmp_path, monkeypatch, tz):
+    import time as _time
+
+    monkeypatch.setenv("TZ", tz)
+    _time.tzset()
+    try:
+        start = datetime(2026, 12, 1, 8, 59, 50).timestamp()  # local time
+        now = {"t": start}
+        info = SourceInfo(kind="rtsp", description="cam", live=True, fps=Fraction(1), time_base=Fraction(1, 1000))
+        pieces = []
+        sink = SegmentSink(tmp_path / "cam.mp4", info, parse_duration("1h"), open_piece=lambda p, i: Piece(p, i, pieces), clock=lambda: now["t"])
+        for i in range(20):
+            now["t"] = start + i
+            sink.write(Frame(np.zeros((4, 4), np.uint8), index=i, pts=1000 * i, time_base=Fraction(1, 1000)), np.zeros((4, 4, 3), np.uint8))
+        sink.close()
+        assert [p.path.name for p in pieces] == ["cam_20261201-085950.mp4", "cam_20261201-090000.mp4"]  # cut at 9:00 local
+        assert pieces[1].frames[0] == 10
+    finally:
+        monkeypatch.undo()
+        _time.tzset()

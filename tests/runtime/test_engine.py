@@ -265,3 +265,16 @@ def test_live_sources_build_the_backend_before_the_first_frame(live, caplog):
     live_source.info.width, live_source.info.height = 32, 24
     assert Engine(live_source, [], failing).run()["frames_out"] == 3  # a failed warm-up is said, not fatal
     assert "preparing the backend for 32x24 failed (no memory for the engine)" in caplog.text
+
+
+def test_ctrl_c_while_the_backend_is_built_still_finalizes(tmp_path):
+    class Interrupted(PreparingBackend):
+        def prepare(self, shape):
+            raise KeyboardInterrupt
+
+    source = ListSource(indexed_frames(50), live=True, pace=0.01)
+    source.info.width, source.info.height = 32, 24
+    sink = open_sink(str(tmp_path / "out.mkv"), source.info)
+    summary = Engine(source, [sink], Interrupted()).run()
+    assert summary["stopped_by"] == "interrupted" and summary["frames_out"] <= 1
+    assert sink._closed
