@@ -66,27 +66,34 @@ def test_times_on_the_command_line(tmp_path, clip, capsys):
     assert code == 2 and "--start / --end / --duration: source synthetic:64x48@25:10 is not a video file" in err
 
 
-def test_mpeg_ts_ranges_start_where_asked(tmp_path):
-    """MPEG-TS seeks to a byte position, not a key frame: its decoder then waits for the next
-    key frame, so the seek is made again earlier until reading begins before the start."""
+def write_ts(path, frames: int, gop: int) -> None:
+    """An MPEG-TS clip of frames at 25 FPS (frame i shows 8 * (i % 30)), a key frame every ``gop``."""
     import av
     import cv2
     from fractions import Fraction
 
     from tests.io.media import frame_image
 
-    path = tmp_path / "gop.ts"
     with av.open(str(path), "w") as c:
         s = c.add_stream("libx264", rate=25)
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        s.codec_context.gop_size = 25  # a key frame a second
-        for i in range(250):
+        s.codec_context.gop_size = gop
+        for i in range(frames):
             f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, 48, 64), cv2.COLOR_GRAY2RGB), format="rgb24")
             f.pts, f.time_base = i, Fraction(1, 25)
             for pk in s.encode(f):
                 c.mux(pk)
         for pk in s.encode():
             c.mux(pk)
+
+
+def test_mpeg_ts_ranges_start_where_asked(tmp_path):
+    """MPEG-TS seeks to a byte position, not a key frame: its decoder then waits for the next
+    key frame, so the seek is made again earlier until reading begins before the start."""
+    import av
+
+    path = tmp_path / "gop.ts"
+    write_ts(path, 250, gop=25)  # a key frame a second
     with av.open(str(path)) as c:
         assert sum(p.is_keyframe for p in c.demux(video=0)) >= 10  # (x264 may add one at a scene change)
     for start, end, first in ((4.5, 5.5, 113), (7.3, 8.3, 183), (0.5, 1.0, 13)):
@@ -96,17 +103,6 @@ def test_mpeg_ts_ranges_start_where_asked(tmp_path):
         assert [int(np.median(f.image[:, :20])) for f in frames] == pytest.approx([8 * (i % 30) for i in range(first, first + n)], abs=4)
         assert float(frames[0].pts * frames[0].time_base) - src.zero == pytest.approx(first * 0.04, abs=1e-6)
     # one key frame only, at the start: every seek finds nothing to decode, so it reads from the beginning
-    single = tmp_path / "one-key.ts"
-    with av.open(str(single), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        s.codec_context.gop_size = 1000
-        for i in range(150):
-            f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, 48, 64), cv2.COLOR_GRAY2RGB), format="rgb24")
-            f.pts, f.time_base = i, Fraction(1, 25)
-            for pk in s.encode(f):
-                c.mux(pk)
-        for pk in s.encode():
-            c.mux(pk)
-    frames = list(open_source(str(single), start=4.5, end=5.5))
+    write_ts(tmp_path / "one-key.ts", 150, gop=1000)
+    frames = list(open_source(str(tmp_path / "one-key.ts"), start=4.5, end=5.5))
     assert [int(np.median(f.image[:, :20])) for f in frames] == pytest.approx([8 * (i % 30) for i in range(113, 138)], abs=4)
