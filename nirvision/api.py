@@ -93,6 +93,37 @@ class Colorizer:
             raise ValueError(f"colorize_batch: frames must share one size, got {sorted(shapes)}")
         return self.backend.infer_uint8(np.stack(nirs))
 
+    def colorize_video(self, source: str | Path, outputs: str | Path | Sequence[str | Path], *, start: float | None = None,
+                       end: float | None = None, max_frames: int | None = None, side_by_side: bool = False, audio: bool = True,
+                       live: bool | None = None, progress=None, **sink_options) -> dict:
+        """Colorize a whole video file, stream or camera (``source`` as ``nirvision colorize``
+        takes it) into ``outputs`` (video files, image folders, ``http://HOST:PORT``) through the
+        streaming engine; returns the run's summary (frames, drops, FPS, latencies; ``pieces``
+        with ``segment``). ``start`` / ``end``: seconds of a video file. ``sink_options``: ``crf``,
+        ``preset``, ``threads`` (x264's), ``segment`` (seconds a file), ``keep``. ``progress``: a
+        callable given the engine's status now and then. The backend stays open for more."""
+        from .io import open_sink, open_source
+        from .runtime.engine import Engine, EngineOptions
+
+        specs = [str(outputs)] if isinstance(outputs, (str, Path)) else [str(o) for o in outputs]
+        if not specs:
+            raise ValueError("colorize_video: no outputs given")
+        options = {"max_frames": max_frames, "audio": audio}
+        if start is not None or end is not None:
+            options.update(start=start, end=end)
+        src = open_source(str(source), live=live, **options)
+        sinks = []
+        try:
+            for spec in specs:
+                sinks.append(open_sink(spec, src.info, side_by_side=side_by_side, audio=audio, **sink_options))
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            src.close()
+            raise
+        engine_options = EngineOptions(queue_size=2 if src.live else 4, progress=progress)  # as the command: less latency live
+        return Engine(src, sinks, self.backend, engine_options).run()  # (it closes the source and the outputs)
+
     def close(self) -> None:
         self.backend.close()
 

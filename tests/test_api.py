@@ -122,3 +122,26 @@ def test_top_level_names():
     assert nirvision.Colorizer is Colorizer
     with pytest.raises(AttributeError):
         nirvision.NoSuchThing  # noqa: B018
+
+
+def test_colorize_video_through_the_engine(tmp_path, lite_weights):
+    import cv2
+
+    from nirvision.io import open_source
+    from tests.io.media import make_clip, read_video
+
+    make_clip(tmp_path / "in.mp4", [40 * i for i in range(50)], size=(64, 48), audio_packets=12)
+    with Colorizer.load(lite_weights[0], device="cpu", levels="off") as colorizer:
+        summary = colorizer.colorize_video(tmp_path / "in.mp4", [tmp_path / "out.mp4", tmp_path / "pngs"], start=0.4, end=1.2)
+        assert summary["frames_out"] == 20 and summary["dropped"] == 0
+        out = read_video(tmp_path / "out.mp4")
+        assert out["times"] == pytest.approx([0.04 * i for i in range(20)], abs=1e-6) and out["audio"]
+        pngs = sorted((tmp_path / "pngs").iterdir())
+        assert len(pngs) == 20
+        first_nir = next(iter(open_source(str(tmp_path / "in.mp4"), start=0.4))).image
+        png = cv2.cvtColor(cv2.imread(str(pngs[0])), cv2.COLOR_BGR2RGB)
+        assert np.array_equal(png, colorizer(first_nir))  # the engine's frames are the API's frames
+        again = colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / "again.mkv", max_frames=5)  # the backend stays open
+        assert again["frames_out"] == 5
+    with pytest.raises(ValueError, match="no outputs"):
+        Colorizer(colorizer.backend, colorizer.config).colorize_video(tmp_path / "in.mp4", [])
