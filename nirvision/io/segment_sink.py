@@ -199,10 +199,12 @@ class SegmentSink(Sink):
         try:
             if self.current is not None:
                 self._route_audio(None)
-            self._finish_before()
-        finally:
-            if self.current is not None:
-                self.current.close()
+        finally:  # every piece is finalized, whatever failed before
+            try:
+                self._finish_before()
+            finally:
+                if self.current is not None:
+                    self.current.close()
         kept = [p for p in self.paths if p.exists()]
         log.info("output %s: %d piece(s) written", self.path, len(kept))
         self.paths = kept
