@@ -150,8 +150,7 @@ def test_write_failing_mid_run_is_a_clear_error_and_leaves_no_partial_file(tmp_p
     assert not (tmp_path / "out.mkv").exists()
 
 
-@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
-def test_write_failing_mid_live_recording_keeps_what_reached_the_disk(tmp_path, tiny_model, suffix):
+def test_write_failing_mid_live_recording_keeps_what_reached_the_disk(tmp_path, tiny_model, suffix=".mp4"):
     # a live source cannot be played again: its recording (written in pieces that play) is kept
     r = run_cli(["colorize", "synthetic:320x240@25:400", "--live", "-o", f"rec{suffix}", "--model", str(tiny_model), "--threads", "1",
                  "--workers", "1", "--no-progress"], cwd=tmp_path, preexec_fn=_file_size_limit)
