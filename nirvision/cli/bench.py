@@ -69,6 +69,7 @@ def add_parser(sub) -> None:
                    help="CUDA: time the frame pipeline with uploads overlapped (on), frame by frame (off), or both in the same run")
     p.add_argument("--no-engine", action="store_true", help="time bare backends only")
     p.add_argument("--json", help="write the records to this file")
+    p.add_argument("--plot", metavar="PNG", help="draw the FPS of every row as bars, a group per size, into this image")
     p.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     p.set_defaults(func=run)
 
@@ -92,6 +93,16 @@ def run(args) -> int:
     check_preset(args.preset)
     if args.count < 1 or args.warmup < 0 or args.engine_frames < 1:
         raise InputError("--count and --engine-frames must be at least 1, --warmup at least 0")
+    if args.plot:  # said now, not after minutes of timing
+        plot = Path(args.plot)
+        if plot.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+            raise InputError(f"--plot {args.plot}: expected an image file name ending in .png or .jpg")
+        try:
+            plot.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--plot {args.plot}: cannot be written ({exc.strerror or exc})") from None
+        if plot.is_dir():
+            raise InputError(f"--plot {args.plot}: is a folder; expected an image file name")
     if args.frames and not Path(args.frames).is_dir():
         raise InputError(f"--frames {args.frames}: expected a folder of NIR images")
     if args.threads:
@@ -124,4 +135,10 @@ def run(args) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps([r.to_dict() for r in records], indent=2))
         print(f"records written to {args.json}")
+    if args.plot:
+        from ..visual import save_bench_chart
+
+        threads = records[0].threads if records else torch.get_num_threads()
+        save_bench_chart(args.plot, records, title=f"nirvision bench: {config.name} ({weights}), FPS on {records[0].device if records else 'cpu'}, {threads} threads")
+        print(f"chart written to {args.plot}")
     return 0

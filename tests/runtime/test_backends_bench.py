@@ -182,3 +182,47 @@ def test_chain_gflop_counts_without_touching_the_network():
     assert chain_gflop(net, 512, 512) == pytest.approx(4 * chain_gflop(net, 256, 256), rel=1e-2)
     after = net.state_dict()
     assert all(after[k].device.type == "cpu" and torch.equal(after[k], v) for k, v in before.items())
+
+
+def _bars(img: np.ndarray, bgr) -> list[int]:
+    """Lengths (px) of the solid bars of colour ``bgr``, top to bottom."""
+    mask = np.all(img == np.array(bgr, np.uint8), axis=2)
+    lengths, inside = [], False
+    for row in mask:
+        n = int(row.sum())
+        if n and not inside:
+            lengths.append(n)
+        inside = bool(n)
+    return lengths
+
+
+def test_bench_chart_draws_each_row_as_a_bar_scaled_per_size(tmp_path):
+    from nirvision.runtime.backends.timing import BenchRecord
+    from nirvision.visual import BARE_BGR, ENGINE_BGR, save_bench_chart
+
+    rows = [BenchRecord("lite", "eager", "fp32", "256x256", 8, fps=20.0, speedup_vs_eager_fp32=1.0),
+            BenchRecord("lite", "onnxruntime", "fp32", "256x256", 8, fps=100.0, speedup_vs_eager_fp32=5.0, workers=2),
+            BenchRecord("lite", "onnxruntime", "int8", "256x256", 8, skipped="run python -m calibrate first"),
+            BenchRecord("lite", "engine[onnxruntime]", "fp32", "256x256", 8, fps=70.0, engine_over_bare=0.7),
+            BenchRecord("lite", "eager", "fp32", "640x480", 8, fps=10.0, speedup_vs_eager_fp32=1.0),
+            BenchRecord("lite", "onnxruntime", "fp32", "640x480", 8, fps=30.0, speedup_vs_eager_fp32=3.0)]
+    save_bench_chart(tmp_path / "chart.png", rows)
+    img = cv2.imread(str(tmp_path / "chart.png"))
+    bare, engine = _bars(img, BARE_BGR), _bars(img, ENGINE_BGR)
+    assert len(bare) == 4 and len(engine) == 1  # the skipped row has no bar
+    longest = bare[1]  # each size's fastest row is the full length
+    assert bare[3] == longest
+    assert bare[0] / longest == pytest.approx(0.2, abs=0.01) and engine[0] / longest == pytest.approx(0.7, abs=0.01)
+    assert bare[2] / longest == pytest.approx(1 / 3, abs=0.01)
+
+
+def test_bench_plot_from_the_command_line_and_a_bad_plot_name_said_first(tmp_path, capsys):
+    chart = tmp_path / "charts" / "bench.png"
+    assert main(["bench", "--backends", "eager", "--sizes", "32x32,48x32", "--count", "2", "--warmup", "0", "--no-engine", "--threads", "1",
+                 "--quiet", "--plot", str(chart)]) == 0
+    assert f"chart written to {chart}" in capsys.readouterr().out
+    from nirvision.visual import BARE_BGR
+
+    assert len(_bars(cv2.imread(str(chart)), BARE_BGR)) == 2  # one row for each size
+    assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--plot", str(tmp_path / "bench.txt")]) == 2
+    assert "--plot" in capsys.readouterr().err and not (tmp_path / "bench.txt").exists()
