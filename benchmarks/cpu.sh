@@ -41,7 +41,7 @@ for model in ${MODELS:-lite paper}; do
   [ "${CALIB:-1}" = 1 ] && python -m calibrate --threads "$THREADS" --paired "$PAIRED" "${args[@]}" --sizes 256x256,640x480 --num 12 --eval 6 \
     --precisions bf16,int8 --json "$OUT/calib-$model.json" | tee "$OUT/calib-$model.txt"
   nirvision bench --threads "$THREADS" "${args[@]}" --backends eager,onnxruntime,openvino --precisions "fp32,${BF16}int8" \
-    --sizes 256x256,640x480 --frames "$FRAMES" --count "$count" --engine-frames "$efr" --workers 1,2 --json "$OUT/bench-$model.json" | tee "$OUT/bench-$model.txt"
+    --sizes 256x256,640x480 --frames "$FRAMES" --count "$count" --engine-frames "$efr" --workers 1,2 --json "$OUT/bench-$model.json" --plot "$OUT/bench-$model.png" | tee "$OUT/bench-$model.txt"
 done
 [ "${EXTRAS:-1}" = 1 ] || exit 0
 # eager bf16 where the CPU has no native bf16 (there it takes seconds a frame): a few frames at 256x256

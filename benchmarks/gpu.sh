@@ -19,5 +19,5 @@ for model in lite paper; do
   args=(--model "$model"); [ "$model" = lite ] && args=(--weights "$WEIGHTS")
   nirvision bench --device cuda "${args[@]}" --backends eager,compile,onnxruntime,tensorrt --precisions fp32,fp16 \
     --sizes 1920x1080,640x480 --frames "$FRAMES" --count "$COUNT" --engine-frames 200 --double-buffer both \
-    --json "$OUT/bench-gpu-$model.json" | tee "$OUT/bench-gpu-$model.txt"
+    --json "$OUT/bench-gpu-$model.json" --plot "$OUT/bench-gpu-$model.png" | tee "$OUT/bench-gpu-$model.txt"
 done
