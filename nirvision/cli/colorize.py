@@ -39,6 +39,9 @@ def add_model_options(p) -> None:
                    help="run the model at S times each frame's width and height (0.05 to 1; default 1) and bring its colours back to "
                         "the frame's size with the frame's own fine detail: about S*S of the model's cost, for big frames on small "
                         "machines; at the training images' scale 0.5 cost 0.5 dB PSNR")
+    g.add_argument("--flip-average", action="store_true",
+                   help="colorize each frame also mirrored left to right and average the two: twice the inference, a little closer "
+                        "to the truth (validation: +0.10 dB PSNR); for recorded videos where colour matters more than speed")
 
 
 def add_parser(sub) -> None:
@@ -145,7 +148,8 @@ def build_backend(args, announce: bool = True):
     chain, config, meta = load_chain(args.weights, args.model)
     workers = args.workers if args.workers == "auto" else _positive(args.workers, "--workers")
     backend = create_backend(args.backend, chain, args.device, args.precision, workers=workers, infer_scale=infer_scale(args),
-                             levels=levels, levels_band=band_of(meta) if levels != "off" else None)
+                             levels=levels, levels_band=band_of(meta) if levels != "off" else None,
+                             flip_average=bool(getattr(args, "flip_average", False)))
     if announce:
         announce_backend(args, backend)
     return backend, config, meta
@@ -158,6 +162,8 @@ def announce_backend(args, backend) -> None:
     if getattr(backend, "infer_scale", 1.0) != 1.0:
         print(f"nirvision {args.command}: the model runs at {backend.infer_scale:g} of each frame's width and height (at least 8 pixels a side)",
               file=sys.stderr)
+    if getattr(backend, "flip_average", False):
+        print(f"nirvision {args.command}: each frame also colorized mirrored and the two averaged (twice the inference)", file=sys.stderr)
     if getattr(backend, "workers", 1) > 1:
         print(f"nirvision {args.command}: {backend.workers} workers of {backend.threads // backend.workers} thread(s), frames side by side "
               f"(--workers 1 for the lowest latency)", file=sys.stderr)

@@ -28,6 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--precision", default="fp32")
     p.add_argument("--levels", default="auto", metavar="auto|stretch|off", help="NIR levels, as colorize's --levels (default auto)")
     p.add_argument("--infer-scale", default="1", metavar="S", help="run the model at S times each image's size, as colorize's --infer-scale (default 1)")
+    p.add_argument("--flip-average", action="store_true", help="average each image's colours with its mirror image's, as colorize's --flip-average")
     p.add_argument("--json", type=Path, help="write per-image and mean metrics here")
     p.add_argument("--grid", type=Path, default=Path("evaluation-samples.png"), help="sample grid PNG (NIR | prediction | truth)")
     p.add_argument("--grid-count", type=int, default=6)
@@ -64,7 +65,7 @@ def run(args) -> int:
         _, val = validation_split(data)
         data = data.subset(val)
     colorizer = Colorizer.load(args.weights, device=args.device, precision=args.precision, backend=args.backend, model=args.model,
-                                infer_scale=scale, levels=args.levels)
+                                infer_scale=scale, levels=args.levels, flip_average=args.flip_average)
     preds = []
     for i, nir in enumerate(data.nir):
         preds.append(colorizer(nir))
@@ -93,7 +94,7 @@ def run(args) -> int:
     print(f"sample grid: {grid}")
     if args.json:
         report = {
-            "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "count": len(data), "infer_scale": scale, "levels": args.levels,
+            "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "count": len(data), "infer_scale": scale, "levels": args.levels, "flip_average": args.flip_average,
             "mean": means, "floor_nir_as_gray": floor, "lpips": None if lpips_note else "AlexNet",
             "per_image": [{"name": name, **{k: per[k][i] for k in keys}} for i, name in enumerate(data.names)],
         }

@@ -321,7 +321,8 @@ class Engine:
             "sinks": [sink.description for sink in self.sinks],
             "pieces": [str(path) for sink in self.sinks for path in getattr(sink, "paths", [])],  # outputs cut by --segment
             "backend": {"name": self.backend.name, "device": str(self.backend.device), "precision": self.backend.precision,
-                        "infer_scale": getattr(self.backend, "infer_scale", 1.0), "levels": getattr(self.backend, "levels", "off")},
+                        "infer_scale": getattr(self.backend, "infer_scale", 1.0), "levels": getattr(self.backend, "levels", "off"),
+                        "flip_average": bool(getattr(self.backend, "flip_average", False))},
             "frames_in": s.frames_in,
             "frames_out": s.frames_out,
             "dropped": s.dropped,

@@ -83,7 +83,8 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device | None = "auto", precision: str = "fp32",
-                   workers: int | str = 1, infer_scale: float = 1.0, levels: str = "off", levels_band=None, **options) -> Backend:
+                   workers: int | str = 1, infer_scale: float = 1.0, levels: str = "off", levels_band=None, flip_average: bool = False,
+                   **options) -> Backend:
     """Build backend ``name`` (or ``auto``) around ``net``; raises ``BackendUnavailable`` with the reason.
 
     ``precision`` ``auto``: fp16 on CUDA, bf16 for OpenVINO on a CPU with native bf16, else
@@ -95,7 +96,9 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
     ``infer_scale`` below 1 runs the network at that fraction of each frame's width and height and
     brings the colours back to the frame's size (``scaled.ScaledInference``). ``levels`` auto or
     stretch brings each frame's NIR levels to those of the training images (``levels_band``, a
-    ``runtime.levels.LevelsBand``; default the VCIP 2020 training split's) first.
+    ``runtime.levels.LevelsBand``; default the VCIP 2020 training split's) first. ``flip_average``
+    averages each frame's colours with those of its mirror image (``flip.FlipAverage``: twice
+    the inference, a little closer to the truth).
     """
     from ..levels import VCIP_BAND
     from .levels import LevelsInference, check_levels
@@ -122,6 +125,10 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
         if wrapped is not backend and hasattr(backend, "chosen_because"):
             wrapped.chosen_because = backend.chosen_because
         backend = wrapped
+    if flip_average:
+        from .flip import FlipAverage
+
+        backend = FlipAverage(backend)
     if infer_scale != 1.0:
         backend = ScaledInference(backend, infer_scale)
     if levels != "off":
