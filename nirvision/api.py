@@ -102,19 +102,31 @@ class Colorizer:
         with ``segment``). ``start`` / ``end``: seconds of a video file. ``sink_options``: ``crf``,
         ``preset``, ``threads`` (x264's), ``segment`` (seconds a file), ``keep``. ``progress``: a
         callable given the engine's status now and then. The backend stays open for more."""
+        from .errors import InputError
         from .io import open_sink, open_source
+        from .io.segment_sink import parse_duration
+        from .io.specs import check_not_source, opening_order, source_kind
         from .runtime.engine import Engine, EngineOptions
 
         specs = [str(outputs)] if isinstance(outputs, (str, Path)) else [str(o) for o in outputs]
         if not specs:
             raise ValueError("colorize_video: no outputs given")
         options = {"max_frames": max_frames, "audio": audio}
-        if start is not None or end is not None:
+        if start is not None or end is not None:  # the command's checks, as usage errors
+            if source_kind(str(source)) != "file":
+                raise InputError(f"colorize_video: start / end: source {source} is not a video file; expected one")
+            if end is not None and end <= (start or 0.0):
+                raise InputError(f"colorize_video: end {end}: expected a time after start ({start or 0:g} s)")
             options.update(start=start, end=end)
+        if sink_options.get("segment") is not None:
+            sink_options["segment"] = parse_duration(str(sink_options["segment"]), "segment")
+        elif sink_options.get("keep") is not None:
+            raise InputError("colorize_video: keep: keeps the newest pieces of a recording cut by segment; expected segment too")
+        check_not_source(specs, str(source))
         src = open_source(str(source), live=live, **options)
         sinks = []
         try:
-            for spec in specs:
+            for spec in opening_order(specs):
                 sinks.append(open_sink(spec, src.info, side_by_side=side_by_side, audio=audio, **sink_options))
         except BaseException:
             for sink in sinks:

@@ -50,7 +50,7 @@ def save_bench_chart(path: str | Path, records: list, title: str = "") -> Path:
         y += head_h
         for r in group:
             engine = r.engine_over_bare is not None
-            name = r.backend + (f" x{r.workers}" if r.workers > 1 else "") + f" {r.precision}"
+            name = r.backend + (f" x{r.workers}" if r.workers > 1 else "") + f" {r.precision}" + (" (no 2-buf)" if r.double_buffer is False else "")
             length = max(1, int(round(bar_max * r.fps / top)))
             cv2.putText(img, name[:40], (10, y + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
             cv2.rectangle(img, (label_w, y + 3), (label_w + length - 1, y + row_h - 4), ENGINE_BGR if engine else BARE_BGR, -1)

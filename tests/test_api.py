@@ -145,3 +145,32 @@ def test_colorize_video_through_the_engine(tmp_path, lite_weights):
         assert again["frames_out"] == 5
     with pytest.raises(ValueError, match="no outputs"):
         Colorizer(colorizer.backend, colorizer.config).colorize_video(tmp_path / "in.mp4", [])
+
+
+def test_colorize_video_checks_what_the_command_checks(tmp_path, lite_weights):
+    import socket
+
+    from nirvision.errors import InputError
+    from tests.io.media import make_clip, read_video
+
+    make_clip(tmp_path / "in.mp4", [40 * i for i in range(30)], size=(64, 48))
+    (tmp_path / "prev.mp4").write_bytes(b"an earlier result")
+    with Colorizer.load(lite_weights[0], device="cpu", levels="off") as colorizer:
+        with pytest.raises(InputError, match="start / end: source synthetic:64x48@25:5 is not a video file"):
+            colorizer.colorize_video("synthetic:64x48@25:5", tmp_path / "s.mp4", start=1, end=2)
+        with pytest.raises(InputError, match="expected segment too"):
+            colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / "k.mp4", keep=3)
+        with pytest.raises(InputError, match="is the source itself"):
+            colorizer.colorize_video(tmp_path / "in.mp4", [tmp_path / "prev.mp4", tmp_path / "in.mp4"])
+        busy = socket.socket()
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        try:
+            with pytest.raises(InputError, match="cannot listen there"):
+                colorizer.colorize_video(tmp_path / "in.mp4", [tmp_path / "prev.mp4", f"http://127.0.0.1:{busy.getsockname()[1]}"])
+        finally:
+            busy.close()
+        assert (tmp_path / "prev.mp4").read_bytes() == b"an earlier result"  # nothing opened it
+        summary = colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / "seg.mp4", segment="0.5m")
+        assert summary["frames_out"] == 30 and len(summary["pieces"]) == 1
+        assert len(read_video(tmp_path / "seg_000.mp4")["times"]) == 30

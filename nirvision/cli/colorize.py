@@ -395,7 +395,7 @@ def _done_before(args) -> bool:
 
 def run(args) -> int:
     from ..io import open_sink, open_source
-    from ..io.video_sink import VIDEO_SUFFIXES
+    from ..io.specs import check_not_source, opening_order
 
     check_args(args)
     # the model and backend first: a wrong checkpoint or a precision this machine cannot run is
@@ -423,11 +423,8 @@ def run(args) -> int:
     sinks, source = [], None
     try:
         source = open_source(args.source, reconnect=args.reconnect, open_timeout=args.open_timeout, read_timeout=args.read_timeout, live=args.live or None, **options)
-        # video files last: opening one truncates a file already there, so whatever else may fail
-        # to open (a busy port, a folder) does so before that
-        for spec in sorted(args.output, key=lambda spec: Path(spec).suffix.lower() in VIDEO_SUFFIXES and "://" not in spec):
-            if Path(spec).exists() and Path(args.source).exists() and Path(spec).resolve() == Path(args.source).resolve():
-                raise InputError(f"output {spec}: is the source itself; expected another path")
+        check_not_source(args.output, args.source)
+        for spec in opening_order(args.output):
             sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio,
                                    threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
         if args.preview:

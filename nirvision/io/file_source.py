@@ -101,6 +101,7 @@ class FileSource(Source):
         )
         self._pending: list[Any] = []
         self._closed = False
+        self._earlier: list[Any] = []  # containers read before a re-opening (``_reopen``)
         self._lock = threading.Lock()  # held while PyAV works, so close() never pulls the file away
         self.zero = stream_zero(self.video)
         if self.start is not None or self.end is not None:
@@ -133,27 +134,34 @@ class FileSource(Source):
             self._reopen()
             return
         target = int(round((self.zero + t) / self.video.time_base))
-        try:
-            self.container.seek(target, stream=self.video, backward=True, any_frame=False)
-            self.video.codec_context.flush_buffers()
-        except (av.error.FFmpegError, OSError) as exc:
-            log.warning("%s: cannot seek to %.3f s (%s); reading on from here", self.path, t or 0.0, _reason(exc))
-        self._pending = []
+        with self._lock:  # close() from another thread waits
+            if self._closed:
+                return
+            try:
+                self.container.seek(target, stream=self.video, backward=True, any_frame=False)
+                self.video.codec_context.flush_buffers()
+            except (av.error.FFmpegError, OSError) as exc:
+                log.warning("%s: cannot seek to %.3f s (%s); reading on from here", self.path, t or 0.0, _reason(exc))
+            self._pending = []
 
     def _reopen(self) -> None:
+        """Open the file again, reading from its first packet. The first container stays open
+        until ``close()``: outputs made its audio stream their template and may still read it."""
         with self._lock:
+            if self._closed:
+                return
             try:
                 container = av.open(str(self.path), "r")
             except (av.error.FFmpegError, OSError) as exc:
                 log.warning("%s: cannot open it again to read from the beginning (%s)", self.path, _reason(exc))
                 return
-            old, self.container = self.container, container
+            self._earlier.append(self.container)
+            self.container = container
             self.video = container.streams.video[0]
             self.video.codec_context.thread_type = "AUTO"
             if self.audio is not None:
-                self.audio = container.streams.audio[0]
+                self.audio = self.info.audio_stream = container.streams.audio[0]
             self._pending = []
-            old.close()
 
     def _in_range(self, pts: int | None, time_base) -> int:
         """-1 before ``start``, 0 within the range, 1 at or after ``end``."""
@@ -308,7 +316,8 @@ class FileSource(Source):
             if self._closed:
                 return
             self._closed = True
-            try:
-                self.container.close()
-            except av.error.FFmpegError:  # pragma: no cover - closing a broken file
-                pass
+            for container in [self.container, *self._earlier]:
+                try:
+                    container.close()
+                except av.error.FFmpegError:  # pragma: no cover - closing a broken file
+                    pass

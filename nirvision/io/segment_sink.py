@@ -120,9 +120,9 @@ class SegmentSink(Sink):
     def write(self, frame: Frame, image: np.ndarray) -> None:
         t = self._source_time(frame)
         key, stamp = self._piece_key(frame, t)
-        if self.current is None or key > self._key:
+        if self.current is None or key != self._key:  # (the local clock may go back an hour: a cut too)
             self._cut(t, self._name(stamp))
-        self._key = max(key, self._key)
+        self._key = key
         self._route_audio(t)
         self.current.write(frame, image)
 

@@ -69,6 +69,23 @@ def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: flo
     return FileSource(spec, **options)
 
 
+def opening_order(specs: list[str]) -> list[str]:
+    """Outputs in the order to open them: video files last. Opening one truncates a file already
+    at its path, so whatever else may fail to open (a busy port, a folder) fails before that."""
+    from .video_sink import VIDEO_SUFFIXES
+
+    return sorted(specs, key=lambda spec: "://" not in str(spec) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES)
+
+
+def check_not_source(outputs: list[str], source: str) -> None:
+    """InputError for an output that is the source file itself (before anything is opened)."""
+    if not Path(str(source)).exists():
+        return
+    for spec in outputs:
+        if Path(str(spec)).exists() and Path(str(spec)).resolve() == Path(str(source)).resolve():
+            raise InputError(f"output {spec}: is the source itself; expected another path")
+
+
 def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **options) -> Sink:
     """Open SINK for frames from a source described by ``info``. ``spec``: a video file
     (.mp4/.mkv/.mov; options ``crf``, ``preset``, ``audio``, ``threads``, and ``segment``: seconds a

@@ -253,3 +253,11 @@ def test_progress_bar_for_files_and_status_line_for_live():
     file_line, live_line = out.getvalue().splitlines()
     assert file_line.startswith("[######..................] 50/200  25.0%") and "eta 15 s" in file_line
     assert "dropped 7" in live_line and "reconnects 2" in live_line and "/" not in live_line
+
+
+def test_the_source_as_an_output_is_refused_before_any_output_is_opened(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    (tmp_path / "prev.mp4").write_bytes(b"an earlier result")
+    code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "prev.mp4", "-o", tmp_path / "in.mp4", "--model", tiny_model)
+    assert code == 2 and "is the source itself" in err
+    assert (tmp_path / "prev.mp4").read_bytes() == b"an earlier result"

@@ -176,3 +176,26 @@ def test_live_pieces_follow_the_local_clock(tmp_path, monkeypatch, tz):
     finally:
         monkeypatch.undo()
         _time.tzset()
+
+
+def test_live_pieces_when_the_local_clock_goes_back_an_hour(tmp_path, monkeypatch):
+    import time as _time
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    _time.tzset()
+    try:
+        start = datetime(2026, 10, 25, 0, 50, tzinfo=__import__("datetime").timezone.utc).timestamp()  # 02:50 CEST
+        now = {"t": start}
+        info = SourceInfo(kind="rtsp", description="cam", live=True, fps=Fraction(1, 60), time_base=Fraction(1, 1000))
+        pieces = []
+        sink = SegmentSink(tmp_path / "cam.mp4", info, parse_duration("15m"), open_piece=lambda p, i: Piece(p, i, pieces), clock=lambda: now["t"])
+        for i in range(40):  # a frame a minute: 02:50 CEST ... then 02:00 CET onwards
+            now["t"] = start + 60 * i
+            sink.write(Frame(np.zeros((4, 4), np.uint8), index=i, pts=60_000 * i, time_base=Fraction(1, 1000)), np.zeros((4, 4, 3), np.uint8))
+        sink.close()
+        # 02:50-02:59 CEST, then the clock shows 02:00 again (CET): a new piece, none spans the repeated hour
+        assert [p.path.name for p in pieces] == ["cam_20261025-025000.mp4", "cam_20261025-020000.mp4", "cam_20261025-021500.mp4"]
+        assert [len(p.frames) for p in pieces] == [10, 15, 15]
+    finally:
+        monkeypatch.undo()
+        _time.tzset()

@@ -66,8 +66,9 @@ def test_times_on_the_command_line(tmp_path, clip, capsys):
     assert code == 2 and "--start / --end / --duration: source synthetic:64x48@25:10 is not a video file" in err
 
 
-def write_ts(path, frames: int, gop: int) -> None:
-    """An MPEG-TS clip of frames at 25 FPS (frame i shows 8 * (i % 30)), a key frame every ``gop``."""
+def write_ts(path, frames: int, gop: int, audio: bool = False) -> None:
+    """An MPEG-TS clip of frames at 25 FPS (frame i shows 8 * (i % 30)), a key frame every
+    ``gop``; with ``audio``, AAC at 8 kHz along all of it."""
     import av
     import cv2
     from fractions import Fraction
@@ -78,13 +79,24 @@ def write_ts(path, frames: int, gop: int) -> None:
         s = c.add_stream("libx264", rate=25)
         s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
         s.codec_context.gop_size = gop
+        a = c.add_stream("aac", rate=8000) if audio else None
+        if a is not None:
+            a.layout = "mono"
+        per_frame = 8000 // 25
         for i in range(frames):
             f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, 48, 64), cv2.COLOR_GRAY2RGB), format="rgb24")
             f.pts, f.time_base = i, Fraction(1, 25)
             for pk in s.encode(f):
                 c.mux(pk)
-        for pk in s.encode():
-            c.mux(pk)
+            if a is not None:
+                wave = (0.2 * np.sin(np.arange(i * per_frame, (i + 1) * per_frame) * 0.3)).astype(np.float32)[None]
+                af = av.AudioFrame.from_ndarray(wave, format=a.codec_context.format.name, layout="mono")
+                af.sample_rate, af.pts = 8000, i * per_frame
+                for pk in a.encode(af):
+                    c.mux(pk)
+        for stream in (s, a):
+            for pk in (stream.encode() if stream is not None else []):
+                c.mux(pk)
 
 
 def test_mpeg_ts_ranges_start_where_asked(tmp_path):
@@ -106,3 +118,14 @@ def test_mpeg_ts_ranges_start_where_asked(tmp_path):
     write_ts(tmp_path / "one-key.ts", 150, gop=1000)
     frames = list(open_source(str(tmp_path / "one-key.ts"), start=4.5, end=5.5))
     assert [int(np.median(f.image[:, :20])) for f in frames] == pytest.approx([8 * (i % 30) for i in range(113, 138)], abs=4)
+
+
+def test_a_range_read_again_from_the_beginning_with_sound_cut_into_pieces(tmp_path):
+    # one key frame: the range is read from the beginning, through a second opening of the file;
+    # the pieces opened after it take their sound from the file's streams (it crashed once)
+    write_ts(tmp_path / "cam.ts", 200, gop=1000, audio=True)
+    src = open_source(str(tmp_path / "cam.ts"), start=4.5, end=6.5)
+    summary = Engine(src, [open_sink(str(tmp_path / "out.mp4"), src.info, segment=1.0)], StubBackend()).run()
+    assert summary["frames_out"] == 50 and len(summary["pieces"]) == 2
+    pieces = [read_video(tmp_path / f"out_{k:03d}.mp4") for k in range(2)]
+    assert [len(p["times"]) for p in pieces] == [25, 25] and all(p["audio"] for p in pieces)
