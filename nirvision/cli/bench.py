@@ -94,15 +94,11 @@ def run(args) -> int:
     if args.count < 1 or args.warmup < 0 or args.engine_frames < 1:
         raise InputError("--count and --engine-frames must be at least 1, --warmup at least 0")
     if args.plot:  # said now, not after minutes of timing
-        plot = Path(args.plot)
-        if plot.suffix.lower() not in (".png", ".jpg", ".jpeg"):
+        from ..io.video_sink import prepare_output_path
+
+        if Path(args.plot).suffix.lower() not in (".png", ".jpg", ".jpeg"):
             raise InputError(f"--plot {args.plot}: expected an image file name ending in .png or .jpg")
-        try:
-            plot.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise InputError(f"--plot {args.plot}: cannot be written ({exc.strerror or exc})") from None
-        if plot.is_dir():
-            raise InputError(f"--plot {args.plot}: is a folder; expected an image file name")
+        prepare_output_path(Path(args.plot), "--plot", (".png", ".jpg"))
     if args.frames and not Path(args.frames).is_dir():
         raise InputError(f"--frames {args.frames}: expected a folder of NIR images")
     if args.threads:

@@ -55,14 +55,14 @@ def crash_safe_options(suffix: str) -> dict[str, str]:
     return options
 
 
-def prepare_output_path(path: Path, what: str) -> None:
+def prepare_output_path(path: Path, what: str, suffixes=VIDEO_SUFFIXES) -> None:
     """Create the parent folder; an InputError naming ``path`` when it cannot be written."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"{what} {path}: cannot create its folder ({exc.strerror or exc}); expected a writable path") from None
     if path.is_dir():
-        raise InputError(f"{what} {path}: is a folder; expected a file name ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
+        raise InputError(f"{what} {path}: is a folder; expected a file name ending in {', '.join(sorted(suffixes))}")
 
 
 class VideoSink(Sink):
