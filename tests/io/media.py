@@ -14,7 +14,7 @@ import av
 import cv2
 import numpy as np
 
-from nirvision.io.base import Frame, Source, SourceInfo
+from nirvision.io.base import Frame, Sink, Source, SourceInfo
 from nirvision.runtime.backends.base import Backend
 
 REPO = Path(__file__).resolve().parents[2]
@@ -184,3 +184,26 @@ def run_in_thread(fn) -> tuple[threading.Thread, dict]:
     t = threading.Thread(target=target, daemon=True)
     t.start()
     return t, box
+
+
+class RecordingSink(Sink):
+    """Keeps (frame index, RGB image, NIR image) of every frame written."""
+
+    def __init__(self):
+        self.written: list[tuple[int, np.ndarray, np.ndarray]] = []
+
+    def write(self, frame, image):
+        self.written.append((frame.index, image.copy(), frame.image.copy()))
+
+
+def run_recorded(spec: str, backend) -> tuple[dict, list]:
+    """Run source ``spec`` through ``backend`` (closed after) into a RecordingSink: (summary, written)."""
+    from nirvision.io import open_source
+    from nirvision.runtime.engine import Engine
+
+    sink = RecordingSink()
+    try:
+        summary = Engine(open_source(spec), [sink], backend).run()
+    finally:
+        backend.close()
+    return summary, sink.written

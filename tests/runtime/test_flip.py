@@ -5,14 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from nirvision.io import open_source
-from nirvision.io.base import Sink
 from nirvision.runtime.backends import create_backend
 from nirvision.runtime.backends.flip import FlipAverage, mean_uint8
 from nirvision.runtime.backends.parallel import FrameParallel
-from nirvision.runtime.engine import Engine
 from tests.helpers import nir_frames, tiny_chain
-from tests.io.media import StubBackend
+from tests.io.media import StubBackend, run_recorded
 
 
 class Leftward(StubBackend):
@@ -66,17 +63,7 @@ def test_with_workers_both_halves_run_side_by_side_and_frames_stay_in_order():
 
     backend = FlipAverage(FrameParallel(Leftward(delay=0.02, on_call=record), 2, threads=2))
     assert backend.flip_average and backend.workers == 2 and backend.max_in_flight == 2
-    written = []
-
-    class Recording(Sink):
-        def write(self, frame, image):
-            written.append((frame.index, image.copy(), frame.image.copy()))
-
-    source = open_source("synthetic:64x48@25:10")
-    try:
-        summary = Engine(source, [Recording()], backend).run()
-    finally:
-        backend.close()
+    summary, written = run_recorded("synthetic:64x48@25:10", backend)
     assert summary["frames_out"] == 10 and summary["backend"]["flip_average"] is True
     assert len(seen) == 20 and len(set(seen)) == 2  # two inferences a frame, on both workers
     assert [i for i, _, _ in written] == list(range(10))

@@ -11,7 +11,7 @@ from nirvision.runtime.backends.parallel import FrameParallel
 from nirvision.runtime.backends.scaled import DETAIL, ScaledInference, check_scale, scaled_size
 from nirvision.runtime.engine import Engine
 from tests.helpers import nir_frames, tiny_chain
-from tests.io.media import StubBackend
+from tests.io.media import StubBackend, run_recorded
 
 
 class Shapes(StubBackend):
@@ -69,17 +69,7 @@ def test_engine_gets_each_frame_back_in_order_at_full_size_with_workers():
     par = FrameParallel(Shapes(seen), 2, threads=2)
     backend = ScaledInference(par, 0.25)
     assert backend.max_in_flight == 2 and backend.workers == 2  # the inner backend's, for the engine and the CLI
-    written = []
-
-    class Recording(Sink):
-        def write(self, frame, image):
-            written.append((frame.index, image.copy(), frame.image.copy()))
-
-    source = open_source("synthetic:96x64@25:12")
-    try:
-        summary = Engine(source, [Recording()], backend).run()
-    finally:
-        backend.close()
+    summary, written = run_recorded("synthetic:96x64@25:12", backend)
     assert summary["frames_out"] == 12 and summary["backend"]["infer_scale"] == 0.25
     assert {s for s in seen} == {(1, 16, 24)}
     assert [i for i, _, _ in written] == list(range(12))
