@@ -148,7 +148,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     """Colorize every input into its output through ``backend`` (closed at the end); the exit code."""
     from ..errors import usage_errors
     from ..io import open_sink, open_source
-    from .colorize import announce_backend, catch_signals, describe, encoder_threads, run_engine, write_stats
+    from .colorize import announce_backend, catch_signals, contact_sheets, describe, encoder_threads, run_engine, write_stats
 
     try:
         outputs = batch_outputs(inputs, args.output)
@@ -190,6 +190,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                                            audio=not args.no_audio, threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
                     if args.preview:
                         sinks.append(open_sink("preview:", source.info, side_by_side=True))
+                    sinks.extend(contact_sheets(args, [out], source.info))
                 except usage_errors() as exc:
                     _close(source, sinks)
                     failed.append((src, str(exc)))

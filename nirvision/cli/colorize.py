@@ -65,6 +65,9 @@ def add_parser(sub) -> None:
     g.add_argument("--preset", default="veryfast", help="x264 preset, ultrafast to veryslow (default: veryfast; where inference runs on a few CPU cores a faster "
                    "preset leaves more of them to it: more FPS, larger files)")
     g.add_argument("--no-audio", action="store_true", help="do not copy the source's audio")
+    g.add_argument("--contact-sheet", action="store_true",
+                   help="beside each video output, NAME_sheet.png: six frames spread over the video (live: one a minute, the "
+                        "newest six), NIR beside its colours, with their times: to look through a batch without opening every video")
     g.add_argument("--segment", metavar="DURATION",
                    help="cut video outputs into files of DURATION (90, 90s, 15m, 1h): a live source's by the wall clock, named "
                    "after their start (cam_20261201-201500.mp4), a recorded video's by its own clock, numbered (cam_000.mp4)")
@@ -281,6 +284,17 @@ def describe(summary: dict) -> str:
     return ", ".join(parts) + " -> " + ", ".join(s["sinks"]) + pieces
 
 
+def contact_sheets(args, outputs, info) -> list:
+    """``--contact-sheet``: a sheet sink beside each video file among ``outputs``."""
+    if not getattr(args, "contact_sheet", False):
+        return []
+    from ..io.sheet_sink import ContactSheetSink, sheet_path
+    from ..io.video_sink import VIDEO_SUFFIXES
+
+    return [ContactSheetSink(sheet_path(spec), info) for spec in map(str, outputs)
+            if "://" not in spec and Path(spec).suffix.lower() in VIDEO_SUFFIXES]
+
+
 def say_where_to_watch(sinks) -> None:
     for sink in sinks:
         if getattr(sink, "where", None):
@@ -429,6 +443,7 @@ def run(args) -> int:
                                    threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))
+        sinks.extend(contact_sheets(args, args.output, source.info))
         say_where_to_watch(sinks)
     except BaseException:
         for sink in sinks:

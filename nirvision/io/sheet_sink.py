@@ -1,0 +1,91 @@
+"""``--contact-sheet``: a PNG of a few frames, NIR beside its colours, next to each video output.
+
+For a batch of recordings an analyst can look through the sheets instead of opening every video.
+A file with a known frame count gives frames spread evenly from its first to its last; a live
+source (or a file whose header gives no count) one frame every ``LIVE_INTERVAL_S`` seconds of
+its clock, the newest ``count`` of them. Each row is one frame, with its time in the video.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..visual import save_grid
+from .base import Frame, Sink, SourceInfo
+
+log = logging.getLogger(__name__)
+
+ROWS = 6
+MAX_WIDTH = 320  # each picture at most this wide on the sheet
+LIVE_INTERVAL_S = 60.0
+
+
+def sheet_path(video: str | Path) -> Path:
+    """``night.mp4`` -> ``night_sheet.png`` beside it."""
+    video = Path(video)
+    return video.with_name(f"{video.stem}_sheet.png")
+
+
+class ContactSheetSink(Sink):
+    """Collects ``rows`` frames (see the module's text) and writes the sheet when closed."""
+
+    def __init__(self, path: str | Path, info: SourceInfo, rows: int = ROWS):
+        self.path = Path(path)
+        self.description = str(self.path)
+        self.rows = rows
+        total = None if info.live else info.frames
+        # the frame indexes to keep: spread over a known length, else by the clock
+        self.wanted = sorted({int(round(k * (total - 1) / max(1, rows - 1))) for k in range(rows)}) if total else None
+        self.kept: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, NIR, RGB)
+        self._next_time: float | None = None
+        self._first_time: float | None = None
+        self._last: tuple[float, np.ndarray, np.ndarray] | None = None
+
+    def _small(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        if w <= MAX_WIDTH:
+            return image.copy()
+        return cv2.resize(image, (MAX_WIDTH, max(1, round(h * MAX_WIDTH / w))), interpolation=cv2.INTER_AREA)
+
+    def write(self, frame: Frame, image: np.ndarray) -> None:
+        t = frame.time if frame.time is not None else float(frame.index)
+        if self._first_time is None:
+            self._first_time = t
+        t -= self._first_time  # as the output counts: from 0
+        if self.wanted is not None:
+            if frame.index in self.wanted:
+                self.kept.append((t, self._small(frame.image), self._small(image)))
+            else:  # a file shorter than its header said still ends with its last frame
+                self._last = (t, frame.image, image)
+            return
+        if self._next_time is None or t >= self._next_time:
+            self.kept = (self.kept + [(t, self._small(frame.image), self._small(image))])[-self.rows:]
+            self._next_time = t + LIVE_INTERVAL_S
+
+    def close(self) -> None:
+        kept = list(self.kept)
+        if self.wanted is not None and self._last is not None and len(kept) < len(self.wanted) and (not kept or self._last[0] > kept[-1][0]):
+            t, nir, rgb = self._last
+            kept.append((t, self._small(nir), self._small(rgb)))
+        if not kept:
+            return
+        h = max(r.shape[0] for _, _, r in kept)
+        w = max(r.shape[1] for _, _, r in kept)
+        nirs, rgbs = [], []
+        for t, nir, rgb in kept:
+            nir = cv2.cvtColor(nir, cv2.COLOR_GRAY2RGB) if nir.ndim == 2 else nir
+            nir, rgb = (cv2.resize(x, (w, h)) if x.shape[:2] != (h, w) else x for x in (nir, rgb))
+            nir = np.ascontiguousarray(nir)
+            stamp = f"{int(t // 3600)}:{int(t % 3600 // 60):02d}:{t % 60:05.2f}"
+            cv2.putText(nir, stamp, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+            cv2.putText(nir, stamp, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
+            nirs.append(nir)
+            rgbs.append(rgb)
+        try:
+            save_grid(self.path, [np.stack(nirs), np.stack(rgbs)], ["NIR", "colorized"])
+            log.info("contact sheet: %s (%d frames)", self.path, len(kept))
+        except OSError as exc:
+            log.warning("contact sheet %s: not written (%s)", self.path, exc)

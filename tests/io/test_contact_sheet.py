@@ -1,0 +1,49 @@
+"""--contact-sheet: a few frames of each video, NIR beside its colours, as one PNG beside it."""
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+from nirvision.cli import main
+from nirvision.io.base import Frame, SourceInfo
+from nirvision.io.sheet_sink import ContactSheetSink, sheet_path
+from tests.io.media import make_clip
+
+HEAD, PAD = 22, 4  # nirvision.visual.save_grid's layout
+
+
+def nir_rows(path, h, w, rows):
+    """The NIR column's frames on a sheet: the left-half value of each row (8 * (i % 30))."""
+    img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+    assert img.shape == (HEAD + rows * (h + PAD) + PAD, 2 * (w + PAD) + PAD)
+    return [int(np.median(img[HEAD + PAD + r * (h + PAD) + 20: HEAD + PAD + r * (h + PAD) + h - 2, PAD + 2: PAD + w // 2 - 2]))
+            for r in range(rows)]
+
+
+def test_a_sheet_of_frames_spread_over_each_video_of_a_batch(tmp_path, tiny_model, capsys):
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "a.mp4", [40 * i for i in range(50)])
+    make_clip(tmp_path / "in" / "b.mp4", [40 * i for i in range(4)])  # shorter than six rows
+    code = main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--threads", "1",
+                 "--no-progress", "--contact-sheet"])
+    assert code == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "a_sheet.png", "b.mp4", "b_sheet.png"]
+    picked = [0, 10, 20, 29, 39, 49]  # six frames from the first to the last
+    assert nir_rows(tmp_path / "out" / "a_sheet.png", 48, 64, 6) == pytest.approx([8 * (i % 30) for i in picked], abs=4)
+    assert nir_rows(tmp_path / "out" / "b_sheet.png", 48, 64, 4) == pytest.approx([0, 8, 16, 24], abs=4)
+    assert sheet_path("rec/cam.mkv").as_posix() == "rec/cam_sheet.png"
+
+
+def test_live_sheets_keep_the_newest_frames_by_the_clock(tmp_path, monkeypatch):
+    import nirvision.io.sheet_sink as sheet_sink
+
+    monkeypatch.setattr(sheet_sink, "LIVE_INTERVAL_S", 10.0)
+    info = SourceInfo(kind="rtsp", description="cam", live=True, fps=Fraction(1), time_base=Fraction(1, 1))
+    sink = ContactSheetSink(tmp_path / "cam_sheet.png", info, rows=3)
+    for i in range(100):  # a frame a second; one kept every 10 s, the newest 3
+        nir = np.full((24, 32), i, np.uint8)
+        sink.write(Frame(nir, index=i, pts=i, time_base=Fraction(1, 1)), np.zeros((24, 32, 3), np.uint8))
+    sink.close()
+    assert [t for t, _, _ in sink.kept] == [70.0, 80.0, 90.0]
+    assert nir_rows(tmp_path / "cam_sheet.png", 24, 32, 3) == [70, 80, 90]
