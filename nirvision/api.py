@@ -95,13 +95,14 @@ class Colorizer:
 
     def colorize_video(self, source: str | Path, outputs: str | Path | Sequence[str | Path], *, start: float | None = None,
                        end: float | None = None, max_frames: int | None = None, side_by_side: bool = False, audio: bool = True,
-                       live: bool | None = None, progress=None, **sink_options) -> dict:
+                       live: bool | None = None, progress=None, contact_sheet: bool = False, **sink_options) -> dict:
         """Colorize a whole video file, stream or camera (``source`` as ``nirvision colorize``
         takes it) into ``outputs`` (video files, image folders, ``http://HOST:PORT``) through the
         streaming engine; returns the run's summary (frames, drops, FPS, latencies; ``pieces``
         with ``segment``). ``start`` / ``end``: seconds of a video file. ``sink_options``: ``crf``,
         ``preset``, ``threads`` (x264's), ``segment`` (seconds a file), ``keep``. ``progress``: a
-        callable given the engine's status now and then. The backend stays open for more."""
+        callable given the engine's status now and then. ``contact_sheet``: ``NAME_sheet.png`` beside
+        each video output (``nirvision.io.sheet_sink``). The backend stays open for more."""
         from .errors import InputError
         from .io import open_sink, open_source
         from .io.segment_sink import parse_duration
@@ -128,6 +129,10 @@ class Colorizer:
         try:
             for spec in opening_order(specs):
                 sinks.append(open_sink(spec, src.info, side_by_side=side_by_side, audio=audio, **sink_options))
+            if contact_sheet:
+                from .io.sheet_sink import sheets_for
+
+                sinks.extend(sheets_for(specs, src.info))
         except BaseException:
             for sink in sinks:
                 sink.close()

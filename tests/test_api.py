@@ -171,6 +171,6 @@ def test_colorize_video_checks_what_the_command_checks(tmp_path, lite_weights):
         finally:
             busy.close()
         assert (tmp_path / "prev.mp4").read_bytes() == b"an earlier result"  # nothing opened it
-        summary = colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / "seg.mp4", segment="0.5m")
-        assert summary["frames_out"] == 30 and len(summary["pieces"]) == 1
+        summary = colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / "seg.mp4", segment="0.5m", contact_sheet=True)
+        assert summary["frames_out"] == 30 and len(summary["pieces"]) == 1 and (tmp_path / "seg_sheet.png").is_file()
         assert len(read_video(tmp_path / "seg_000.mp4")["times"]) == 30

@@ -288,11 +288,9 @@ def contact_sheets(args, outputs, info) -> list:
     """``--contact-sheet``: a sheet sink beside each video file among ``outputs``."""
     if not getattr(args, "contact_sheet", False):
         return []
-    from ..io.sheet_sink import ContactSheetSink, sheet_path
-    from ..io.video_sink import VIDEO_SUFFIXES
+    from ..io.sheet_sink import sheets_for
 
-    return [ContactSheetSink(sheet_path(spec), info) for spec in map(str, outputs)
-            if "://" not in spec and Path(spec).suffix.lower() in VIDEO_SUFFIXES]
+    return sheets_for(outputs, info)
 
 
 def say_where_to_watch(sinks) -> None:

@@ -29,6 +29,14 @@ def sheet_path(video: str | Path) -> Path:
     return video.with_name(f"{video.stem}_sheet.png")
 
 
+def sheets_for(outputs, info: SourceInfo) -> list["ContactSheetSink"]:
+    """A sheet beside each video file among ``outputs`` (views and folders get none)."""
+    from .video_sink import VIDEO_SUFFIXES
+
+    return [ContactSheetSink(sheet_path(spec), info) for spec in map(str, outputs)
+            if "://" not in spec and Path(spec).suffix.lower() in VIDEO_SUFFIXES]
+
+
 class ContactSheetSink(Sink):
     """Collects ``rows`` frames (see the module's text) and writes the sheet when closed."""
 
