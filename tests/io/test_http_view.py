@@ -141,7 +141,7 @@ def test_a_slow_encoding_never_holds_up_write(monkeypatch):
             took.append(time.perf_counter() - t0)
             time.sleep(0.05)
         reader.join(10)
-        assert max(took) < 0.1 and len(parts["got"]) == 2
+        assert max(took) < 0.25 and len(parts["got"]) == 2  # (an encoding takes 0.3 s: writes never wait for one)
     finally:
         sink.close()
 

@@ -251,7 +251,7 @@ class PreparingBackend(StubBackend):
 
 @pytest.mark.parametrize("live", [True, False])
 def test_live_sources_build_the_backend_before_the_first_frame(live, caplog):
-    source = ListSource(indexed_frames(5, h=24, w=32), live=live, pace=0.02)
+    source = ListSource(indexed_frames(5, h=24, w=32), live=live, pace=0.05)
     source.info.width, source.info.height = 32, 24
     backend = PreparingBackend()
     summary = Engine(source, [], backend).run()
