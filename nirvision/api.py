@@ -106,7 +106,7 @@ class Colorizer:
         from .errors import InputError
         from .io import open_sink, open_source
         from .io.segment_sink import parse_duration
-        from .io.specs import check_not_source, opening_order, source_kind
+        from .io.specs import check_not_source, check_range_source, opening_order
         from .runtime.engine import Engine, EngineOptions
 
         specs = [str(outputs)] if isinstance(outputs, (str, Path)) else [str(o) for o in outputs]
@@ -114,8 +114,7 @@ class Colorizer:
             raise ValueError("colorize_video: no outputs given")
         options = {"max_frames": max_frames, "audio": audio}
         if start is not None or end is not None:  # the command's checks, as usage errors
-            if source_kind(str(source)) != "file":
-                raise InputError(f"colorize_video: start / end: source {source} is not a video file; expected one")
+            check_range_source(str(source), "colorize_video: start / end")
             if end is not None and end <= (start or 0.0):
                 raise InputError(f"colorize_video: end {end}: expected a time after start ({start or 0:g} s)")
             options.update(start=start, end=end)

@@ -158,6 +158,9 @@ def test_colorize_video_checks_what_the_command_checks(tmp_path, lite_weights):
     with Colorizer.load(lite_weights[0], device="cpu", levels="off") as colorizer:
         with pytest.raises(InputError, match="start / end: source synthetic:64x48@25:5 is not a video file"):
             colorizer.colorize_video("synthetic:64x48@25:5", tmp_path / "s.mp4", start=1, end=2)
+        with pytest.raises(InputError, match=r"source rtsp://admin:\*\*\*@127.0.0.1:1/x is not a video file") as err:
+            colorizer.colorize_video("rtsp://admin:hunter2@127.0.0.1:1/x", tmp_path / "r.mp4", start=1)
+        assert "hunter2" not in str(err.value)
         with pytest.raises(InputError, match="expected segment too"):
             colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / "k.mp4", keep=3)
         with pytest.raises(InputError, match="is the source itself"):

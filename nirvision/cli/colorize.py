@@ -362,21 +362,18 @@ def check_args(args) -> None:
 
 def _check_segment_outputs(args) -> None:
     """--segment cuts video files: one source's outputs must hold one (a batch's all are)."""
-    from ..io.video_sink import VIDEO_SUFFIXES
+    from ..io.specs import is_video_file
 
-    if args.segment_s is not None and not any(
-            Path(spec).suffix.lower() in VIDEO_SUFFIXES for spec in args.output if not spec.lower().startswith(("http:", "https:"))):
+    if args.segment_s is not None and not any(map(is_video_file, args.output)):
         raise InputError(f"--segment {args.segment}: cuts video file outputs; expected one (-o NAME.mp4, .mkv or .mov) among: {', '.join(args.output)}")
 
 
 def _check_range_source(args) -> None:
     """--start / --end / --duration take a time range of a recording: one source must be a video file."""
-    from ..io.specs import source_kind
+    from ..io.specs import check_range_source
 
-    if (args.start_s is not None or args.end_s is not None) and source_kind(args.source) != "file":
-        from ..io.redact import redact_url
-
-        raise InputError(f"--start / --end / --duration: source {redact_url(args.source)} is not a video file; expected one (a time range of a recording)")
+    if args.start_s is not None or args.end_s is not None:
+        check_range_source(args.source, "--start / --end / --duration")
 
 
 def _done_before(args) -> bool:

@@ -44,8 +44,7 @@ def video_packets(path: str | Path, start: float | None = None, end: float | Non
                 if not packet.size:
                     continue
                 if (start or end is not None) and packet.pts is not None and packet.time_base:
-                    t = float(packet.pts * packet.time_base) - zero
-                    if (start and t < start - EPS_S) or (end is not None and t >= end - EPS_S):
+                    if range_position(float(packet.pts * packet.time_base) - zero, start, end):
                         continue
                 count += 1
             return count
@@ -54,6 +53,15 @@ def video_packets(path: str | Path, start: float | None = None, end: float | Non
 
 
 EPS_S = 1e-6  # frame times equal up to rounding count as equal
+
+
+def range_position(t: float, start: float | None, end: float | None) -> int:
+    """-1 before ``start``, 0 from it to before ``end``, 1 at or after ``end`` (seconds)."""
+    if start is not None and t < start - EPS_S:
+        return -1
+    if end is not None and t >= end - EPS_S:
+        return 1
+    return 0
 
 
 def stream_zero(stream) -> float:
@@ -167,12 +175,7 @@ class FileSource(Source):
         """-1 before ``start``, 0 within the range, 1 at or after ``end``."""
         if pts is None or not time_base:
             return 0
-        t = float(pts * time_base) - self.zero
-        if self.start is not None and t < self.start - EPS_S:
-            return -1
-        if self.end is not None and t >= self.end - EPS_S:
-            return 1
-        return 0
+        return range_position(float(pts * time_base) - self.zero, self.start, self.end)
 
     def _audio_before_end(self, packets: list[Any]) -> list[Any]:
         if self.end is None:

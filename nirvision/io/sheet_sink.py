@@ -31,10 +31,9 @@ def sheet_path(video: str | Path) -> Path:
 
 def sheets_for(outputs, info: SourceInfo) -> list["ContactSheetSink"]:
     """A sheet beside each video file among ``outputs`` (views and folders get none)."""
-    from .video_sink import VIDEO_SUFFIXES
+    from .specs import is_video_file
 
-    return [ContactSheetSink(sheet_path(spec), info) for spec in map(str, outputs)
-            if "://" not in spec and Path(spec).suffix.lower() in VIDEO_SUFFIXES]
+    return [ContactSheetSink(sheet_path(spec), info) for spec in map(str, outputs) if is_video_file(spec)]
 
 
 class ContactSheetSink(Sink):

@@ -69,12 +69,23 @@ def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: flo
     return FileSource(spec, **options)
 
 
+def is_video_file(spec) -> bool:
+    """Whether output ``spec`` names a video file (not a live view, a folder or the preview)."""
+    from .video_sink import VIDEO_SUFFIXES
+
+    return "://" not in str(spec) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES
+
+
 def opening_order(specs: list[str]) -> list[str]:
     """Outputs in the order to open them: video files last. Opening one truncates a file already
     at its path, so whatever else may fail to open (a busy port, a folder) fails before that."""
-    from .video_sink import VIDEO_SUFFIXES
+    return sorted(specs, key=is_video_file)
 
-    return sorted(specs, key=lambda spec: "://" not in str(spec) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES)
+
+def check_range_source(source: str, what: str) -> None:
+    """A time range (``what``: the options that asked for one) needs a video file as its source."""
+    if source_kind(str(source)) != "file":
+        raise InputError(f"{what}: source {redact_url(str(source))} is not a video file; expected one (a time range of a recording)")
 
 
 def check_not_source(outputs: list[str], source: str) -> None:
