@@ -1,9 +1,10 @@
 """Typed configuration: YAML files loaded into dataclasses with strict checking.
 
-Every config in nirvision (model sizes, training schedules, stream settings) is a
-dataclass. ``load_dataclass`` turns a mapping into one, and rejects unknown keys,
-missing keys and values of the wrong type with a ``ConfigError`` that names the
-file, the dotted key and what was expected.
+Model sizes and training schedules are dataclasses (the commands' settings files, ``--config``,
+are checked against the commands' own options instead: ``nirvision.cli.options_file``).
+``load_dataclass`` turns a mapping into one, and rejects unknown keys, missing keys and values
+of the wrong type with a ``ConfigError`` that names the file, the dotted key and what was
+expected.
 """
 from __future__ import annotations
 

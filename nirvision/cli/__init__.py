@@ -11,6 +11,7 @@ import logging
 import sys
 
 from .. import __version__
+from .options_file import add_config_option, apply_config, check_required, command_tokens
 
 # name -> module (in nirvision.cli) holding add_parser(subparsers) and run(args) -> int
 COMMANDS = {
@@ -21,6 +22,8 @@ COMMANDS = {
     "bench": "bench",
     "export": "export",
 }
+# commands whose options may come from a YAML file (``--config``; see options_file)
+CONFIGURABLE = ("colorize", "demo", "evaluate", "bench", "export")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -34,15 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module in COMMANDS.items():
         importlib.import_module(f".{module}", __name__).add_parser(sub)
+        if name in CONFIGURABLE:
+            add_config_option(sub.choices[name], name)
+    parser.commands = sub.choices  # name -> the command's parser
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
         return 2
+    if args.command in CONFIGURABLE:
+        command = parser.commands[args.command]
+        if args.config is not None:
+            from ..config import ConfigError
+
+            try:
+                apply_config(command, args, command_tokens(argv, args.command), args.command)
+            except ConfigError as exc:
+                print(f"nirvision {args.command}: error: --config {exc}", file=sys.stderr)
+                return 2
+        check_required(command, args)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -1,0 +1,157 @@
+"""``--config FILE``: a command's options from a YAML file, the command line over them.
+
+The file is a mapping of the command's own options, spelled as on the command line without the
+dashes (``crf: 23``, ``no-audio: true``, ``segment: 15m``; ``infer_scale`` works too), plus its
+positional ``source`` and ``output`` where the command has them (a string or a list). Nothing new
+to learn: every key is a flag that ``nirvision COMMAND --help`` describes, checked as that flag
+is, so an unknown key, a value of the wrong kind or a choice not offered is a ``ConfigError``
+naming the file, the key and what was expected. Options given on the command line win over the
+file's (``-o`` on the command line replaces the file's outputs, it does not add to them).
+``${NAME}`` in a value is taken from the environment (keep a camera's password out of the file);
+a name not set there is an error. Paths are read as on the command line: from the working folder
+(``~`` is the home folder).
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..config import ConfigError, read_yaml
+from ..io.redact import redact_text
+
+_UNSET = object()
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_TYPE_NAMES = {int: "an integer", float: "a number", Path: "a path"}
+
+
+def add_config_option(p: argparse.ArgumentParser, command: str) -> None:
+    """Give ``p`` (the parser of ``nirvision COMMAND``) ``--config``, and let the options it
+    requires come from the file: they are checked by ``check_required`` once the file is read."""
+    p.add_argument("--config", metavar="YAML",
+                   help=f"read options from this YAML file: {command}'s options without their dashes as keys "
+                        "(crf: 23, no-audio: true), ${NAME} from the environment; the command line wins")
+    for action in p._actions:  # noqa: SLF001 - argparse keeps no public list of a parser's actions
+        if action.required and action.option_strings:
+            action.required = False
+            action.needed = True
+        elif not action.option_strings and action.nargs == "+":
+            action.nargs = "*"  # SOURCE ... may come from the file
+            action.needed = True
+
+
+def _actions(p: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in p._actions  # noqa: SLF001
+            if a.dest not in ("help", "config", argparse.SUPPRESS) and not isinstance(a, argparse._HelpAction)}  # noqa: SLF001
+
+
+def _multiple(action: argparse.Action) -> bool:
+    return action.nargs in ("+", "*") or isinstance(action, argparse._AppendAction)  # noqa: SLF001
+
+
+def _given(p: argparse.ArgumentParser, tokens: list[str]) -> set[str]:
+    """The dests that ``tokens`` (the command's part of the command line) set themselves."""
+    actions = _actions(p)
+    probe = argparse.Namespace(**{dest: (None if _multiple(a) else _UNSET) for dest, a in actions.items()})
+    p.parse_args(tokens, namespace=probe)
+    return {dest for dest in actions if getattr(probe, dest) not in (_UNSET, None, [])}
+
+
+def command_tokens(argv: list[str], command: str) -> list[str]:
+    """The part of ``argv`` after the command's name (``nirvision``'s own options come before it)."""
+    for i, token in enumerate(argv):
+        if not token.startswith("-"):
+            return argv[i + 1:] if token == command else []
+    return []
+
+
+def _expand(text: str, path: str, key: str) -> str:
+    def value(m: re.Match) -> str:
+        found = os.environ.get(m[1])
+        if found is None:
+            raise ConfigError(path, key, f"${{{m[1]}}} is not set in the environment; expected it set, or the value written out")
+        return found
+
+    return _ENV.sub(value, text)
+
+
+def _show(value: Any) -> str:
+    return redact_text(repr(value))
+
+
+def _scalar(action: argparse.Action, value: Any, path: str, key: str, expand: bool = True) -> Any:
+    if isinstance(value, (list, tuple, Mapping)):
+        raise ConfigError(path, key, f"expected one value, got {_show(value)}")
+    if isinstance(value, bool):  # YAML reads off / on / yes / no as booleans
+        text = "on" if value else "off"
+    else:
+        text = _expand(str(value), path, key) if expand else str(value)
+        if text.startswith("~"):  # as a shell expands it on the command line
+            text = os.path.expanduser(text)
+    converted = text
+    if action.type is not None:
+        try:
+            converted = action.type(text)
+        except (ValueError, TypeError, argparse.ArgumentTypeError):
+            name = _TYPE_NAMES.get(action.type, getattr(action.type, "__name__", "another value"))
+            raise ConfigError(path, key, f"expected {name}, got {_show(value)}") from None
+    if action.choices is not None and converted not in action.choices:
+        raise ConfigError(path, key, f"expected one of: {', '.join(map(str, action.choices))}; got {_show(value)}")
+    return converted
+
+
+def convert(action: argparse.Action, value: Any, path: str, key: str, expand: bool = True) -> Any:
+    """``value`` read from the file for ``action``, as the command line would have given it
+    (``expand``: with ${NAME} taken from the environment)."""
+    if action.nargs == 0:  # a switch: store_true / store_false / store_const
+        if not isinstance(value, bool):
+            raise ConfigError(path, key, f"expected true or false (a switch), got {_show(value)}")
+        return action.const if value else action.default
+    if _multiple(action):
+        items = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not items:
+            raise ConfigError(path, key, "expected at least one value, got an empty list")
+        return [_scalar(action, v, path, f"{key}[{i}]" if isinstance(value, (list, tuple)) else key, expand) for i, v in enumerate(items)]
+    return _scalar(action, value, path, key, expand)
+
+
+def apply_config(p: argparse.ArgumentParser, args: argparse.Namespace, tokens: list[str], command: str) -> None:
+    """Fill ``args`` from ``args.config``, leaving what ``tokens`` gave; ConfigError on a bad file."""
+    path = str(args.config)
+    data = read_yaml(path)
+    if not isinstance(data, Mapping) or not data:
+        raise ConfigError(path, "", f"expected a mapping of nirvision {command} options (crf: 23, ...), got {_show(data)}")
+    actions = _actions(p)
+    given = _given(p, tokens)
+    for key, value in data.items():
+        name = str(key)
+        dest = name.lstrip("-").replace("-", "_")
+        action = actions.get(dest)
+        if action is None:
+            keys = sorted(a.dest.replace("_", "-") for a in actions.values())
+            close = difflib.get_close_matches(name.lstrip("-"), keys, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; expected one of: {', '.join(keys)}"
+            why = "read from the command line only" if dest == "config" else f"not an option of nirvision {command}"
+            raise ConfigError(path, name, why + hint)
+        if value is None:
+            continue
+        # checked even where the command line wins (a wrong file is found now), but a ${NAME}
+        # of a value not used need not be set
+        converted = convert(action, value, path, name, expand=dest not in given)
+        if dest not in given:
+            setattr(args, dest, converted)
+
+
+def check_required(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """What the command cannot run without, from the command line or the file (argparse's own
+    error and exit code 2 otherwise)."""
+    missing = []
+    for action in p._actions:  # noqa: SLF001
+        value = getattr(args, action.dest, None)
+        if getattr(action, "needed", False) and value in (None, []):
+            missing.append("/".join(action.option_strings) or action.metavar or action.dest)
+    if missing:
+        p.error(f"the following arguments are required: {', '.join(missing)} (on the command line or in --config)")
