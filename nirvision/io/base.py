@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from datetime import datetime
 from fractions import Fraction
 from typing import Any, Iterator
 
@@ -57,6 +58,9 @@ class SourceInfo:
     audio_stream: Any = None  # a PyAV audio stream to copy from, or None
     names: tuple[str, ...] = ()  # the names frames carry, in order (image files: paths relative to their folder)
     files: tuple[Any, ...] = ()  # the files those frames come from (sinks must not write over them)
+    tags: dict[str, str] = field(default_factory=dict)  # a recorded video's container tags worth keeping (title, location, ...)
+    created: datetime | None = None  # a recorded video's creation time (UTC), as its container gives it
+    created_at: float = 0.0  # the source time (s, as Frame.time) at which ``created`` holds: the video's first frame
 
 
 class Source(abc.ABC):

@@ -18,6 +18,7 @@ import av
 
 from ..errors import InputError
 from .base import Frame, Source, SourceInfo
+from .tags import recording_tags
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,8 @@ class FileSource(Source):
         self._earlier: list[Any] = []  # containers read before a re-opening (``_reopen``)
         self._lock = threading.Lock()  # held while PyAV works, so close() never pulls the file away
         self.zero = stream_zero(self.video)
+        self.info.tags, self.info.created = recording_tags(self.container.metadata)
+        self.info.created_at = self.zero
         if self.start is not None or self.end is not None:
             self._limit_frames_to_range(fps)
         if max_frames is not None and self.info.frames:

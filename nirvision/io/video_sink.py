@@ -7,7 +7,9 @@ shift (audio from before the first frame is then left out). The video stream is 
 the first frame, sized to it (rounded up to even, as yuv420p needs), and the header written
 at once: a container that cannot hold the source's audio (Opus or FLAC in .mov) is opened
 again without it, with one warning. A later frame of another size is scaled to the stream's
-size, since one H.264 stream has one size.
+size, since one H.264 stream has one size. The container's tags (``nirvision.io.tags``) keep a
+recorded source's title, location and the like and its creation time, shifted to the output's
+first frame (a live source's: when that frame was read), and say that the colours are predicted.
 ``close()`` flushes the encoder and writes the container's index, so the file plays after an
 end, an error or a signal; after a failed write (disk full) it removes the partial file, except
 a live recording's (below), which plays up to the failure.
@@ -31,6 +33,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import Frame, Sink, SourceInfo
+from .tags import output_tags
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,8 @@ class VideoSink(Sink):
                  threads: int | None = None):
         self.path = Path(path)
         self.description = str(self.path)
+        self.info = info
+        self.tags: dict[str, str] = {}  # the container's tags, set at the first frame (nirvision.io.tags)
         self.side_by_side = side_by_side
         self.live = info.live
         self.fps = info.fps or Fraction(25)
@@ -139,6 +144,7 @@ class VideoSink(Sink):
         is known now. Without the audio when the container refuses it (FFmpeg only says so here)."""
         self.size = (h + h % 2, w + w % 2)
         self._add_video(*self.size)
+        self.container.metadata.update(self.tags)
         try:
             self.container.start_encoding()
             return
@@ -156,6 +162,7 @@ class VideoSink(Sink):
         self.audio_out = None
         self._audio_backlog.clear()
         self._add_video(*self.size)
+        self.container.metadata.update(self.tags)
         try:
             self.container.start_encoding()
         except (av.error.FFmpegError, OSError, ValueError) as exc:
@@ -207,6 +214,8 @@ class VideoSink(Sink):
     def write(self, frame: Frame, image: np.ndarray) -> None:
         if self.broken:  # the error was raised already; the run is ending
             return
+        if self.size is None:  # the first frame: the header is written now, with the tags
+            self.tags = output_tags(self.info, frame.time, frame.t_read)
         image = self._fit(image)  # even height and width, as yuv420p needs
         # OpenCV's RGB -> I420 (BT.601, limited range: what FFmpeg's scaler does by default)
         # costs 0.9-1.0 ms of CPU for a 640x480 frame where handing the encoder rgb24 costs

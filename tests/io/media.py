@@ -33,11 +33,13 @@ def frame_image(i: int, h: int, w: int) -> np.ndarray:
     return img
 
 
-def make_clip(path: Path, pts_ms: list[int], size=(64, 48), audio_packets: int = 0, codec="libx264", audio_codec="aac", audio_start_ms: int = 0) -> None:
+def make_clip(path: Path, pts_ms: list[int], size=(64, 48), audio_packets: int = 0, codec="libx264", audio_codec="aac", audio_start_ms: int = 0,
+              tags: dict | None = None) -> None:
     """A video whose frames sit at ``pts_ms`` (variable frame rate), with audio if asked
-    (``audio_packets`` frames of 1024 samples at 8 kHz from ``audio_start_ms``)."""
+    (``audio_packets`` frames of 1024 samples at 8 kHz from ``audio_start_ms``) and container ``tags``."""
     w, h = size
     out = av.open(str(path), "w")
+    out.metadata.update(tags or {})
     vs = out.add_stream(codec, rate=25)
     vs.width, vs.height = w, h
     vs.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"

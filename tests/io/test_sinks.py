@@ -1,10 +1,14 @@
 """Sinks through the engine: video files keep timestamps and audio, folders keep names and sizes."""
+import time
+
+import av
 import cv2
 import numpy as np
 import pytest
 
 from nirvision.errors import InputError
 from nirvision.io import open_sink, open_source
+from nirvision.io.base import SourceInfo
 from nirvision.runtime.engine import Engine
 from tests.io.media import ListSource, StubBackend, make_clip, read_video
 
@@ -228,3 +232,60 @@ def test_output_starts_at_zero_with_audio_in_step(tmp_path):
         with av.open(str(tmp_path / name)) as c:
             assert c.duration / 1e6 < 5  # not 600 s and more
 
+
+
+def _tags(path) -> dict:
+    with av.open(str(path)) as c:
+        return dict(c.metadata)
+
+
+def test_outputs_keep_the_recordings_tags_and_time_and_say_colours_are_predicted(tmp_path, tiny_model):
+    from nirvision.cli import main
+
+    tags = {"creation_time": "2026-03-04T05:06:07.000000Z", "title": "Gate cam", "location": "+48.8577+002.2950/", "encoder": "SomeNVR 1.0"}
+    make_clip(tmp_path / "in.mp4", list(range(0, 4000, 200)), tags=tags)
+    assert main(["colorize", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "all.mkv"), "-o", str(tmp_path / "part.mp4"), "--model", str(tiny_model),
+                 "--threads", "1", "--no-progress"]) == 0
+    assert main(["colorize", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "range.mp4"), "--start", "2.0", "--model", str(tiny_model),
+                 "--threads", "1", "--no-progress"]) == 0
+    assert main(["colorize", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "piece.mp4"), "--segment", "1", "--model", str(tiny_model),
+                 "--threads", "1", "--no-progress"]) == 0
+    whole = _tags(tmp_path / "all.mkv")
+    assert whole["title"] == "Gate cam" and whole["LOCATION"] == "+48.8577+002.2950/"
+    assert whole["creation_time"].startswith("2026-03-04T05:06:07")
+    assert "SomeNVR" not in str(whole.values())  # the writer's own encoder tag, not the source's
+    assert "colours are predicted" in whole["COMMENT"]
+    assert _tags(tmp_path / "part.mp4")["creation_time"] == "2026-03-04T05:06:07.000000Z"
+    assert _tags(tmp_path / "range.mp4")["creation_time"] == "2026-03-04T05:06:09.000000Z"  # 2 s later: its first frame
+    pieces = [_tags(tmp_path / f"piece_{i:03d}.mp4")["creation_time"] for i in range(4)]
+    assert pieces == [f"2026-03-04T05:06:{s:02d}.000000Z" for s in (7, 8, 9, 10)]
+
+
+def test_live_outputs_say_when_they_were_recorded(tmp_path):
+    from datetime import datetime, timezone
+
+    from nirvision.io.tags import output_tags
+
+    info = SourceInfo(kind="rtsp", description="rtsp://cam/x", live=True, tags={"title": "ignored for live"})
+    before = datetime.now(timezone.utc)
+    tags = output_tags(info, first_time=123.0, t_read=time.perf_counter() - 2.0)
+    when = datetime.fromisoformat(tags["creation_time"].replace("Z", "+00:00"))
+    assert abs((before - when).total_seconds() - 2.0) < 0.5  # when the frame was read, not when it was written
+    source = SourceInfo(kind="file", description="x.mp4", live=False, tags={"COMMENT": "shift B"})
+    assert output_tags(source, 1.0)["COMMENT"].startswith("shift B; colorized from near-infrared by nirvision")
+    assert "creation_time" not in output_tags(source, 1.0)  # a source without one gets none
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("2026-03-04T05:06:07.000000Z", "2026-03-04T05:06:07+00:00"),
+    ("2026-03-04 05:06:07", "2026-03-04T05:06:07+00:00"),
+    ("2026-03-04T07:06:07+02:00", "2026-03-04T05:06:07+00:00"),
+    ("1904-01-01T00:00:00.000000Z", None),  # QuickTime's zero: a camera without a clock
+    ("yesterday", None),
+    (None, None),
+])
+def test_creation_time_tags_read(text, expected):
+    from nirvision.io.tags import parse_creation_time
+
+    got = parse_creation_time(text)
+    assert (got.isoformat() if got else None) == expected
