@@ -11,7 +11,7 @@ import abc
 from dataclasses import dataclass, field
 from datetime import datetime
 from fractions import Fraction
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -116,6 +116,10 @@ class Sink(abc.ABC):
 
     def write_audio(self, packets: list[Any]) -> None:
         """Copy the source's audio packets (only video file sinks do)."""
+
+    def watch(self, status: Callable[[], dict]) -> None:
+        """At the start of a run: ``status()`` gives the engine's counters (frames, fps, drops,
+        reconnects) at any time, from any thread; sinks that report them (the live view) keep it."""
 
     def close(self) -> None:
         """Flush and finalize so that what was written is complete and plays."""

@@ -1,9 +1,12 @@
 """Watch the colorized frames in a browser: ``-o http://127.0.0.1:8080``.
 
 A small HTTP server (standard library, its own threads) serves the newest frame as Motion JPEG,
-which every browser shows: ``/`` a page with the picture, ``/stream.mjpg`` the stream
-(multipart/x-mixed-replace), ``/frame.jpg`` the newest frame once (for scripts and snapshots).
-For machines without a display (``--preview`` needs one), and for watching from another machine.
+which every browser shows: ``/`` a page with the picture and the run's figures, ``/stream.mjpg``
+the stream (multipart/x-mixed-replace), ``/frame.jpg`` the newest frame once (for scripts and
+snapshots). For machines without a display (``--preview`` needs one), and for watching from
+another machine. For monitoring: ``/status.json`` (the engine's counters: frames, FPS, drops,
+reconnects, decode errors, and the age of the newest frame) and ``/health`` (200 while frames
+arrive, 503 once none has for ``STALE_S`` seconds: a camera gone dark, a stream lost).
 
 The engine is never held up by a viewer: ``write()`` only keeps a reference to the newest image;
 each viewer's thread encodes what it sends (once per frame, shared by all viewers) and a slow
@@ -14,9 +17,11 @@ password: put it behind a proxy that asks for one if others share that network).
 from __future__ import annotations
 
 import html
+import json
 import logging
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -33,9 +38,16 @@ BOUNDARY = "nirvisionframe"
 JPEG_QUALITY = 85
 WAIT_S = 1.0  # a viewer waiting for a frame looks again this often (so close() ends it)
 VIEWER_TIMEOUT_S = 20.0
+STALE_S = 10.0  # /health: no new frame for this long is unhealthy
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nirvision: {title}</title>
-<style>body{{margin:0;background:#111;color:#ccc;font:14px sans-serif}}img{{display:block;max-width:100vw;max-height:95vh;margin:auto}}</style>
-</head><body><img src="/stream.mjpg" alt="colorized video"><p style="text-align:center">{title}</p></body></html>"""
+<style>body{{margin:0;background:#111;color:#ccc;font:14px sans-serif}}img{{display:block;max-width:100vw;max-height:92vh;margin:auto}}p{{text-align:center}}</style>
+</head><body><img src="/stream.mjpg" alt="colorized video"><p>{title}: <span id="s">...</span></p>
+<script>
+async function poll(){{try{{const s=await (await fetch("/status.json",{{cache:"no-store"}})).json();
+document.getElementById("s").textContent=`${{s.fps}} fps, ${{s.frames_out}} frames, ${{s.dropped}} dropped, ${{s.reconnects}} reconnects`
++(s.healthy?"":` - no frame for ${{s.last_frame_age_s===null?"a while":s.last_frame_age_s+" s"}}`);}}catch(e){{document.getElementById("s").textContent="run ended";}}}}
+poll();setInterval(poll,2000);
+</script></body></html>"""
 
 
 def parse_http_spec(spec: str) -> tuple[str, int]:
@@ -103,6 +115,9 @@ class HttpViewSink(Sink):
         self.latest = _Latest()
         self.viewers = 0
         self.frames_sent = 0
+        self.last_write: float | None = None  # time.monotonic() of the newest frame
+        self._status = None  # the engine's status(), given by watch()
+        self._opened = time.monotonic()
         latest, sink, page = self.latest, self, PAGE.format(title=html.escape(title))
 
         class Handler(BaseHTTPRequestHandler):
@@ -132,8 +147,18 @@ class HttpViewSink(Sink):
                         self._send(200, "image/jpeg", got[1])
                 elif path == "/stream.mjpg":
                     self._stream()
+                elif path == "/status.json":
+                    self._send(200, "application/json", json.dumps(sink.report()).encode() + b"\n")
+                elif path == "/health":
+                    report = sink.report()
+                    if report["healthy"]:
+                        self._send(200, "text/plain", b"ok\n")
+                    else:
+                        age = report["last_frame_age_s"]
+                        why = f"no frame for {age:.0f} s" if age is not None else f"no frame yet after {report['view_s']:.0f} s"
+                        self._send(503, "text/plain", why.encode() + b"\n")
                 else:
-                    self._send(404, "text/plain", b"not found: try / or /stream.mjpg or /frame.jpg\n")
+                    self._send(404, "text/plain", b"not found: try / or /stream.mjpg or /frame.jpg or /status.json or /health\n")
 
             def _stream(self) -> None:
                 self.send_response(200)
@@ -190,7 +215,22 @@ class HttpViewSink(Sink):
         with self.latest.cond:
             self.frames_sent += 1
 
+    def watch(self, status) -> None:
+        self._status = status
+
+    def report(self) -> dict:
+        """``/status.json``: the engine's counters, the newest frame's age, viewers, and whether
+        the run is healthy (a frame in the last ``STALE_S`` seconds; before the first, as long as
+        the view has been open for less than that)."""
+        now = time.monotonic()
+        out = dict(self._status() if self._status else {})
+        age = None if self.last_write is None else round(now - self.last_write, 2)
+        out.update(last_frame_age_s=age, viewers=self.viewers, frames_sent=self.frames_sent, view_s=round(now - self._opened, 2),
+                   healthy=(age < STALE_S) if age is not None else (now - self._opened < STALE_S))
+        return out
+
     def write(self, frame: Frame, image: np.ndarray) -> None:
+        self.last_write = time.monotonic()
         # a viewer encodes the image while the engine goes on, and a backend may reuse its output
         # buffer: copied then; with nobody watching, kept as it is (a snapshot shows the newest)
         self.latest.put(image.copy() if self.viewers else image)

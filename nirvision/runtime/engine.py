@@ -92,7 +92,7 @@ class Engine:
             "frames_in": s.frames_in, "frames_out": s.frames_out, "dropped": s.dropped,
             "frames_total": self.source.info.frames, "decode_errors": self.source.decode_errors,
             "reconnects": self.source.reconnects, "fps": round(s.current_fps(), 2),
-            "elapsed_s": round(s.wall_s, 2), "live": self.live,
+            "elapsed_s": round(s.wall_s, 2), "live": self.live, "source": self.source.info.description,
         }
 
     # threads ----------------------------------------------------------------------------
@@ -215,6 +215,8 @@ class Engine:
         if self.live:
             self._prepare()
         self.stats = RunStats()
+        for sink in self.sinks:
+            sink.watch(self.status)
         start = getattr(self.backend, "start_stream", None)
         if start is not None:  # wrappers that follow a stream (levels) start afresh; image folders are not one
             start(getattr(self.source, "continuous", True))

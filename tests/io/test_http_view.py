@@ -174,3 +174,53 @@ def test_a_busy_port_leaves_an_existing_video_output_untouched(tmp_path, tiny_mo
         busy.close()
     assert code == 2 and f"output http://127.0.0.1:{port}: cannot listen there" in capsys.readouterr().err
     assert (tmp_path / "prev.mp4").read_bytes() == b"yesterday's recording"  # the view opened (and failed) first
+
+
+def test_status_and_health_for_monitoring(monkeypatch):
+    from nirvision.io import http_sink
+
+    monkeypatch.setattr(http_sink, "STALE_S", 1.0)
+    src = open_source("synthetic:64x48@25:30", live=True)
+    sink = open_sink("http://127.0.0.1:0", src.info)
+    try:
+        code, _, body = get(sink.url + "health")
+        assert code == 200 and body == b"ok\n"  # just opened: not stale yet
+        summary = Engine(src, [sink], StubBackend()).run()  # closes the sink at the end: read what it reports before
+    finally:
+        sink.close()
+    # the engine's counters as the view saw them at the end of the run
+    report = sink.report()
+    assert report["frames_out"] == summary["frames_out"] == 30 and report["live"] is True
+    assert report["source"].startswith("synthetic") and report["last_frame_age_s"] < 1.0 and report["healthy"]
+    time.sleep(1.1)
+    assert not sink.report()["healthy"]
+
+
+def test_health_turns_503_when_frames_stop(monkeypatch):
+    import json
+
+    from nirvision.io import http_sink
+
+    monkeypatch.setattr(http_sink, "STALE_S", 0.5)
+    src = open_source("synthetic:64x48@25:5", live=True)
+    sink = open_sink("http://127.0.0.1:0", src.info)
+    try:
+        sink.watch(lambda: {"frames_out": 7, "fps": 25.0, "dropped": 1, "reconnects": 2})
+        time.sleep(0.6)
+        code, _, body = get(sink.url + "health")
+        assert code == 503 and body.startswith(b"no frame yet after")
+        sink.write(None, np.zeros((48, 64, 3), np.uint8))
+        code, _, body = get(sink.url + "health")
+        assert code == 200
+        code, ctype, body = get(sink.url + "status.json")
+        status = json.loads(body)
+        assert code == 200 and ctype == "application/json"
+        assert status["frames_out"] == 7 and status["reconnects"] == 2 and status["healthy"] is True and status["last_frame_age_s"] < 0.5
+        time.sleep(0.6)
+        code, _, body = get(sink.url + "health")
+        assert code == 503 and re.fullmatch(rb"no frame for \d+ s\n", body)
+        assert json.loads(get(sink.url + "status.json")[2])["healthy"] is False
+        assert b"/status.json" in get(sink.url)[2]  # the page shows the figures
+    finally:
+        sink.close()
+        src.close()
