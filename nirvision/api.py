@@ -10,17 +10,21 @@ The CLI is built on the same calls.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import torch
 
+from .errors import InputError
 from .models import NIRColorizerNet, load_model_config, load_networks
 from .models.registry import ModelConfig
 from .resources import default_weights_path
 from .runtime.backends import Backend, create_backend
 from .runtime.frames import to_nir
+
+MAX_THREADS = 1024
 
 log = logging.getLogger(__name__)
 
@@ -152,5 +156,8 @@ class Colorizer:
 
 def set_threads(threads: int | None) -> None:
     """Use ``threads`` CPU threads for intra-op work (None leaves torch's default)."""
-    if threads:
-        torch.set_num_threads(threads)
+    if threads is None:
+        return
+    if not 1 <= threads <= MAX_THREADS:
+        raise InputError(f"--threads {threads}: expected 1 to {MAX_THREADS} CPU threads (this machine has {os.cpu_count()})")
+    torch.set_num_threads(threads)

@@ -130,19 +130,43 @@ def load_dataclass(cls: type[T], data: Any, source: str = "", prefix: str = "") 
     return obj
 
 
-def read_yaml(path: str | Path) -> Any:
-    """Read a YAML file, turning I/O and syntax problems into ``ConfigError``."""
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key written twice in one mapping (PyYAML keeps the last
+    silently: a setting changed at the top of a file and again at its end); keys merged in
+    with ``<<`` may still be overridden."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                    if key_node.value in seen:
+                        raise yaml.constructor.ConstructorError(None, None, f"key '{key_node.value}' given twice; expected it once",
+                                                                key_node.start_mark)
+                    seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml(path: str | Path, loader: type = StrictLoader) -> Any:
+    """Read a YAML file, turning I/O, encoding and syntax problems into ``ConfigError`` (one
+    line: where and what, never the offending text, which may hold a password)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise ConfigError(str(path), "", "file not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "", f"not UTF-8 text (byte {exc.start}); expected a YAML file saved as UTF-8") from None
     except OSError as exc:
         raise ConfigError(str(path), "", f"cannot read: {exc.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)  # noqa: S506 - loader is SafeLoader or a subclass of it
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), "", f"not valid YAML: {exc}") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or type(exc).__name__
+        kind = "" if isinstance(exc, yaml.constructor.ConstructorError) else "not valid YAML"
+        raise ConfigError(str(path), "", f"{kind}{where}: {what}".lstrip(" :") if kind else f"{where.strip()}: {what}") from None
 
 
 def load_yaml(cls: type[T], path: str | Path) -> T:
@@ -161,4 +185,4 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["ConfigError", "load_dataclass", "load_yaml", "read_yaml", "to_dict"]
+__all__ = ["ConfigError", "StrictLoader", "load_dataclass", "load_yaml", "read_yaml", "to_dict"]

@@ -11,7 +11,7 @@ import logging
 import sys
 
 from .. import __version__
-from .options_file import add_config_option, apply_config, check_required, command_tokens
+from .options_file import add_config_option, apply_config, check_required, command_tokens, name_the_key
 
 # name -> module (in nirvision.cli) holding add_parser(subparsers) and run(args) -> int
 COMMANDS = {
@@ -50,13 +50,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
+    applied: dict[str, str] = {}  # flag -> key of the values taken from --config
     if args.command in CONFIGURABLE:
         command = parser.commands[args.command]
         if args.config is not None:
             from ..config import ConfigError
 
             try:
-                apply_config(command, args, command_tokens(argv, args.command), args.command)
+                applied = apply_config(command, args, command_tokens(argv, args.command), args.command)
             except ConfigError as exc:
                 print(f"nirvision {args.command}: error: --config {exc}", file=sys.stderr)
                 return 2
@@ -73,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except usage_errors() as exc:
         if args.debug:
             raise
-        print(f"nirvision {args.command}: error: {exc}", file=sys.stderr)
+        message = name_the_key(str(exc), applied, args.config[0]) if applied else str(exc)
+        print(f"nirvision {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nirvision {args.command}: interrupted", file=sys.stderr)

@@ -20,10 +20,25 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from ..config import ConfigError, read_yaml
+import yaml
+
+from ..config import ConfigError, StrictLoader, read_yaml
 from ..io.redact import redact_text
 
 _UNSET = object()
+
+
+class _OptionsLoader(StrictLoader):
+    """Scalars as the command line would read them: words and numbers stay text for the option's
+    own type to read (``crf: 020`` is 20, not YAML 1.1's octal 16; ``start: 1:30`` is 1:30, not
+    90 by sexagesimal luck), while true / false / on / off / yes / no stay switches and null
+    the default."""
+
+
+_OptionsLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in StrictLoader.yaml_implicit_resolvers.items()
+}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TYPE_NAMES = {int: "an integer", float: "a number", Path: "a path"}
 
@@ -31,10 +46,12 @@ _TYPE_NAMES = {int: "an integer", float: "a number", Path: "a path"}
 def add_config_option(p: argparse.ArgumentParser, command: str) -> None:
     """Give ``p`` (the parser of ``nirvision COMMAND``) ``--config``, and let the options it
     requires come from the file: they are checked by ``check_required`` once the file is read."""
-    p.add_argument("--config", metavar="YAML",
+    p.add_argument("--config", metavar="YAML", action="append",
                    help=f"read options from this YAML file: {command}'s options without their dashes as keys "
-                        "(crf: 23, no-audio: true), ${NAME} from the environment; the command line wins")
-    for action in p._actions:  # noqa: SLF001 - argparse keeps no public list of a parser's actions
+                        "(crf: 23, no-audio: true), ${NAME} from the environment; the command line wins (a switch "
+                        "the file turns on is turned off with --no-SWITCH, or --audio for no-audio)")
+    for action in list(p._actions):  # noqa: SLF001 - argparse keeps no public list of a parser's actions
+        _add_negation(p, action)
         if action.required and action.option_strings:
             action.required = False
             action.needed = True
@@ -43,9 +60,24 @@ def add_config_option(p: argparse.ArgumentParser, command: str) -> None:
             action.needed = True
 
 
+def _add_negation(p: argparse.ArgumentParser, action: argparse.Action) -> None:
+    """``--no-X`` for a switch ``--X`` (``--X`` for ``--no-X``), hidden from the help: what turns
+    off a switch that a file turned on."""
+    long = [o for o in action.option_strings if o.startswith("--")]
+    if not long or action.nargs != 0 or action.const is not True or action.default is not False:
+        return
+    name = long[0][2:]
+    negation = f"--{name[3:]}" if name.startswith("no-") else f"--no-{name}"
+    if negation in p._option_string_actions:  # noqa: SLF001
+        return
+    added = p.add_argument(negation, dest=action.dest, action="store_false", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    added.negation = True
+
+
 def _actions(p: argparse.ArgumentParser) -> dict[str, argparse.Action]:
     return {a.dest: a for a in p._actions  # noqa: SLF001
-            if a.dest not in ("help", "config", argparse.SUPPRESS) and not isinstance(a, argparse._HelpAction)}  # noqa: SLF001
+            if a.dest not in ("help", "config", argparse.SUPPRESS) and not isinstance(a, argparse._HelpAction)  # noqa: SLF001
+            and not getattr(a, "negation", False)}
 
 
 def _multiple(action: argparse.Action) -> bool:
@@ -89,6 +121,8 @@ def _scalar(action: argparse.Action, value: Any, path: str, key: str, expand: bo
         text = "on" if value else "off"
     else:
         text = _expand(str(value), path, key) if expand else str(value)
+        if not expand and _ENV.search(text):  # not used (the command line gives it): its variable need not be set
+            return text
         if text.startswith("~"):  # as a shell expands it on the command line
             text = os.path.expanduser(text)
     converted = text
@@ -118,17 +152,27 @@ def convert(action: argparse.Action, value: Any, path: str, key: str, expand: bo
     return _scalar(action, value, path, key, expand)
 
 
-def apply_config(p: argparse.ArgumentParser, args: argparse.Namespace, tokens: list[str], command: str) -> None:
-    """Fill ``args`` from ``args.config``, leaving what ``tokens`` gave; ConfigError on a bad file."""
-    path = str(args.config)
-    data = read_yaml(path)
-    if not isinstance(data, Mapping) or not data:
+def apply_config(p: argparse.ArgumentParser, args: argparse.Namespace, tokens: list[str], command: str) -> dict[str, str]:
+    """Fill ``args`` from its ``--config`` file, leaving what ``tokens`` gave; ConfigError on a bad
+    file. Returns {flag: key} of the values taken from the file (for errors found later)."""
+    if len(args.config) > 1:
+        raise ConfigError("", "", f"given {len(args.config)} times ({', '.join(map(str, args.config))}); expected one file")
+    path = str(args.config[0])
+    data = read_yaml(path, loader=_OptionsLoader)
+    if data is None:  # an empty file (or comments only): no options
+        data = {}
+    if not isinstance(data, Mapping):
         raise ConfigError(path, "", f"expected a mapping of nirvision {command} options (crf: 23, ...), got {_show(data)}")
     actions = _actions(p)
     given = _given(p, tokens)
+    applied: dict[str, str] = {}
+    seen: dict[str, str] = {}
     for key, value in data.items():
         name = str(key)
         dest = name.lstrip("-").replace("-", "_")
+        if dest in seen:
+            raise ConfigError(path, name, f"the same option as key '{seen[dest]}'; expected one of them")
+        seen[dest] = name
         action = actions.get(dest)
         if action is None:
             keys = sorted(a.dest.replace("_", "-") for a in actions.values())
@@ -143,6 +187,19 @@ def apply_config(p: argparse.ArgumentParser, args: argparse.Namespace, tokens: l
         converted = convert(action, value, path, name, expand=dest not in given)
         if dest not in given:
             setattr(args, dest, converted)
+            flags = [o for o in action.option_strings if o.startswith("--")]
+            if flags:
+                applied[flags[0]] = name
+    return applied
+
+
+def name_the_key(message: str, applied: Mapping[str, str], path: str) -> str:
+    """An error about a flag's value that came from the file says so: ``--segment banana: ...``
+    -> ``... (--config cam.yaml, key 'segment')``."""
+    for flag, key in applied.items():
+        if message.startswith((flag + " ", flag + ":")):
+            return f"{message} (--config {path}, key '{key}')"
+    return message
 
 
 def check_required(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:

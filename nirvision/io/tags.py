@@ -8,8 +8,11 @@ output of ``--start 2:14:30`` says it was recorded 2 h 14 min 30 s after the sou
 piece of ``--segment`` when its own first frame was, so the wall-clock time of an event can be
 read from any colorized file. A live source's outputs get the time their first frame was read.
 Every output's ``comment`` says that it was colorized from NIR by nirvision and that its colours
-are predicted (after the source's own comment, where it has one): a colorized night video must
-not pass for a colour recording.
+are predicted (before the source's own comment, where it has one): a colorized night video must
+not pass for a colour recording. Tags that would be wrong in an output of another start are left
+out (a timecode, a second creation date), and values are cut at ``MAX_VALUE`` characters (MOV
+holds at most 64 KiB a tag). MP4 and MOV hold only the tags they know (MP4 no camera make or
+model); ``unkept`` finds what an output lost, and the video sink says so once (MKV keeps all).
 """
 from __future__ import annotations
 
@@ -20,8 +23,11 @@ from typing import Any, Mapping
 
 log = logging.getLogger(__name__)
 
-# tags of the file rather than of the recording: the writer sets its own
-FILE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "creation_time", "handler_name", "vendor_id"}
+# tags of the file rather than of the recording (the writer sets its own), and tags that hold the
+# time of the source's start, which an output of another start would state wrongly
+FILE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration", "creation_time", "handler_name", "vendor_id",
+             "timecode"}
+MAX_VALUE = 4096
 
 
 def provenance() -> str:
@@ -37,19 +43,21 @@ def parse_creation_time(text: str | None) -> datetime | None:
         return None
     try:
         when = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00").replace(" ", "T", 1))
-    except ValueError:
+        if when.tzinfo is None:  # FFmpeg's muxers write UTC
+            when = when.replace(tzinfo=timezone.utc)
+        when = when.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         log.debug("creation_time %r: not a date; not kept", text)
         return None
-    if when.tzinfo is None:  # FFmpeg's muxers write UTC
-        when = when.replace(tzinfo=timezone.utc)
     if when.year < 1971:  # QuickTime's zero (1904) or the Unix epoch: a camera without a clock
         return None
-    return when.astimezone(timezone.utc)
+    return when
 
 
 def recording_tags(metadata: Mapping[str, str]) -> tuple[dict[str, str], datetime | None]:
     """A source container's tags to copy, and its creation time."""
-    keep = {k: str(v) for k, v in metadata.items() if k.lower() not in FILE_TAGS}
+    keep = {k: str(v)[:MAX_VALUE] for k, v in metadata.items()
+            if k.lower() not in FILE_TAGS and not k.lower().replace("_", "").endswith("creationdate")}
     created = next((v for k, v in metadata.items() if k.lower() == "creation_time"), None)
     return keep, parse_creation_time(created)
 
@@ -64,7 +72,7 @@ def output_tags(info: Any, first_time: float | None, t_read: float = 0.0, now: f
     tags = dict(getattr(info, "tags", None) or {})
     comment_key = next((k for k in tags if k.lower() == "comment"), "comment")
     note = provenance()
-    tags[comment_key] = f"{tags[comment_key]}; {note}" if tags.get(comment_key) else note
+    tags[comment_key] = f"{note}; {tags[comment_key]}" if tags.get(comment_key) else note
     created = None
     if getattr(info, "live", False):
         wall = time.time() if now is None else now
@@ -73,7 +81,19 @@ def output_tags(info: Any, first_time: float | None, t_read: float = 0.0, now: f
         created = datetime.fromtimestamp(wall, timezone.utc)
     elif getattr(info, "created", None) is not None:
         offset = 0.0 if first_time is None else max(0.0, first_time - info.created_at)
-        created = info.created + timedelta(seconds=offset)
+        try:
+            created = info.created + timedelta(seconds=offset)
+        except OverflowError:  # past the year 9999: a clock set wrong, not worth failing over
+            created = None
     if created is not None:
         tags["creation_time"] = format_time(created)
     return tags
+
+
+def unkept(wanted: Mapping[str, str], written: Mapping[str, str]) -> list[str]:
+    """The keys of ``wanted`` (the tags set, the comment aside) whose values ``written`` (the
+    finished file's tags, as read back) does not hold."""
+    values = set(written.values())
+    have = {k.lower() for k in written}
+    return sorted(k for k, v in wanted.items()
+                  if k.lower() not in ("comment", "creation_time") and v not in values and k.lower() not in have)

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import Frame, Sink, SourceInfo
-from .tags import output_tags
+from .tags import output_tags, unkept
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,7 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v"}
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
 # a live recording is written in pieces of this many seconds, each readable once on disk
 LIVE_FLUSH_SECONDS = 1
+_TAGS_SAID: set[tuple[str, tuple[str, ...]]] = set()  # (suffix, lost tags) warned about already
 
 
 def crash_safe_options(suffix: str) -> dict[str, str]:
@@ -291,3 +292,21 @@ class VideoSink(Sink):
                 if self.frames == 0:
                     log.warning("output %s: no frames were written; removing the empty file", self.path)
                     self.path.unlink(missing_ok=True)
+                else:
+                    self._check_tags()
+
+    def _check_tags(self) -> None:
+        """Say (once per kind of file and tags) which of the source's tags the container could not hold."""
+        if not self.info.tags:
+            return
+        try:
+            with av.open(str(self.path)) as done:
+                lost = unkept(self.tags, done.metadata)
+        except (av.error.FFmpegError, OSError) as exc:
+            log.debug("output %s: could not read its tags back: %s", self.path, exc)
+            return
+        said = (self.path.suffix.lower(), tuple(lost))
+        if lost and said not in _TAGS_SAID:
+            _TAGS_SAID.add(said)
+            log.warning("output %s: the source's tags %s cannot be kept in %s (.mkv keeps every tag)", self.path, ", ".join(lost),
+                        self.path.suffix.lower())

@@ -99,18 +99,38 @@ BAD = [
     ("config: other.yaml", ["key 'config'", "read from the command line only"]),
     ("preset: ${NV_TEST_NOT_SET}", ["key 'preset'", "${NV_TEST_NOT_SET} is not set in the environment"]),
     ("- crf: 3", ["expected a mapping of nirvision colorize options"]),
-    ("crf: [1", ["not valid YAML"]),
-    ("", ["expected a mapping of nirvision colorize options"]),
+    ("crf: [1", ["not valid YAML at line 2"]),
+    ("crf: 18\ncrf: 30", ["at line 2, column 1: key 'crf' given twice"]),
+    ("no-audio: true\nno_audio: false", ["key 'no_audio': the same option as key 'no-audio'"]),
+    ("source: |\nrtsp://u:hunter2@cam/x", ["not valid YAML"]),  # the line is not quoted: it may hold a password
 ]
 
 
-@pytest.mark.parametrize("text,says", BAD, ids=[b[0] or "empty" for b in BAD])
+@pytest.mark.parametrize("text,says", BAD, ids=[b[0].split("\n")[0] for b in BAD])
 def test_bad_config_is_refused_naming_file_and_key(tmp_path, capsys, text, says):
     cfg = write(tmp_path / "job.yaml", text + "\n")
     code, _, err = run(capsys, "colorize", "--config", cfg, "synthetic:32x32@25:2", "-o", tmp_path / "o.mp4", "--model", "lite")
     assert code == 2
     assert f"--config {cfg}" in err and all(s in err for s in says), err
+    assert "hunter2" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_a_file_that_is_not_utf8_or_given_twice(tmp_path, capsys):
+    (tmp_path / "latin1.yaml").write_bytes(b"output: caf\xe9.mp4\n")
+    code, _, err = run(capsys, "colorize", "--config", tmp_path / "latin1.yaml", "synthetic:32x32@25:2")
+    assert code == 2 and "latin1.yaml: not UTF-8 text" in err
+    one = write(tmp_path / "one.yaml", "crf: 20\n")
+    code, _, err = run(capsys, "colorize", "--config", one, "--config", one, "synthetic:32x32@25:2", "-o", tmp_path / "o.mp4")
+    assert code == 2 and "--config given 2 times" in err
+
+
+def test_values_checked_later_name_the_file_and_key(tmp_path, capsys):
+    cfg = write(tmp_path / "job.yaml", f"source: synthetic:32x32@25:2\noutput: {tmp_path / 'o.mp4'}\nsegment: banana\n")
+    code, _, err = run(capsys, "colorize", "--config", cfg, "--model", "lite")
+    assert code == 2 and err.strip().endswith(f"(--config {cfg}, key 'segment')"), err
+    code, _, err = run(capsys, "colorize", "--config", cfg, "--model", "lite", "--segment", "0")
+    assert code == 2 and "--segment 0" in err and "key 'segment'" not in err  # the command line's value: no file to name
 
 
 def test_missing_config_file(tmp_path, capsys):
@@ -179,3 +199,30 @@ def test_shipped_camera_config_runs_on_a_live_clip(tmp_path, tiny_model, capsys,
     pieces = sorted((tmp_path / "recordings").glob("gate_*.mp4"))
     assert [Path(p).name for p in stats["pieces"]] == [p.name for p in pieces] and len(pieces) >= 2
     assert sum(len(read_video(p)["times"]) for p in pieces) == stats["frames_out"]
+
+
+def test_numbers_and_switches_read_as_on_the_command_line(tmp_path, monkeypatch):
+    parser = build_parser()
+    cfg = write(tmp_path / "job.yaml", """
+source: a.mp4
+output: o.mp4
+crf: 020                 # 20 as --crf 020, not YAML 1.1's octal 16
+start: 1:30              # the text, read by --start as 90 s
+side-by-side: true
+no-audio: true
+threads: ${NV_TEST_UNSET_THREADS}   # the command line gives it: the variable need not be set
+""")
+    monkeypatch.delenv("NV_TEST_UNSET_THREADS", raising=False)
+    argv = ["colorize", "--config", str(cfg), "--no-side-by-side", "--audio", "--threads", "1"]
+    args = parser.parse_args(argv)
+    apply_config(parser.commands["colorize"], args, command_tokens(argv, "colorize"), "colorize")
+    assert args.crf == 20 and args.start == "1:30" and args.threads == 1
+    assert args.side_by_side is False and args.no_audio is False  # switches the file turned on, turned off on the command line
+
+
+def test_an_empty_file_gives_no_options(tmp_path, tiny_model, capsys):
+    cfg = write(tmp_path / "job.yaml", "# options to come\n")
+    code, _, err = run(capsys, "colorize", "--config", cfg, "synthetic:32x32@25:2", "-o", tmp_path / "o.mp4", "--model", tiny_model,
+                       "--threads", "1", "--no-progress")
+    assert code == 0, err
+    assert len(read_video(tmp_path / "o.mp4")["times"]) == 2

@@ -272,7 +272,8 @@ def test_live_outputs_say_when_they_were_recorded(tmp_path):
     when = datetime.fromisoformat(tags["creation_time"].replace("Z", "+00:00"))
     assert abs((before - when).total_seconds() - 2.0) < 0.5  # when the frame was read, not when it was written
     source = SourceInfo(kind="file", description="x.mp4", live=False, tags={"COMMENT": "shift B"})
-    assert output_tags(source, 1.0)["COMMENT"].startswith("shift B; colorized from near-infrared by nirvision")
+    comment = output_tags(source, 1.0)["COMMENT"]
+    assert comment.startswith("colorized from near-infrared by nirvision") and comment.endswith("; shift B")  # the note first
     assert "creation_time" not in output_tags(source, 1.0)  # a source without one gets none
 
 
@@ -289,3 +290,24 @@ def test_creation_time_tags_read(text, expected):
 
     got = parse_creation_time(text)
     assert (got.isoformat() if got else None) == expected
+
+
+def test_tags_that_an_output_cannot_hold_are_named_and_odd_ones_left_out(tmp_path, tiny_model, caplog):
+    from nirvision.cli import main
+
+    tags = {"creation_time": "9999-12-31T23:59:59Z", "make": "ACME", "model": "N1", "title": "t", "timecode": "01:00:00:00",
+            "comment": "x" * 70000}
+    make_clip(tmp_path / "in.mkv", list(range(0, 2000, 200)), tags=tags)
+    with caplog.at_level("WARNING", logger="nirvision.io.video_sink"):
+        assert main(["colorize", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "o.mp4"), "-o", str(tmp_path / "o.mov"), "-o", str(tmp_path / "o.mkv"),
+                     "--start", "1", "--model", str(tiny_model), "--threads", "1", "--no-progress"]) == 0  # a date past 9999 + 1 s: dropped, no crash
+    lost = [r.getMessage() for r in caplog.records if "cannot be kept" in r.getMessage()]
+    assert len(lost) == 1 and "o.mp4" in lost[0] and "make, model" in lost[0].lower()  # MOV holds make and model; MKV everything
+    mp4, mov, mkv = (_tags(tmp_path / f"o.{x}") for x in ("mp4", "mov", "mkv"))
+    assert mov["make"] == "ACME" and mkv["MODEL"] == "N1" and "creation_time" not in mkv
+    for out in (mp4, mov, mkv):
+        comment = next(v for k, v in out.items() if k.lower() == "comment")
+        assert comment.startswith("colorized from near-infrared by nirvision") and len(comment) < 5000  # the note first; the source's cut
+        assert not any(k.lower() == "timecode" for k in out)
+    with av.open(str(tmp_path / "o.mov")) as c:
+        assert [s.type for s in c.streams] == ["video"]  # no timecode track

@@ -74,7 +74,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     a CUDA device always comes with its index (the current one for plain ``cuda``)."""
     if device is None or str(device) == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise BackendUnavailable(f"device {str(device)!r}: expected auto, cpu, cuda or cuda:N") from None
+    if dev.type not in ("cpu", "cuda"):
+        raise BackendUnavailable(f"device {str(device)!r}: nirvision runs on cpu or cuda; expected auto, cpu, cuda or cuda:N")
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailable(f"device {device!r}: CUDA is not available here (torch {torch.__version__}, built {'with' if torch.version.cuda else 'without'} CUDA)")
     if dev.type == "cuda" and dev.index is None:  # "cuda" -> "cuda:N": libraries such as torch-tensorrt need the index
