@@ -9,6 +9,7 @@ expected.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 from pathlib import Path
 from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -16,6 +17,7 @@ from typing import Any, Literal, Mapping, TypeVar, Union, get_args, get_origin, 
 import yaml
 
 T = TypeVar("T")
+_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
 class ConfigError(ValueError):
@@ -89,6 +91,8 @@ def _convert(value: Any, tp: Any, source: str, key: str) -> Any:
             return value
     elif tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):  # YAML 1.1 reads 2e-4 (no dot) as text
             return float(value)
     elif tp is str:
         if isinstance(value, str):

@@ -30,17 +30,26 @@ class PairedSet:
     nir: list[np.ndarray]  # H x W uint8
     rgb: list[np.ndarray]  # H x W x 3 uint8, RGB order
     skipped: dict[str, str] = field(default_factory=dict)  # name -> reason
+    root: str = ""  # the folder the pairs were read from (for messages)
 
     def __len__(self) -> int:
         return len(self.names)
 
     def subset(self, names: list[str]) -> "PairedSet":
         index = {n: i for i, n in enumerate(self.names)}
-        return PairedSet(list(names), [self.nir[index[n]] for n in names], [self.rgb[index[n]] for n in names])
+        return PairedSet(list(names), [self.nir[index[n]] for n in names], [self.rgb[index[n]] for n in names], root=self.root)
 
 
 def _images(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
+    """Name (without its type) -> image file; two images of one name are an error (which pairs with which?)."""
+    found: dict[str, Path] = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in IMAGE_EXTS:
+            continue
+        if p.stem in found:
+            raise InputError(f"{found[p.stem]} and {p.name}: two images named {p.stem!r}; expected one image per name in {folder}")
+        found[p.stem] = p
+    return found
 
 
 def read_gray(path: Path) -> np.ndarray:
@@ -76,7 +85,8 @@ def load_paired(root: str | Path, size: tuple[int, int] | None = None, skip_bad:
     for n in only_nir + only_rgb:
         skipped[n] = "no partner image"
     wanted = sorted(set(nirs) & set(rgbs)) if names is None else list(names)
-    out = PairedSet([], [], [], skipped)
+    out = PairedSet([], [], [], skipped, root=str(root))
+    gray: list[str] = []  # "RGB" images without colour
     for name in wanted:
         if name not in nirs or name not in rgbs:
             raise InputError(f"{root}: no pair named {name!r}")
@@ -94,8 +104,13 @@ def load_paired(root: str | Path, size: tuple[int, int] | None = None, skip_bad:
         out.names.append(name)
         out.nir.append(nir)
         out.rgb.append(rgb)
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+            gray.append(name)
     for name, why in skipped.items():
         log.warning("skipped %s: %s", name, why)
+    if gray:
+        log.warning("%s: %d of the rgb/ images hold no colour (%s%s): colour metrics (AE) and colour training mean little for them",
+                    rgb_dir, len(gray), ", ".join(gray[:3]), ", ..." if len(gray) > 3 else "")
     if not out.names:
         raise InputError(f"{root}: no usable image pairs")
     return out
@@ -296,6 +311,6 @@ def validation_split(data: PairedSet, val_fraction: float = 0.08, seed: int = 0,
         log.info("split: %d pairs of images overlap (crops of one photograph); each pair stays on one side", len(overlaps))
     train, val = split_names(data.names, val_fraction, seed, group, together)
     if not val or not train:
-        raise InputError(f"{len(data)} image pairs cannot be split {1 - val_fraction:.0%} / {val_fraction:.0%} into training and "
+        raise InputError(f"{data.root or 'data'}: {len(data)} image pairs cannot be split {1 - val_fraction:.0%} / {val_fraction:.0%} into training and "
                          f"validation: every category is one group of overlapping images or too small (give more images)")
     return train, val

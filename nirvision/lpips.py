@@ -32,14 +32,16 @@ class LPIPS(nn.Module):
     def load(cls, alexnet: str | Path, lin: str | Path) -> "LPIPS":
         model = cls()
         sd_a, sd_l = _read(alexnet, "--lpips-alexnet"), _read(lin, "--lpips-lin")
-        try:
-            for conv, idx in zip(model.convs, _TORCHVISION_INDEX):
-                conv.weight.data.copy_(sd_a[f"features.{idx}.weight"])
-                conv.bias.data.copy_(sd_a[f"features.{idx}.bias"])
-            for k, lin_conv in enumerate(model.lins):
-                lin_conv.weight.data.copy_(sd_l[f"lin{k}.model.1.weight"])
-        except (KeyError, RuntimeError) as exc:
-            raise InputError(f"LPIPS weights do not fit AlexNet-LPIPS v0.1 ({exc}); expected torchvision's alexnet state dict and LPIPS's alex.pth") from None
+        wanted = [(sd_a, "--lpips-alexnet", alexnet, f"features.{idx}.{part}", getattr(conv, part))
+                  for conv, idx in zip(model.convs, _TORCHVISION_INDEX) for part in ("weight", "bias")]
+        wanted += [(sd_l, "--lpips-lin", lin, f"lin{k}.model.1.weight", lin_conv.weight) for k, lin_conv in enumerate(model.lins)]
+        for sd, option, path, key, param in wanted:  # exact shapes: copy_ would broadcast a scalar into a whole layer
+            value = sd.get(key)
+            if not isinstance(value, torch.Tensor) or tuple(value.shape) != tuple(param.shape) or not value.is_floating_point():
+                got = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else ("missing" if value is None else type(value).__name__)
+                raise InputError(f"{option} {path}: {key} is {got}, expected a float tensor of shape {tuple(param.shape)} "
+                                 "(torchvision's alexnet state dict and LPIPS v0.1's alex.pth)")
+            param.data.copy_(value)
         return model.eval()
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -8,9 +8,11 @@ import numpy as np
 
 
 def save_grid(path: str | Path, columns: list[np.ndarray], labels: list[str], pad: int = 4) -> Path:
-    """Rows of images, one column per list (each uint8 N x H x W x 3, RGB), with column labels."""
+    """Rows of images, one column per list (each a sequence of uint8 H x W x 3 RGB images, the
+    first image's size for all), with column labels."""
     path = Path(path)
-    n, h, w = columns[0].shape[:3]
+    n = len(columns[0])
+    h, w = columns[0][0].shape[:2]
     head = 22
     canvas = np.full((head + n * (h + pad) + pad, len(columns) * (w + pad) + pad, 3), 255, np.uint8)
     for c, (imgs, label) in enumerate(zip(columns, labels)):
@@ -19,6 +21,8 @@ def save_grid(path: str | Path, columns: list[np.ndarray], labels: list[str], pa
         for r in range(n):
             y = head + pad + r * (h + pad)
             img = imgs[r]
+            if img.shape[:2] != (h, w):  # images of other sizes are fitted to the first one's tile
+                img = cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
             canvas[y: y + h, x: x + w] = img if img.ndim == 3 else img[..., None]
     path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR)):

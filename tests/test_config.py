@@ -165,3 +165,17 @@ def test_training_roles_required_only_when_asked(tmp_path):
 def test_unknown_bundled_name():
     err = error_of(load_model_config, "huge")
     assert "huge" in str(err) and "lite" in str(err) and "paper" in str(err)
+
+
+def test_exponent_numbers_without_a_dot_are_numbers(tmp_path):
+    """YAML 1.1 (PyYAML) reads ``2e-4`` as text; a float field takes it as the number it means."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Rate:
+        lr: float
+
+    assert load_dataclass(Rate, {"lr": "2e-4"}).lr == 2e-4
+    assert load_dataclass(Rate, {"lr": "1E3"}).lr == 1000.0
+    with pytest.raises(ConfigError, match="key 'lr': expected a number, got 'fast'"):
+        load_dataclass(Rate, {"lr": "fast"})

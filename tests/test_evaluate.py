@@ -89,3 +89,63 @@ def test_evaluate_bad_inputs_exit_2(tmp_path, checkpoint, capsys):
     assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--lpips-alexnet", str(tmp_path / "x.pth"), "--lpips-lin", str(tmp_path / "y.pth")]) == 2
     assert "file not found" in capsys.readouterr().err
     assert main(["evaluate", "--weights", str(tmp_path / "missing.pt"), "--data", str(data)]) == 2
+
+
+@pytest.mark.parametrize("extra,says", [
+    (["--json", "{tmp}/afile/m.json"], "--json {tmp}/afile/m.json: cannot create its folder"),
+    (["--json", "{tmp}"], "is a folder"),
+    (["--grid", "{tmp}/g.txt"], "--grid {tmp}/g.txt: expected an image file name ending in .png"),
+    (["--grid", "{tmp}/afile/g.png"], "--grid {tmp}/afile/g.png: cannot create its folder"),
+    (["--grid-count", "-2"], "--grid-count -2: expected 0 (no grid) or more rows"),
+])
+def test_evaluate_refuses_unwritable_outputs_before_colorizing(tmp_path, checkpoint, capsys, monkeypatch, extra, says):
+    import nirvision.api
+
+    data = make_paired_folder(tmp_path / "d", count=2, size=64)
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(nirvision.api.Colorizer, "load", lambda *a, **k: pytest.fail("colorizing started before the outputs were checked"))
+    args = [a.format(tmp=tmp_path) for a in extra]
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--device", "cpu", *args]) == 2
+    assert says.format(tmp=tmp_path) in capsys.readouterr().err
+
+
+def test_evaluate_pairs_of_other_sizes_and_no_grid(tmp_path, checkpoint, capsys):
+    data = make_paired_folder(tmp_path / "d", count=3, size=64)
+    other = make_paired_folder(tmp_path / "o", count=1, size=128, seed=5)
+    for kind in ("nir", "rgb"):
+        (other / kind / "field_0000.png").rename(data / kind / "zoo_0009.png")
+    out, grid = tmp_path / "m.json", tmp_path / "g.png"
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--json", str(out), "--grid", str(grid), "--device", "cpu"]) == 0
+    assert json.loads(out.read_text())["count"] == 4
+    img = cv2.imread(str(grid))
+    assert img.shape[0] > 4 * 64 and img.shape[1] < 4 * 128  # four rows of 64 px tiles: the 128 px pair fitted to them
+    grid.unlink()
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--grid", str(grid), "--grid-count", "0", "--device", "cpu"]) == 0
+    assert not grid.exists()
+
+
+def test_evaluate_names_what_cannot_be_scored(tmp_path, checkpoint, capsys):
+    data = make_paired_folder(tmp_path / "d", count=2, size=64)
+    cv2.imwrite(str(data / "nir" / "tiny_0000.png"), np.zeros((5, 6), np.uint8))
+    cv2.imwrite(str(data / "rgb" / "tiny_0000.png"), np.zeros((5, 6, 3), np.uint8))
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--device", "cpu"]) == 2
+    assert "pair 'tiny_0000' is 6x5; expected at least 7x7 pixels" in capsys.readouterr().err
+    (data / "nir" / "tiny_0000.png").unlink()
+    (data / "rgb" / "tiny_0000.png").unlink()
+    cv2.imwrite(str(data / "nir" / "field_0000.jpg"), np.zeros((64, 64), np.uint8))
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--device", "cpu"]) == 2
+    assert "two images named 'field_0000'" in capsys.readouterr().err
+
+
+def test_lpips_weights_of_the_wrong_shape_are_refused(tmp_path):
+    alex, lin = _lpips_files(tmp_path)
+    sl = torch.load(lin, weights_only=True)
+    sl["lin2.model.1.weight"] = torch.tensor(0.5)  # a scalar: copy_ would have spread it over the layer
+    torch.save(sl, tmp_path / "scalar.pth")
+    with pytest.raises(ValueError, match=r"--lpips-lin .*scalar.pth: lin2.model.1.weight is shape \(\), expected a float tensor of shape \(1, 384, 1, 1\)"):
+        LPIPS.load(alex, tmp_path / "scalar.pth")
+    sa = torch.load(alex, weights_only=True)
+    sa["features.0.bias"] = "x"
+    torch.save(sa, tmp_path / "str.pth")
+    with pytest.raises(ValueError, match=r"features.0.bias is str"):
+        LPIPS.load(tmp_path / "str.pth", lin)

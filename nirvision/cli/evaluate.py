@@ -31,10 +31,14 @@ def add_parser(sub) -> None:
     p.add_argument("--flip-average", action="store_true", help="average each image's colours with its mirror image's, as colorize's --flip-average")
     p.add_argument("--json", type=Path, help="write per-image and mean metrics here")
     p.add_argument("--grid", type=Path, default=Path("evaluation-samples.png"), help="sample grid PNG (NIR | prediction | truth)")
-    p.add_argument("--grid-count", type=int, default=6)
+    p.add_argument("--grid-count", type=int, default=6, help="rows of the sample grid (0: no grid)")
     p.add_argument("--lpips-alexnet", type=Path, help="torchvision AlexNet weights (state dict) for LPIPS")
     p.add_argument("--lpips-lin", type=Path, help="LPIPS v0.1 linear-layer weights for AlexNet (alex.pth)")
     p.set_defaults(func=run)
+
+
+GRID_SUFFIXES = (".png", ".jpg", ".jpeg")
+SSIM_MIN = 7  # SSIM's 7x7 window (nirvision.metrics)
 
 
 def _finite(obj):
@@ -60,10 +64,21 @@ def run(args) -> int:
         raise InputError("LPIPS needs both --lpips-alexnet and --lpips-lin")
     scale = infer_scale(args)
     check_levels(args.levels)
+    _check_outputs(args)  # before minutes of colorizing
+    scorer = None
+    if args.lpips_alexnet:
+        from ..lpips import LPIPS
+
+        scorer = LPIPS.load(args.lpips_alexnet, args.lpips_lin)
     data = load_paired(args.data)
     if args.split == "val":
         _, val = validation_split(data)
         data = data.subset(val)
+    small = [(n, x.shape) for n, x in zip(data.names, data.nir) if min(x.shape[:2]) < SSIM_MIN]
+    if small:
+        name, (h, w) = small[0][0], small[0][1][:2]
+        raise InputError(f"{args.data}: pair {name!r} is {w}x{h}{f' (and {len(small) - 1} more)' if len(small) > 1 else ''}; "
+                         f"expected at least {SSIM_MIN}x{SSIM_MIN} pixels (SSIM's window)")
     colorizer = Colorizer.load(args.weights, device=args.device, precision=args.precision, backend=args.backend, model=args.model,
                                 infer_scale=scale, levels=args.levels, flip_average=args.flip_average)
     preds = []
@@ -73,10 +88,7 @@ def run(args) -> int:
     print(file=sys.stderr)
     per = evaluate_pairs(preds, data.rgb)
     lpips_note = "LPIPS skipped: it needs AlexNet weights (give --lpips-alexnet and --lpips-lin)"
-    if args.lpips_alexnet:
-        from ..lpips import LPIPS
-
-        scorer = LPIPS.load(args.lpips_alexnet, args.lpips_lin)
+    if scorer is not None:
         per["lpips"] = [scorer.distance(p, t) for p, t in zip(preds, data.rgb)]
         lpips_note = ""
     means = mean_metrics(per)
@@ -89,16 +101,33 @@ def run(args) -> int:
     print(f"{'floor: NIR as gray':24s} " + " ".join(f"{floor.get(k, math.nan):8.4f}" for k in keys))
     if lpips_note:
         print(lpips_note)
-    n = min(args.grid_count, len(data))
-    grid = save_grid(args.grid, [np.stack([np.repeat(x[..., None], 3, 2) for x in data.nir[:n]]), np.stack(preds[:n]), np.stack(data.rgb[:n])], ["NIR", "prediction", "RGB truth"])
-    print(f"sample grid: {grid}")
-    if args.json:
+    if args.json:  # the figures first: they are what a failed picture must not cost
         report = {
             "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "count": len(data), "infer_scale": scale, "levels": args.levels, "flip_average": args.flip_average,
             "mean": means, "floor_nir_as_gray": floor, "lpips": None if lpips_note else "AlexNet",
             "per_image": [{"name": name, **{k: per[k][i] for k in keys}} for i, name in enumerate(data.names)],
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_finite(report), indent=1))
+        try:
+            args.json.write_text(json.dumps(_finite(report), indent=1))
+        except OSError as exc:
+            raise InputError(f"--json {args.json}: cannot be written ({exc.strerror or exc})") from None
         print(f"metrics: {args.json}")
+    n = min(args.grid_count, len(data))
+    if n:
+        grid = save_grid(args.grid, [[np.repeat(x[..., None], 3, 2) for x in data.nir[:n]], preds[:n], data.rgb[:n]], ["NIR", "prediction", "RGB truth"])
+        print(f"sample grid: {grid}")
     return 0
+
+
+def _check_outputs(args) -> None:
+    """--grid / --json / --grid-count that could only fail after the colorizing, refused now."""
+    from ..io.video_sink import prepare_output_path
+
+    if args.grid_count < 0:
+        raise InputError(f"--grid-count {args.grid_count}: expected 0 (no grid) or more rows")
+    if args.grid_count:
+        if args.grid.suffix.lower() not in GRID_SUFFIXES:
+            raise InputError(f"--grid {args.grid}: expected an image file name ending in {', '.join(GRID_SUFFIXES)}")
+        prepare_output_path(args.grid, "--grid", GRID_SUFFIXES)
+    if args.json:
+        prepare_output_path(args.json, "--json", (".json",))

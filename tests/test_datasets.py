@@ -1,0 +1,31 @@
+"""Paired NIR/RGB folders: what is refused or reported when reading them."""
+import cv2
+import numpy as np
+import pytest
+
+from nirvision.datasets import load_paired, validation_split
+from nirvision.errors import InputError
+from tests.train.conftest import make_paired_folder
+
+
+def test_two_images_of_one_name_are_refused(tmp_path):
+    data = make_paired_folder(tmp_path / "d", count=2, size=32)
+    cv2.imwrite(str(data / "rgb" / "forest_0001.jpg"), np.zeros((32, 32, 3), np.uint8))
+    with pytest.raises(InputError, match=r"forest_0001.jpg and forest_0001.png: two images named 'forest_0001'; expected one image per name in .*rgb"):
+        load_paired(data)
+
+
+def test_rgb_images_without_colour_are_reported(tmp_path, caplog):
+    data = make_paired_folder(tmp_path / "d", count=3, size=32)
+    cv2.imwrite(str(data / "rgb" / "field_0000.png"), np.full((32, 32), 90, np.uint8))  # a gray "truth"
+    with caplog.at_level("WARNING", logger="nirvision.datasets"):
+        pairs = load_paired(data)
+    assert len(pairs) == 3 and pairs.root == str(data)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("1 of the rgb/ images hold no colour (field_0000)" in m for m in said), said
+
+
+def test_a_split_that_cannot_be_made_names_the_folder(tmp_path):
+    data = make_paired_folder(tmp_path / "d", count=1, size=32)
+    with pytest.raises(InputError, match=rf"{tmp_path / 'd'}: 1 image pairs cannot be split"):
+        validation_split(load_paired(data), by_content=False)
