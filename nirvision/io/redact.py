@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import re
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s?#]*):(?P<pw>[^\s?#]*)@")
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s?#]*):(?P<pw>[^\s]*)@")
+_SCHEME = re.compile(r"^\s*[a-zA-Z][a-zA-Z0-9+.-]*://")
 _PARAM = re.compile(r"(?i)(?<![a-z0-9_])(?P<key>password|passwd|pass|pwd)=(?P<pw>[^&;#\s'\"]*)")
 
 
 def redact_url(url: str) -> str:
     """``rtsp://user:secret@host/x`` -> ``rtsp://user:***@host/x``, ``...&password=x&...`` ->
-    ``...&password=***&...``; strings without a password come back unchanged."""
-    return redact_text(url)
+    ``...&password=***&...``; strings without a password come back unchanged. A password that
+    breaks the URL (a space, ``#`` or ``?`` not written as ``%20``, ``%23``, ``%3F``) is masked too."""
+    return redact_text(url, url_secrets(url))
 
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -32,11 +34,21 @@ def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
 
 def url_secrets(url: str) -> tuple[str, ...]:
     """The passwords ``url`` holds (userinfo and password parameters), longest first."""
-    found = [m["pw"] for m in _USERINFO.finditer(url)] + [m["pw"] for m in _PARAM.finditer(url)]
+    found = [m["pw"] for m in _USERINFO.finditer(url)] + [m["pw"] for m in _PARAM.finditer(url)] + [url_password(url) or ""]
     return tuple(sorted({s for s in found if s}, key=len, reverse=True))
 
 
 def url_password(url: str) -> str | None:
-    """The userinfo password of ``url`` (up to the last ``@`` of its authority), or None."""
-    m = _USERINFO.search(url)
-    return m["pw"] if m else None
+    """The userinfo password of ``url``: from the first ``:`` after ``scheme://user`` to the last
+    ``@`` of the URL, whatever it holds (a password with ``/``, ``@``, ``#``, ``?`` or a space, as a
+    user may type it unencoded); None without one. Where an ``@`` comes later in a query, more
+    than the password is taken: masked too much rather than too little."""
+    m = _SCHEME.match(str(url))
+    if not m:
+        return None
+    rest = str(url)[m.end():]
+    at = rest.rfind("@")
+    if at < 0 or ":" not in rest[:at]:
+        return None
+    password = rest[:at].split(":", 1)[1]
+    return password or None

@@ -171,10 +171,14 @@ def test_images_of_other_pixel_types_are_skipped_and_counted(tmp_path):
     ("rtsp://admin:hun@ter2@10.0.0.1:554/live", "rtsp://admin:***@10.0.0.1:554/live"),
     ("rtsp://admin:hunter2@10.0.0.1:99999/live", "rtsp://admin:***@10.0.0.1:99999/live"),
     ("rtsp://10.0.0.1/compass=1", "rtsp://10.0.0.1/compass=1"),
+    # unencoded characters that break the URL: still masked, in the URL and wherever else it appears
+    ("rtsp://admin:hun#ter2@10.0.0.1/live", "rtsp://admin:***@10.0.0.1/live"),
+    ("rtsp://admin:hun?ter2@10.0.0.1/live", "rtsp://admin:***@10.0.0.1/live"),
+    ("rtsp://admin:hun ter2@10.0.0.1/live", "rtsp://admin:***@10.0.0.1/live"),
 ])
 def test_redact_url_masks_every_password(url, shown):
     from nirvision.io.redact import redact_text, url_secrets
 
     assert redact_url(url) == shown
-    secret = "hun@ter2" if "hun@ter2" in url else "hunter2"
+    secret = next(s for s in ("hun@ter2", "hun#ter2", "hun?ter2", "hun ter2", "hunter2") if s in url)
     assert secret not in redact_text(f"cannot open {url}: error", url_secrets(url))
