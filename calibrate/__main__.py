@@ -8,13 +8,14 @@ For each size: quantizes the ONNX model to int8 with ONNX Runtime (activations c
 cache, where ``--precision int8`` finds it; then reports, for every reduced precision and each backend
 that runs it (bf16: eager and OpenVINO; int8: ONNX Runtime and OpenVINO), PSNR
 and AE against fp32 outputs, and against ground truth when ``--paired DIR`` (nir/ + rgb/)
-is given. Report frames are left out of calibration. Exit codes: 0 done, 2 bad input, 1 failure.
+is given (`--eval 0`: calibrate only, no report). Report frames are left out of calibration. Exit codes: 0 done, 2 bad input, 1 failure.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -24,6 +25,43 @@ import torch
 log = logging.getLogger("calibrate")
 
 
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return value
+
+
+def check_json_path(text: str) -> Path:
+    """``--json``: a file that can be written, checked before any work (its folder is made at the end)."""
+    from nirvision.errors import InputError
+
+    path = Path(text)
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        raise InputError(f"--json {text}: is a folder; expected a file name, e.g. {path / 'calib.json'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"--json {text}: {parent} is a file, not a folder; expected a file path in a folder")
+    if not os.access(parent if not path.exists() else path, os.W_OK):
+        raise InputError(f"--json {text}: {path if path.exists() else parent} is not writable; expected a writable file path")
+    return path
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", help="calibration NIR frames: a folder, a glob or a video (default: PAIRED/nir)")
@@ -31,8 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="lite", help="model size (lite, paper or a YAML path); with --weights, the checkpoint's")
     p.add_argument("--weights", help="checkpoint (default: random init of --model, fine for speed, not for accuracy)")
     p.add_argument("--sizes", default="256x256", help="comma-separated WIDTHxHEIGHT to calibrate for (one int8 model each)")
-    p.add_argument("--num", type=int, default=32, help="calibration frames (spread over the source)")
-    p.add_argument("--eval", type=int, default=16, help="report frames (from --paired, else held out of --frames)")
+    p.add_argument("--num", type=positive_int, default=32, help="calibration frames (spread over the source)")
+    p.add_argument("--eval", type=count, default=16, help="report frames (from --paired, else held out of --frames); "
+                   "0: calibrate only, no report")
     p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"], help="activation range calibration")
     p.add_argument("--precisions", help="reduced precisions to report (default: bf16,int8, and fp16 where CUDA is; fp16 asked for "
                    "on the CPU is estimated with PyTorch's CPU fp16 kernels, 30-40x slower than fp32)")
@@ -56,50 +95,71 @@ def cell(value: float | None, spec: str) -> str:
 
 
 def run(args) -> int:
-    from nirvision.api import load_chain
+    from nirvision.api import load_chain, set_threads
+    from nirvision.errors import InputError
+    from nirvision.runtime.backends import PRECISIONS, resolve_device
     from nirvision.runtime.cache import ArtefactCache
 
-    from .frames import load_nir_frames, load_paired, parse_size
+    from .frames import load_nir_frames, load_paired, parse_sizes
     from .quantize import quantize_int8
     from .report import precision_report
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # every option is checked before the model is built or a frame is read
+    set_threads(args.threads)
     if not args.frames and not args.paired:
-        raise ValueError("give --frames (calibration NIR frames) or --paired (a folder with nir/ and rgb/)")
-    frames_src = args.frames or str(Path(args.paired) / "nir")
-    torch.manual_seed(args.seed)  # a random-init model is the same one `nirvision bench --seed` builds
-    net = load_chain(args.weights, None if args.weights else args.model)[0].eval()
-    cache = ArtefactCache(args.cache)
-    from nirvision.runtime.backends import PRECISIONS, resolve_device
-
+        raise InputError("give --frames (calibration NIR frames) or --paired (a folder with nir/ and rgb/)")
+    sizes = parse_sizes(args.sizes)
     on_cpu = resolve_device(args.device).type == "cpu"
+    reduced = sorted(set(PRECISIONS) - {"fp32"})
     if args.precisions is None:
         precisions = ["bf16", "int8"] + ([] if on_cpu else ["fp16"])
-        if on_cpu:
-            print("fp16: not reported on the CPU unless asked (--precisions fp16,...: estimated on PyTorch's CPU fp16 kernels, 30-40x slower than fp32)")
     else:
         precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
         unknown = sorted(set(precisions) - set(PRECISIONS))
         if unknown:
-            raise ValueError(f"--precisions: {', '.join(unknown)}: expected some of {', '.join(sorted(set(PRECISIONS) - {'fp32'}))}")
-    report = []
-    for size_text in args.sizes.split(","):
-        size = parse_size(size_text.strip())
-        truth, names = None, set()
-        if args.paired:
+            raise InputError(f"--precisions: {', '.join(unknown)}: expected some of {', '.join(reduced)}")
+        if not set(precisions) - {"fp32"}:
+            raise InputError(f"--precisions {args.precisions!r}: no reduced precision to report; expected some of {', '.join(reduced)}")
+    quantize = "int8" in precisions and not args.skip_quantize
+    if args.eval == 0 and not quantize:
+        raise InputError("--eval 0 (no report) leaves nothing to do without int8 calibration: "
+                         "drop --skip-quantize, or add int8 to --precisions, or give --eval 1 or more")
+    json_path = check_json_path(args.json) if args.json else None
+    frames_src = args.frames or str(Path(args.paired) / "nir")
+
+    def frames_for(size: tuple[int, int]):
+        """(calibration frames or None, report frames or None, their ground truth or None) at ``size``."""
+        truth, names, evals, calib = None, set(), None, None
+        if args.paired and args.eval:  # nirvision.datasets pairing: an unpaired name or a pair of two sizes is an error
             evals, truth, stems = load_paired(args.paired, size, args.eval)
             names = set(stems)
-        else:
-            evals = None
-        calib = load_nir_frames(frames_src, size, args.num + (0 if args.paired else args.eval), exclude=names)
-        if evals is None:  # hold out every k-th frame for the report
-            k = max(2, len(calib) // max(args.eval, 1))
+        if quantize or not args.paired:  # without --paired the report frames are held out of --frames
+            calib = load_nir_frames(frames_src, size, args.num + (0 if args.paired else args.eval), exclude=names)
+        if not args.paired and args.eval:  # hold out every k-th frame for the report
+            k = max(2, len(calib) // args.eval)
             evals, calib = calib[::k][: args.eval], calib[[i for i in range(len(calib)) if i % k]]
-        if "int8" in precisions and not args.skip_quantize:
+            if quantize and not len(calib):
+                raise InputError(f"calibration frames {frames_src}: only {len(evals)} frame(s), all held out as report frames; "
+                                 "give more frames or lower --eval")
+        return calib, evals, truth
+
+    first = frames_for(sizes[0][1])  # bad frames or pairs are found before the model is built
+    if args.precisions is None and on_cpu:
+        print("fp16: not reported on the CPU unless asked (--precisions fp16,...: estimated on PyTorch's CPU fp16 kernels, 30-40x slower than fp32)")
+
+    torch.manual_seed(args.seed)  # a random-init model is the same one `nirvision bench --seed` builds
+    net = load_chain(args.weights, None if args.weights else args.model)[0].eval()
+    cache = ArtefactCache(args.cache)
+    report = []
+    for i, (size_text, size) in enumerate(sizes):
+        calib, evals, truth = first if i == 0 else frames_for(size)
+        if quantize:
             print(f"{size_text}: calibrating int8 on {len(calib)} frames ({args.method}) ...", file=sys.stderr, flush=True)
             path = quantize_int8(net, calib, cache, method=args.method)
             print(f"{size_text}: int8 model calibrated on {len(calib)} frames -> {path}")
+        if evals is None:
+            print(f"{size_text}: no report (--eval 0)")
+            continue
         print(f"{size_text}: running fp32 and {', '.join(p for p in precisions if p != 'fp32')} on {len(evals)} report frames ...",
               file=sys.stderr, flush=True)
         rows = precision_report(net, precisions, evals, truth, args.device, cache.root, cpu_fp16=True)
@@ -112,9 +172,10 @@ def run(args) -> int:
             print(f"  {r.precision:9s} {r.backend:14s} {cell(r.psnr_vs_fp32, '12.2f')} {cell(r.ae_vs_fp32, '10.3f')} "
                   f"{cell(r.psnr_gt, '8.2f')} {cell(r.dpsnr_gt, '+9.3f')} {cell(r.ae_gt, '6.2f')}")
         report += [r.to_dict() for r in rows]
-    if args.json:
+    if json_path is not None:
         meta = {"weights": args.weights, "model": args.model, "method": args.method, "calibration_frames": frames_src, "torch": torch.__version__}
-        Path(args.json).write_text(json.dumps({"meta": meta, "rows": report}, indent=2))
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps({"meta": meta, "rows": report}, indent=2))
         print(f"\nreport written to {args.json}")
     return 0
 

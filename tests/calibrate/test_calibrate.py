@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from calibrate.__main__ import main
-from calibrate.frames import FramesError, load_nir_frames, load_paired, parse_size
+from calibrate.frames import FramesError, load_nir_frames, load_paired, parse_size, parse_sizes
 from calibrate.quantize import quantize_int8
 from calibrate.report import precision_report
 from tests.helpers import nir_frames, tiny_chain
+from nirvision.errors import InputError
 from nirvision.runtime.backends import BackendUnavailable, create_backend
 from nirvision.runtime.backends.compare import mean_psnr
 from nirvision.runtime.cache import ArtefactCache
@@ -31,8 +32,14 @@ def paired(tmp_path_factory):
         cv2.imwrite(str(root / "nir" / f"f{i:02d}.png"), img)
         rgb = np.stack([img, 255 - img, img // 2], axis=-1)
         cv2.imwrite(str(root / "rgb" / f"f{i:02d}.png"), rgb[..., ::-1])
-    cv2.imwrite(str(root / "nir" / "unpaired.png"), img)
     return root
+
+
+def _copy_paired(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
 
 
 def test_quantized_model_runs_and_stays_close_to_fp32(tmp_path):
@@ -114,10 +121,11 @@ def _openvino_installed() -> bool:
 
 def test_frames_sources(tmp_path, paired):
     assert load_nir_frames(paired / "nir", limit=3).shape == (3, 40, 48)
-    assert load_nir_frames(paired / "nir", (24, 16)).shape == (7, 16, 24)
-    assert len(load_nir_frames(paired / "nir", exclude={"f00", "f01"})) == 5
+    assert load_nir_frames(paired / "nir", (24, 16)).shape == (6, 16, 24)
+    assert len(load_nir_frames(paired / "nir", exclude={"f00", "f01"})) == 4
     nir, rgb, names = load_paired(paired)
-    assert nir.shape == (6, 40, 48) and rgb.shape == (6, 40, 48, 3) and "unpaired" not in names
+    assert nir.shape == (6, 40, 48) and rgb.shape == (6, 40, 48, 3) and names == [f"f{i:02d}" for i in range(6)]
+    assert load_paired(paired, (24, 16), 3)[2] == ["f00", "f02", "f04"]  # spread over the folder
     assert rgb[0, 0, 0, 0] == nir[0, 0, 0]  # RGB order, not OpenCV's BGR
     video = tmp_path / "clip.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (48, 40))
@@ -127,7 +135,7 @@ def test_frames_sources(tmp_path, paired):
     assert load_nir_frames(video, limit=3).shape == (3, 40, 48)
     with pytest.raises(FramesError, match="found no images"):
         load_nir_frames(tmp_path / "empty*.png")
-    with pytest.raises(FramesError, match="nir/ and rgb/"):
+    with pytest.raises(InputError, match=r"folder not found \(expected DIR/nir/NAME.png and DIR/rgb/NAME.png\)"):
         load_paired(tmp_path)
     with pytest.raises(FramesError, match="WIDTHxHEIGHT"):
         parse_size("640by480")
@@ -189,3 +197,94 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main(["--frames", str(tmp_path / "nothing"), "--sizes", "32x32"]) == 2
     assert "found no images" in capsys.readouterr().err
     assert main(["--sizes", "32x32"]) == 2
+
+
+def test_paired_folder_pairs_as_evaluate_does(tmp_path, paired, capsys):
+    # an image without its partner, or a pair of two sizes, is an error naming it, not dropped or resized
+    unpaired = _copy_paired(paired, tmp_path / "unpaired")
+    cv2.imwrite(str(unpaired / "nir" / "extra.png"), nir_frames(1, 40, 48)[0])
+    with pytest.raises(InputError, match=r"unpaired images: NIR without RGB: \['extra'\]"):
+        load_paired(unpaired, (32, 32), 2)
+    sizes = _copy_paired(paired, tmp_path / "sizes")
+    cv2.imwrite(str(sizes / "rgb" / "f02.png"), np.zeros((20, 24, 3), np.uint8))
+    with pytest.raises(InputError, match=r"pair 'f02' differs in size: NIR 48x40, RGB 24x20"):
+        load_paired(sizes, (32, 32))
+    assert main(["--paired", str(unpaired), "--sizes", "48x40", "--num", "2", "--eval", "2", "--precisions", "bf16"]) == 2
+    err = capsys.readouterr().err
+    assert "unpaired images: NIR without RGB: ['extra']" in err and len(err.strip().splitlines()) == 1
+
+
+def test_video_frames_are_spread_over_the_whole_video(tmp_path):
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 24))
+    for i in range(40):  # frame i is grey level 6 * i
+        writer.write(np.full((24, 32, 3), 6 * i, np.uint8))
+    writer.release()
+    frames = load_nir_frames(video, (16, 12), 6)
+    index = [int(round(f.mean() / 6)) for f in frames]
+    assert index == [0, 6, 12, 20, 26, 32]
+    assert [int(round(f.mean() / 6)) for f in load_nir_frames(video, None, 50)] == list(range(40))  # fewer than asked: all
+
+
+def _no_work(monkeypatch):
+    """Building the model is the start of the work: bad options must be refused before it."""
+    import nirvision.api
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("work started before the options were checked")
+
+    monkeypatch.setattr(nirvision.api, "load_chain", refuse)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--json", "{tmp}/afile/report.json"], "--json {tmp}/afile/report.json: {tmp}/afile is a file, not a folder"),
+    (["--json", "{tmp}"], "--json {tmp}: is a folder; expected a file name"),
+    (["--sizes", "48x40,"], "--sizes '48x40,': entry 2 is empty; expected comma-separated WIDTHxHEIGHT"),
+    (["--sizes", "48x40,32"], "size '32': expected WIDTHxHEIGHT"),
+    (["--precisions", ","], "--precisions ',': no reduced precision to report; expected some of bf16, fp16, int8"),
+    (["--threads", "-2"], "--threads -2: expected 1 to 1024 CPU threads"),
+    (["--threads", "0"], "--threads 0: expected 1 to 1024 CPU threads"),
+    (["--device", "banana"], "device 'banana': expected auto, cpu, cuda or cuda:N"),
+    (["--eval", "0", "--skip-quantize"], "--eval 0 (no report) leaves nothing to do without int8 calibration"),
+])
+def test_cli_bad_options_exit_2_before_any_work(tmp_path, paired, capsys, monkeypatch, extra, message):
+    (tmp_path / "afile").write_text("x")
+    _no_work(monkeypatch)
+    args = ["--paired", str(paired), "--sizes", "48x40", "--num", "2", "--eval", "2", "--cache", str(tmp_path / "cache")]
+    assert main(args + [e.format(tmp=tmp_path) for e in extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("calibrate: error: " + message.format(tmp=tmp_path)) and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flag, value", [("--num", "0"), ("--num", "-3"), ("--eval", "-1"), ("--num", "x")])
+def test_cli_counts_are_checked(flag, value, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--frames", "x", flag, value])
+    assert exc.value.code == 2
+    assert f"argument {flag}: expected a" in capsys.readouterr().err
+
+
+def test_cli_all_images_are_report_frames(tmp_path, paired, capsys, monkeypatch):
+    # 6 pairs and --eval 16: every pair is a report frame, none is left to calibrate int8 on
+    _no_work(monkeypatch)
+    assert main(["--paired", str(paired), "--sizes", "48x40", "--precisions", "int8", "--cache", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "all 6 images are report frames (held out of calibration); lower --eval below 6" in err
+    assert "found no images" not in err
+
+
+def test_cli_eval_0_calibrates_without_a_report(tmp_path, paired, capsys):
+    out = tmp_path / "sub" / "report.json"
+    code = main(["--frames", str(paired / "nir"), "--sizes", "48x40", "--num", "3", "--eval", "0", "--precisions", "int8",
+                 "--cache", str(tmp_path / "cache"), "--json", str(out), "--threads", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "int8 model calibrated on 3 frames" in captured.out and "48x40: no report (--eval 0)" in captured.out
+    assert len(list((tmp_path / "cache" / "onnx-int8").glob("*.onnx"))) == 1
+    assert json.loads(out.read_text())["rows"] == []
+
+
+def test_parse_sizes():
+    assert parse_sizes("48x40, 32x32") == [("48x40", (48, 40)), ("32x32", (32, 32))]
+    with pytest.raises(FramesError, match="48X40 is given twice"):
+        parse_sizes("48x40,48X40")
