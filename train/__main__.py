@@ -1,7 +1,10 @@
 """``python -m train --config configs/train/lite.yaml [--stage translate|pretrain|finetune|all]``
 
-Runs the stages in order; each resumes from its last checkpoint after an interruption and
-its output feeds the next. Multi-process: ``torchrun --nproc_per_node N -m train ...``.
+Runs the stages in order; each resumes from its last checkpoint after an interruption (Ctrl-C
+exits 130 saying which epoch the same command resumes after) and its output feeds the next;
+a stage whose previous stage's output changed since it started (that stage ran again) starts
+afresh from the new output. Config, ``--export`` and ``--output`` are checked, and the data
+loaded, before the run folder is made. Multi-process: ``torchrun --nproc_per_node N -m train ...``.
 """
 from __future__ import annotations
 
@@ -9,15 +12,16 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
 from nirvision.config import ConfigError
-from nirvision.errors import InputError
-from nirvision.models.checkpoint import CheckpointError
+from nirvision.errors import InputError, usage_errors
 from nirvision.models.registry import load_model_config
 from nirvision.runtime.levels import LevelsBand
 
@@ -38,85 +42,234 @@ def size_multiples(model) -> dict[str, int]:
             "validation": math.lcm(translate, m["colorizer"])}
 
 
+def _patchgan_min_side(cfg) -> int:
+    """The smallest square input a PatchGAN runs on: every InstanceNorm needs more than one
+    pixel and the last convolution at least one (24 for 3 layers)."""
+    for side in range(2, 4097):
+        s, ok = side // 2, True  # first conv: k4 s2 p1
+        for n in range(1, cfg.layers + 1):
+            s = (s + 2 - 4) // (2 if n < cfg.layers else 1) + 1
+            ok = ok and s >= 2  # InstanceNorm
+        if ok and s - 1 >= 1:
+            return side
+    return 4096
+
+
+def size_minimums(model) -> dict[str, int]:
+    """The smallest crop each stage's networks train at (and image size validation runs at):
+    an MPFNet's deepest level must keep more than one pixel for InstanceNorm, so its side is at
+    least two multiples (as inference pads to, nirvision.models.chain.padded_size)."""
+    side = {}
+    for role, spec in model.networks.items():
+        side[role] = 2 * spec.config.multiple if spec.type == "mpfnet" else _patchgan_min_side(spec.config)
+    translate = max(side["nir_to_gray"], side["gray_to_nir"], side["image_discriminator"])
+    return {"translate": translate, "pretrain": side["colorizer"], "finetune": max(translate, side["colorizer"], side["feature_discriminator"]),
+            "validation": max(side["nir_to_gray"], side["colorizer"])}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m train", description="Train MPFNet with the paper's three-stage schedule.")
     p.add_argument("--config", required=True, help="training YAML (configs/train/lite.yaml or paper.yaml)")
     p.add_argument("--stage", choices=STAGES + ("all",), default="all", help="run one stage, or all in order (default)")
     p.add_argument("--data", help="paired folder with nir/ and rgb/ (overrides data.root)")
     p.add_argument("--output", help="runs folder (overrides output)")
-    p.add_argument("--export", type=Path, help="after finetune, write the inference weights (and a model card) here")
+    p.add_argument("--export", help="after finetune, write the inference weights here (e.g. weights.pt) and a model card next to them (weights.md)")
     p.add_argument("--threads", type=int, help="torch threads per process (overrides threads)")
     p.add_argument("--fresh", action="store_true", help="ignore last.pt and outputs of the stages being run")
     return p.parse_args(argv)
 
 
-def setup_logging(run_dir: Path, rank: int) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fmt = logging.Formatter(f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s")
+def _writable_folder(path: Path, what: str) -> None:
+    """The nearest existing folder at or above ``path`` must be a folder we can create files in."""
+    anc = path.absolute()
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if not anc.is_dir():
+        raise InputError(f"{what}: {anc} is a file; expected a folder")
+    try:
+        with tempfile.TemporaryFile(dir=anc):
+            pass
+    except OSError as exc:
+        raise InputError(f"{what}: cannot create files in {anc} ({exc.strerror or exc}); expected a writable folder") from None
+
+
+def check_export(raw: str, stages: tuple[str, ...]) -> Path:
+    """Check ``--export`` before training: a file path whose folder can be written, with room
+    for the model card next to it."""
+    what = f"--export {raw}"
+    if "finetune" not in stages:
+        raise InputError(f"{what}: the weights are exported after the finetune stage, which --stage {stages[0]} does not run; "
+                         "expected --stage finetune or all")
+    if not raw or raw.endswith(("/", os.sep)):
+        raise InputError(f"{what}: expected a file path for the weights (e.g. weights.pt), got a folder")
+    path = Path(raw)
+    if path.suffix.lower() == ".md":
+        raise InputError(f"{what}: the model card is written next to the weights with the suffix .md; "
+                         f"expected a weights file name not ending in .md (e.g. {path.with_suffix('.pt').name})")
+    for p, kind in ((path, "the weights"), (path.with_suffix(".md"), "the model card")):
+        if p.is_dir():
+            raise InputError(f"{what}: {p} is a folder; expected a file path for {kind}")
+    _writable_folder(path.parent, what)
+    return path
+
+
+def check_output(cfg) -> None:
+    """The run folder and its stage folders must be folders (or not exist yet) in a writable place."""
+    run = cfg.run_dir()
+    for p in (run, *(run / s for s in STAGES)):
+        if p.exists() and not p.is_dir():
+            raise InputError(f"output: {p} is a file; expected {'the run folder' if p == run else f'the {p.name} stage folder'} "
+                             "(move the file away or choose another --output)")
+    _writable_folder(run, f"output {cfg.output}")
+
+
+class _TerminalFormatter(logging.Formatter):
+    """Errors as one plain line (``train: error: ...``), the rest with time, rank and logger."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno >= logging.ERROR:
+            return f"train: error: {record.getMessage()}"
+        return super().format(record)
+
+
+def _not_file_only(record: logging.LogRecord) -> bool:
+    return not getattr(record, "file_only", False)
+
+
+class _Buffer(logging.Handler):
+    """Keeps the records logged before the run folder (and train.log) exists."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def close_logging() -> None:
+    """Remove (and close) the handlers ``setup_logging`` added."""
     root = logging.getLogger()
-    root.setLevel(logging.INFO)
     for old in [h for h in root.handlers if getattr(h, "_train_run", False)]:
         root.removeHandler(old)
         old.close()
-    handlers = [logging.FileHandler(run_dir / ("train.log" if rank == 0 else f"train.rank{rank}.log"))]
+
+
+def setup_logging(run_dir: Path, rank: int) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = f"%(asctime)s [rank {rank}] %(levelname)s %(name)s: %(message)s"
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    close_logging()
+    file_handler = logging.FileHandler(run_dir / ("train.log" if rank == 0 else f"train.rank{rank}.log"))
+    file_handler.setFormatter(logging.Formatter(text))
+    handlers = [file_handler]
     if rank == 0:
-        handlers.append(logging.StreamHandler(sys.stderr))
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.setFormatter(_TerminalFormatter(text))
+        terminal.addFilter(_not_file_only)
+        handlers.append(terminal)
     for h in handlers:
-        h.setFormatter(fmt)
         h._train_run = True
         root.addHandler(h)
 
 
+def _interrupted(phase: str, stage: str | None, runner: StageRunner | None, stages: tuple[str, ...], export: bool) -> str:
+    if phase == "data":
+        return "train: interrupted while loading the data, before training; run the same command again to start"
+    if phase == "after":
+        return "train: interrupted after the stages finished; run the same command again to write floor.json" + (" and the export" if export else "")
+    later = list(stages[stages.index(stage) + 1:])
+    rest = f", then {' and '.join(later)}" if later else ""
+    done = runner.saved_epoch if runner is not None else None
+    if done is None:
+        return f"train: interrupted in stage {stage}; run the same command again to resume it from its last finished epoch{rest}"
+    if done:
+        return f"train: interrupted in stage {stage}; run the same command again to resume it after epoch {done}{rest}"
+    return f"train: interrupted in stage {stage} before its first epoch finished; run the same command again to start it{rest}"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    stages = STAGES if args.stage == "all" else (args.stage,)
     try:
         cfg = load_train_config(args.config)
         if args.data:
             cfg.data.root = args.data
         if args.output:
             cfg.output = args.output
-        if args.threads:
+        if args.threads is not None:
+            if args.threads < 0:
+                raise InputError(f"--threads {args.threads}: expected 0 (torch's default) or more")
             cfg.threads = args.threads
         model = load_model_config(cfg.model, require_training=True)
         try:
-            cfg.check_sizes(size_multiples(model))
+            cfg.check_sizes(size_multiples(model), size_minimums(model))
         except ValueError as exc:
             raise ConfigError(str(args.config), "", str(exc)) from None
+        export = check_export(args.export, stages) if args.export is not None else None
+        check_output(cfg)
     except (ConfigError, InputError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
     ctx = init_context(cfg.bf16)
-    setup_logging(cfg.run_dir(), ctx.rank)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    log.info("config %s: model %s, seed %d, world %d, threads %d", args.config, cfg.model, cfg.seed, ctx.world, torch.get_num_threads())
+    root = logging.getLogger()
+    buffer = _Buffer()
+    root.addHandler(buffer)
+    root.setLevel(logging.INFO)
+    phase, stage, runner = "data", None, None
     try:
-        data = TrainData(cfg.data, cfg.seed)
-        stages = STAGES if args.stage == "all" else (args.stage,)
-        for name in stages:
-            runner_dir = cfg.run_dir() / name
+        try:
+            if cfg.threads:
+                torch.set_num_threads(cfg.threads)
+            log.info("config %s: model %s, seed %d, world %d, threads %d", args.config, cfg.model, cfg.seed, ctx.world, torch.get_num_threads())
+            data = TrainData(cfg.data, cfg.seed)  # checked before the run folder (and train.log) is made
+        except usage_errors() as exc:
+            if ctx.main:
+                print(f"train: error: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            root.removeHandler(buffer)
+        setup_logging(cfg.run_dir(), ctx.rank)
+        for record in buffer.records:  # what was logged before train.log existed
+            logging.getLogger(record.name).handle(record)
+        phase = "stages"
+        for stage in stages:
+            runner = None
+            runner_dir = cfg.run_dir() / stage
             if args.fresh and ctx.main:
                 for f in ("last.pt", "output.pt", "best.pt"):
                     (runner_dir / f).unlink(missing_ok=True)
             ctx.barrier()
             t0 = time.perf_counter()
-            runner = StageRunner(cfg, model, data, ctx, name)
+            runner = StageRunner(cfg, model, data, ctx, stage)
             runner.run()
-            log.info("stage %s done in %.1f min", name, (time.perf_counter() - t0) / 60)
+            log.info("stage %s done in %.1f min", stage, (time.perf_counter() - t0) / 60)
+        phase = "after"
         if ctx.main and "finetune" in stages:
             floor = floor_metrics(data)
             log.info("floor (NIR copied as gray): PSNR %.2f dB, SSIM %.4f, AE %.2f deg", floor["psnr"], floor["ssim"], floor["ae"])
             info = {"train": len(data.train_names), "val": len(data.val_names), "val_names": data.val_names, "skipped": len(data.skipped)}
             (cfg.run_dir() / "floor.json").write_text(json.dumps({"floor": floor, "split": info}, indent=1))
-            if args.export:
+            if export is not None:
                 levels = LevelsBand.from_images(data.nir[:, 0].numpy()).to_dict()
-                out = export_weights(cfg, args.config, args.export, floor, info, levels)
+                out = export_weights(cfg, args.config, export, floor, info, levels)
                 log.info("exported %s and %s", out, out.with_suffix(".md"))
-    except (ConfigError, InputError, CheckpointError, FileNotFoundError) as exc:
+    except usage_errors() + (FileNotFoundError,) as exc:
         log.error("%s", exc)
         return 2
+    except KeyboardInterrupt:
+        message = _interrupted(phase, stage, runner, stages, export is not None)
+        if phase != "data":
+            log.warning("%s", message, extra={"file_only": True})
+        if ctx.main:
+            if sys.stderr.isatty():
+                sys.stderr.write("\n")  # end a progress line
+            print(message, file=sys.stderr)
+        return 130
     finally:
         close_context(ctx)
+        close_logging()
     return 0
 
 

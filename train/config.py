@@ -7,6 +7,7 @@ from pathlib import Path
 from nirvision.config import load_yaml
 
 STAGES = ("translate", "pretrain", "finetune")
+SEED_MIN, SEED_MAX = -(2**31), 2**32 - 1  # torch seeds are 64-bit; per-epoch seeds are seed * 1_000_003 + ...
 
 
 @dataclass
@@ -90,6 +91,10 @@ class StageConfig:
             raise ValueError("decay_from must lie in [0, 1]")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: off; 0.999 averages over about 1000 steps), got {self.ema}")
+        if self.iters_per_epoch < 0:
+            raise ValueError(f"iters_per_epoch must be 0 (one pass over the training pairs) or more, got {self.iters_per_epoch}")
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1) (Adam's beta1, beta2, e.g. [0.5, 0.999]), got {self.betas}")
 
 
 @dataclass
@@ -111,23 +116,41 @@ class TrainConfig:
         return getattr(self, name)
 
     def validate(self) -> None:
+        if not self.name or self.name in (".", "..") or any(c in self.name for c in "/\\\0"):
+            raise ValueError(f"name must be a plain folder name (the run's folder under output), got {self.name!r}")
+        if not SEED_MIN <= self.seed <= SEED_MAX:
+            raise ValueError(f"seed must lie in [{SEED_MIN}, {SEED_MAX}], got {self.seed}")
+        if self.threads < 0:
+            raise ValueError(f"threads must be 0 (torch's default) or more, got {self.threads}")
+        if self.pool_size < 0:
+            raise ValueError(f"pool_size must be 0 (no image pool) or more, got {self.pool_size}")
+        if self.sample_count < 1:
+            raise ValueError(f"sample_count must be 1 or more, got {self.sample_count}")
         for name in STAGES:  # the data section with each stage's overrides, checked now, not when the stage starts
             try:
                 self.stage(name).data_for_stage(self.data)
             except ValueError as exc:
                 raise ValueError(f"{name}: its augmentation settings (with the data section's) are invalid: {exc}") from None
 
-    def check_sizes(self, multiples: dict[str, int]) -> None:
+    def check_sizes(self, multiples: dict[str, int], minimums: dict[str, int] | None = None) -> None:
         """Refuse sizes the networks cannot run at. ``multiples``: each stage's networks' size
-        multiple, and ``validation`` for the full-size validation images."""
+        multiple, and ``validation`` for the full-size validation images; ``minimums``: the
+        smallest side each can train (or validate) at, keyed the same way."""
+        minimums = minimums or {}
         if self.data.image_size % multiples["validation"]:
             raise ValueError(f"data.image_size: {self.data.image_size} is not a multiple of {multiples['validation']}, "
                              f"which model {self.model} needs (validation runs on whole images)")
+        if self.data.image_size < minimums.get("validation", 0):
+            raise ValueError(f"data.image_size: {self.data.image_size} is below {minimums['validation']}, the smallest side "
+                             f"model {self.model} runs at (validation runs on whole images)")
         for name in STAGES:
             crop = self.stage(name).data_for_stage(self.data).crop
+            key = f"{name}.crop" if self.stage(name).crop is not None else "data.crop"
             if crop % multiples[name]:
-                key = f"{name}.crop" if self.stage(name).crop is not None else "data.crop"
                 raise ValueError(f"{key}: the {name} stage's crop {crop} is not a multiple of {multiples[name]}, which model {self.model} needs")
+            if crop < minimums.get(name, 0):
+                raise ValueError(f"{key}: the {name} stage's crop {crop} is below {minimums[name]}, the smallest side "
+                                 f"model {self.model}'s networks train at in that stage")
 
     def run_dir(self) -> Path:
         return Path(self.output) / self.name

@@ -6,6 +6,7 @@ import platform
 import os
 from pathlib import Path
 
+from nirvision.errors import InputError
 from nirvision.models.checkpoint import read_checkpoint, save_checkpoint
 from nirvision.models.registry import parse_model_config
 
@@ -15,6 +16,10 @@ from .config import STAGES, TrainConfig
 def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, data_info: dict, levels: dict | None = None) -> Path:
     """Write ``out`` (nir_to_gray + colorizer of the finetune output) and ``out``.md; ``levels``:
     the training images' NIR levels (``LevelsBand.to_dict``), which ``--levels`` brings frames to."""
+    out = Path(out)
+    if out.suffix.lower() == ".md":  # the card would overwrite the weights
+        raise InputError(f"export {out}: the model card is written next to the weights with the suffix .md; "
+                         "expected a weights file name not ending in .md (e.g. weights.pt)")
     run = cfg.run_dir()
     payload = read_checkpoint(run / "finetune" / "output.pt")
     model = parse_model_config(payload["model_config"])

@@ -2,7 +2,10 @@
 
 Files under ``<output>/<name>/<stage>/``:
   last.pt      training state after the last finished epoch (networks, optimizers, pools,
-               history); a restarted run resumes from it and reaches the same weights
+               history); a restarted run resumes from it and reaches the same weights. It
+               records the settings (warned about when they change on resume) and a sha256 of
+               the previous stages' outputs it started from: if one changed, the stage
+               starts afresh from the new output (with a warning) instead of resuming
   output.pt    the stage's result (a nirvision checkpoint holding every network so far),
                which the next stage starts from: the last epoch's weights, or with
                ``keep_best`` the weights of the epoch with the best validation PSNR
@@ -14,8 +17,10 @@ Files under ``<output>/<name>/<stage>/``:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import pickle
 import sys
 import time
 from contextlib import nullcontext
@@ -25,7 +30,8 @@ import numpy as np
 import torch
 
 from nirvision.metrics import evaluate_pairs, mean_metrics
-from nirvision.models.checkpoint import load_into, read_checkpoint, save_checkpoint
+from nirvision.config import to_dict
+from nirvision.models.checkpoint import CheckpointError, load_into, read_checkpoint, save_checkpoint
 from nirvision.models.registry import ModelConfig
 from nirvision.visual import save_grid
 
@@ -52,6 +58,17 @@ def build_networks(model: ModelConfig, seed: int) -> dict[str, torch.nn.Module]:
     for role, spec_role in DISC_ROLES.items():
         nets[role] = model.build(spec_role)
     return nets
+
+
+def weights_digest(networks: dict[str, dict[str, torch.Tensor]]) -> str:
+    """sha256 of the networks' tensors (names, dtypes, shapes, values): which weights a stage started from."""
+    h = hashlib.sha256()
+    for role in sorted(networks):
+        for key in sorted(networks[role]):
+            t = networks[role][key].detach().cpu().contiguous()
+            h.update(f"{role}.{key}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def epoch_seed(seed: int, stage: str, epoch: int) -> int:
@@ -94,6 +111,8 @@ class StageRunner:
         self.stage_name = stage_name
         self.stage_cfg = cfg.stage(stage_name)
         self.dir = cfg.run_dir() / stage_name
+        self.inputs: dict[str, dict] = {}  # previous stage -> {"path", "sha256"} of the output this stage starts from
+        self.saved_epoch: int | None = None  # the epoch last.pt holds (None until resume() looked)
         self.nets = build_networks(model, cfg.seed)
         for net in self.nets.values():
             net.to(ctx.device)
@@ -113,20 +132,99 @@ class StageRunner:
                 raise FileNotFoundError(f"stage {self.stage_name} starts from the output of stage {prev}, but {path} does not exist; run `python -m train --config ... --stage {prev}` first")
             payload = read_checkpoint(path)
             owned = {"translate": ("nir_to_gray", "gray_to_nir", "disc_gray", "disc_nir"), "pretrain": ("colorizer",)}[prev]
+            networks = payload.get("networks")
+            missing = [r for r in owned if not isinstance(networks, dict) or r not in networks]
+            if missing:
+                has = ", ".join(networks) if isinstance(networks, dict) and networks else "none"
+                raise CheckpointError(f"{path}: holds no weights for {', '.join(missing)} (it has: {has}); expected the output of stage {prev} "
+                                      f"with all its networks; run `python -m train --config ... --stage {prev}` again")
             for role in owned:
-                load_into(self.nets[role], payload["networks"][role], f"{path}, network '{role}'")
+                load_into(self.nets[role], networks[role], f"{path}, network '{role}'")
+            self.inputs[prev] = {"path": str(path), "sha256": weights_digest({r: networks[r] for r in owned})}
             log.info("%s: starting from %s (%s)", self.stage_name, path, ", ".join(owned))
 
     def _state_path(self) -> Path:
         return self.dir / "last.pt"
 
+    def _settings(self) -> dict:
+        """What a resumed stage should keep: its section, the data section, seed and pool size."""
+        return {"seed": self.cfg.seed, "pool_size": self.cfg.pool_size, "data": to_dict(self.cfg.data),
+                self.stage_name: to_dict(self.stage_cfg)}
+
+    def _read_state(self, path: Path) -> dict:
+        fresh = f"run `python -m train --config ... --stage {self.stage_name} --fresh` to start the stage over"
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+            text = str(exc).strip().splitlines()[0][:200].split(". ")[0] if str(exc).strip() else ""
+            reason = type(exc).__name__ + (f": {text}" if text and not isinstance(exc, pickle.UnpicklingError) else "")
+            raise CheckpointError(f"{path}: cannot be read as a training state ({path.stat().st_size} bytes; truncated, damaged or "
+                                  f"not a last.pt: {reason}); {fresh}") from None
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            kind = " (it is a nirvision checkpoint, such as an output.pt)" if isinstance(state, dict) and state.get("format") == "nirvision-checkpoint" else ""
+            raise CheckpointError(f"{path}: not a training state{kind}; expected the last.pt that python -m train writes; {fresh}")
+        if state.get("stage") != self.stage_name:
+            raise CheckpointError(f"{path}: the training state of stage {state.get('stage')!r}, expected one of stage {self.stage_name!r}; {fresh}")
+        return state
+
+    def _inputs_changed(self, state: dict, path: Path) -> bool:
+        """True where a previous stage's output differs from the one ``state`` started from."""
+        if not self.inputs:
+            return False
+        recorded = state.get("inputs")
+        if recorded is None:
+            log.warning("%s: %s does not record which outputs of %s it started from (written by an older version); "
+                        "resuming it without checking them", self.stage_name, path, " and ".join(self.inputs))
+            return False
+        changed = [prev for prev, now in self.inputs.items() if (recorded.get(prev) or {}).get("sha256") != now["sha256"]]
+        if changed:
+            log.warning("%s: %s changed since %s was started from it (stage %s ran again); starting %s afresh from the new "
+                        "output: the %d epoch(s) in %s are discarded", self.stage_name, " and ".join(self.inputs[p]["path"] for p in changed),
+                        path, " and ".join(changed), self.stage_name, int(state.get("epoch", 0)), path)
+        return bool(changed)
+
+    def _warn_changed_settings(self, state: dict, path: Path) -> None:
+        before = state.get("settings")
+        if before is None:
+            log.warning("%s: %s does not record the settings it was trained with (written by an older version); "
+                        "resuming with the config's current settings", self.stage_name, path)
+            return
+        now = self._settings()
+        changes = []
+        for key in now:
+            old, new = before.get(key), now[key]
+            if isinstance(new, dict):
+                old = old if isinstance(old, dict) else {}
+                for k in new:
+                    if k != "epochs" and old.get(k) != new[k]:
+                        changes.append(f"{key}.{k} {old.get(k)!r} -> {new[k]!r}")
+            elif old != new:
+                changes.append(f"{key} {old!r} -> {new!r}")
+        if changes:
+            log.warning("%s: settings changed since %s was written: %s; resuming with the new settings "
+                        "(use --stage %s --fresh to start the stage over with them)", self.stage_name, path, ", ".join(changes), self.stage_name)
+
     def resume(self) -> None:
         path = self._state_path()
         if not path.is_file():
+            self.saved_epoch = 0
             return
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if state.get("format") != STATE_FORMAT or state.get("stage") != self.stage_name:
-            raise ValueError(f"{path}: not a training state of stage {self.stage_name}")
+        state = self._read_state(path)
+        if self._inputs_changed(state, path):
+            self.saved_epoch = 0
+            return
+        self._warn_changed_settings(state, path)
+        try:
+            self._load_state(state, path)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
+            raise CheckpointError(f"{path}: training state incomplete or does not fit this stage ({type(exc).__name__}: {exc}); "
+                                  f"run `python -m train --config ... --stage {self.stage_name} --fresh` to start the stage over") from None
+        self.saved_epoch = self.start_epoch
+        log.info("%s: resumed from %s after epoch %d", self.stage_name, path, self.start_epoch)
+
+    def _load_state(self, state: dict, path: Path) -> None:
         for role, sd in state["networks"].items():
             load_into(self.nets[role], sd, f"{path}, network '{role}'")
         for name, opt in self.stage.optimizers.items():
@@ -150,7 +248,6 @@ class StageRunner:
                 log.warning("%s: %s holds no weight average (ema was off); the average starts from epoch %d's weights",
                             self.stage_name, path, self.start_epoch)
         self.best = state.get("best")
-        log.info("%s: resumed from %s after epoch %d", self.stage_name, path, self.start_epoch)
 
     def _save_state(self, epoch: int, pools_by_rank: list[dict]) -> None:
         state = {
@@ -163,11 +260,18 @@ class StageRunner:
             "history": self.history,
             "best": self.best,
             "ema": self.ema.state_dict() if self.ema is not None else None,
+            "inputs": self.inputs,  # the previous stages' outputs this stage started from
+            "settings": self._settings(),
         }
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self._state_path().with_suffix(".tmp")
-        torch.save(state, tmp)
-        tmp.replace(self._state_path())
+        try:
+            torch.save(state, tmp)
+            tmp.replace(self._state_path())
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self.saved_epoch = epoch
 
     # --- validation ---
     @torch.no_grad()

@@ -35,8 +35,12 @@ def save_checkpoint(path: str | Path, config: ModelConfig, networks: Mapping[str
     payload = {"format": FORMAT, "version": VERSION, "model_config": config.to_dict(), "networks": states, "meta": dict(meta or {})}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)
+    try:
+        torch.save(payload, tmp)
+        tmp.replace(path)
+    except BaseException:  # a full disk, a folder in the way, Ctrl-C: no half-written file left behind
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 
