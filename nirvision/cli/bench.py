@@ -12,24 +12,32 @@ from pathlib import Path
 from ..errors import InputError
 
 
-def _size(text: str) -> tuple[int, int]:
+def _size(text: str, flag: str = "--sizes") -> tuple[int, int]:
     from ..io.synthetic import MAX_SIDE
 
     try:
-        w, h = (int(v) for v in text.lower().split("x"))
+        w, h = (int(v) for v in text.strip().lower().split("x"))
     except ValueError:
-        raise InputError(f"--sizes: {text!r} is not WIDTHxHEIGHT (e.g. 640x480)") from None
+        raise InputError(f"{flag} {text!r}: not WIDTHxHEIGHT (e.g. 640x480)") from None
     if not (8 <= w <= MAX_SIDE and 8 <= h <= MAX_SIDE):
-        raise InputError(f"--sizes: {text}: width and height must lie in 8..{MAX_SIDE}")
+        raise InputError(f"{flag} {text}: width and height must lie in 8..{MAX_SIDE}")
     return w, h
 
 
 def _list(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
-    items = [t.strip() for t in text.split(",") if t.strip()]
+    items = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))  # each once, in order
     bad = [t for t in items if t not in allowed]
     if bad or not items:
         raise InputError(f"--{what}: {', '.join(bad) or 'nothing given'}; expected a comma-separated list of {', '.join(allowed)}")
     return items
+
+
+def parse_sizes(text: str, flag: str = "--sizes") -> list[tuple[int, int]]:
+    """Comma-separated WIDTHxHEIGHT, each once in order; at least one."""
+    sizes = list(dict.fromkeys(_size(s.strip()) for s in text.split(",") if s.strip()))
+    if not sizes:
+        raise InputError(f"{flag} {text!r}: nothing given; expected comma-separated WIDTHxHEIGHT (e.g. 256x256,640x480)")
+    return sizes
 
 
 def _workers(text: str) -> list[int | str]:
@@ -88,21 +96,25 @@ def run(args) -> int:
 
     backends = _list(args.backends, BACKEND_NAMES, "backends")
     precisions = _list(args.precisions, PRECISIONS, "precisions")
-    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
+    sizes = parse_sizes(args.sizes)
     workers = _workers(args.workers)
     check_preset(args.preset)
-    if args.count < 1 or args.warmup < 0 or args.engine_frames < 1:
-        raise InputError("--count and --engine-frames must be at least 1, --warmup at least 0")
-    if args.plot:  # said now, not after minutes of timing
-        from ..io.video_sink import prepare_output_path
+    for flag, value, least in (("--count", args.count, 1), ("--engine-frames", args.engine_frames, 1), ("--warmup", args.warmup, 0)):
+        if value < least:
+            raise InputError(f"{flag} {value}: expected at least {least}")
+    from ..io.video_sink import prepare_output_path
 
+    if args.plot:  # said now, not after minutes of timing
         if Path(args.plot).suffix.lower() not in (".png", ".jpg", ".jpeg"):
             raise InputError(f"--plot {args.plot}: expected an image file name ending in .png or .jpg")
         prepare_output_path(Path(args.plot), "--plot", (".png", ".jpg"))
+    if args.json:
+        prepare_output_path(Path(args.json), "--json", (".json",))
     if args.frames and not Path(args.frames).is_dir():
         raise InputError(f"--frames {args.frames}: expected a folder of NIR images")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from ..api import set_threads
+
+    set_threads(args.threads)
     torch.manual_seed(args.seed)  # random init is reproducible: int8 models calibrated for it are found again
     net, config, meta = load_chain(args.weights, None if args.weights else args.model)
     options = {"cache_dir": args.cache} if args.cache else {}
@@ -129,7 +141,10 @@ def run(args) -> int:
     if encoders:
         print(f"engine rows: H.264 clip in, {', '.join(encoders)} out")
     if args.json:
-        Path(args.json).write_text(json.dumps([r.to_dict() for r in records], indent=2))
+        try:
+            Path(args.json).write_text(json.dumps([r.to_dict() for r in records], indent=2))
+        except OSError as exc:
+            raise InputError(f"--json {args.json}: cannot be written ({exc.strerror or exc})") from None
         print(f"records written to {args.json}")
     if args.plot:
         from ..visual import save_bench_chart

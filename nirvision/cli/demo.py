@@ -50,15 +50,20 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..io import open_sink, open_source
 
+    from .bench import _size
+
     if args.frames < 1:
         raise InputError(f"--frames {args.frames}: expected at least 1")
+    if args.fps < 1:
+        raise InputError(f"--fps {args.fps}: expected a frame rate of at least 1")
+    width, height = _size(args.size, "--size")
     backend, config, meta = build_backend(args)  # before any output is created: it fails fast on bad options
     out = Path(args.output_dir)
     video = out / "demo.mp4"
     png = out / "demo_side_by_side.png"
     source = None
     try:
-        source = open_source(f"synthetic:{args.size}@{args.fps}:{args.frames}", seed=args.seed)
+        source = open_source(f"synthetic:{width}x{height}@{args.fps}:{args.frames}", seed=args.seed)
         sinks = [open_sink(str(video), source.info, threads=encoder_threads(args)), SnapshotSink(png)]
     except BaseException:
         if source is not None:
@@ -69,5 +74,5 @@ def run(args) -> int:
         print(f"nirvision demo: note: random {config.name} weights (no --weights): the colours mean nothing", file=sys.stderr)
     summary, code = run_engine(source, sinks, backend, args, progress=True)
     print(f"nirvision demo: {describe(summary)}", file=sys.stderr)
-    print(f"{summary['fps']:.1f} fps ({config.name} model, {summary['backend']['name']} on {summary['backend']['device']}, {summary['backend']['precision']}); wrote {video} and {png}")
+    print(f"{summary['fps']:.3g} fps ({config.name} model, {summary['backend']['name']} on {summary['backend']['device']}, {summary['backend']['precision']}); wrote {video} and {png}")
     return code

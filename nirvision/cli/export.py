@@ -10,6 +10,7 @@ int8 models come from ``python -m calibrate``, which needs calibration frames.
 """
 from __future__ import annotations
 
+import sys
 import time
 
 from ..errors import InputError
@@ -24,7 +25,7 @@ def add_parser(sub) -> None:
                    "native bf16, else fp32), fp32, bf16 (openvino), fp16 (CUDA), int8 (checks the calibrated model is there)")
     p.add_argument("--sizes", required=True, help="comma-separated WIDTHxHEIGHT of the frames to be colorized")
     p.add_argument("--batch", type=int, default=1, help="frames per inference call (the engine uses 1)")
-    p.add_argument("--model", default="lite", help="lite, paper or a YAML path (random init unless --weights)")
+    p.add_argument("--model", default="lite", help="lite, paper or a YAML path: the model --random-init builds (the bundled weights are lite; --weights files carry their own)")
     p.add_argument("--weights", help="checkpoint (default: the bundled weights)")
     p.add_argument("--random-init", action="store_true", help="export a randomly initialised --model (for benchmarks)")
     p.add_argument("--device", default="auto")
@@ -32,22 +33,29 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
+MAX_BATCH = 64
+
+
 def run(args) -> int:
     from ..api import load_chain
     from ..runtime.backends import create_backend
-    from .bench import _size
+    from .bench import parse_sizes
 
-    sizes = [_size(s) for s in args.sizes.split(",") if s.strip()]
-    if args.batch < 1:
-        raise InputError("--batch must be at least 1")
+    sizes = parse_sizes(args.sizes)
+    if not 1 <= args.batch <= MAX_BATCH:
+        raise InputError(f"--batch {args.batch}: expected 1 to {MAX_BATCH} frames per call (the engine uses 1)")
     if args.random_init and args.weights:
         raise InputError("give --weights or --random-init, not both")
+    if args.model != "lite" and not (args.weights or args.random_init):
+        raise InputError(f"--model {args.model}: the bundled weights are lite; expected --weights FILE for trained {args.model} weights, "
+                         "or --random-init to export a randomly initialised one (for benchmarks)")
     net, config, meta = load_chain(args.weights, args.model if args.random_init else None)
     options = {"cache_dir": args.cache} if args.cache and args.backend != "compile" else {}
     backend = create_backend(args.backend, net.eval(), args.device, args.precision, **options)
     for w, h in sizes:
         shape = (args.batch, 1, h, w)
         start = time.perf_counter()
+        print(f"{args.backend} {backend.precision} {w}x{h} (batch {args.batch}): building...", file=sys.stderr, flush=True)
         backend.prepare(shape)
         print(f"{args.backend} {backend.precision} {w}x{h} (batch {args.batch}): ready in {time.perf_counter() - start:.1f} s")
     if args.backend == "compile":

@@ -25,6 +25,8 @@ from typing import Callable
 
 import torch
 
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 ENV_VAR = "NIRVISION_CACHE"
@@ -111,6 +113,12 @@ class ArtefactCache:
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
+        at = self.root
+        while not at.exists() and at != at.parent:  # the nearest part of the path that exists must be a folder
+            at = at.parent
+        if at.exists() and not at.is_dir():
+            raise InputError(f"artefact cache {self.root}: {'is' if at == self.root else f'{at} is'} a file, not a folder; expected a folder "
+                             "for compiled models (--cache or $NIRVISION_CACHE)")
 
     def path(self, key: ArtefactKey, suffix: str) -> Path:
         return self.root / key.kind / f"{key.digest}{suffix}"

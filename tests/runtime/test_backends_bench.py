@@ -128,9 +128,9 @@ def test_bench_synthetic_frames_and_bad_options(tmp_path, capsys):
     assert main(["bench", "--sizes", "640by480"]) == 2
     assert "WIDTHxHEIGHT" in capsys.readouterr().err
     assert main(["bench", "--sizes", "64x48,7x5"]) == 2  # refused before anything is timed
-    assert "nirvision bench: error: --sizes: 7x5: width and height must lie in 8..8192" in capsys.readouterr().err
+    assert "nirvision bench: error: --sizes 7x5: width and height must lie in 8..8192" in capsys.readouterr().err
     assert main(["export", "--sizes", "0x480"]) == 2
-    assert "--sizes: 0x480" in capsys.readouterr().err
+    assert "--sizes 0x480: width and height" in capsys.readouterr().err
 
 
 def test_export_builds_onnx_ahead_of_time(tmp_path, capsys):
@@ -226,3 +226,48 @@ def test_bench_plot_from_the_command_line_and_a_bad_plot_name_said_first(tmp_pat
     assert len(_bars(cv2.imread(str(chart)), BARE_BGR)) == 2  # one row for each size
     assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--plot", str(tmp_path / "bench.txt")]) == 2
     assert "--plot" in capsys.readouterr().err and not (tmp_path / "bench.txt").exists()
+
+
+def test_bench_and_export_refuse_bad_options_before_any_work(tmp_path, capsys, monkeypatch):
+    import nirvision.api
+
+    monkeypatch.setattr(nirvision.api, "load_chain", lambda *a, **k: pytest.fail("work started before the options were checked"))
+    (tmp_path / "afile").write_text("x")
+    cases = [
+        (["bench", "--json", str(tmp_path)], f"--json {tmp_path}: is a folder"),
+        (["bench", "--json", str(tmp_path / "afile" / "b.json")], "cannot create its folder"),
+        (["bench", "--sizes", ","], "--sizes ',': nothing given"),
+        (["bench", "--threads", "0"], "--threads 0: expected 1 to 1024"),
+        (["bench", "--count", "0"], "--count 0: expected at least 1"),
+        (["export", "--sizes", ","], "--sizes ',': nothing given"),
+        (["export", "--sizes", "64x48", "--batch", "100000"], "--batch 100000: expected 1 to 64"),
+        (["export", "--sizes", "64x48", "--model", "paper"], "--model paper: the bundled weights are lite"),
+        (["demo", "--size", "64by48", "-o", str(tmp_path / "d")], "--size '64by48': not WIDTHxHEIGHT"),
+        (["demo", "--fps", "0", "-o", str(tmp_path / "d")], "--fps 0: expected a frame rate of at least 1"),
+    ]
+    for argv, says in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert says in err and len(err.strip().splitlines()) == 1, (argv, err)
+
+
+def test_a_cache_folder_that_is_a_file_is_refused_before_outputs_open(tmp_path, capsys, monkeypatch):
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setenv("NIRVISION_CACHE", str(tmp_path / "afile"))
+    out = tmp_path / "o.mp4"
+    assert main(["colorize", "synthetic:32x32@25:2", "-o", str(out), "--backend", "onnxruntime", "--model", "lite", "--workers", "1"]) == 2
+    assert f"artefact cache {tmp_path / 'afile'}: is a file, not a folder" in capsys.readouterr().err and not out.exists()
+    assert main(["export", "--sizes", "32x32", "--cache", str(tmp_path / "afile" / "sub")]) == 2
+    assert f"{tmp_path / 'afile'} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_bench_lists_time_each_entry_once_and_bad_frames_are_named(tmp_path, capsys):
+    out = tmp_path / "b.json"
+    assert main(["bench", "--backends", "eager,eager", "--sizes", "32x32,32x32", "--count", "1", "--warmup", "0", "--no-engine", "--threads", "1",
+                 "--quiet", "--json", str(out)]) == 0
+    assert [(r["backend"], r["size"]) for r in json.loads(out.read_text())] == [("eager", "32x32")]
+    (tmp_path / "f").mkdir()
+    cv2.imwrite(str(tmp_path / "f" / "c.tif"), np.full((20, 20), 3.0, np.float32))
+    capsys.readouterr()
+    assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--count", "1", "--no-engine", "--frames", str(tmp_path / "f"), "--quiet"]) == 2
+    assert f"benchmark frame {tmp_path / 'f' / 'c.tif'}: float frames must lie in [0, 1]" in capsys.readouterr().err

@@ -85,7 +85,11 @@ def load_frames(size: tuple[int, int], count: int, folder: str | Path | None = N
             img = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
             if img is None:
                 raise BackendUnavailable(f"benchmark frame {p}: cannot be read as an image")
-            frames.append(cv2.resize(to_nir(img, name=str(p)), (w, h), interpolation=cv2.INTER_AREA))
+            try:
+                nir = to_nir(img, name=str(p))
+            except ValueError as exc:  # pixels that are no image (float outside [0, 1], ...): the message names the file
+                raise BackendUnavailable(f"benchmark frame {exc}") from None
+            frames.append(cv2.resize(nir, (w, h), interpolation=cv2.INTER_AREA))
         while len(frames) < count:  # a small folder: go round again
             frames.append(frames[len(frames) % len(paths)])
         return np.stack(frames), f"{folder} (resized)"
@@ -362,7 +366,7 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             log.info("bench %s: %s %s %.1f ms/frame", size, rec.backend, rec.precision, sec * 1000)
         if engine:
             rec_best, backend = min(built, key=lambda rb: rb[0].ms_per_frame)
-            clip = clip_frames(frames, max(len(frames), engine_frames), engine_clip)
+            clip = clip_frames(frames, engine_frames, engine_clip)
             say(f"{size}: the engine with {backend.name}: {len(clip)} frames of an H.264 clip ({engine_clip}), the bare backend before and after")
             cpu0 = time.process_time()
             before = time_bare(backend, clip, len(clip))
