@@ -38,6 +38,16 @@ def build_chain(config: ModelConfig) -> NIRColorizerNet:
     return NIRColorizerNet(config.build("nir_to_gray"), config.build("colorizer"))
 
 
+def check_weights_path(weights) -> None:
+    """InputError for ``weights`` that cannot name a checkpoint file: not a path, empty, a folder."""
+    if not isinstance(weights, (str, os.PathLike)):
+        raise InputError(f"weights {weights!r}: expected a path to a checkpoint file")
+    if str(weights).strip() == "":
+        raise InputError(f"weights {str(weights)!r}: empty path; expected a checkpoint file")
+    if Path(weights).is_dir():
+        raise InputError(f"weights {weights}: is a folder, expected a checkpoint file")
+
+
 def load_chain(weights: str | Path | None = None, model: str | None = None) -> tuple[NIRColorizerNet, ModelConfig, dict]:
     """The inference chain from a checkpoint (``None``: the bundled weights).
 
@@ -47,6 +57,8 @@ def load_chain(weights: str | Path | None = None, model: str | None = None) -> t
     if weights is None and model is not None:
         config = load_model_config(model)
         return build_chain(config), config, {"weights": None}
+    if weights is not None:
+        check_weights_path(weights)
     path = Path(weights) if weights is not None else default_weights_path()
     if weights is None and not path.is_file():
         raise WeightsNotFound(f"no bundled weights at {path}; pass a checkpoint with --weights (train one with `python -m train`)")
@@ -72,7 +84,9 @@ class Colorizer:
         to them, off leaves frames as they are (``nirvision.runtime.levels``; ``levels_band``, a
         ``LevelsBand``, overrides the band the weights recorded). ``backend_options``
         go to ``create_backend``: ``workers``, ``infer_scale`` (the model at that fraction of each
-        frame's size), ``threads``, ..."""
+        frame's size), ``flip_average``, ``threads`` (CPU threads for inference, 1 to ``MAX_THREADS``:
+        onnxruntime's and openvino's own, else torch's, process-wide), ``cache_dir``, ...; an
+        option no backend of that name takes is an ``InputError`` naming it."""
         from .runtime.levels import band_of
 
         chain, config, meta = load_chain(weights, model)
@@ -81,10 +95,28 @@ class Colorizer:
         log.info("loaded %s model (%s) on %s, backend %s, %s", config.name, meta.get("weights") or "random init", engine.device, engine.name, engine.precision)
         return cls(engine, config, meta)
 
-    def __call__(self, nir: np.ndarray) -> np.ndarray:
-        """One frame (H x W, or any image reduced to one channel) or a batch (N x H x W)."""
-        if isinstance(nir, np.ndarray) and nir.ndim == 3 and nir.shape[2] not in (1, 3, 4):
-            return self.colorize_batch(list(nir))
+    def __call__(self, nir: np.ndarray, *, batch: bool | None = None) -> np.ndarray:
+        """One frame -> H x W x 3, or a batch -> N x H x W x 3.
+
+        One frame: H x W, or H x W x 1/3/4 (reduced to one channel). A batch: N x H x W, or
+        N x H x W x C. Without ``batch``, a 3-D array is one image when its last axis is 1, 3 or 4
+        (gray, RGB, RGBA), else a batch of N frames; an H x W x 2 array is refused (two channels
+        are neither gray, RGB nor RGBA); a 4-D array is a batch. ``batch=True`` / ``False`` says
+        which it is (an N x H x W batch of frames 1, 3 or 4 pixels wide needs ``batch=True``)."""
+        if batch is not None and not isinstance(batch, bool):
+            raise InputError(f"batch {batch!r}: expected True (the first axis counts frames), False (one image) or None (guess)")
+        if isinstance(nir, np.ndarray):
+            if batch is None and nir.ndim == 3 and nir.shape[2] == 2:
+                raise InputError(f"frame of shape {nir.shape}: 2 channels are neither gray, RGB nor RGBA; expected H x W, H x W x 1/3/4, "
+                                 f"or pass batch=True for {nir.shape[0]} frames of {nir.shape[1]} x {nir.shape[2]}")
+            if batch is None:
+                batch = nir.ndim == 4 or (nir.ndim == 3 and nir.shape[2] not in (1, 3, 4))
+            if batch:
+                if nir.ndim not in (3, 4):
+                    raise InputError(f"batch of shape {nir.shape}: expected N x H x W or N x H x W x C frames")
+                return self.colorize_batch(list(nir))
+        elif batch:
+            return self.colorize_batch(nir)
         return self.colorize_batch([nir])[0]
 
     def colorize_batch(self, frames: Sequence[np.ndarray] | Iterable[np.ndarray]) -> np.ndarray:
@@ -103,29 +135,33 @@ class Colorizer:
         """Colorize a whole video file, stream or camera (``source`` as ``nirvision colorize``
         takes it) into ``outputs`` (video files, image folders, ``http://HOST:PORT``) through the
         streaming engine; returns the run's summary (frames, drops, FPS, latencies; ``pieces``
-        with ``segment``). ``start`` / ``end``: seconds of a video file. ``sink_options``: ``crf``,
-        ``preset``, ``threads`` (x264's), ``segment`` (seconds a file), ``keep``. ``progress``: a
+        with ``segment``). ``start`` / ``end``: seconds of a video file (a number, or text as the
+        command takes it: 90, 1:30, 0:01:30.5). ``max_frames``: at least 1. ``sink_options``, checked
+        as the command checks them (an unknown one is an error): ``crf`` (0-51), ``preset``,
+        ``threads`` (x264's: a positive number or auto), ``segment`` (seconds a file, or 90s, 15m,
+        1h), ``keep`` (live sources). ``progress``: a
         callable given the engine's status now and then. ``contact_sheet``: ``NAME_sheet.png`` beside
         each video output (``nirvision.io.sheet_sink``). The backend stays open for more."""
-        from .errors import InputError
         from .io import open_sink, open_source
-        from .io.segment_sink import parse_duration
-        from .io.specs import check_not_source, check_range_source, opening_order
+        from .io.specs import check_distinct_outputs, check_not_source, check_range_source, opening_order
         from .runtime.engine import Engine, EngineOptions
 
         specs = [str(outputs)] if isinstance(outputs, (str, Path)) else [str(o) for o in outputs]
         if not specs:
             raise ValueError("colorize_video: no outputs given")
+        # the command's checks, as usage errors, before anything is opened
+        start, end = _video_time(start, "start"), _video_time(end, "end")
+        max_frames = _at_least_one(max_frames, "max_frames")
+        if progress is not None and not callable(progress):
+            raise InputError(f"colorize_video: progress {progress!r}: expected a callable given the engine's status, or None")
+        sink_options = _sink_options(sink_options)
         options = {"max_frames": max_frames, "audio": audio}
-        if start is not None or end is not None:  # the command's checks, as usage errors
+        if start is not None or end is not None:
             check_range_source(str(source), "colorize_video: start / end")
             if end is not None and end <= (start or 0.0):
-                raise InputError(f"colorize_video: end {end}: expected a time after start ({start or 0:g} s)")
+                raise InputError(f"colorize_video: end {end:g}: expected a time after start ({start or 0:g} s)")
             options.update(start=start, end=end)
-        if sink_options.get("segment") is not None:
-            sink_options["segment"] = parse_duration(str(sink_options["segment"]), "segment")
-        elif sink_options.get("keep") is not None:
-            raise InputError("colorize_video: keep: keeps the newest pieces of a recording cut by segment; expected segment too")
+        check_distinct_outputs(specs)
         check_not_source(specs, str(source))
         src = open_source(str(source), live=live, **options)
         sinks = []
@@ -154,10 +190,81 @@ class Colorizer:
         self.close()
 
 
-def set_threads(threads: int | None) -> None:
-    """Use ``threads`` CPU threads for intra-op work (None leaves torch's default)."""
+SINK_OPTIONS = ("crf", "preset", "threads", "segment", "keep")
+
+
+def _video_time(value, name: str) -> float | None:
+    """``colorize_video``'s ``start`` / ``end``: seconds (a number, at least 0) or the command's
+    text forms ('90', '1:30', '0:01:30.5'); None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        from .cli.colorize import parse_time
+
+        return parse_time(value, f"colorize_video: {name}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (0 <= value < float("inf")):
+        raise InputError(f"colorize_video: {name} {value!r}: expected a time in seconds (0 or more) or text such as 90, 1:30 or 0:01:30.5")
+    return float(value)
+
+
+def _at_least_one(value, name: str) -> int | None:
+    """A whole number of at least 1 (None stays None), as the command's ``--max-frames`` / ``--keep``."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"colorize_video: {name} {value!r}: expected at least 1 (a whole number)")
+    return int(value)
+
+
+def _sink_options(options: dict) -> dict:
+    """``colorize_video``'s video options checked as the command checks ``--crf``, ``--preset``,
+    ``--encoder-threads``, ``--segment`` and ``--keep``; an unknown one is an error naming it."""
+    from .cli.colorize import _positive, check_preset
+    from .io.segment_sink import parse_duration
+
+    unknown = sorted(k for k in options if k not in SINK_OPTIONS)
+    if unknown:
+        raise InputError(f"colorize_video: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                         f"expected some of: {', '.join(SINK_OPTIONS)}")
+    out = {k: v for k, v in options.items() if v is not None}
+    if "crf" in out:
+        crf = out["crf"]
+        if isinstance(crf, bool) or not isinstance(crf, (int, np.integer)) or not 0 <= crf <= 51:
+            raise InputError(f"colorize_video: crf {crf!r}: expected 0 (lossless) to 51")
+        out["crf"] = int(crf)
+    if "preset" in out:
+        try:
+            check_preset(out["preset"])
+        except InputError as exc:
+            raise InputError(f"colorize_video: {str(exc).removeprefix('--')}") from None
+    if "threads" in out:  # x264's threads: a positive number, or auto (x264's own choice)
+        if out["threads"] == "auto":
+            del out["threads"]
+        elif isinstance(out["threads"], bool) or not isinstance(out["threads"], (int, np.integer, str)):
+            raise InputError(f"colorize_video: threads {out['threads']!r}: expected a positive integer or auto")
+        else:
+            out["threads"] = _positive(str(out["threads"]), "colorize_video: threads")
+    if "segment" in out:
+        out["segment"] = parse_duration(str(out["segment"]), "colorize_video: segment")
+    if "keep" in out:
+        if "segment" not in out:
+            raise InputError("colorize_video: keep: keeps the newest pieces of a recording cut by segment; expected segment too")
+        out["keep"] = _at_least_one(out["keep"], "keep")
+    return out
+
+
+def check_threads(threads, name: str = "--threads") -> int | None:
+    """``threads`` (CPU threads for inference) checked: None, or a whole number 1 to ``MAX_THREADS``;
+    an InputError naming ``name`` otherwise."""
     if threads is None:
-        return
-    if not 1 <= threads <= MAX_THREADS:
-        raise InputError(f"--threads {threads}: expected 1 to {MAX_THREADS} CPU threads (this machine has {os.cpu_count()})")
-    torch.set_num_threads(threads)
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or not 1 <= threads <= MAX_THREADS:
+        raise InputError(f"{name} {threads!r}: expected 1 to {MAX_THREADS} CPU threads (this machine has {os.cpu_count()})")
+    return int(threads)
+
+
+def set_threads(threads: int | None, name: str = "--threads") -> None:
+    """Use ``threads`` CPU threads for intra-op work (None leaves torch's default)."""
+    threads = check_threads(threads, name)
+    if threads is not None:
+        torch.set_num_threads(threads)

@@ -177,3 +177,102 @@ def test_colorize_video_checks_what_the_command_checks(tmp_path, lite_weights):
         summary = colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / "seg.mp4", segment="0.5m", contact_sheet=True)
         assert summary["frames_out"] == 30 and len(summary["pieces"]) == 1 and (tmp_path / "seg_sheet.png").is_file()
         assert len(read_video(tmp_path / "seg_000.mp4")["times"]) == 30
+
+
+def test_threads_apply_to_every_backend_and_unknown_options_are_refused(lite_weights):
+    from nirvision.errors import InputError
+
+    before = torch.get_num_threads()
+    try:
+        Colorizer.load(lite_weights[0], device="cpu", threads=1)  # eager: torch's threads
+        assert torch.get_num_threads() == 1
+        ort = Colorizer.load(lite_weights[0], device="cpu", backend="onnxruntime", threads=2, workers=1)
+        assert ort.backend.threads == 2
+        ort.close()
+    finally:
+        torch.set_num_threads(before)
+    for backend in ("eager", "onnxruntime", "auto"):
+        for bad in (0, -1, 2000, "x", 1.5, True):
+            with pytest.raises(InputError, match=f"threads {bad!r}: expected 1 to 1024 CPU threads"):
+                Colorizer.load(lite_weights[0], device="cpu", backend=backend, threads=bad)
+        with pytest.raises(InputError, match=f"backend {backend}: unknown option bogus"):
+            Colorizer.load(lite_weights[0], device="cpu", backend=backend, bogus=1)
+    assert torch.get_num_threads() == before
+
+
+def test_colorize_video_checks_its_options_before_opening_anything(tmp_path, lite_weights):
+    from nirvision.errors import InputError
+    from tests.io.media import make_clip
+
+    make_clip(tmp_path / "in.mp4", [40 * i for i in range(50)], size=(64, 48))
+    bad = [
+        (dict(max_frames=0), "max_frames 0: expected at least 1"),
+        (dict(max_frames=-1), "max_frames -1: expected at least 1"),
+        (dict(max_frames=2.5), "max_frames 2.5: expected at least 1"),
+        (dict(start=-1), "start -1: expected a time"),
+        (dict(start=float("nan")), "start nan: expected a time"),
+        (dict(end=float("inf")), "end inf: expected a time"),
+        (dict(start="1:xx"), "start 1:xx: expected a time such as 90"),
+        (dict(crf=-5), "crf -5: expected 0 .lossless. to 51"),
+        (dict(crf=99), "crf 99: expected 0 .lossless. to 51"),
+        (dict(crf="abc"), "crf 'abc': expected 0 .lossless. to 51"),
+        (dict(preset="quick"), "preset 'quick': expected one of"),
+        (dict(threads=-1), "threads: expected a positive integer or auto"),
+        (dict(crff=30), "unknown option crff; expected some of: crf, preset"),
+        (dict(segment=0), "segment 0: expected a duration"),
+        (dict(segment=1, keep=0), "keep 0: expected at least 1"),
+        (dict(progress=5), "progress 5: expected a callable"),
+    ]
+    with Colorizer.load(lite_weights[0], device="cpu", levels="off") as colorizer:
+        for i, (kw, message) in enumerate(bad):
+            with pytest.raises(InputError, match=message):
+                colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / f"o{i}.mp4", **kw)
+            assert not (tmp_path / f"o{i}.mp4").exists(), kw
+        # the command's text forms of a time, and the encoder options as the command takes them
+        seen = []
+        summary = colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / "t.mp4", start="0:00.4", end="1.2", crf=30,
+                                           preset="ultrafast", threads="auto", progress=seen.append)
+        assert summary["frames_out"] == 20
+
+
+def test_two_channel_frames_are_refused_and_batch_says_which_a_3d_array_is(colorizer):
+    from nirvision.errors import InputError
+
+    nir = frame(48, 64)
+    with pytest.raises(InputError, match=r"shape \(48, 64, 2\): 2 channels are neither gray, RGB nor RGBA"):
+        colorizer(np.dstack([nir, nir]))
+    narrow = np.stack([nir[:, :4]] * 5)  # 5 frames 4 pixels wide: by the rule, one RGBA image
+    assert colorizer(narrow).shape == (5, 48, 3)
+    one_by_one = colorizer(narrow, batch=True)
+    assert one_by_one.shape == (5, 48, 4, 3)
+    assert np.array_equal(one_by_one[0], colorizer(nir[:, :4]))
+    assert colorizer(np.stack([nir, nir]), batch=True).shape == (2, 48, 64, 3)
+    assert colorizer(np.stack([nir, nir])[..., None]).shape == (2, 48, 64, 3)  # 4-D: a batch
+    assert colorizer(np.dstack([nir] * 3), batch=False).shape == (48, 64, 3)
+    with pytest.raises(ValueError, match=r"expected an H x W"):
+        colorizer(np.stack([nir, nir]), batch=False)
+    with pytest.raises(InputError, match="batch of shape"):
+        colorizer(nir, batch=True)
+
+
+def test_weights_that_are_not_a_checkpoint_path_say_why(tmp_path):
+    from nirvision.errors import InputError
+
+    with pytest.raises(InputError, match="weights '': empty path"):
+        Colorizer.load("")
+    with pytest.raises(InputError, match="is a folder, expected a checkpoint file"):
+        Colorizer.load(tmp_path)
+    with pytest.raises(InputError, match="weights 123: expected a path"):
+        Colorizer.load(123)
+
+
+def test_an_output_given_twice_is_refused(tmp_path, lite_weights):
+    from nirvision.errors import InputError
+    from tests.io.media import make_clip
+
+    make_clip(tmp_path / "in.mp4", [40 * i for i in range(5)], size=(64, 48))
+    (tmp_path / "v").mkdir()
+    with Colorizer.load(lite_weights[0], device="cpu", levels="off") as colorizer:
+        with pytest.raises(InputError, match="dup.mp4: given twice"):
+            colorizer.colorize_video(tmp_path / "in.mp4", [tmp_path / "dup.mp4", tmp_path / "v" / ".." / "dup.mp4"])
+    assert not (tmp_path / "dup.mp4").exists()

@@ -404,9 +404,10 @@ def _done_before(args) -> bool:
 
 def run(args) -> int:
     from ..io import open_sink, open_source
-    from ..io.specs import check_not_source, opening_order
+    from ..io.specs import check_distinct_outputs, check_not_source, opening_order
 
     check_args(args)
+    check_distinct_outputs(args.output)  # -o x.mp4 -o x.mp4: one file, two encoders
     # the model and backend first: a wrong checkpoint or a precision this machine cannot run is
     # found in a moment, before a camera is opened or an output file created (backends export,
     # compile or build engines on the first frame, not here)

@@ -58,9 +58,12 @@ class SegmentSink(Sink):
             raise InputError(f"output {self.path}: --segment cuts video files; expected a file ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
         prepare_output_path(self.path, "output")
         self.seconds = float(seconds)
-        if keep is not None and (not info.live or keep < 1):
-            raise InputError(f"output {self.path}: --keep {keep}: expected at least 1, for a live source's recording cut by --segment "
-                             "(the newest pieces are kept, older ones deleted)")
+        if keep is not None and not info.live:
+            raise InputError(f"output {self.path}: --keep {keep}: deletes old pieces of a live source's recording around the clock; "
+                             f"source {info.description or 'given'} is not live (a recorded video or folder: every piece is kept), "
+                             "expected no --keep")
+        if keep is not None and keep < 1:
+            raise InputError(f"output {self.path}: --keep {keep}: expected at least 1 (the newest pieces are kept, older ones deleted)")
         self.keep = keep
         self.deleted = 0
         self.info = info

@@ -88,6 +88,31 @@ def check_range_source(source: str, what: str) -> None:
         raise InputError(f"{what}: source {redact_url(str(source))} is not a video file; expected one (a time range of a recording)")
 
 
+def _output_key(spec: str) -> str:
+    """What two outputs share when they are one: a path resolved (``a/../x.mp4`` is ``x.mp4``),
+    a URL or ``preview:`` as written (less case in the scheme and host)."""
+    spec = str(spec)
+    if spec in ("preview", "preview:"):
+        return "preview:"
+    if "://" in spec:
+        scheme, _, rest = spec.partition("://")
+        host, sep, path = rest.partition("/")
+        return f"{scheme.lower()}://{host.lower()}{sep}{path}".rstrip("/")
+    return str(Path(spec).expanduser().resolve())
+
+
+def check_distinct_outputs(outputs: list[str]) -> None:
+    """InputError for an output given twice (the same resolved path or URL): two writers would
+    open one file (or one port) against each other. Before anything is opened."""
+    seen: dict[str, str] = {}
+    for spec in outputs:
+        key = _output_key(spec)
+        if key in seen:
+            same = f" (the same as {seen[key]})" if str(seen[key]) != str(spec) else ""
+            raise InputError(f"output {redact_url(str(spec))}: given twice{same}; expected each output once")
+        seen[key] = redact_url(str(spec))
+
+
 def check_not_source(outputs: list[str], source: str) -> None:
     """InputError for an output that is the source file itself (before anything is opened)."""
     if not Path(str(source)).exists():

@@ -52,6 +52,9 @@ def to_nir(frame: np.ndarray, name: str = "frame") -> np.ndarray:
     if frame.dtype == np.uint16:
         frame = (frame >> 8).astype(np.uint8)
     elif frame.dtype in (np.float32, np.float64):
+        if frame.size and not np.isfinite(frame).all():
+            bad = np.count_nonzero(~np.isfinite(frame))
+            raise ValueError(f"{name}: float frames must hold finite values in [0, 1], got {bad} NaN or infinite pixel(s)")
         if frame.size and (frame.min() < 0 or frame.max() > 1):
             raise ValueError(f"{name}: float frames must lie in [0, 1], got [{frame.min():.3g}, {frame.max():.3g}]")
         frame = np.round(frame * 255).astype(np.uint8)

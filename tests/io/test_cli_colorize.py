@@ -261,3 +261,11 @@ def test_the_source_as_an_output_is_refused_before_any_output_is_opened(tmp_path
     code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "prev.mp4", "-o", tmp_path / "in.mp4", "--model", tiny_model)
     assert code == 2 and "is the source itself" in err
     assert (tmp_path / "prev.mp4").read_bytes() == b"an earlier result"
+
+
+def test_an_output_given_twice_is_refused_before_anything_is_opened(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    (tmp_path / "v").mkdir()
+    code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "x.mp4", "-o", tmp_path / "v" / ".." / "x.mp4", "--model", tiny_model)
+    assert code == 2 and "x.mp4: given twice" in err and "Traceback" not in err
+    assert not (tmp_path / "x.mp4").exists()

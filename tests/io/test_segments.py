@@ -149,10 +149,12 @@ def test_keep_deletes_the_oldest_pieces_of_a_live_recording_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cam_000.mp4", "cam_20261201-080300.mp4", "cam_20261201-080400.mp4",
                                                           "cam_notes.mp4", "other_20261130-100000.mp4"]
     recorded = SourceInfo(kind="file", description="f", live=False, fps=Fraction(25), time_base=Fraction(1, 25))
-    with pytest.raises(InputError, match="--keep 2: expected at least 1, for a live source's recording"):
+    with pytest.raises(InputError, match="--keep 2: deletes old pieces of a live source's recording around the clock; source f is not live") as err:
         SegmentSink(tmp_path / "f.mp4", recorded, 60, keep=2)
-    with pytest.raises(InputError, match="--keep 0: expected at least 1"):
+    assert "expected at least 1" not in str(err.value)  # the count is fine: the source is the problem
+    with pytest.raises(InputError, match="--keep 0: expected at least 1") as err:
         SegmentSink(tmp_path / "g.mp4", info, 60, keep=0)
+    assert "not live" not in str(err.value)
 
 
 @pytest.mark.parametrize("tz", ["UTC", "Asia/Kolkata", "America/St_Johns"])  # offsets of 0, +5:30 and -3:30
@@ -199,3 +201,12 @@ def test_live_pieces_when_the_local_clock_goes_back_an_hour(tmp_path, monkeypatc
     finally:
         monkeypatch.undo()
         _time.tzset()
+
+
+def test_keep_on_a_recorded_video_says_the_source_is_not_live(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "in.mp4", [40 * i for i in range(5)])
+    code = main(["colorize", str(tmp_path / "in.mp4"), "-o", str(tmp_path / "k.mp4"), "--segment", "1", "--keep", "2",
+                 "--model", str(tiny_model), "--threads", "1", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--keep 2: deletes old pieces of a live source's recording" in err and "is not live" in err
+    assert "expected at least 1" not in err and not list(tmp_path.glob("k_*.mp4"))

@@ -92,3 +92,15 @@ def test_the_inference_time_of_a_frame_counts_halves_side_by_side_once():
     one_after_other = FlipPending(Pending(a, 0.05), Pending(b, 0.04))
     both.result(), one_after_other.result()
     assert both.seconds == pytest.approx(0.05) and one_after_other.seconds == pytest.approx(0.09)
+
+
+def test_frames_one_pixel_wide():
+    torch.manual_seed(0)
+    chain = tiny_chain()
+    base = create_backend("eager", chain, "cpu", "fp32")
+    flip = create_backend("eager", chain, "cpu", "fp32", flip_average=True)
+    frames = nir_frames(2, 16, 1)  # (width 1: no flip of a view may reach torch with its negative stride)
+    out = flip.infer_uint8(frames)
+    assert out.shape == (2, 16, 1, 3)
+    assert np.array_equal(out, base.infer_uint8(frames))  # a column is its own mirror image
+    assert np.array_equal(flip.submit(frames).result(), out)

@@ -28,3 +28,16 @@ def test_output_conversion_matches_torch_including_ties_and_clipping():
     assert got.dtype == np.uint8 and got.shape == (2, 24, 20, 3) and got.flags.c_contiguous
     assert np.array_equal(got, want)
     assert list(got[1, 0, :4, 2]) == [0, 255, 0, 255]
+
+
+def test_float_frames_with_nan_or_inf_are_refused_naming_the_frame():
+    import pytest
+
+    from nirvision.runtime.frames import to_nir
+
+    for bad in (np.nan, np.inf, -np.inf):
+        f = np.full((8, 8), 0.5, np.float32)
+        f[3, 4] = bad
+        with pytest.raises(ValueError, match="frame 7: float frames must hold finite values in .0, 1., got 1 NaN or infinite"):
+            to_nir(f.astype(np.float64) if bad is np.inf else f, name="frame 7")
+    assert to_nir(np.full((2, 2), 0.5, np.float32)).tolist() == [[128, 128], [128, 128]]

@@ -104,23 +104,49 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
     ``runtime.levels.LevelsBand``; default the VCIP 2020 training split's) first. ``flip_average``
     averages each frame's colours with those of its mirror image (``flip.FlipAverage``: twice
     the inference, a little closer to the truth).
+
+    ``options`` go to the backend (``cache_dir``, ``providers``, ...); one that no backend of
+    ``name`` takes is an ``InputError`` naming it. ``threads`` (1 to ``nirvision.api.MAX_THREADS``)
+    applies to every backend: those with threads of their own (onnxruntime, openvino) take it,
+    for the others (eager, compile, tensorrt) it sets torch's CPU threads (process-wide).
     """
+    import inspect
+
+    from ...api import check_threads
+    from ...errors import InputError
     from ..levels import VCIP_BAND
+    from .auto import accepted_options
     from .levels import LevelsInference, check_levels
     from .parallel import parallel
     from .scaled import ScaledInference, check_scale
 
     infer_scale, levels = check_scale(infer_scale), check_levels(levels)  # before anything is built
+    if name != "auto" and name not in BACKENDS:
+        raise BackendUnavailable(f"backend {name!r} is unknown; expected one of: {', '.join(BACKEND_NAMES)}")
+    names = list(BACKENDS) if name == "auto" else [name]
+    known = set().union(*(accepted_options(n) for n in names)) | {"threads"}
+    if name == "auto":  # and select_backend's own (probe_shape)
+        from .auto import select_backend
+
+        known |= set(inspect.signature(select_backend).parameters) - {"net", "device", "precision", "options"}
+    any_option = any(p.kind is p.VAR_KEYWORD for n in names for p in inspect.signature(BACKENDS[n].__init__).parameters.values())
+    unknown = sorted(k for k in options if k not in known)
+    if unknown and not any_option:
+        raise InputError(f"backend {name}: unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
+                         f"expected some of: {', '.join(sorted(known | {'workers', 'infer_scale', 'levels', 'levels_band', 'flip_average'}))}")
+    if options.get("threads") is not None:
+        options["threads"] = check_threads(options["threads"], "threads")
+    else:
+        options.pop("threads", None)
     dev = resolve_device(device)
     precision = resolve_precision(precision, dev, name)
     if name == "auto":
-        from .auto import select_backend
-
         backend = select_backend(net, dev, precision, **options)
-    elif name not in BACKENDS:
-        raise BackendUnavailable(f"backend {name!r} is unknown; expected one of: {', '.join(BACKEND_NAMES)}")
     else:
-        backend = BACKENDS[name](net, dev, precision, **options)
+        takes = accepted_options(name)
+        backend = BACKENDS[name](net, dev, precision, **{k: v for k, v in options.items() if k != "threads" or k in takes})
+    if options.get("threads") is not None and "threads" not in inspect.signature(type(backend).__init__).parameters:
+        torch.set_num_threads(options["threads"])  # eager, compile: torch's threads are the backend's
     if workers != 1:
         try:
             wrapped = parallel(backend, workers, options.get("threads"))

@@ -27,7 +27,9 @@ def mean_uint8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _mirror(frames: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(frames[:, :, ::-1])
+    # a copy, never a view: ascontiguousarray keeps the negative stride of a 1-pixel-wide flip
+    # (already "contiguous"), which torch.from_numpy refuses
+    return frames[:, :, ::-1].copy()
 
 
 class FlipAverage(BackendWrapper):
