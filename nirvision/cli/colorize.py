@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -432,7 +433,16 @@ def run(args) -> int:
         options.update(start=args.start_s, end=args.end_s)
     sinks, source = [], None
     try:
-        source = open_source(args.source, reconnect=args.reconnect, open_timeout=args.open_timeout, read_timeout=args.read_timeout, live=args.live or None, **options)
+        opening = threading.Event()  # Ctrl-C / SIGTERM while a camera is being reached (PyAV swallows the first)
+        with catch_signals(lambda _name: opening.set()) as seen:
+            try:
+                source = open_source(args.source, reconnect=args.reconnect, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
+                                     live=args.live or None, stop=opening, **options)
+            except KeyboardInterrupt:
+                if seen and seen[0] == signal.SIGTERM:
+                    print("nirvision colorize: stopped by SIGTERM while connecting", file=sys.stderr)
+                    raise SystemExit(128 + signal.SIGTERM) from None
+                raise
         check_not_source(args.output, args.source)
         for spec in opening_order(args.output):
             sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio,

@@ -133,7 +133,20 @@ class HttpViewSink(Sink):
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Cache-Control", "no-store")
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_HEAD(self):  # noqa: N802 - uptime checkers ask /health this way: GET's status and headers
+                if self.path.split("?", 1)[0] == "/stream.mjpg":
+                    self._send(200, f"multipart/x-mixed-replace; boundary={BOUNDARY}", b"")
+                else:
+                    self.do_GET()
+
+            def do_OPTIONS(self):  # noqa: N802 - load balancers' default health check
+                self.send_response(200)
+                self.send_header("Allow", "GET, HEAD, OPTIONS")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
 
             def do_GET(self):  # noqa: N802 - the http.server name
                 path = self.path.split("?", 1)[0]

@@ -59,7 +59,8 @@ class LiveClock:
 class RTSPSource(Source):
     """``rtsp://[user:password@]host[:port]/path``; live, so the engine may drop frames."""
 
-    def __init__(self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, policy: ReconnectPolicy | None = None, transport: str = "tcp", max_frames: int | None = None, **_ignored):
+    def __init__(self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, policy: ReconnectPolicy | None = None, transport: str = "tcp", max_frames: int | None = None,
+                 stop: threading.Event | None = None, **_ignored):
         super().__init__()
         self.url = url
         self.safe_url = redact_url(url)
@@ -70,10 +71,14 @@ class RTSPSource(Source):
         self.policy = policy or ReconnectPolicy()
         self.transport = transport
         self.max_frames = max_frames
-        self._stop = threading.Event()
+        # ``stop``: set by the caller's signal handler while the first connection is tried (PyAV
+        # swallows a KeyboardInterrupt raised inside av.open): the next check ends the attempts
+        self._stop = stop if stop is not None else threading.Event()
         self.disconnects = 0
         self.clock = LiveClock()
         self.container = self._connect(initial=True)
+        if self.container is None:  # stopped while connecting
+            raise KeyboardInterrupt
         stream = self.container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate
         self.info = SourceInfo(
@@ -86,7 +91,9 @@ class RTSPSource(Source):
         return redact_text(text, (self.url, *self._secrets))
 
     def _open_once(self):
-        options = {"rtsp_transport": self.transport, "timeout": str(int(self.read_timeout * 1e6))}
+        # FFmpeg's socket timeout must let the connection take --open-timeout; PyAV's (open, read)
+        # limits then hold the opening and each read to their own
+        options = {"rtsp_transport": self.transport, "timeout": str(int(max(self.open_timeout, self.read_timeout) * 1e6))}
         container = av.open(self.url, "r", options=options, timeout=(self.open_timeout, self.read_timeout))
         if not container.streams.video:
             container.close()

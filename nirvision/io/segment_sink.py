@@ -156,7 +156,8 @@ class SegmentSink(Sink):
             return
         writing = {self.paths[-1]} | ({self.paths[-2]} if self._before is not None and len(self.paths) > 1 else set())
         old = [p for p in pieces if p not in writing]
-        for p in old[: max(0, len(pieces) - self.keep)]:
+        # the pieces being written count whether or not they are on disk yet (a file appears at its first frame)
+        for p in old[: max(0, len(old) + len(writing) - self.keep)]:
             try:
                 p.unlink()
                 self.deleted += 1

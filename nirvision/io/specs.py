@@ -40,11 +40,14 @@ def source_kind(spec: str) -> str:
     return "file"
 
 
-def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: float = 10.0, read_timeout: float = 5.0, live: bool | None = None, **options) -> Source:
+def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: float = 10.0, read_timeout: float = 5.0, live: bool | None = None,
+                stop=None, **options) -> Source:
     """Open SOURCE (see the module docstring). Options: ``max_frames``, ``fps`` (image folders),
     ``seed`` (synthetic), ``audio`` (files), ``width``/``height`` (cameras); ``live=True``
     paces a synthetic clip in real time; ``reconnect`` (attempts or ``"forever"``),
-    ``open_timeout`` and ``read_timeout`` (seconds) for RTSP and cameras."""
+    ``open_timeout`` and ``read_timeout`` (seconds) for RTSP and cameras; ``stop`` (a
+    ``threading.Event``, RTSP) ends the first connection's attempts when set (a signal handler's
+    way to stop them: the source then raises KeyboardInterrupt)."""
     spec = str(spec)
     kind = source_kind(spec)
     policy = ReconnectPolicy(attempts=parse_reconnect(reconnect))
@@ -55,7 +58,7 @@ def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: flo
     if kind == "rtsp":
         from .rtsp_source import RTSPSource
 
-        return RTSPSource(spec, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, **options)
+        return RTSPSource(spec, open_timeout=open_timeout, read_timeout=read_timeout, policy=policy, stop=stop, **options)
     if kind == "camera":
         from .camera_source import CameraSource
 

@@ -85,10 +85,19 @@ class RunStats:
         return (self.end or time.perf_counter()) - self.start
 
     def current_fps(self) -> float:
-        if len(self._recent_out) < 2:
+        """Frames a second over the recent window; when no frame has come for more than twice
+        the window's mean interval (a stream lost, a camera gone dark) the wait counts too, so
+        the figure falls towards 0 instead of showing the last rate."""
+        recent = list(self._recent_out)  # a copy: the writer appends meanwhile
+        if len(recent) < 2:
             return 0.0
-        span = self._recent_out[-1] - self._recent_out[0]
-        return (len(self._recent_out) - 1) / span if span > 0 else 0.0
+        span = recent[-1] - recent[0]
+        if span <= 0:
+            return 0.0
+        waited = time.perf_counter() - recent[-1]
+        if waited > 2 * span / (len(recent) - 1):
+            span += waited
+        return (len(recent) - 1) / span
 
     def fps(self) -> float:
         return self.frames_out / self.wall_s if self.wall_s > 0 else 0.0

@@ -224,3 +224,19 @@ def test_health_turns_503_when_frames_stop(monkeypatch):
     finally:
         sink.close()
         src.close()
+
+
+def test_head_and_options_for_uptime_checkers():
+    src = open_source("synthetic:64x48@25:5", live=True)
+    sink = open_sink("http://127.0.0.1:0", src.info)
+    try:
+        sink.write(None, np.zeros((48, 64, 3), np.uint8))
+        head = urllib.request.Request(sink.url + "health", method="HEAD")
+        with NO_PROXY.open(head, timeout=10) as r:
+            assert r.status == 200 and r.read() == b"" and r.headers["Content-Length"] == "3"
+        options = urllib.request.Request(sink.url + "health", method="OPTIONS")
+        with NO_PROXY.open(options, timeout=10) as r:
+            assert r.status == 200 and "HEAD" in r.headers["Allow"]
+    finally:
+        sink.close()
+        src.close()

@@ -210,3 +210,23 @@ def test_keep_on_a_recorded_video_says_the_source_is_not_live(tmp_path, tiny_mod
     err = capsys.readouterr().err
     assert code == 2 and "--keep 2: deletes old pieces of a live source's recording" in err and "is not live" in err
     assert "expected at least 1" not in err and not list(tmp_path.glob("k_*.mp4"))
+
+
+def test_keep_counts_the_piece_being_written_before_its_file_appears(tmp_path):
+    """PyAV creates a piece's file at its first frame, after the cut that prunes: the newest N stay, not N + 1."""
+    start = datetime(2026, 12, 1, 8, 0, 0).timestamp()
+    now = {"t": start}
+    info = SourceInfo(kind="rtsp", description="cam", live=True, fps=Fraction(1), time_base=Fraction(1, 1000))
+    pieces = []
+
+    class LatePiece(Piece):
+        def write(self, frame, image):
+            self.path.write_bytes(b"piece")  # the file appears with the first frame
+            super().write(frame, image)
+
+    sink = SegmentSink(tmp_path / "cam.mp4", info, 60, keep=2, open_piece=lambda p, i: LatePiece(p, i, pieces), clock=lambda: now["t"])
+    for i in range(5 * 60):
+        now["t"] = start + i
+        sink.write(Frame(np.zeros((4, 4), np.uint8), index=i, pts=1000 * i, time_base=Fraction(1, 1000)), np.zeros((4, 4, 3), np.uint8))
+    sink.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam_20261201-080300.mp4", "cam_20261201-080400.mp4"]

@@ -182,3 +182,56 @@ def test_redact_url_masks_every_password(url, shown):
     assert redact_url(url) == shown
     secret = next((s for s in ("hun@ter2", "hun#ter2", "hun?ter2", "hun ter2") if s in url), "hunter2")
     assert secret not in redact_text(f"cannot open {url}: error", url_secrets(url))
+
+
+def _blackhole():
+    """A TCP listener on 127.0.0.1 that accepts and never answers: a camera that hangs."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+
+    def accept():
+        while True:
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    return server, held
+
+
+@pytest.mark.parametrize("sig,code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_while_the_first_connection_hangs_stops_the_command(tmp_path, sig, code):
+    import signal
+    import time
+
+    from tests.io.media import start_cli
+
+    server, held = _blackhole()
+    try:
+        port = server.getsockname()[1]
+        proc = start_cli(["colorize", f"rtsp://u:pw@127.0.0.1:{port}/x", "-o", str(tmp_path / "o.mp4"), "--model", "lite", "--threads", "1",
+                          "--reconnect", "forever", "--open-timeout", "2", "--read-timeout", "1", "--no-progress"], tmp_path)
+        deadline = time.monotonic() + 60
+        while not held and time.monotonic() < deadline:  # the command is inside av.open, connected to the silent server
+            time.sleep(0.05)
+        assert held, "the command never connected"
+        time.sleep(0.3)
+        proc.send_signal(getattr(signal, sig))
+        try:
+            _, err = proc.communicate(timeout=20)  # one attempt's timeout at most, not forever
+        except Exception:
+            proc.kill()
+            raise
+        assert proc.returncode == code, err
+        assert ("interrupted" in err) if sig == "SIGINT" else ("stopped by SIGTERM while connecting" in err)
+        assert "u:pw@" not in err
+    finally:
+        server.close()
+        for s in held:
+            s.close()

@@ -278,3 +278,20 @@ def test_ctrl_c_while_the_backend_is_built_still_finalizes(tmp_path):
     summary = Engine(source, [sink], Interrupted()).run()
     assert summary["stopped_by"] == "interrupted" and summary["frames_out"] <= 1
     assert sink._closed
+
+
+def test_current_fps_falls_when_frames_stop(monkeypatch):
+    from nirvision.runtime import stats as stats_module
+    from nirvision.runtime.stats import RunStats
+
+    clock = {"t": 100.0}
+    monkeypatch.setattr(stats_module.time, "perf_counter", lambda: clock["t"])
+    s = RunStats()
+    for i in range(26):  # 25 frames a second
+        clock["t"] = 100.0 + i * 0.04
+        s._recent_out.append(clock["t"])
+    assert s.current_fps() == pytest.approx(25.0)
+    clock["t"] += 0.06  # a little late: still the rate of the window
+    assert s.current_fps() == pytest.approx(25.0)
+    clock["t"] += 10.0  # the stream is gone: the wait counts
+    assert s.current_fps() < 2.5
