@@ -108,6 +108,7 @@ class RTSPSource(Source):
         tries = 0
         while True:
             tries += 1
+            began = time.monotonic()
             try:
                 container = self._open_once()
                 if not initial:
@@ -118,6 +119,8 @@ class RTSPSource(Source):
                 raise
             except (av.error.FFmpegError, OSError) as exc:
                 reason = self._say(exc)
+                if time.monotonic() - began >= 0.9 * self.open_timeout:  # FFmpeg words a timeout as anything ("Invalid data found", ...)
+                    reason = f"no answer within {self.open_timeout:g} s, --open-timeout"
                 if self._stop.is_set():
                     return None
                 delay = next(delays, None)
@@ -156,7 +159,9 @@ class RTSPSource(Source):
                 log.warning("%s: the stream ended", self.safe_url)
         except (av.error.FFmpegError, OSError) as exc:
             self.disconnects += 1
-            log.warning("%s: disconnected (%s)", self.safe_url, self._say(exc))
+            # PyAV's read timeout interrupts FFmpeg, which then says "Immediate exit requested"
+            why = f"no data for {self.read_timeout:g} s, --read-timeout" if isinstance(exc, av.error.ExitError) else self._say(exc)
+            log.warning("%s: disconnected (%s)", self.safe_url, why)
 
     def __iter__(self) -> Iterator[Frame]:
         delays = None  # the reconnection budget of the current outage, renewed once frames flow

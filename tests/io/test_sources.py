@@ -235,3 +235,19 @@ def test_a_signal_while_the_first_connection_hangs_stops_the_command(tmp_path, s
         server.close()
         for s in held:
             s.close()
+
+
+def test_a_server_that_never_answers_is_said_to_time_out(tmp_path, capsys):
+    from nirvision.cli import main
+
+    server, held = _blackhole()
+    try:
+        port = server.getsockname()[1]
+        code = main(["colorize", f"rtsp://u:pw@127.0.0.1:{port}/x", "-o", str(tmp_path / "o.mp4"), "--model", "lite", "--reconnect", "0",
+                     "--open-timeout", "1", "--read-timeout", "1", "--no-progress"])
+        err = capsys.readouterr().err
+        assert code == 2 and "cannot connect (no answer within 1 s, --open-timeout)" in err and "u:pw@" not in err
+    finally:
+        server.close()
+        for s in held:
+            s.close()
