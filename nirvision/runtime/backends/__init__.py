@@ -145,7 +145,7 @@ def create_backend(name: str, net: NIRColorizerNet, device: str | torch.device |
     else:
         takes = accepted_options(name)
         backend = BACKENDS[name](net, dev, precision, **{k: v for k, v in options.items() if k != "threads" or k in takes})
-    if options.get("threads") is not None and "threads" not in inspect.signature(type(backend).__init__).parameters:
+    if options.get("threads") is not None and "threads" not in accepted_options(backend.name):
         torch.set_num_threads(options["threads"])  # eager, compile: torch's threads are the backend's
     if workers != 1:
         try:
