@@ -148,7 +148,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     """Colorize every input into its output through ``backend`` (closed at the end); the exit code."""
     from ..errors import usage_errors
     from ..io import open_sink, open_source
-    from .colorize import announce_backend, catch_signals, contact_sheets, describe, encoder_threads, run_engine, write_stats
+    from .colorize import announce_backend, catch_signals, contact_sheets, describe, encoder_threads, error_text, run_engine, write_stats
 
     try:
         outputs = batch_outputs(inputs, args.output)
@@ -210,7 +210,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                 except KeyboardInterrupt:
                     raise
                 except Exception as exc:  # noqa: BLE001 - this file failed; the outputs are finalized, the others still run
-                    reason = str(exc) if isinstance(exc, usage_errors()) else f"{type(exc).__name__}: {exc}"
+                    reason = error_text(exc)
                     if out.exists():
                         reason += f" (the frames colorized before it are in {out})"
                     failed.append((src, reason))

@@ -243,6 +243,35 @@ def write_stats(path: str, summary: dict) -> None:
         raise InputError(f"--stats-json {path}: cannot be written ({exc.strerror or exc})") from None
 
 
+def error_text(exc: BaseException) -> str:
+    """An error as the CLI says it: a usage error's own message, anything else with its type."""
+    from ..errors import usage_errors
+
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, SystemExit):
+        return f"exit status {exc.code}"
+    return str(exc) if isinstance(exc, usage_errors()) else f"{type(exc).__name__}: {exc}"
+
+
+def record_failure(args, exc: BaseException, summary: dict | None = None) -> None:
+    """``--stats-json`` of a run that failed: what it did (``summary``, if the engine ran) and
+    the error, so that a file left by an earlier run is not taken for this one's result."""
+    from ..io.redact import redact_text, url_secrets
+
+    if not getattr(args, "stats_json", None):
+        return
+    sources = args.source if isinstance(args.source, list) else [args.source]
+    secrets = tuple(x for src in sources for x in url_secrets(str(src)))
+    record = dict(summary) if summary else {"source": ", ".join(redact_text(str(src), secrets) for src in sources), "frames_out": 0}
+    record["stopped_by"] = "error" if isinstance(exc, Exception) else error_text(exc)
+    record["error"] = redact_text(error_text(exc), secrets)
+    try:
+        write_stats(args.stats_json, record)
+    except InputError:  # the run's own error is the one to report (a bad path was checked first)
+        pass
+
+
 def run_engine(source, sinks, backend, args, progress: bool = True, close_backend: bool = True, stats: bool = True) -> tuple[dict, int]:
     """Run the engine with signal handling and progress; (summary, exit code). The backend is
     closed at the end unless ``close_backend`` is False (a batch reuses it); ``stats``: write
@@ -259,11 +288,16 @@ def run_engine(source, sinks, backend, args, progress: bool = True, close_backen
         with stop_on_signals(engine) as seen:
             try:
                 summary = engine.run()
-            finally:
+            except BaseException as exc:
                 if bar:
                     bar.done()
-                if stats and args.stats_json:
-                    write_stats(args.stats_json, summary or engine.summary())
+                if stats:
+                    record_failure(args, exc, engine.summary())
+                raise
+            if bar:
+                bar.done()
+            if stats and args.stats_json:
+                write_stats(args.stats_json, summary)
     finally:
         if close_backend:
             backend.close()
@@ -276,7 +310,7 @@ def run_engine(source, sinks, backend, args, progress: bool = True, close_backen
 def describe(summary: dict) -> str:
     s = summary
     parts = [f"{s['frames_out']} frames in {s['wall_s']:.1f} s ({s['fps']:.1f} fps)"]
-    for key, label in (("dropped", "dropped"), ("decode_errors", "undecodable and skipped"), ("reconnects", "reconnects"), ("resolution_changes", "size changes")):
+    for key, label in (("dropped", "dropped"), ("discarded", "left unwritten at the stop"), ("decode_errors", "undecodable and skipped"), ("reconnects", "reconnects"), ("resolution_changes", "size changes")):
         if s.get(key):
             parts.append(f"{s[key]} {label}")
     if s["stopped_by"] != "end of input":
@@ -404,10 +438,22 @@ def _done_before(args) -> bool:
 
 
 def run(args) -> int:
+    handed_over = []  # set once the engine or the batch runs: they write --stats-json themselves
+    try:
+        return _run(args, handed_over)
+    except BaseException as exc:
+        if not handed_over:
+            record_failure(args, exc)
+        raise
+
+
+def _run(args, handed_over: list) -> int:
     from ..io import open_sink, open_source
     from ..io.specs import check_distinct_outputs, check_not_source, opening_order
+    from .batch import _check_stats_path
 
     check_args(args)
+    _check_stats_path(args.stats_json)  # a file that cannot be written is said now, not after the run
     check_distinct_outputs(args.output)  # -o x.mp4 -o x.mp4: one file, two encoders
     # the model and backend first: a wrong checkpoint or a precision this machine cannot run is
     # found in a moment, before a camera is opened or an output file created (backends export,
@@ -423,6 +469,7 @@ def run(args) -> int:
             return 0
     backend, _, _ = build_backend(args, announce=False)
     if inputs is not None:
+        handed_over.append("batch")
         return run_batch(args, inputs, backend)
     options = {"max_frames": args.max_frames}
     if args.fps:
@@ -459,6 +506,7 @@ def run(args) -> int:
         backend.close()
         raise
     announce_backend(args, backend)
+    handed_over.append("engine")
     summary, code = run_engine(source, sinks, backend, args, progress=not args.no_progress)
     print(f"nirvision colorize: {describe(summary)}", file=sys.stderr)
     return code

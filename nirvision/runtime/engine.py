@@ -27,7 +27,7 @@ from ..io.compose import side_by_side
 from .backends.base import Backend
 from .frames import to_nir
 from .stats import RunStats, process_cpu_s
-from .queues import POLL_S, StageQueue
+from .queues import POLL_S, QueueStopped, StageQueue
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +89,25 @@ class Engine:
         """A snapshot for progress bars and status lines."""
         s = self.stats
         return {
-            "frames_in": s.frames_in, "frames_out": s.frames_out, "dropped": s.dropped,
+            "frames_in": s.frames_in, "frames_out": s.frames_out, "dropped": s.dropped, "discarded": s.discarded,
             "frames_total": self.source.info.frames, "decode_errors": self.source.decode_errors,
             "reconnects": self.source.reconnects, "fps": round(s.current_fps(), 2),
             "elapsed_s": round(s.wall_s, 2), "live": self.live, "source": self.source.info.description,
         }
 
     # threads ----------------------------------------------------------------------------
-    def _drop(self, frames: list) -> None:
+    def _drop(self, frames: list, at_stop: bool = False) -> None:
+        """Count frames that will not be written: ``dropped`` by the live drop policy, or
+        ``discarded`` when the run stopped with them read but not yet written."""
         for f in frames:
             if isinstance(f, tuple):
                 f = f[0]
-            self.stats.dropped += 1
+            if not isinstance(f, Frame):
+                continue  # an end marker
+            if at_stop:
+                self.stats.discarded += 1
+            else:
+                self.stats.dropped += 1
             if f.audio:  # never lose audio with a dropped frame: it goes out at the end
                 self._late_audio.extend(f.audio)
 
@@ -115,7 +122,11 @@ class Engine:
                     break
                 self.stats.times.add("decode", time.perf_counter() - t0)
                 self.stats.frames_in += 1
-                self._drop(self._inq.put(frame))
+                try:
+                    self._drop(self._inq.put(frame))
+                except QueueStopped:
+                    self._drop([frame], at_stop=True)
+                    break
                 if self.options.max_frames is not None and self.stats.frames_in >= self.options.max_frames:
                     break
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises it
@@ -134,6 +145,7 @@ class Engine:
 
     def _writer(self) -> None:
         next_status = time.perf_counter() + self.options.status_interval
+        frame = None  # the frame being written, if any
         try:
             while True:
                 item = self._outq.get()
@@ -165,7 +177,10 @@ class Engine:
                 self.stats.times.add("post", t1 - t0)
                 self.stats.times.add("encode", t2 - t1)
                 self.stats.times.add("total", t2 - frame.t_read)
+                frame = None
         except BaseException as exc:  # noqa: BLE001 - handed to run(), which re-raises it
+            if frame is not None:  # not written to every output
+                self._drop([frame], at_stop=True)
             self._fail(exc, "writing")
         finally:
             try:
@@ -202,7 +217,10 @@ class Engine:
         rgb = pending.result()[0]
         self.stats.times.add("infer", pending.seconds)
         self.stats.frames_inferred += 1
-        self._drop(self._outq.put((frame, rgb)))
+        try:
+            self._drop(self._outq.put((frame, rgb)))
+        except QueueStopped:
+            self._drop([frame], at_stop=True)
 
     # the run ----------------------------------------------------------------------------
     def run(self) -> dict:
@@ -286,11 +304,19 @@ class Engine:
                 polled += not wakes
                 pending.append((item, p, wakes))
         finally:
-            for _, p, _ in pending:  # stopped early: let the workers finish before the sinks close
+            # stopped early: the frames in flight are finished before the sinks close, and
+            # written while the writer has room (it writes all it is given before the end)
+            for frame, p, _ in pending:
                 try:
                     p.result()
                 except BaseException as exc:  # noqa: BLE001 - the run is already ending
                     log.debug("engine: a frame in flight failed while stopping: %s", exc)
+                    self._drop([frame], at_stop=True)
+                    continue
+                if self._errors:
+                    self._drop([frame], at_stop=True)
+                else:
+                    self._emit(frame, p)
 
     def _finish(self, reader: threading.Thread) -> None:
         """Wait for the writer (it closes the sinks), then stop the source and the reader."""
@@ -314,6 +340,8 @@ class Engine:
         reader.join(self.options.join_timeout)
         if reader.is_alive():
             log.warning("engine: the reader did not stop within %.0f s; leaving it", self.options.join_timeout)
+        else:  # what was read but not written: queued when the run stopped, or after a failure
+            self._drop(self._inq.drain() + self._outq.drain(), at_stop=True)
 
     def summary(self) -> dict:
         s = self.stats
@@ -328,6 +356,7 @@ class Engine:
             "frames_in": s.frames_in,
             "frames_out": s.frames_out,
             "dropped": s.dropped,
+            "discarded": s.discarded,  # read, then left unwritten when the run stopped or failed
             "decode_errors": self.source.decode_errors,
             "reconnects": self.source.reconnects,
             "resolution_changes": s.resolution_changes,

@@ -8,9 +8,14 @@ from typing import Any
 POLL_S = 0.1  # how often a blocked put or get looks at the stop flag
 
 
+class QueueStopped(Exception):
+    """``put`` gave up: the queue was full when the run was asked to stop."""
+
+
 class StageQueue:
     """A bounded FIFO. ``put`` blocks while full (``drop_oldest=False``) or evicts and returns
-    the oldest item (``drop_oldest=True``); both give up when ``stop`` is set."""
+    the oldest item (``drop_oldest=True``); a blocked ``put`` gives up with ``QueueStopped``
+    once ``stop`` is set, so that the caller can account for the item."""
 
     def __init__(self, maxsize: int, drop_oldest: bool, stop: threading.Event):
         if maxsize < 1:
@@ -31,7 +36,7 @@ class StageQueue:
                     dropped.append(self._items.popleft())
                     continue
                 if self.stop.is_set():
-                    return dropped
+                    raise QueueStopped
                 self._cond.wait(POLL_S)
             self._items.append(item)
             self._cond.notify_all()
@@ -61,6 +66,14 @@ class StageQueue:
         with self._cond:
             self._woken = True
             self._cond.notify_all()
+
+    def drain(self) -> list[Any]:
+        """Take every item left (once nothing consumes the queue any more)."""
+        with self._cond:
+            items = list(self._items)
+            self._items.clear()
+            self._cond.notify_all()
+            return items
 
     def __len__(self) -> int:
         return len(self._items)

@@ -58,6 +58,7 @@ class RunStats:
         self.frames_inferred = 0
         self.frames_out = 0  # handed to the sinks
         self.dropped = 0  # live sources only: oldest frames dropped when inference fell behind
+        self.discarded = 0  # read but not written: queued or in flight when the run stopped or failed
         self.resolution_changes = 0
         self.times = StageTimes()
         self._recent_out = deque(maxlen=64)  # perf_counter of recent writes, for the current FPS

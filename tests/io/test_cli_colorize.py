@@ -32,6 +32,34 @@ def test_colorize_file_with_stats_json(tmp_path, tiny_model, capsys):
     assert "6 frames" in err
 
 
+def test_a_failed_run_replaces_an_earlier_stats_file_with_its_error(tmp_path, tiny_model, capsys, monkeypatch):
+    stats = tmp_path / "s.json"
+    stats.write_text(json.dumps({"frames_out": 99, "stopped_by": "end of input"}))  # an earlier run's
+    # failing before the engine runs: the source cannot be opened (a password stays out of it)
+    code, _, err = colorize(capsys, "rtsp://cam:s3cret@127.0.0.1:9/x", "-o", tmp_path / "o.mp4", "--model", tiny_model,
+                            "--stats-json", stats, "--open-timeout", "0.5", "--reconnect", "0")
+    record = json.loads(stats.read_text())
+    assert code == 2 and record["stopped_by"] == "error" and record["frames_out"] == 0
+    assert record["error"] in err and "s3cret" not in stats.read_text() and record["source"] == "rtsp://cam:***@127.0.0.1:9/x"
+    # failing in the engine: what was written is counted, and the error said
+    make_clip(tmp_path / "in.mp4", [0, 40, 80, 120])
+
+    import nirvision.runtime.engine as engine
+
+    submit = engine.Engine._submit
+
+    def fail_third(self, frame):
+        if frame.index == 2:
+            raise RuntimeError("the backend broke")
+        return submit(self, frame)
+
+    monkeypatch.setattr(engine.Engine, "_submit", fail_third)
+    code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "out.mp4", "--model", tiny_model, "--stats-json", stats, "--workers", "1")
+    record = json.loads(stats.read_text())
+    assert code == 1 and record["error"] == "RuntimeError: the backend broke" and record["stopped_by"] == "error"
+    assert record["frames_out"] == len(read_video(tmp_path / "out.mp4")["times"]) == 2
+
+
 def test_colorize_at_half_scale_writes_full_size_frames(tmp_path, tiny_model, capsys):
     make_clip(tmp_path / "in.mp4", [0, 40, 80, 120])
     code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "out.mp4", "--model", tiny_model, "--infer-scale", "0.5",

@@ -80,11 +80,14 @@ def test_sink_error_stops_the_run_and_finalizes_the_others(tmp_path):
     source = open_source("synthetic:32x24@25:40")
     video = open_sink(str(tmp_path / "out.mp4"), source.info)
     bad = FailingSink(after=5)
+    engine = Engine(source, [video, bad], StubBackend())
     with pytest.raises(OSError, match="No space"):
-        Engine(source, [video, bad], StubBackend()).run()
+        engine.run()
     assert bad.closed
     frames = read_video(tmp_path / "out.mp4")["times"]
     assert 5 <= len(frames) < 40  # what was written before the error plays
+    stats = engine.stats  # frames read after the failure are counted, not lost from the figures
+    assert stats.frames_in == stats.frames_out + stats.discarded and stats.discarded > 0
 
 
 def test_source_error_is_raised_after_finalizing(tmp_path):
@@ -114,6 +117,50 @@ def test_request_stop_finalizes_a_playable_file(tmp_path):
     summary = box["result"]
     assert summary["stopped_by"] == "test"
     assert len(read_video(tmp_path / "out.mp4")["times"]) == summary["frames_out"] >= 10
+    # every frame read is accounted for: written, or left in the queues when the stop came
+    assert summary["dropped"] == 0 and summary["discarded"] <= 2 * 4 + 1
+    assert summary["frames_in"] == summary["frames_out"] + summary["discarded"]
+
+
+class OverlappingStub(StubBackend):
+    """Keeps up to three frames in flight, each finishing ``delay`` after it was submitted."""
+
+    max_in_flight = 3
+
+    def submit(self, frames):
+        from concurrent.futures import ThreadPoolExecutor
+        pool = getattr(self, "_pool", None) or ThreadPoolExecutor(3)
+        self._pool = pool
+        future = pool.submit(self.infer_uint8, frames)
+        return Pending(future)
+
+
+class Pending:
+    def __init__(self, future):
+        self.future, self.seconds = future, 0.0
+
+    def done(self):
+        return self.future.done()
+
+    def result(self):
+        return self.future.result()
+
+
+def test_frames_in_flight_at_a_stop_are_written_not_lost(tmp_path):
+    source = ListSource(indexed_frames(250))
+    seen = []
+    backend = OverlappingStub(delay=0.02, on_call=lambda f: seen.append(int(f[0, 0, 0])))
+    engine = Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info)], backend, EngineOptions(queue_size=QUEUE))
+    thread, box = run_in_thread(engine.run)
+    wait_for(lambda: engine.stats.frames_out >= 10, 60, "ten frames written")
+    engine.request_stop("test")
+    thread.join(60)
+    summary = box["result"]
+    written = summary["frames_out"]
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == written
+    assert summary["frames_in"] == written + summary["discarded"] and summary["dropped"] == 0
+    # the frames whose inference had started are finished and written, in order
+    assert written >= len(seen) - 1 and summary["discarded"] <= QUEUE + 2
 
 
 def test_real_model_through_the_engine(tmp_path):
