@@ -50,6 +50,7 @@ def add_config_option(p: argparse.ArgumentParser, command: str) -> None:
                    help=f"read options from this YAML file: {command}'s options without their dashes as keys "
                         "(crf: 23, no-audio: true), ${NAME} from the environment; the command line wins (a switch "
                         "the file turns on is turned off with --no-SWITCH, or --audio for no-audio)")
+    needed = []
     for action in list(p._actions):  # noqa: SLF001 - argparse keeps no public list of a parser's actions
         _add_negation(p, action)
         if action.required and action.option_strings:
@@ -58,6 +59,28 @@ def add_config_option(p: argparse.ArgumentParser, command: str) -> None:
         elif not action.option_strings and action.nargs == "+":
             action.nargs = "*"  # SOURCE ... may come from the file
             action.needed = True
+        if getattr(action, "needed", False):
+            needed.append((action, action.nargs))
+    if needed:
+        _usage_as_needed(p, needed)
+
+
+def _usage_as_needed(p: argparse.ArgumentParser, needed: list) -> None:
+    """Usage and help show what ``check_required`` requires as argparse shows required
+    arguments (``-o SINK``, ``SOURCE [SOURCE ...]``), not as the optional ones they became."""
+    def formatted(method):
+        def show(*args, **kwargs):
+            for action, nargs in needed:
+                action.required, action.nargs = True, "+" if nargs == "*" else nargs
+            try:
+                return method(*args, **kwargs)
+            finally:
+                for action, nargs in needed:
+                    action.required, action.nargs = False, nargs
+        return show
+
+    p.format_usage = formatted(p.format_usage)
+    p.format_help = formatted(p.format_help)
 
 
 def _add_negation(p: argparse.ArgumentParser, action: argparse.Action) -> None:

@@ -157,6 +157,14 @@ def test_what_a_command_needs_from_the_command_line_or_the_file(tmp_path, capsys
     with pytest.raises(SystemExit) as exc:
         main(["evaluate"])
     assert exc.value.code == 2 and "required: --data" in capsys.readouterr().err
+    # the usage shows them as required (the file may give them, but one of the two must)
+    with pytest.raises(SystemExit):
+        main(["colorize", "--help"])
+    usage = " ".join(capsys.readouterr().out.split("\n\n")[0].split())
+    assert " -o SINK " in usage and usage.endswith("SOURCE [SOURCE ...]") and "[-o SINK]" not in usage
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert "--data DATA " in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("[sb]*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
