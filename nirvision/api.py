@@ -199,7 +199,7 @@ def _video_time(value, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, str):
-        from .cli.colorize import parse_time
+        from .io.specs import parse_time
 
         return parse_time(value, f"colorize_video: {name}")
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not (0 <= value < float("inf")):
@@ -219,7 +219,8 @@ def _at_least_one(value, name: str) -> int | None:
 def _sink_options(options: dict) -> dict:
     """``colorize_video``'s video options checked as the command checks ``--crf``, ``--preset``,
     ``--encoder-threads``, ``--segment`` and ``--keep``; an unknown one is an error naming it."""
-    from .cli.colorize import _positive, check_preset
+    from .io.specs import parse_positive
+    from .io.video_sink import check_preset
     from .io.segment_sink import parse_duration
 
     unknown = sorted(k for k in options if k not in SINK_OPTIONS)
@@ -243,7 +244,7 @@ def _sink_options(options: dict) -> dict:
         elif isinstance(out["threads"], bool) or not isinstance(out["threads"], (int, np.integer, str)):
             raise InputError(f"colorize_video: threads {out['threads']!r}: expected a positive integer or auto")
         else:
-            out["threads"] = _positive(str(out["threads"]), "colorize_video: threads")
+            out["threads"] = parse_positive(str(out["threads"]), "colorize_video: threads")
     if "segment" in out:
         out["segment"] = parse_duration(str(out["segment"]), "colorize_video: segment")
     if "keep" in out:

@@ -125,3 +125,15 @@ def test_info_says_what_the_defaults_become(capsys, monkeypatch):
     monkeypatch.setattr("nirvision.runtime.backends.create_backend", broken)
     d = availability.defaults()  # info still answers, with the reason
     assert d["backend"] is None and "no backend at all" in d["why"]
+
+
+def test_help_and_usage_errors_do_not_load_torch_or_the_codecs():
+    """``nirvision --help`` and a mistyped option answer at once: the parser imports neither
+    PyTorch nor PyAV (seconds on a small machine); the command that runs imports them."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from nirvision.cli import build_parser; build_parser().format_help(); "
+            "print(sorted(m for m in ('torch', 'av', 'onnxruntime') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

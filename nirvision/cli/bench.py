@@ -91,7 +91,7 @@ def run(args) -> int:
 
     from ..api import load_chain
     from ..runtime.backends import BACKEND_NAMES, PRECISIONS
-    from .colorize import check_preset
+    from ..io.video_sink import check_preset
     from ..runtime.backends.timing import run_bench
 
     backends = _list(args.backends, BACKEND_NAMES, "backends")

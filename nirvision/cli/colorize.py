@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.specs import parse_positive, parse_time
 
 BAR = 24
 
@@ -99,23 +100,13 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _positive(text: str, flag: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise InputError(f"{flag}: expected a positive integer or auto, got {text!r}")
-    return value
-
-
 def encoder_threads(args) -> int | None:
     """``--encoder-threads``: a number, or for auto 1 when inference runs on the CPU, else None (x264 decides)."""
     from ..runtime.backends import resolve_device
 
     value = getattr(args, "encoder_threads", "auto")
     if value != "auto":
-        return _positive(value, "--encoder-threads")
+        return parse_positive(value, "--encoder-threads")
     return 1 if resolve_device(args.device).type == "cpu" else None
 
 
@@ -150,7 +141,7 @@ def build_backend(args, announce: bool = True):
     levels = check_levels(getattr(args, "levels", "off"))  # options first, then the weights
     set_threads(args.threads)
     chain, config, meta = load_chain(args.weights, args.model)
-    workers = args.workers if args.workers == "auto" else _positive(args.workers, "--workers")
+    workers = args.workers if args.workers == "auto" else parse_positive(args.workers, "--workers")
     backend = create_backend(args.backend, chain, args.device, args.precision, workers=workers, infer_scale=infer_scale(args),
                              levels=levels, levels_band=band_of(meta) if levels != "off" else None,
                              flip_average=bool(getattr(args, "flip_average", False)))
@@ -334,27 +325,6 @@ def say_where_to_watch(sinks) -> None:
             print(f"nirvision colorize: watch at {sink.where}", file=sys.stderr, flush=True)
 
 
-def check_preset(preset: str) -> None:
-    from ..io.video_sink import X264_PRESETS
-
-    if preset not in X264_PRESETS:
-        raise InputError(f"--preset {preset!r}: expected one of: {', '.join(X264_PRESETS)}")
-
-
-def parse_time(text: str, flag: str) -> float:
-    """'90', '90.5', '1:30', '0:01:30.5' -> seconds; InputError naming ``flag`` otherwise."""
-    parts = str(text).strip().split(":")
-    try:
-        if not 1 <= len(parts) <= 3 or not all(p.replace(".", "", 1).isdigit() for p in parts) or any("." in p for p in parts[:-1]):
-            raise ValueError
-        values = [float(p) for p in parts]
-        if any(v >= 60 for v in values[1:]):  # minutes and seconds after a colon
-            raise ValueError
-    except ValueError:
-        raise InputError(f"{flag} {text}: expected a time such as 90, 90.5, 1:30 or 0:01:30.5") from None
-    return sum(v * 60 ** k for k, v in enumerate(reversed(values)))
-
-
 def time_range(args) -> tuple[float | None, float | None]:
     """--start / --end / --duration as (start, end) seconds, checked; (None, None) without them."""
     start = parse_time(args.start, "--start") if getattr(args, "start", None) is not None else None
@@ -380,6 +350,8 @@ def check_args(args) -> None:
         raise InputError(f"--max-frames {args.max_frames}: expected at least 1")
     if not 0 <= args.crf <= 51:
         raise InputError(f"--crf {args.crf}: expected 0 (lossless) to 51")
+    from ..io.video_sink import check_preset  # PyAV and OpenCV: imported when a command runs, not for --help
+
     check_preset(args.preset)
     args.segment_s = None
     if getattr(args, "segment", None) is not None:

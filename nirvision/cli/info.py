@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 
-from ..runtime.availability import report
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser("info", help="versions, devices and usable backends")
@@ -13,6 +11,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..runtime.availability import report  # imports torch: not for every command's --help
+
     rep = report()
     if args.json:
         print(json.dumps(rep, indent=2))

@@ -157,3 +157,28 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
     from .image_sink import ImageFolderSink
 
     return ImageFolderSink(path, side_by_side=side_by_side, names=info.names, files=info.files)
+
+
+def parse_time(text: str, flag: str) -> float:
+    """'90', '90.5', '1:30', '0:01:30.5' -> seconds; InputError naming ``flag`` otherwise."""
+    parts = str(text).strip().split(":")
+    try:
+        if not 1 <= len(parts) <= 3 or not all(p.replace(".", "", 1).isdigit() for p in parts) or any("." in p for p in parts[:-1]):
+            raise ValueError
+        values = [float(p) for p in parts]
+        if any(v >= 60 for v in values[1:]):  # minutes and seconds after a colon
+            raise ValueError
+    except ValueError:
+        raise InputError(f"{flag} {text}: expected a time such as 90, 90.5, 1:30 or 0:01:30.5") from None
+    return sum(v * 60 ** k for k, v in enumerate(reversed(values)))
+
+
+def parse_positive(text: str, flag: str) -> int:
+    """A whole number of at least 1 from ``text`` (an option's value); InputError naming ``flag`` otherwise."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise InputError(f"{flag}: expected a positive integer or auto, got {text!r}")
+    return value

@@ -42,6 +42,12 @@ VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v"}
 # lite at 640x480 on 2 cores (session 8, the engine with ONNX Runtime x2) ran 24.0-24.5 FPS with
 # veryfast, 25.0-25.5 with superfast and 28.0-28.6 with ultrafast, files 1.2x and 1.8x larger.
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow")
+
+
+def check_preset(preset: str) -> None:
+    """InputError unless ``preset`` is one of x264's (``--preset``)."""
+    if preset not in X264_PRESETS:
+        raise InputError(f"--preset {preset!r}: expected one of: {', '.join(X264_PRESETS)}")
 # a live recording is written in pieces of this many seconds, each readable once on disk
 LIVE_FLUSH_SECONDS = 1
 _TAGS_SAID: set[tuple[str, tuple[str, ...]]] = set()  # (suffix, lost tags) warned about already

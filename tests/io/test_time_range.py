@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from nirvision.cli import main
-from nirvision.cli.colorize import parse_time
+from nirvision.io.specs import parse_time
 from nirvision.errors import InputError
 from nirvision.io import open_sink, open_source
 from nirvision.runtime.engine import Engine
