@@ -84,7 +84,7 @@ def add_parser(sub) -> None:
     g.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="RTSP: seconds to wait for a connection (default: 10)")
     g.add_argument("--read-timeout", type=float, default=5.0, metavar="S", help="RTSP: seconds without data before reconnecting (default: 5)")
     g.add_argument("--fps", type=float, help="frame rate given to image folders (default: 25)")
-    g.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames")
+    g.add_argument("--max-frames", type=int, metavar="N", help="stop after reading N frames (a live source's frames dropped while inference fell behind count too)")
     g.add_argument("--start", metavar="TIME", help="video files: begin at TIME (90, 1:30, 0:01:30.5), as a player counts it; the output starts at 0")
     g.add_argument("--end", metavar="TIME", help="video files: stop before TIME")
     g.add_argument("--duration", metavar="TIME", help="video files: colorize TIME from --start (instead of --end)")
