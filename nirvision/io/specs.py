@@ -6,6 +6,7 @@ folder (PNG images), ``preview:`` (a window), ``http://HOST:PORT`` (a live view 
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -116,12 +117,25 @@ def check_distinct_outputs(outputs: list[str]) -> None:
         seen[key] = redact_url(str(spec))
 
 
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether paths ``a`` and ``b`` name one file, now or once written: symbolic links and
+    ``..`` resolved, also through folders that do not exist yet (``new/../in.mp4`` is
+    ``in.mp4`` once ``new`` is made), and hard links of an existing file."""
+    a, b = Path(a), Path(b)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
 def check_not_source(outputs: list[str], source: str) -> None:
     """InputError for an output that is the source file itself (before anything is opened)."""
-    if not Path(str(source)).exists():
+    if not Path(str(source)).is_file():
         return
     for spec in outputs:
-        if Path(str(spec)).exists() and Path(str(spec)).resolve() == Path(str(source)).resolve():
+        if same_file(str(spec), str(source)):
             raise InputError(f"output {spec}: is the source itself; expected another path")
 
 

@@ -289,6 +289,14 @@ def test_the_source_as_an_output_is_refused_before_any_output_is_opened(tmp_path
     code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "prev.mp4", "-o", tmp_path / "in.mp4", "--model", tiny_model)
     assert code == 2 and "is the source itself" in err
     assert (tmp_path / "prev.mp4").read_bytes() == b"an earlier result"
+    source = (tmp_path / "in.mp4").read_bytes()
+    # the same file by another name: through a folder not made yet, a hard link
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "link.mp4").hardlink_to(tmp_path / "in.mp4")
+    for other in (tmp_path / "new" / ".." / "in.mp4", tmp_path / "sub" / "link.mp4"):
+        code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", other, "--model", tiny_model)
+        assert code == 2 and f"output {other}: is the source itself" in err
+    assert (tmp_path / "in.mp4").read_bytes() == source and not (tmp_path / "new").exists()
 
 
 def test_an_output_given_twice_is_refused_before_anything_is_opened(tmp_path, tiny_model, capsys):
