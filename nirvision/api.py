@@ -22,7 +22,7 @@ from .models import NIRColorizerNet, load_model_config, load_networks
 from .models.registry import ModelConfig
 from .resources import default_weights_path
 from .runtime.backends import Backend, create_backend
-from .runtime.frames import to_nir
+from .runtime.frames import SampleDepth, check_input_bits, to_nir
 
 MAX_THREADS = 1024
 
@@ -70,30 +70,34 @@ def load_chain(weights: str | Path | None = None, model: str | None = None) -> t
 class Colorizer:
     """NIR frames in (uint8, H x W), RGB frames out (uint8, H x W x 3), through one backend."""
 
-    def __init__(self, backend: Backend, config: ModelConfig, meta: dict | None = None):
+    def __init__(self, backend: Backend, config: ModelConfig, meta: dict | None = None, input_bits: int | str | None = None):
         self.backend = backend
         self.config = config
         self.meta = meta or {}
+        self.depth = SampleDepth(input_bits, name="frames")  # 16-bit frames: how many bits hold the picture
 
     @classmethod
     def load(cls, weights: str | Path | None = None, device: str = "auto", precision: str = "auto", backend: str = "eager", model: str | None = None,
-             levels: str = "auto", **backend_options) -> "Colorizer":
+             levels: str = "auto", input_bits: int | str | None = None, **backend_options) -> "Colorizer":
         """Load weights (bundled when ``None``) onto ``device`` with ``backend`` at ``precision``
         (``auto``: fp16 on CUDA, fp32 on the CPU). ``levels``: auto (default) brings frames whose
         NIR levels lie outside those of the training images into them, stretch brings every frame
         to them, off leaves frames as they are (``nirvision.runtime.levels``; ``levels_band``, a
-        ``LevelsBand``, overrides the band the weights recorded). ``backend_options``
+        ``LevelsBand``, overrides the band the weights recorded). ``input_bits``: the bits that hold
+        the picture in 16-bit frames (10, 12, 14, 16; None or "auto": the smallest that holds the
+        largest value seen, ``nirvision.runtime.frames.SampleDepth``). ``backend_options``
         go to ``create_backend``: ``workers``, ``infer_scale`` (the model at that fraction of each
         frame's size), ``flip_average``, ``threads`` (CPU threads for inference, 1 to ``MAX_THREADS``:
         onnxruntime's and openvino's own, else torch's, process-wide), ``cache_dir``, ...; an
         option no backend of that name takes is an ``InputError`` naming it."""
         from .runtime.levels import band_of
 
+        check_input_bits(input_bits)
         chain, config, meta = load_chain(weights, model)
         band = backend_options.pop("levels_band", None) or (band_of(meta) if levels != "off" else None)
         engine = create_backend(backend, chain, device, precision, levels=levels, levels_band=band, **backend_options)
         log.info("loaded %s model (%s) on %s, backend %s, %s", config.name, meta.get("weights") or "random init", engine.device, engine.name, engine.precision)
-        return cls(engine, config, meta)
+        return cls(engine, config, meta, input_bits=input_bits)
 
     def __call__(self, nir: np.ndarray, *, batch: bool | None = None) -> np.ndarray:
         """One frame -> H x W x 3, or a batch -> N x H x W x 3.
@@ -121,7 +125,7 @@ class Colorizer:
 
     def colorize_batch(self, frames: Sequence[np.ndarray] | Iterable[np.ndarray]) -> np.ndarray:
         """Frames of one size -> uint8 RGB array (N, H, W, 3)."""
-        nirs = [to_nir(f, name=f"frame {i}") for i, f in enumerate(frames)]
+        nirs = [to_nir(f, name=f"frame {i}", depth=self.depth) for i, f in enumerate(frames)]
         if not nirs:
             raise ValueError("colorize_batch: no frames given")
         shapes = {f.shape for f in nirs}
@@ -155,7 +159,7 @@ class Colorizer:
         if progress is not None and not callable(progress):
             raise InputError(f"colorize_video: progress {progress!r}: expected a callable given the engine's status, or None")
         sink_options = _sink_options(sink_options)
-        options = {"max_frames": max_frames, "audio": audio}
+        options = {"max_frames": max_frames, "audio": audio, "input_bits": self.depth.fixed}
         if start is not None or end is not None:
             check_range_source(str(source), "colorize_video: start / end")
             if end is not None and end <= (start or 0.0):

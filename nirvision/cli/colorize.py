@@ -84,6 +84,9 @@ def add_parser(sub) -> None:
     g.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="RTSP: seconds to wait for a connection (default: 10)")
     g.add_argument("--read-timeout", type=float, default=5.0, metavar="S", help="RTSP: seconds without data before reconnecting (default: 5)")
     g.add_argument("--fps", type=float, help="frame rate given to image folders (default: 25)")
+    g.add_argument("--input-bits", default="auto", metavar="auto|10|12|14|16",
+                   help="16-bit images and video: the bits that hold the picture (Mono10 / Mono12 cameras store 10 or 12 bits "
+                        "in 16-bit files); auto (default): the fewest that hold the largest value seen, said when below 16")
     g.add_argument("--max-frames", type=int, metavar="N", help="stop after reading N frames (a live source's frames dropped while inference fell behind count too)")
     g.add_argument("--start", metavar="TIME", help="video files: begin at TIME (90, 1:30, 0:01:30.5), as a player counts it; the output starts at 0")
     g.add_argument("--end", metavar="TIME", help="video files: stop before TIME")
@@ -344,6 +347,9 @@ def time_range(args) -> tuple[float | None, float | None]:
 def check_args(args) -> None:
     """Option values that would only fail later, as usage errors now."""
     args.start_s, args.end_s = time_range(args)
+    from ..runtime.frames import check_input_bits
+
+    args.input_bits = check_input_bits(getattr(args, "input_bits", None), "--input-bits")
     if args.queue_size is not None and args.queue_size < 1:
         raise InputError(f"--queue-size {args.queue_size}: expected at least 1")
     if args.max_frames is not None and args.max_frames < 1:
@@ -443,7 +449,7 @@ def _run(args, handed_over: list) -> int:
     if inputs is not None:
         handed_over.append("batch")
         return run_batch(args, inputs, backend)
-    options = {"max_frames": args.max_frames}
+    options = {"max_frames": args.max_frames, "input_bits": args.input_bits}
     if args.fps:
         options["fps"] = args.fps
     if args.no_audio:

@@ -16,7 +16,7 @@ from typing import Iterator
 import cv2
 
 from ..errors import InputError
-from ..runtime.frames import to_nir
+from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
 from .reconnect import ReconnectPolicy, StreamLost
 
@@ -33,8 +33,10 @@ def camera_device(spec: str) -> Path:
 class CameraSource(Source):
     """Frames from a camera; ``width``, ``height`` and ``fps`` ask the driver for a mode."""
 
-    def __init__(self, spec: str, policy: ReconnectPolicy | None = None, width: int | None = None, height: int | None = None, fps: float | None = None, max_frames: int | None = None, **_ignored):
+    def __init__(self, spec: str, policy: ReconnectPolicy | None = None, width: int | None = None, height: int | None = None, fps: float | None = None, max_frames: int | None = None,
+                 input_bits: int | str | None = None, **_ignored):
         super().__init__()
+        self.depth = SampleDepth(input_bits, name=str(spec))
         self.device = camera_device(spec)
         self.policy = policy or ReconnectPolicy()
         self.mode = (width, height, fps)
@@ -99,7 +101,7 @@ class CameraSource(Source):
                 pts = max(int((time.perf_counter() - start) * 1000), last + 1)
                 last = pts
                 self.frames_read += 1
-                yield Frame(to_nir(img, name=str(self.device)), index=self.frames_read - 1, pts=pts, time_base=TIME_BASE, t_read=time.perf_counter())
+                yield Frame(to_nir(img, name=str(self.device), depth=self.depth), index=self.frames_read - 1, pts=pts, time_base=TIME_BASE, t_read=time.perf_counter())
                 if self.max_frames is not None and self.frames_read >= self.max_frames:
                     return
         finally:

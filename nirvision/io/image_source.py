@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-from ..runtime.frames import to_nir
+from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def relative_names(paths: list[Path]) -> list[str]:
     return [Path(os.path.relpath(os.path.abspath(p), base)).as_posix() for p in paths]
 
 
-def read_image(path: Path) -> np.ndarray | None:
+def read_image(path: Path, depth: SampleDepth | None = None) -> np.ndarray | None:
     """The image as uint8 NIR (H x W), or None when the file does not decode; a ValueError
     (from ``to_nir``) when its pixels are of a type it does not take.
 
@@ -82,14 +82,15 @@ def read_image(path: Path) -> np.ndarray | None:
     img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if img is None:
         return None
-    return to_nir(img, name=str(path))
+    return to_nir(img, name=str(path), depth=depth)
 
 
 class ImageSource(Source):
     """Frames from image files; ``fps`` sets the timestamps a video sink gives them."""
 
-    def __init__(self, spec: str, fps: float | None = None, max_frames: int | None = None, **_ignored):
+    def __init__(self, spec: str, fps: float | None = None, max_frames: int | None = None, input_bits: int | str | None = None, **_ignored):
         super().__init__()
+        self.depth = SampleDepth(input_bits, name=spec)  # 16-bit images: one depth for the sequence
         self.paths = list_images(spec)
         if max_frames is not None:
             self.paths = self.paths[:max_frames]
@@ -104,7 +105,7 @@ class ImageSource(Source):
             if self._closed:
                 return
             try:
-                img = read_image(path)
+                img = read_image(path, self.depth)
                 why = f"{path}: not a readable image"
             except ValueError as exc:  # it decodes, to pixels of a type to_nir does not take
                 img, why = None, str(exc)

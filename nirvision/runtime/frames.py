@@ -1,8 +1,12 @@
 """Frame conversions between the uint8 images users have and the tensors the networks take."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
+
+from ..errors import InputError
 
 
 def to_model_input(frames: np.ndarray) -> torch.Tensor:
@@ -41,16 +45,65 @@ def from_model_output_numpy(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(t.astype(np.uint8).transpose(0, 2, 3, 1))
 
 
-def to_nir(frame: np.ndarray, name: str = "frame") -> np.ndarray:
+WIDE_DEPTHS = (10, 12, 14, 16)  # the bit depths 16-bit NIR frames come in (Mono10 ... Mono16)
+log = logging.getLogger(__name__)
+
+
+def check_input_bits(bits, what: str = "input_bits") -> int | None:
+    """``--input-bits``: None or "auto" (from the frames), else one of ``WIDE_DEPTHS``."""
+    if bits is None or bits == "auto":
+        return None
+    try:
+        value = int(bits)
+    except (TypeError, ValueError):
+        value = None
+    if isinstance(bits, bool) or value not in WIDE_DEPTHS or str(value) != str(bits).strip():
+        raise InputError(f"{what} {bits!r}: expected auto or one of {', '.join(map(str, WIDE_DEPTHS))}")
+    return value
+
+
+class SampleDepth:
+    """How many of a 16-bit stream's bits hold the picture, and its frames brought to 8 bits.
+
+    Cameras and their recording software store 10- and 12-bit sensor values (Mono10, Mono12)
+    in the low bits of 16-bit PNG, TIFF or video frames: read as full 16-bit range, a 12-bit
+    picture would keep 16 of its 4096 levels. With ``bits`` None (auto) the depth is the
+    smallest of 10, 12, 14 and 16 bits that holds the largest value seen so far in the stream:
+    it only grows, so a stream's frames keep one scale unless a brighter frame needs more bits
+    (said once each time). 8-bit frames pass through unchanged."""
+
+    def __init__(self, bits: int | str | None = None, name: str = "frames", quiet: bool = False):
+        self.fixed = check_input_bits(bits)
+        self.bits = self.fixed
+        self.name = name
+        self.quiet = quiet
+
+    def to_uint8(self, frame: np.ndarray, name: str | None = None) -> np.ndarray:
+        """uint16 ``frame`` -> uint8 by the stream's depth (the top 8 of its significant bits)."""
+        if self.fixed is None:
+            top = int(frame.max()) if frame.size else 0
+            need = next(b for b in WIDE_DEPTHS if top < 1 << b)
+            if self.bits is None or need > self.bits:
+                if not self.quiet and (need < 16 or self.bits is not None):
+                    before = "" if self.bits is None else f" (read as {self.bits}-bit before)"
+                    log.warning("%s: 16-bit frames with values up to %d: read as %d-bit%s; --input-bits (input_bits=) fixes the depth",
+                                name or self.name, top, need, before)
+                self.bits = need
+        shift = self.bits - 8
+        return (np.minimum(frame, (1 << self.bits) - 1) >> shift).astype(np.uint8)
+
+
+def to_nir(frame: np.ndarray, name: str = "frame", depth: SampleDepth | None = None) -> np.ndarray:
     """Any image (H x W, H x W x 1, H x W x 3 BGR/RGB, H x W x 4) -> one uint8 NIR channel.
 
     Colour input is reduced to one channel by averaging (NIR cameras that deliver three
-    channels deliver the same signal in each); 16-bit input is scaled to 8 bits.
+    channels deliver the same signal in each); 16-bit input is brought to 8 bits by ``depth``
+    (a stream's ``SampleDepth``; without one, by this frame's own largest value).
     """
     if not isinstance(frame, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array, got {type(frame).__name__}")
     if frame.dtype == np.uint16:
-        frame = (frame >> 8).astype(np.uint8)
+        frame = (depth or SampleDepth(name=name, quiet=True)).to_uint8(frame, name)
     elif frame.dtype in (np.float32, np.float64):
         if frame.size and not np.isfinite(frame).all():
             bad = np.count_nonzero(~np.isfinite(frame))

@@ -1,0 +1,74 @@
+"""16-bit NIR: frames whose values use 10, 12 or 14 of the 16 bits (Mono10 / Mono12 cameras)."""
+import logging
+
+import cv2
+import numpy as np
+import pytest
+
+from nirvision.cli import main
+from nirvision.errors import InputError
+from nirvision.io import open_source
+from nirvision.runtime.frames import SampleDepth, check_input_bits, to_nir
+
+
+def ramp(top, h=16, w=256):
+    """A horizontal ramp from 0 to ``top`` (uint16)."""
+    return np.tile(np.linspace(0, top, w).round().astype(np.uint16), (h, 1))
+
+
+def test_auto_depth_keeps_the_levels_of_12_bit_frames_and_only_grows(caplog):
+    depth = SampleDepth(name="cam")
+    with caplog.at_level(logging.WARNING):
+        first = to_nir(ramp(4095), depth=depth)
+    assert depth.bits == 12 and first.max() == 255 and len(np.unique(first)) == 256
+    assert "read as 12-bit" in caplog.text and "cam" not in caplog.text  # the frame's own name is said
+    # a darker frame keeps the stream's scale (no brightening frame by frame)
+    assert to_nir(ramp(1000), depth=depth).max() == 1000 >> 4
+    # a brighter one needs more bits: the depth grows, and says so
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert to_nir(ramp(65535), depth=depth).max() == 255
+    assert depth.bits == 16 and "read as 12-bit before" in caplog.text
+    # a full-range 16-bit stream is read as before, without a word
+    caplog.clear()
+    full = SampleDepth()
+    with caplog.at_level(logging.WARNING):
+        assert np.array_equal(to_nir(ramp(65535), depth=full), (ramp(65535) >> 8).astype(np.uint8))
+    assert caplog.text == ""
+
+
+def test_a_fixed_depth_scales_by_it_and_clips_above():
+    assert np.array_equal(SampleDepth(10).to_uint8(np.array([[0, 4, 1023, 5000]], np.uint16)), [[0, 1, 255, 255]])
+    assert np.array_equal(SampleDepth(16).to_uint8(ramp(4095)), (ramp(4095) >> 8).astype(np.uint8))
+    assert check_input_bits("auto") is None and check_input_bits("12") == 12 and check_input_bits(14) == 14
+    for bad in ("11", 8, "12.0", True, "x"):
+        with pytest.raises(InputError, match="expected auto or one of 10, 12, 14, 16"):
+            check_input_bits(bad)
+
+
+def test_a_folder_of_12_bit_pngs_keeps_its_levels(tmp_path, tiny_model, capsys):
+    folder = tmp_path / "mono12"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"f{i}.png"), ramp(4095 - 100 * i, h=24, w=32))
+    frames = [f.image for f in open_source(str(folder))]
+    assert [f.max() for f in frames] == [255, 249, 243] and all(f.dtype == np.uint8 for f in frames)
+    assert [f.image.max() for f in open_source(str(folder), input_bits=16)] == [15, 15, 15]
+    code = main(["colorize", str(folder), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--no-progress", "--threads", "1"])
+    err = capsys.readouterr().err
+    assert code == 0 and len(list((tmp_path / "out").glob("*.png"))) == 3, err
+    code = main(["colorize", str(folder), "-o", str(tmp_path / "out2"), "--input-bits", "13"])
+    assert code == 2 and "--input-bits '13': expected auto or one of 10, 12, 14, 16" in capsys.readouterr().err
+
+
+def test_the_api_reads_12_bit_frames_by_one_depth(tiny_model):
+    from nirvision.api import Colorizer
+
+    colorizer = Colorizer.load(model=str(tiny_model), backend="eager", threads=1)
+    frame = ramp(4095, h=32, w=32)
+    assert np.array_equal(colorizer(frame), colorizer((frame >> 4).astype(np.uint8)))  # as its 8-bit picture
+    assert colorizer.depth.bits == 12
+    fixed = Colorizer.load(model=str(tiny_model), backend="eager", threads=1, input_bits=16)
+    assert np.array_equal(fixed(frame), fixed((frame >> 8).astype(np.uint8)))
+    with pytest.raises(InputError, match="input_bits 9"):
+        Colorizer.load(model=str(tiny_model), input_bits=9)
