@@ -158,7 +158,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     except BaseException:
         backend.close()
         raise
-    options = {"max_frames": args.max_frames, "start": args.start_s, "end": args.end_s}
+    options = {"max_frames": args.max_frames, "start": args.start_s, "end": args.end_s, "input_bits": args.input_bits}
     if args.fps:
         options["fps"] = args.fps
     if args.no_audio:

@@ -53,7 +53,7 @@ class SourceInfo:
     fps: Fraction | None = None
     time_base: Fraction | None = None
     frames: int | None = None  # total when known (files, folders, synthetic clips)
-    width: int | None = None
+    width: int | None = None  # as frames are shown (a file's turned upright as its display matrix says)
     height: int | None = None
     audio_stream: Any = None  # a PyAV audio stream to copy from, or None
     names: tuple[str, ...] = ()  # the names frames carry, in order (image files: paths relative to their folder)
@@ -61,6 +61,7 @@ class SourceInfo:
     tags: dict[str, str] = field(default_factory=dict)  # a recorded video's container tags worth keeping (title, location, ...)
     created: datetime | None = None  # a recorded video's creation time (UTC), as its container gives it
     created_at: float = 0.0  # the source time (s, as Frame.time) at which ``created`` holds: the video's first frame
+    sample_aspect_ratio: Fraction | None = None  # a pixel's width / height where not square (720x576 for 4:3 or 16:9)
 
 
 class Source(abc.ABC):

@@ -1,13 +1,16 @@
 """A video file through PyAV: frames with their stream timestamps, plus the audio packets to copy.
 
-Packets that fail to decode (corrupted bytes) are skipped and counted in ``decode_errors``;
-a file that cannot be opened, holds no video stream or no decodable frame is an
-``InputError`` naming the file and what was expected.
+Frames are turned upright as the file's display matrix says (a phone's rotation; FFmpeg's
+autorotate), so outputs need none. Packets that fail to decode (corrupted bytes) are skipped
+and counted in ``decode_errors``; a file that cannot be opened, holds no video stream or no
+decodable frame is an ``InputError`` naming the file and what was expected.
 """
 from __future__ import annotations
 
+import heapq
 import logging
 import math
+import struct
 import threading
 import time
 from fractions import Fraction
@@ -15,15 +18,18 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import av
+import numpy as np
 
 from ..errors import InputError
+from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
 from .tags import recording_tags
 
 log = logging.getLogger(__name__)
 
 # file types taken as videos where a folder or glob is looked through (a batch; beside images)
-VIDEO_INPUTS = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp"}
+VIDEO_INPUTS = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
+                ".h264", ".264", ".h265", ".265", ".hevc"}
 
 MAX_CONSECUTIVE_ERRORS = 50  # a file this broken is given up on, keeping what decoded
 
@@ -72,16 +78,59 @@ def stream_zero(stream) -> float:
     return 0.0
 
 
+PROBE_PACKETS = 200  # packets read at most for the first frame's display matrix and scan type
+# AVFrame field orders that are interlaced (AV_FIELD_TT, BB, TB, BT); 0 unknown, 1 progressive
+INTERLACED_FIELD_ORDERS = {2: "top field first", 3: "bottom field first", 4: "top field first", 5: "bottom field first"}
+
+
+def display_orientation(frame) -> tuple[float, bool]:
+    """How a decoded frame is to be shown: (degrees to turn it counterclockwise, as
+    ``frame.rotation`` and ``np.rot90`` count; whether it is mirrored left to right before),
+    from its display matrix (an MP4 / MOV track's, a phone's), as FFmpeg's autorotate reads it."""
+    try:
+        matrix = frame.side_data.get("DISPLAYMATRIX")
+        values = struct.unpack("=9i", bytes(matrix)) if matrix is not None else None
+    except (KeyError, TypeError, ValueError, struct.error):  # side data this PyAV cannot give
+        values = None
+    if values is None:
+        return float(getattr(frame, "rotation", 0) or 0), False
+    a, b, _, c, d = values[:5]  # x' = a x + c y, y' = b x + d y (y down)
+    mirrored = a * d - b * c < 0
+    if mirrored:  # the matrix is a left-right mirror, then a rotation
+        a, b = -a, -b
+    return -math.degrees(math.atan2(b, a)), mirrored
+
+
+def probe_first_frame(path: Path, index: int) -> tuple[float, bool, bool] | None:
+    """(``display_orientation()``, whether interlaced) of the first frame of stream ``index``
+    that decodes, read through a container of its own (the source's stays at its first packet);
+    None when none decodes."""
+    try:
+        with av.open(str(path), "r") as container:
+            stream = container.streams[index]
+            for n, packet in enumerate(container.demux(stream)):
+                try:
+                    for frame in packet.decode():
+                        return (*display_orientation(frame), bool(frame.interlaced_frame))
+                except av.error.FFmpegError:
+                    pass
+                if n >= PROBE_PACKETS:
+                    return None
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, IndexError):
+        pass
+    return None
+
+
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.split(":")[0].strip() if text else type(exc).__name__
 
 
 class FileSource(Source):
-    """Decode the first video stream of ``path`` to uint8 NIR (the luma plane)."""
+    """Decode the first video stream of ``path`` to uint8 NIR (the luma plane), upright."""
 
     def __init__(self, path: str | Path, audio: bool = True, max_frames: int | None = None, start: float | None = None,
-                 end: float | None = None, **_ignored):
+                 end: float | None = None, input_bits: int | str | None = None, **_ignored):
         super().__init__()
         self.path = Path(path)
         self.max_frames = max_frames
@@ -95,20 +144,42 @@ class FileSource(Source):
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise InputError(f"video file {self.path}: cannot be read as a video ({_reason(exc)}); expected a video file such as MP4, MKV, MOV or AVI") from None
         if not self.container.streams.video:
+            others = len(self.container.streams)  # counted before closing, which empties the list
             self.container.close()
-            raise InputError(f"video file {self.path}: holds no video frames (no video stream with data, {len(self.container.streams)} other stream(s)); expected a video with at least one frame")
+            raise InputError(f"video file {self.path}: holds no video frames (no video stream with data, {others} other stream(s)); expected a video with at least one frame")
         self.video = self.container.streams.video[0]
+        if len(self.container.streams.video) > 1:
+            log.warning("video file %s: holds %d video streams; reading only the first (stream #%d, %dx%d %s)", self.path,
+                        len(self.container.streams.video), self.video.index, self.video.codec_context.width, self.video.codec_context.height,
+                        self.video.codec_context.name)
         self.audio = self.container.streams.audio[0] if audio and self.container.streams.audio else None
         vctx = self.video.codec_context
         vctx.thread_type = "AUTO"
         fps = self.video.average_rate or self.video.guessed_rate or Fraction(25)
+        width, height = vctx.width or None, vctx.height or None
+        sar = self.video.sample_aspect_ratio or vctx.sample_aspect_ratio
+        sar = Fraction(sar) if sar and sar > 0 and sar != 1 else None
+        first = probe_first_frame(self.path, self.video.index)
+        self._turns, self._mirrored = self._orientation(first, width, height)
+        if self._turns % 2:  # shown a quarter turn round: the displayed size, and pixels as tall as they were wide
+            width, height = height, width
+            sar = 1 / sar if sar else None
+        self._check_interlaced(first, vctx)
         self.info = SourceInfo(
             kind="file", description=str(self.path), live=False, fps=Fraction(fps),
             time_base=self.video.time_base or Fraction(1, 90000),
-            frames=(self.video.frames or None), width=vctx.width or None, height=vctx.height or None,
-            audio_stream=self.audio,
+            frames=(self.video.frames or None), width=width, height=height,
+            audio_stream=self.audio, sample_aspect_ratio=sar,
         )
+        # AVI keeps one time per packet, in decoding order: where the codec reorders frames
+        # (H.264 B-frames) the decoded frames' times are out of order, and the k-th frame shown
+        # belongs at the k-th earliest of those times (a heap of the packets' times not yet used)
+        self.depth = SampleDepth(input_bits, name=str(self.path))
+        self._avi = self.container.format.name == "avi"
+        self._reordered = self._avi and bool(vctx.has_b_frames)
+        self._slots: list[int] = []
         self._pending: list[Any] = []
+        self._last_decoded: int | None = None
         self._closed = False
         self._earlier: list[Any] = []  # containers read before a re-opening (``_reopen``)
         self._lock = threading.Lock()  # held while PyAV works, so close() never pulls the file away
@@ -119,6 +190,72 @@ class FileSource(Source):
             self._limit_frames_to_range(fps)
         if max_frames is not None and self.info.frames:
             self.info.frames = min(self.info.frames, max_frames)
+
+    def _orientation(self, first, width: int | None, height: int | None) -> tuple[int, bool]:
+        """(quarter turns counterclockwise, mirrored) that show the frames upright, as the
+        file's display matrix says (FFmpeg's autorotate); outputs then need no rotation."""
+        if first is None:
+            return 0, False
+        degrees, mirrored, _ = first
+        turns = round(degrees / 90)
+        if abs(degrees - 90 * turns) > 1:
+            log.warning("video file %s: its display matrix turns frames by %.1f degrees; only quarter turns are applied, frames are read as stored",
+                        self.path, -degrees % 360)
+            return 0, False
+        turns %= 4
+        if turns or mirrored:
+            how = ["mirrored" if mirrored else "",
+                   ("", "rotated by 90 degrees counterclockwise", "rotated by 180 degrees", "rotated by 90 degrees clockwise")[turns]]
+            shown = (height, width) if turns % 2 else (width, height)
+            log.info("video file %s: frames are %s, as the file's display matrix says (read upright: %sx%s)", self.path,
+                     " and ".join(x for x in how if x), *(x or "?" for x in shown))
+        return turns, mirrored
+
+    def _check_interlaced(self, first, vctx) -> None:
+        order = INTERLACED_FIELD_ORDERS.get(int(getattr(vctx, "field_order", 0) or 0))
+        if order is None and first is not None and first[2]:
+            order = "interlaced"
+        if order:
+            log.warning("video file %s: the video is interlaced (%s) and is not deinterlaced; moving edges may show combing",
+                        self.path, order)
+
+    def _luma(self, vf) -> np.ndarray:
+        """A decoded frame's luma as uint8: 16-bit formats (gray16, which Mono10 / Mono12 cameras'
+        recordings fill with 10 or 12 bits) through the stream's ``SampleDepth``; every other
+        format by FFmpeg, which knows its depth."""
+        if any(c.bits == 16 for c in vf.format.components):
+            return to_nir(vf.to_ndarray(format="gray16le"), name=str(self.path), depth=self.depth)
+        return vf.to_ndarray(format="gray")
+
+    def _upright(self, image: np.ndarray) -> np.ndarray:
+        if self._mirrored:
+            image = image[:, ::-1]
+        if self._turns:
+            image = np.rot90(image, self._turns)
+        return np.ascontiguousarray(image) if self._turns or self._mirrored else image
+
+    def _note_slot(self, packet, lost: bool = False) -> None:
+        """AVI: keep a video packet's time for the frame it decodes to; ``lost``: drop it again
+        (the packet did not decode: its frame is missing)."""
+        slot = packet.dts if packet.dts is not None else packet.pts
+        if not self._avi or packet.stream is not self.video or not packet.size or slot is None:
+            return
+        if not lost:
+            heapq.heappush(self._slots, slot)
+        elif slot in self._slots:
+            self._slots.remove(slot)
+            heapq.heapify(self._slots)
+
+    def _presentation_time(self, pts: int | None) -> int | None:
+        """A decoded frame's time; AVI: the earliest packet time not yet used (see __init__)."""
+        if not self._avi:
+            return pts
+        slot = heapq.heappop(self._slots) if self._slots else None
+        if not self._reordered and pts is not None and self._last_decoded is not None and pts < self._last_decoded:
+            self._reordered = True
+            log.info("%s: decoded frame times go back (frames reordered in AVI); timing frames by their packets' order", self.path)
+        self._last_decoded = pts if pts is not None else self._last_decoded
+        return slot if self._reordered and slot is not None else pts
 
     def _limit_frames_to_range(self, fps) -> None:
         """``start`` / ``end``: check them against the video's length and seek to ``start``."""
@@ -153,7 +290,7 @@ class FileSource(Source):
                 self.video.codec_context.flush_buffers()
             except (av.error.FFmpegError, OSError) as exc:
                 log.warning("%s: cannot seek to %.3f s (%s); reading on from here", self.path, t or 0.0, _reason(exc))
-            self._pending = []
+            self._pending, self._slots, self._last_decoded = [], [], None
 
     def _reopen(self) -> None:
         """Open the file again, reading from its first packet. The first container stays open
@@ -172,7 +309,7 @@ class FileSource(Source):
             self.video.codec_context.thread_type = "AUTO"
             if self.audio is not None:
                 self.audio = self.info.audio_stream = container.streams.audio[0]
-            self._pending = []
+            self._pending, self._slots, self._last_decoded = [], [], None
 
     def _in_range(self, pts: int | None, time_base) -> int:
         """-1 before ``start``, 0 within the range, 1 at or after ``end``."""
@@ -214,22 +351,25 @@ class FileSource(Source):
                 packet = next(packets, None)
                 if packet is None:
                     return
+                self._note_slot(packet)
                 if packet.stream is self.audio:
                     if packet.dts is not None and packet.size:
                         self._pending.append(packet)
                     continue
                 try:
-                    frames = [(vf.pts, vf.to_ndarray(format="gray")) for vf in packet.decode()]
+                    frames = [(vf.pts, self._luma(vf)) for vf in packet.decode()]
                     consecutive = 0
                 except av.error.FFmpegError as exc:
                     self.decode_errors += 1
                     consecutive += 1
                     where = f"the packet at pts {packet.pts}" if packet.pts is not None else "a packet"
                     log.warning("%s: %s failed to decode (%s); skipped (%d so far)", self.path, where, _reason(exc), self.decode_errors)
+                    self._note_slot(packet, lost=True)
                     if consecutive >= MAX_CONSECUTIVE_ERRORS:
                         log.warning("%s: giving up after %d undecodable packets in a row", self.path, consecutive)
                         return
                     continue
+                frames = [(self._presentation_time(pts), self._upright(image)) for pts, image in frames]
             yield from frames
 
     def __iter__(self) -> Iterator[Frame]:

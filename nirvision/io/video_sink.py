@@ -4,9 +4,9 @@ Every frame keeps its source timestamp (variable frame rates stay variable), les
 frame's, so that the output starts at 0 as FFmpeg's do (a clip cut from 600 s into a stream
 starts at 0, not at 600 s); the source's audio packets are copied unchanged but for the same
 shift (audio from before the first frame is then left out). The video stream is created at
-the first frame, sized to it (rounded up to even, as yuv420p needs), and the header written
-at once: a container that cannot hold the source's audio (Opus or FLAC in .mov) is opened
-again without it, with one warning. A later frame of another size is scaled to the stream's
+the first frame, sized to it (rounded up to even, as yuv420p needs) with the source's pixel
+aspect ratio, and the header written at once: a container that cannot hold the source's audio
+(Opus or FLAC in .mov) is opened again without it, with one warning. A later frame of another size is scaled to the stream's
 size, since one H.264 stream has one size. The container's tags (``nirvision.io.tags``) keep a
 recorded source's title, location and the like and its creation time, shifted to the output's
 first frame (a live source's: when that frame was read), and say that the colours are predicted.
@@ -51,6 +51,7 @@ def check_preset(preset: str) -> None:
 # a live recording is written in pieces of this many seconds, each readable once on disk
 LIVE_FLUSH_SECONDS = 1
 _TAGS_SAID: set[tuple[str, tuple[str, ...]]] = set()  # (suffix, lost tags) warned about already
+_PADDED_SAID: set[tuple[str, int, int]] = set()  # (source, width, height) of odd sizes said to be padded
 
 
 def crash_safe_options(suffix: str) -> dict[str, str]:
@@ -142,6 +143,8 @@ class VideoSink(Sink):
         stream = self.container.add_stream("libx264", rate=self.fps, options=self.options)
         stream.height, stream.width = h, w
         stream.pix_fmt = "yuv420p"
+        if self.info.sample_aspect_ratio:  # non-square pixels (a side-by-side image has the same ones)
+            stream.codec_context.sample_aspect_ratio = self.info.sample_aspect_ratio
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
         self.stream = stream
@@ -150,6 +153,11 @@ class VideoSink(Sink):
         """Add the video stream, sized to the first frame, and write the header: every stream
         is known now. Without the audio when the container refuses it (FFmpeg only says so here)."""
         self.size = (h + h % 2, w + w % 2)
+        said = (self.info.description, w, h)
+        if (h % 2 or w % 2) and said not in _PADDED_SAID:  # one message per source, not per --segment piece
+            _PADDED_SAID.add(said)
+            log.info("output %s: frames are %dx%d, padded to %dx%d by repeating the last %s (H.264 in yuv420p needs an even size)",
+                     self.path, w, h, self.size[1], self.size[0], " and ".join(x for x, odd in (("column", w % 2), ("row", h % 2)) if odd))
         self._add_video(*self.size)
         self.container.metadata.update(self.tags)
         try:

@@ -209,3 +209,47 @@ def run_recorded(spec: str, backend) -> tuple[dict, list]:
     finally:
         backend.close()
     return summary, sink.written
+
+
+def make_video(path: Path, frames: int, size=(64, 48), rate: int = 25, options: dict | None = None, sample_aspect_ratio=None,
+               codec="libx264", streams: int = 1) -> None:
+    """A constant-rate video of ``frames`` frames as ``frame_image`` draws them, with encoder
+    ``options`` (``{"bf": "2"}``), a pixel aspect ratio if given, and ``streams`` video streams
+    (each further one half the size of the one before)."""
+    w, h = size
+    out = av.open(str(path), "w")
+    vss = []
+    for k in range(streams):
+        vs = out.add_stream(codec, rate=rate, options=options or {})
+        vs.width, vs.height = w >> k, h >> k
+        vs.pix_fmt = "yuv420p"
+        if sample_aspect_ratio:
+            vs.codec_context.sample_aspect_ratio = sample_aspect_ratio
+        vss.append(vs)
+    for i in range(frames):
+        for vs in vss:
+            f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, vs.height, vs.width), cv2.COLOR_GRAY2RGB), format="rgb24")
+            f.pts, f.time_base = i, Fraction(1, rate)
+            for pk in vs.encode(f):
+                out.mux(pk)
+    for vs in vss:
+        for pk in vs.encode():
+            out.mux(pk)
+    out.close()
+
+
+# display matrices (a, b, c, d of the tkhd box, 16.16) that PyAV reports as frame.rotation
+DISPLAY_MATRICES = {-90: (0, 0x10000, 0xFFFF0000, 0), 90: (0, 0xFFFF0000, 0x10000, 0), 180: (0xFFFF0000, 0, 0, 0xFFFF0000)}
+
+
+def rotate_mp4(path: Path, rotation: int) -> None:
+    """Give the first track of an MP4 written by PyAV a display matrix: ``rotation`` as
+    ``frame.rotation`` reports it (-90: players turn the picture 90 degrees clockwise)."""
+    import struct
+
+    a, b, c, d = DISPLAY_MATRICES[rotation]
+    data = bytearray(path.read_bytes())
+    i = data.find(b"tkhd")
+    at = i + 4 + 4 + 20 + 16  # past the type, version / flags, times, track id and duration, reserved, layer ... volume
+    data[at:at + 36] = struct.pack(">9I", a, b, 0, c, d, 0, 0, 0, 0x40000000)
+    path.write_bytes(bytes(data))

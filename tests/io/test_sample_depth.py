@@ -72,3 +72,21 @@ def test_the_api_reads_12_bit_frames_by_one_depth(tiny_model):
     assert np.array_equal(fixed(frame), fixed((frame >> 8).astype(np.uint8)))
     with pytest.raises(InputError, match="input_bits 9"):
         Colorizer.load(model=str(tiny_model), input_bits=9)
+
+
+def test_gray16_video_of_12_bit_values_keeps_its_levels(tmp_path):
+    from fractions import Fraction
+
+    import av
+
+    path = tmp_path / "mono12.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 16, "gray16le"
+        for i in range(3):
+            frame = av.VideoFrame.from_ndarray(ramp(4095 - 1000 * i, w=64), format="gray16le")
+            frame.pts, frame.time_base = i, Fraction(1, 25)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    assert [int(f.image.max()) for f in open_source(str(path))] == [255, 193, 130]  # 4095, 3095, 2095 >> 4
+    assert [int(f.image.max()) for f in open_source(str(path), input_bits=16)] == [15, 12, 8]
