@@ -148,7 +148,8 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     """Colorize every input into its output through ``backend`` (closed at the end); the exit code."""
     from ..errors import usage_errors
     from ..io import open_sink, open_source
-    from .colorize import announce_backend, catch_signals, contact_sheets, describe, encoder_threads, error_text, run_engine, write_stats
+    from .colorize import (announce_backend, catch_signals, contact_sheets, describe, encoder_threads, error_text, prepare_backend,
+                           run_engine, write_stats)
 
     try:
         outputs = batch_outputs(inputs, args.output)
@@ -186,6 +187,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                 source, sinks = None, []
                 try:
                     source = open_source(str(src), **options)
+                    prepare_backend(backend, source.info)
                     sinks.append(open_sink(str(out), source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
                                            audio=not args.no_audio, threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
                     if args.preview:

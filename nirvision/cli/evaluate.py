@@ -23,9 +23,10 @@ def add_parser(sub) -> None:
     p.add_argument("--split", choices=("all", "val"), default="all",
                    help="score every pair, or only the validation split that training holds out (seed 0, 8%%, "
                         "crops of one photograph on one side)")
-    p.add_argument("--backend", default="eager")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="fp32")
+    p.add_argument("--backend", default="eager", help="backend to score, as colorize's --backend (default eager): a reduced precision or "
+                                                       "another backend scored on the same pairs")
+    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA where available)")
+    p.add_argument("--precision", default="fp32", help="fp32 (default), bf16, fp16 or int8, as colorize's --precision")
     p.add_argument("--levels", default="auto", metavar="auto|stretch|off", help="NIR levels, as colorize's --levels (default auto)")
     p.add_argument("--infer-scale", default="1", metavar="S", help="run the model at S times each image's size, as colorize's --infer-scale (default 1)")
     p.add_argument("--flip-average", action="store_true", help="average each image's colours with its mirror image's, as colorize's --flip-average")

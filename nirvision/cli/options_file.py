@@ -43,13 +43,23 @@ _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TYPE_NAMES = {int: "an integer", float: "a number", Path: "a path"}
 
 
+# each command's --config help: example keys, and how the command line turns off a switch the file set
+CONFIG_EXAMPLES = {
+    "colorize": ("crf: 23, no-audio: true", "a switch the file turns on is turned off with --no-SWITCH, or --audio for no-audio"),
+    "demo": ("size: 640x480, flip-average: true", "a switch the file turns on is turned off with --no-SWITCH"),
+    "evaluate": ("split: val, levels: off", "a switch the file turns on is turned off with --no-SWITCH"),
+    "bench": ("sizes: 256x256,640x480, no-engine: true", "a switch the file turns on is turned off with --no-SWITCH, or --engine for no-engine"),
+    "export": ("sizes: 640x480, backend: onnxruntime", "a switch the file turns on is turned off with --no-SWITCH"),
+}
+
+
 def add_config_option(p: argparse.ArgumentParser, command: str) -> None:
     """Give ``p`` (the parser of ``nirvision COMMAND``) ``--config``, and let the options it
     requires come from the file: they are checked by ``check_required`` once the file is read."""
+    example, negation = CONFIG_EXAMPLES.get(command, CONFIG_EXAMPLES["colorize"])
     p.add_argument("--config", metavar="YAML", action="append",
                    help=f"read options from this YAML file: {command}'s options without their dashes as keys "
-                        "(crf: 23, no-audio: true), ${NAME} from the environment; the command line wins (a switch "
-                        "the file turns on is turned off with --no-SWITCH, or --audio for no-audio)")
+                        f"({example}), ${{NAME}} from the environment; the command line wins ({negation})")
     needed = []
     for action in list(p._actions):  # noqa: SLF001 - argparse keeps no public list of a parser's actions
         _add_negation(p, action)

@@ -21,13 +21,13 @@ def has_display() -> bool:
 class PreviewSink(Sink):
     """Shows each frame; closing the window or pressing q or Esc asks the engine to stop."""
 
-    description = "preview window"
-
     def __init__(self, side_by_side: bool = True):
         self.side_by_side = side_by_side
         self.enabled = has_display()
         self.stop_requested = False
+        self.description = "preview window"
         if not self.enabled:
+            self.description = "preview window (disabled: no display)"
             log.warning("preview: no display here (DISPLAY and WAYLAND_DISPLAY are unset); preview disabled")
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
@@ -39,6 +39,7 @@ class PreviewSink(Sink):
         except cv2.error as exc:
             log.warning("preview: the window cannot be shown (%s); preview disabled", str(exc).strip().splitlines()[-1])
             self.enabled = False
+            self.description = "preview window (disabled: it could not be shown)"
             return
         if key in (ord("q"), 27):
             self.stop_requested = True

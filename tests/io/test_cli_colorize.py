@@ -60,6 +60,16 @@ def test_a_failed_run_replaces_an_earlier_stats_file_with_its_error(tmp_path, ti
     assert record["frames_out"] == len(read_video(tmp_path / "out.mp4")["times"]) == 2
 
 
+def test_a_backend_that_cannot_run_leaves_an_earlier_output_as_it_was(tmp_path, tiny_model, capsys, monkeypatch):
+    monkeypatch.setenv("NIRVISION_CACHE", str(tmp_path / "cache"))
+    make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    (tmp_path / "out.mp4").write_bytes(b"an earlier run's output")
+    code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "out.mp4", "--model", tiny_model, "--backend", "onnxruntime", "--precision", "int8")
+    assert code == 2 and "no calibrated int8 model for these weights at 64x48" in err and "python -m calibrate" in err
+    assert "--weights CHECKPOINT" in err  # a random init, not the bundled weights: calibrate's default would not do
+    assert (tmp_path / "out.mp4").read_bytes() == b"an earlier run's output"
+
+
 def test_colorize_at_half_scale_writes_full_size_frames(tmp_path, tiny_model, capsys):
     make_clip(tmp_path / "in.mp4", [0, 40, 80, 120])
     code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "out.mp4", "--model", tiny_model, "--infer-scale", "0.5",
@@ -305,3 +315,12 @@ def test_an_output_given_twice_is_refused_before_anything_is_opened(tmp_path, ti
     code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "x.mp4", "-o", tmp_path / "v" / ".." / "x.mp4", "--model", tiny_model)
     assert code == 2 and "x.mp4: given twice" in err and "Traceback" not in err
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_the_closing_line_of_a_slow_run_gives_seconds_a_frame():
+    from nirvision.cli.colorize import describe
+
+    base = {"wall_s": 87.0, "stopped_by": "end of input", "sinks": ["o.mp4"]}
+    assert describe({**base, "frames_out": 2, "fps": 0.023}).startswith("2 frames in 87.0 s (43.5 s a frame) -> o.mp4")
+    assert describe({**base, "frames_out": 200, "fps": 2.3}).startswith("200 frames in 87.0 s (2.3 fps)")
+    assert describe({**base, "frames_out": 0, "fps": 0.0}).startswith("0 frames in 87.0 s (0.0 fps)")

@@ -234,3 +234,22 @@ def test_an_empty_file_gives_no_options(tmp_path, tiny_model, capsys):
                        "--threads", "1", "--no-progress")
     assert code == 0, err
     assert len(read_video(tmp_path / "o.mp4")["times"]) == 2
+
+
+@pytest.mark.parametrize("command", ["colorize", "demo", "evaluate", "bench", "export"])
+def test_each_commands_config_help_gives_keys_it_takes(command, tmp_path, capsys):
+    """The example keys in ``--config``'s help are options of that command (a file of them is read)."""
+    import re
+
+    from nirvision.cli import build_parser
+    from nirvision.cli.options_file import CONFIG_EXAMPLES, apply_config
+
+    example, negation = CONFIG_EXAMPLES[command]
+    cfg = write(tmp_path / "ex.yaml", "\n".join(part.strip() for part in example.split(", ")) + "\n")
+    parser = build_parser()
+    sub = parser.commands[command]
+    args = parser.parse_args([command, "--config", str(cfg)])
+    applied = apply_config(sub, args, [], command)
+    assert len(applied) == example.count(":")
+    for flag in re.findall(r"--[a-z-]+", negation.replace("--no-SWITCH", "")):
+        assert flag in sub._option_string_actions

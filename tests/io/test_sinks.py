@@ -118,6 +118,7 @@ def test_preview_without_a_display_is_disabled_not_fatal(monkeypatch, tmp_path):
     preview = open_sink("preview:", src.info)
     summary = run(src, preview, open_sink(str(tmp_path / "png"), src.info))
     assert not preview.enabled and summary["frames_out"] == 2
+    assert "preview window (disabled: no display)" in summary["sinks"]  # the closing line does not claim a window
 
 
 def test_video_keeps_colours(tmp_path):

@@ -184,14 +184,31 @@ def load_int8_model(net: NIRColorizerNet, shape: tuple[int, ...], cache: Artefac
     n, _, h, w = check_shape(shape, f"{backend} int8 model")
     if n != 1:
         raise ValueError(f"{backend} int8: the calibrated model takes one frame, (1, 1, {h}, {w}); got input {tuple(shape)}")
+    digest = digest or weights_hash(net)
     found = cache.lookup(int8_model_key(net, shape, digest), ".onnx", validate_onnx)
     if found is None:
         raise BackendUnavailable(
             f"{backend} int8: no calibrated int8 model for these weights at {w}x{h} in {cache.root}; "
-            f"create it with `python -m calibrate --frames DIR --sizes {w}x{h}` (same --model/--weights and --cache), "
-            f"or pass int8_model=PATH"
+            f"create it with `python -m calibrate --frames DIR --sizes {w}x{h} {_calibrate_weights(digest)}` (and the same --cache), "
+            f"or pass int8_model=PATH (Python)"
         )
     return found
+
+
+def _calibrate_weights(digest: str) -> str:
+    """The calibrate options that give the weights of ``digest``: ``--weights`` with the bundled
+    file when they are the bundled weights (calibrate's own default is a random init)."""
+    from ...resources import default_weights_path
+
+    bundled = default_weights_path()
+    try:
+        from ...api import load_chain
+
+        if bundled.is_file() and weights_hash(load_chain(bundled)[0]) == digest:
+            return f"--weights {bundled}"
+    except Exception as exc:  # noqa: BLE001 - only a hint in an error message
+        log.debug("could not compare with the bundled weights: %s", exc)
+    return "--weights CHECKPOINT (the one this run uses; without it calibrate takes a random init)"
 
 
 def onnx_model(net: NIRColorizerNet, shape: tuple[int, ...], precision: str, cache: ArtefactCache, digest: str, backend: str,
