@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import re
 import sys
 from pathlib import Path
@@ -47,19 +46,9 @@ def count(text: str) -> int:
 
 def check_json_path(text: str) -> Path:
     """``--json``: a file that can be written, checked before any work (its folder is made at the end)."""
-    from nirvision.errors import InputError
+    from nirvision.io.specs import check_writable_file
 
-    path = Path(text)
-    if path.is_dir() or text.endswith(("/", os.sep)):
-        raise InputError(f"--json {text}: is a folder; expected a file name, e.g. {path / 'calib.json'}")
-    parent = path.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InputError(f"--json {text}: {parent} is a file, not a folder; expected a file path in a folder")
-    if not os.access(parent if not path.exists() else path, os.W_OK):
-        raise InputError(f"--json {text}: {path if path.exists() else parent} is not writable; expected a writable file path")
-    return path
+    return check_writable_file(text, "--json")
 
 
 def build_parser() -> argparse.ArgumentParser:

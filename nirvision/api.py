@@ -148,7 +148,7 @@ class Colorizer:
         each video output (``nirvision.io.sheet_sink``). The backend stays open for more."""
         from .io import open_sink, open_source
         from .io.specs import check_distinct_outputs, check_not_source, check_range_source, opening_order
-        from .runtime.engine import Engine, EngineOptions
+        from .runtime.engine import Engine, EngineOptions, prepare_backend
 
         specs = [str(outputs)] if isinstance(outputs, (str, Path)) else [str(o) for o in outputs]
         if not specs:
@@ -170,6 +170,7 @@ class Colorizer:
         src = open_source(str(source), live=live, **options)
         sinks = []
         try:
+            prepare_backend(self.backend, src.info)  # what cannot run is said before an output is replaced
             for spec in opening_order(specs):
                 sinks.append(open_sink(spec, src.info, side_by_side=side_by_side, audio=audio, **sink_options))
             if contact_sheet:

@@ -56,10 +56,12 @@ def read_gray(path: Path) -> np.ndarray:
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise InputError(f"{path}: not a readable image")
-    if img.dtype == np.uint16:
-        img = (img >> 8).astype(np.uint8)
     if img.ndim == 3:
         img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY) if img.shape[2] >= 3 else img[:, :, 0]
+    if img.dtype == np.uint16:  # Mono10 / Mono12 in 16 bits: by the image's own depth, as colorize reads it
+        from .runtime.frames import SampleDepth
+
+        img = SampleDepth(name=str(path), quiet=True).to_uint8(img)
     return img
 
 

@@ -276,3 +276,18 @@ def test_an_output_given_twice_is_refused(tmp_path, lite_weights):
         with pytest.raises(InputError, match="dup.mp4: given twice"):
             colorizer.colorize_video(tmp_path / "in.mp4", [tmp_path / "dup.mp4", tmp_path / "v" / ".." / "dup.mp4"])
     assert not (tmp_path / "dup.mp4").exists()
+
+
+def test_colorize_video_that_cannot_run_leaves_an_earlier_output_as_it_was(tmp_path, monkeypatch):
+    from tests.io.media import make_clip
+
+    monkeypatch.setenv("NIRVISION_CACHE", str(tmp_path / "cache"))
+    make_clip(tmp_path / "in.mp4", [0, 40, 80], size=(64, 48))
+    (tmp_path / "out.mp4").write_bytes(b"an earlier run's output")
+    colorizer = Colorizer.load(model="lite", backend="onnxruntime", precision="int8", workers=1)
+    try:
+        with pytest.raises(BackendUnavailable, match="no calibrated int8 model for these weights at 64x48"):
+            colorizer.colorize_video(tmp_path / "in.mp4", tmp_path / "out.mp4")
+    finally:
+        colorizer.close()
+    assert (tmp_path / "out.mp4").read_bytes() == b"an earlier run's output"

@@ -29,3 +29,15 @@ def test_a_split_that_cannot_be_made_names_the_folder(tmp_path):
     data = make_paired_folder(tmp_path / "d", count=1, size=32)
     with pytest.raises(InputError, match=rf"{tmp_path / 'd'}: 1 image pairs cannot be split"):
         validation_split(load_paired(data), by_content=False)
+
+
+def test_16_bit_nir_of_12_bit_values_is_read_by_its_depth(tmp_path):
+    """Mono12 pairs score on the picture colorize would see, not on its top 4 bits."""
+    from nirvision.datasets import read_gray
+
+    ramp = np.tile(np.linspace(0, 4095, 64).round().astype(np.uint16), (8, 1))
+    cv2.imwrite(str(tmp_path / "n.png"), ramp)
+    cv2.imwrite(str(tmp_path / "c.png"), np.dstack([ramp] * 3))
+    for name in ("n.png", "c.png"):
+        gray = read_gray(tmp_path / name)
+        assert gray.dtype == np.uint8 and gray.max() == 255 and np.array_equal(gray, (ramp >> 4).astype(np.uint8))

@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     from ..errors import usage_errors
 
+    usage = usage_errors()  # imported now: a Ctrl-C while a command imports torch must not import it again in the except clause
     try:
         return int(args.func(args) or 0)
-    except usage_errors() as exc:
+    except usage as exc:
         if args.debug:
             raise
         message = name_the_key(str(exc), applied, args.config[0]) if applied else str(exc)

@@ -131,32 +131,22 @@ def _close(source, sinks) -> None:
         source.close()
 
 
-def _check_stats_path(path: str | None) -> None:
-    """``--stats-json`` that could not be written: said now, not after the whole batch."""
-    if not path or path == "-":
-        return
-    parent = Path(path).parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"--stats-json {path}: cannot be written ({exc.strerror or exc})") from None
-    if Path(path).is_dir():
-        raise InputError(f"--stats-json {path}: is a folder; expected a file name")
-
-
 def run_batch(args, inputs: list[Path], backend) -> int:
     """Colorize every input into its output through ``backend`` (closed at the end); the exit code."""
     from ..errors import usage_errors
     from ..io import open_sink, open_source
-    from .colorize import (announce_backend, catch_signals, contact_sheets, describe, encoder_threads, error_text, prepare_backend,
-                           run_engine, write_stats)
+    from ..runtime.engine import prepare_backend
+    from .colorize import (announce_backend, catch_signals, check_stats_path, contact_sheets, describe, encoder_threads, error_text,
+                           record_failure, run_engine, write_stats)
 
     try:
+        check_stats_path(args, inputs)  # before anything is recorded there
         outputs = batch_outputs(inputs, args.output)
-        _check_stats_path(args.stats_json)
+        check_stats_path(args, inputs, outputs)
         if args.keep is not None:
             raise InputError(f"--keep {args.keep}: deletes old pieces of a live recording; a batch of recorded videos keeps all of them")
-    except BaseException:
+    except BaseException as exc:
+        record_failure(args, exc)  # refused before any video: said in --stats-json too
         backend.close()
         raise
     options = {"max_frames": args.max_frames, "start": args.start_s, "end": args.end_s, "input_bits": args.input_bits}

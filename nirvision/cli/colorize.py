@@ -237,34 +237,30 @@ def write_stats(path: str, summary: dict) -> None:
         raise InputError(f"--stats-json {path}: cannot be written ({exc.strerror or exc})") from None
 
 
-def prepare_backend(backend, info) -> None:
-    """Build the backend for the source's frame size (export, sessions, compile) before any
-    output is opened: what cannot run (an int8 model not calibrated for the size) is said
-    before an output file of an earlier run is replaced. Other failures are left to the first
-    frame, which builds it again and reports them."""
-    from ..errors import usage_errors
-
-    prepare = getattr(backend, "prepare", None)
-    if prepare is None or not info.width or not info.height:
-        return
-    try:
-        prepare((1, 1, info.height, info.width))
-    except usage_errors():
-        raise
-    except Exception as exc:  # noqa: BLE001 - the first frame tries again and reports it
-        print(f"nirvision colorize: preparing the backend for {info.width}x{info.height} failed ({exc}); it is built at the first frame",
-              file=sys.stderr)
-
-
 def error_text(exc: BaseException) -> str:
     """An error as the CLI says it: a usage error's own message, anything else with its type."""
     from ..errors import usage_errors
 
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted"
-    if isinstance(exc, SystemExit):
-        return f"exit status {exc.code}"
     return str(exc) if isinstance(exc, usage_errors()) else f"{type(exc).__name__}: {exc}"
+
+
+def check_stats_path(args, sources=(), outputs=()) -> None:
+    """``--stats-json``: a file that can be written (said before the run, not after it), and not
+    one of the run's sources or outputs, which it would replace. Once checked, a failure is
+    recorded there (``record_failure``)."""
+    from ..io.specs import check_writable_file, same_file
+
+    args.stats_checked = False
+    path = getattr(args, "stats_json", None)
+    if not path or path == "-":
+        args.stats_checked = True
+        return
+    check_writable_file(path, "--stats-json")
+    for kind, names in (("the source", sources), ("an output", outputs)):
+        for name in names:
+            if "://" not in str(name) and same_file(path, name):
+                raise InputError(f"--stats-json {path}: is {kind} ({name}), which it would replace; expected another file")
+    args.stats_checked = True
 
 
 def record_failure(args, exc: BaseException, summary: dict | None = None) -> None:
@@ -272,13 +268,17 @@ def record_failure(args, exc: BaseException, summary: dict | None = None) -> Non
     the error, so that a file left by an earlier run is not taken for this one's result."""
     from ..io.redact import redact_text, url_secrets
 
-    if not getattr(args, "stats_json", None):
-        return
+    if not getattr(args, "stats_json", None) or not getattr(args, "stats_checked", False):
+        return  # no file, or one that may not be written (it is the error, or a source)
     sources = args.source if isinstance(args.source, list) else [args.source]
     secrets = tuple(x for src in sources for x in url_secrets(str(src)))
     record = dict(summary) if summary else {"source": ", ".join(redact_text(str(src), secrets) for src in sources), "frames_out": 0}
-    record["stopped_by"] = "error" if isinstance(exc, Exception) else error_text(exc)
-    record["error"] = redact_text(error_text(exc), secrets)
+    if isinstance(exc, Exception):
+        record["stopped_by"], record["error"] = "error", redact_text(error_text(exc), secrets)
+    else:  # Ctrl-C, or a signal's exit, before the engine ran: named as the engine names a signal
+        code = exc.code if isinstance(exc, SystemExit) else 128 + signal.SIGINT
+        named = isinstance(code, int) and 128 < code < 128 + signal.NSIG
+        record["stopped_by"] = signal.Signals(code - 128).name if named else f"exit status {code}"
     try:
         write_stats(args.stats_json, record)
     except InputError:  # the run's own error is the one to report (a bad path was checked first)
@@ -322,7 +322,7 @@ def run_engine(source, sinks, backend, args, progress: bool = True, close_backen
 
 def describe(summary: dict) -> str:
     s = summary
-    parts = [f"{s['frames_out']} frames in {s['wall_s']:.1f} s ({s['fps']:.1f} fps)" if s["fps"] >= 1 or not s["frames_out"]
+    parts = [f"{s['frames_out']} frames in {s['wall_s']:.1f} s ({s['fps']:.1f} fps)" if s["fps"] >= 1 or not s["frames_out"] or s["wall_s"] <= 0
              else f"{s['frames_out']} frames in {s['wall_s']:.1f} s ({s['wall_s'] / s['frames_out']:.1f} s a frame)"]
     for key, label in (("dropped", "dropped"), ("discarded", "left unwritten at the stop"), ("decode_errors", "undecodable and skipped"), ("reconnects", "reconnects"), ("resolution_changes", "size changes")):
         if s.get(key):
@@ -448,10 +448,8 @@ def run(args) -> int:
 def _run(args, handed_over: list) -> int:
     from ..io import open_sink, open_source
     from ..io.specs import check_distinct_outputs, check_not_source, opening_order
-    from .batch import _check_stats_path
-
+    check_stats_path(args, args.source, args.output)  # first: the failures below are recorded there
     check_args(args)
-    _check_stats_path(args.stats_json)  # a file that cannot be written is said now, not after the run
     check_distinct_outputs(args.output)  # -o x.mp4 -o x.mp4: one file, two encoders
     # the model and backend first: a wrong checkpoint or a precision this machine cannot run is
     # found in a moment, before a camera is opened or an output file created (backends export,
@@ -489,6 +487,8 @@ def _run(args, handed_over: list) -> int:
                     raise SystemExit(128 + signal.SIGTERM) from None
                 raise
         check_not_source(args.output, args.source)
+        from ..runtime.engine import prepare_backend
+
         prepare_backend(backend, source.info)
         for spec in opening_order(args.output):
             sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio,

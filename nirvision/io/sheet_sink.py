@@ -30,10 +30,14 @@ def sheet_path(video: str | Path) -> Path:
 
 
 def sheets_for(outputs, info: SourceInfo) -> list["ContactSheetSink"]:
-    """A sheet beside each video file among ``outputs`` (views and folders get none)."""
+    """A sheet beside each video file among ``outputs`` (views and folders get none); videos
+    of one name in one folder (``a.mp4``, ``a.mkv``) get ``a_mp4_sheet.png``, ``a_mkv_sheet.png``."""
     from .specs import is_video_file
 
-    return [ContactSheetSink(sheet_path(spec), info) for spec in map(str, outputs) if is_video_file(spec)]
+    videos = [Path(spec) for spec in map(str, outputs) if is_video_file(spec)]
+    paths = [sheet_path(v) for v in videos]
+    return [ContactSheetSink(p if paths.count(p) == 1 else v.with_name(f"{v.stem}_{v.suffix[1:].lower()}_sheet.png"), info)
+            for v, p in zip(videos, paths)]
 
 
 class ContactSheetSink(Sink):

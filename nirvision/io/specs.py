@@ -196,3 +196,20 @@ def parse_positive(text: str, flag: str) -> int:
     if value < 1:
         raise InputError(f"{flag}: expected a positive integer or auto, got {text!r}")
     return value
+
+
+def check_writable_file(text: str, what: str) -> Path:
+    """A file path ``what`` (an option) can write, checked before any work and without making
+    anything: not a folder, under a folder (or folders still to be made) that can be written."""
+    path = Path(text)
+    if path.is_dir() or str(text).endswith(("/", os.sep)):
+        raise InputError(f"{what} {text}: is a folder; expected a file name, e.g. {path / 'report.json'}")
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{what} {text}: {parent} is a file, not a folder; expected a file path in a folder")
+    if not os.access(parent if not path.exists() else path, os.W_OK):
+        raise InputError(f"{what} {text}: {path if path.exists() else parent} is not writable; expected a writable file path")
+    return path
+

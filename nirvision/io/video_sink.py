@@ -156,8 +156,8 @@ class VideoSink(Sink):
         said = (self.info.description, w, h)
         if (h % 2 or w % 2) and said not in _PADDED_SAID:  # one message per source, not per --segment piece
             _PADDED_SAID.add(said)
-            log.info("output %s: frames are %dx%d, padded to %dx%d by repeating the last %s (H.264 in yuv420p needs an even size)",
-                     self.path, w, h, self.size[1], self.size[0], " and ".join(x for x, odd in (("column", w % 2), ("row", h % 2)) if odd))
+            log.warning("output %s: frames are %dx%d, padded to %dx%d by repeating the last %s (H.264 in yuv420p needs an even size)",
+                        self.path, w, h, self.size[1], self.size[0], " and ".join(x for x, odd in (("column", w % 2), ("row", h % 2)) if odd))
         self._add_video(*self.size)
         self.container.metadata.update(self.tags)
         try:

@@ -44,6 +44,24 @@ class EngineOptions:
     join_timeout: float = 20.0  # how long to wait for the reader to notice a stop
 
 
+def prepare_backend(backend: Backend, info) -> None:
+    """Build ``backend`` for the source's frame size (export, sessions, compile) before any
+    output is opened: what cannot run (an int8 model not calibrated for the size) is said
+    before an output file of an earlier run is replaced. Other failures are left to the first
+    frame, which builds it again and reports them."""
+    from ..errors import usage_errors
+
+    prepare = getattr(backend, "prepare", None)
+    if prepare is None or not info.width or not info.height:
+        return
+    try:
+        prepare((1, 1, info.height, info.width))
+    except usage_errors():
+        raise
+    except Exception as exc:  # noqa: BLE001 - the first frame tries again and reports it
+        log.warning("preparing the backend for %dx%d failed (%s); it is built at the first frame", info.width, info.height, exc)
+
+
 class _End:
     """The end marker that follows the last frame through both queues."""
 
@@ -214,7 +232,11 @@ class Engine:
 
     def _emit(self, frame: Frame, pending) -> None:
         """Wait for ``frame``'s output and pass it on to the writer."""
-        rgb = pending.result()[0]
+        try:
+            rgb = pending.result()[0]
+        except BaseException:
+            self._drop([frame], at_stop=True)  # its inference failed: counted, not written
+            raise
         self.stats.times.add("infer", pending.seconds)
         self.stats.frames_inferred += 1
         try:
@@ -284,6 +306,7 @@ class Engine:
         depth = max(1, int(getattr(self.backend, "max_in_flight", 1)))
         pending: deque = deque()
         polled = 0  # frames in flight that cannot wake the loop when done (it polls for them)
+        failed = False  # an error (not a stop) ends the loop: frames after the failed one are not written
         try:
             while not self._stop.is_set():
                 while pending and (len(pending) >= depth or pending[0][1].done()):
@@ -299,10 +322,19 @@ class Engine:
                         self._emit(frame, p)
                     self._outq.put_final(_End(item.audio))
                     return
-                p = self._submit(item)
+                try:
+                    p = self._submit(item)
+                except BaseException:
+                    self._drop([item], at_stop=True)  # refused (a broken frame) or the backend failed
+                    raise
                 wakes = p.done() or (hasattr(p, "notify") and p.notify(self._inq.wake))
                 polled += not wakes
                 pending.append((item, p, wakes))
+        except KeyboardInterrupt:
+            raise  # a stop: what is in flight is still written
+        except BaseException:
+            failed = True
+            raise
         finally:
             # stopped early: the frames in flight are finished before the sinks close, and
             # written while the writer has room (it writes all it is given before the end)
@@ -313,7 +345,7 @@ class Engine:
                     log.debug("engine: a frame in flight failed while stopping: %s", exc)
                     self._drop([frame], at_stop=True)
                     continue
-                if self._errors:
+                if failed or self._errors:
                     self._drop([frame], at_stop=True)
                 else:
                     self._emit(frame, p)

@@ -77,11 +77,16 @@ class SampleDepth:
         self.bits = self.fixed
         self.name = name
         self.quiet = quiet
+        self._clipped = False  # said that a fixed depth clips
 
     def to_uint8(self, frame: np.ndarray, name: str | None = None) -> np.ndarray:
         """uint16 ``frame`` -> uint8 by the stream's depth (the top 8 of its significant bits)."""
+        top = int(frame.max()) if frame.size else 0
+        if self.fixed is not None and top >= 1 << self.fixed and not self.quiet and not self._clipped:
+            self._clipped = True
+            log.warning("%s: 16-bit frames with values up to %d, above what %d bits hold (%d): those pixels are read as white; "
+                        "--input-bits auto or a larger depth keeps them", name or self.name, top, self.fixed, (1 << self.fixed) - 1)
         if self.fixed is None:
-            top = int(frame.max()) if frame.size else 0
             need = next(b for b in WIDE_DEPTHS if top < 1 << b)
             if self.bits is None or need > self.bits:
                 if not self.quiet and (need < 16 or self.bits is not None):
@@ -102,23 +107,26 @@ def to_nir(frame: np.ndarray, name: str = "frame", depth: SampleDepth | None = N
     """
     if not isinstance(frame, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array, got {type(frame).__name__}")
-    if frame.dtype == np.uint16:
-        frame = (depth or SampleDepth(name=name, quiet=True)).to_uint8(frame, name)
-    elif frame.dtype in (np.float32, np.float64):
-        if frame.size and not np.isfinite(frame).all():
-            bad = np.count_nonzero(~np.isfinite(frame))
-            raise ValueError(f"{name}: float frames must hold finite values in [0, 1], got {bad} NaN or infinite pixel(s)")
-        if frame.size and (frame.min() < 0 or frame.max() > 1):
-            raise ValueError(f"{name}: float frames must lie in [0, 1], got [{frame.min():.3g}, {frame.max():.3g}]")
-        frame = np.round(frame * 255).astype(np.uint8)
-    elif frame.dtype != np.uint8:
+    if frame.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
         raise ValueError(f"{name}: expected uint8, uint16 or float pixels, got {frame.dtype}")
-    if frame.ndim == 3 and frame.shape[2] == 1:
-        frame = frame[:, :, 0]
-    elif frame.ndim == 3 and frame.shape[2] in (3, 4):
-        frame = np.round(frame[:, :, :3].astype(np.float32).mean(axis=2)).astype(np.uint8)
-    if frame.ndim != 2:
+    # the shape first: a frame refused must not change the stream's depth; alpha is no picture
+    if frame.ndim == 3 and frame.shape[2] in (1, 3, 4):
+        frame = frame[:, :, 0] if frame.shape[2] == 1 else frame[:, :, :3]
+    elif frame.ndim != 2:
         raise ValueError(f"{name}: expected an H x W (or H x W x 1/3/4) image, got shape {frame.shape}")
     if frame.shape[0] < 1 or frame.shape[1] < 1:
         raise ValueError(f"{name}: empty image of shape {frame.shape}")
+    if frame.dtype == np.uint16:
+        if frame.ndim == 3:  # one channel first, so that the depth is the picture's
+            frame = np.round(frame.astype(np.float32).mean(axis=2)).astype(np.uint16)
+        frame = (depth or SampleDepth(name=name, quiet=True)).to_uint8(frame, name)
+    elif frame.dtype != np.uint8:
+        if not np.isfinite(frame).all():
+            bad = np.count_nonzero(~np.isfinite(frame))
+            raise ValueError(f"{name}: float frames must hold finite values in [0, 1], got {bad} NaN or infinite pixel(s)")
+        if frame.min() < 0 or frame.max() > 1:
+            raise ValueError(f"{name}: float frames must lie in [0, 1], got [{frame.min():.3g}, {frame.max():.3g}]")
+        frame = np.round(frame * 255).astype(np.uint8)
+    if frame.ndim == 3:
+        frame = np.round(frame.astype(np.float32).mean(axis=2)).astype(np.uint8)
     return frame

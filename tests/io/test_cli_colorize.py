@@ -70,6 +70,28 @@ def test_a_backend_that_cannot_run_leaves_an_earlier_output_as_it_was(tmp_path, 
     assert (tmp_path / "out.mp4").read_bytes() == b"an earlier run's output"
 
 
+def test_stats_json_never_replaces_a_source_or_an_output(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "in.mp4", [0, 40, 80])
+    (tmp_path / "batch").mkdir()
+    make_clip(tmp_path / "batch" / "a.mp4", [0, 40])
+    before = {p: p.read_bytes() for p in (tmp_path / "in.mp4", tmp_path / "batch" / "a.mp4")}
+    (tmp_path / "prev.mp4").write_bytes(b"an earlier output")
+    runs = [  # the stats file is a source (also when the run is refused for another reason), an output, a batch's input
+        ([tmp_path / "in.mp4", "-o", tmp_path / "o.mp4", "--stats-json", tmp_path / "in.mp4", "--crf", "99"], "is the source"),
+        ([tmp_path / "in.mp4", "-o", tmp_path / "prev.mp4", "--stats-json", tmp_path / "prev.mp4"], "is an output"),
+        ([tmp_path / "batch", "-o", tmp_path / "out", "--stats-json", tmp_path / "batch" / "a.mp4"], "is the source"),
+    ]
+    for args, needle in runs:
+        code, _, err = colorize(capsys, *args, "--model", tiny_model)
+        assert code == 2 and f"--stats-json {args[args.index('--stats-json') + 1]}: {needle}" in err, err
+    assert all(p.read_bytes() == data for p, data in before.items()) and (tmp_path / "prev.mp4").read_bytes() == b"an earlier output"
+    # a batch refused before its first video records why
+    stats = tmp_path / "s.json"
+    stats.write_text("{}")
+    code, _, err = colorize(capsys, tmp_path / "batch" / "a.mp4", tmp_path / "in.mp4", "-o", tmp_path / "batch", "--model", tiny_model, "--stats-json", stats)
+    assert code == 2 and "would overwrite the source" in json.loads(stats.read_text())["error"]
+
+
 def test_colorize_at_half_scale_writes_full_size_frames(tmp_path, tiny_model, capsys):
     make_clip(tmp_path / "in.mp4", [0, 40, 80, 120])
     code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "out.mp4", "--model", tiny_model, "--infer-scale", "0.5",

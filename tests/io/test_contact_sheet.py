@@ -1,5 +1,6 @@
 """--contact-sheet: a few frames of each video, NIR beside its colours, as one PNG beside it."""
 from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 
 from nirvision.cli import main
 from nirvision.io.base import Frame, SourceInfo
-from nirvision.io.sheet_sink import ContactSheetSink, sheet_path
+from nirvision.io.sheet_sink import ContactSheetSink, sheet_path, sheets_for
 from tests.io.media import make_clip
 
 HEAD, PAD = 22, 4  # nirvision.visual.save_grid's layout
@@ -33,6 +34,10 @@ def test_a_sheet_of_frames_spread_over_each_video_of_a_batch(tmp_path, tiny_mode
     assert nir_rows(tmp_path / "out" / "a_sheet.png", 48, 64, 6) == pytest.approx([8 * (i % 30) for i in picked], abs=4)
     assert nir_rows(tmp_path / "out" / "b_sheet.png", 48, 64, 4) == pytest.approx([0, 8, 16, 24], abs=4)
     assert sheet_path("rec/cam.mkv").as_posix() == "rec/cam_sheet.png"
+    # two videos of one name: a sheet each, not one written over the other
+    info = SourceInfo(kind="test", description="x", live=False, fps=Fraction(25), time_base=Fraction(1, 25), frames=10)
+    names = [Path(s.path).as_posix() for s in sheets_for(["rec/cam.mp4", "rec/cam.MKV", "rec/other.mov", "rec/pngs"], info)]
+    assert names == ["rec/cam_mp4_sheet.png", "rec/cam_mkv_sheet.png", "rec/other_sheet.png"]
 
 
 def test_live_sheets_keep_the_newest_frames_by_the_clock(tmp_path, monkeypatch):

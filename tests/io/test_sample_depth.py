@@ -90,3 +90,28 @@ def test_gray16_video_of_12_bit_values_keeps_its_levels(tmp_path):
         out.mux(stream.encode(None))
     assert [int(f.image.max()) for f in open_source(str(path))] == [255, 193, 130]  # 4095, 3095, 2095 >> 4
     assert [int(f.image.max()) for f in open_source(str(path), input_bits=16)] == [15, 12, 8]
+
+
+def test_a_refused_frame_or_an_alpha_channel_does_not_set_the_depth(caplog):
+    depth = SampleDepth()
+    picture = ramp(4095)
+    to_nir(picture, depth=depth)
+    with pytest.raises(ValueError, match="expected an H x W"):
+        to_nir(np.full((3,), 65535, np.uint16), depth=depth)
+    assert depth.bits == 12  # the refused frame left the scale alone
+    # an opaque 16-bit alpha channel is not part of the picture
+    rgba = np.dstack([picture, picture, picture, np.full_like(picture, 65535)])
+    fresh = SampleDepth()
+    assert np.array_equal(to_nir(rgba, depth=fresh), to_nir(picture, depth=SampleDepth())) and fresh.bits == 12
+
+
+def test_a_fixed_depth_says_once_that_it_clips(caplog):
+    depth = SampleDepth(10, name="cam")
+    with caplog.at_level(logging.WARNING):
+        to_nir(ramp(65535), depth=depth)
+        to_nir(ramp(65535), depth=depth)
+    assert caplog.text.count("above what 10 bits hold (1023)") == 1
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        to_nir(ramp(1023), depth=SampleDepth(10))
+    assert caplog.text == ""

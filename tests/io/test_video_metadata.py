@@ -138,7 +138,7 @@ def test_an_odd_size_is_said_once_to_be_padded(tmp_path, caplog, monkeypatch):
         run(src, open_sink(str(tmp_path / "odd.mp4"), src.info, segment=1.0))
     pieces = sorted(tmp_path.glob("odd_*.mp4"))
     assert len(pieces) == 2 and all(set(read_video(p)["sizes"]) == {(26, 34)} for p in pieces)
-    said = messages(caplog, logging.INFO, "padded")
+    said = messages(caplog, logging.WARNING, "padded")  # shown without -v
     assert len(said) == 1 and "frames are 33x25, padded to 34x26 by repeating the last column and row" in said[0]
 
 

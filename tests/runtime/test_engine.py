@@ -342,3 +342,34 @@ def test_current_fps_falls_when_frames_stop(monkeypatch):
     assert s.current_fps() == pytest.approx(25.0)
     clock["t"] += 10.0  # the stream is gone: the wait counts
     assert s.current_fps() < 2.5
+
+
+@pytest.mark.parametrize("in_flight", [1, 3])
+def test_after_a_failed_frame_nothing_later_is_written_and_every_frame_is_counted(tmp_path, in_flight):
+    class FailsAtTen(OverlappingStub):
+        max_in_flight = in_flight
+
+        def infer_uint8(self, frames):
+            if int(frames[0, 0, 0]) == 10:
+                raise RuntimeError("inference failed")
+            return super().infer_uint8(frames)
+
+    source = ListSource(indexed_frames(40))
+    sink = open_sink(str(tmp_path / "out.mkv"), source.info)
+    engine = Engine(source, [sink], FailsAtTen(delay=0.005), EngineOptions(queue_size=QUEUE))
+    with pytest.raises(RuntimeError, match="inference failed"):
+        engine.run()
+    s = engine.stats
+    assert s.frames_out == 10 and s.frames_in == s.frames_out + s.discarded + s.dropped
+    # the output holds frames 0-9 and no frame after the failed one (the stub's red channel is the index)
+    assert len(read_video(tmp_path / "out.mkv")["times"]) == 10
+
+
+def test_a_broken_frame_is_counted_when_it_stops_the_run(tmp_path):
+    frames = indexed_frames(20)
+    frames[5] = np.full((24, 32), np.nan, np.float32)
+    engine = Engine(ListSource(frames), [], StubBackend(), EngineOptions(queue_size=QUEUE))
+    with pytest.raises(ValueError, match="frame 5"):
+        engine.run()
+    s = engine.stats
+    assert s.frames_out == 5 and s.frames_in == s.frames_out + s.discarded
