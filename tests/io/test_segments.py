@@ -230,3 +230,16 @@ def test_keep_counts_the_piece_being_written_before_its_file_appears(tmp_path):
         sink.write(Frame(np.zeros((4, 4), np.uint8), index=i, pts=1000 * i, time_base=Fraction(1, 1000)), np.zeros((4, 4, 3), np.uint8))
     sink.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cam_20261201-080300.mp4", "cam_20261201-080400.mp4"]
+
+
+def test_pieces_of_a_range_that_starts_off_the_second_hold_whole_seconds(tmp_path):
+    """Frames from 0.4 s at 25 fps: 1.4 - 0.4 is 0.99999... s in floating point; the first
+    1-second piece still holds 25 frames, not 26."""
+    info = SourceInfo(kind="test", description="range", live=False, fps=Fraction(25), time_base=Fraction(1, 25), frames=60)
+    sink = open_sink(str(tmp_path / "cam.mp4"), info, segment=1.0)
+    frame = np.zeros((48, 64), np.uint8)
+    rgb = np.zeros((48, 64, 3), np.uint8)
+    for i in range(60):
+        sink.write(Frame(frame, index=i, pts=10 + i, time_base=Fraction(1, 25)), rgb)
+    sink.close()
+    assert [len(read_video(tmp_path / f"cam_{k:03d}.mp4")["times"]) for k in range(3)] == [25, 25, 10]
