@@ -11,11 +11,16 @@ arrive, 503 once none has for ``STALE_S`` seconds: a camera gone dark, a stream 
 The engine is never held up by a viewer: ``write()`` only keeps a reference to the newest image;
 each viewer's thread encodes what it sends (once per frame, shared by all viewers) and a slow
 viewer skips frames. Nothing is encoded while nobody watches. The server listens where the URL
-says: ``127.0.0.1`` for this machine only, ``0.0.0.0`` for every network it is on (there is no
-password: put it behind a proxy that asks for one if others share that network).
+says: ``127.0.0.1`` for this machine only, ``0.0.0.0`` for every network it is on.
+``http://USER:PASSWORD@HOST:PORT`` asks browsers and scripts for that user and password (HTTP
+Basic authentication) for everything but ``/health``, which says no more than whether frames
+arrive; plain HTTP carries the password readable to anyone on the network path, so across
+networks put the view behind a TLS proxy.
 """
 from __future__ import annotations
 
+import base64
+import hmac
 import html
 import json
 import logging
@@ -23,7 +28,7 @@ import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import cv2
 import numpy as np
@@ -50,17 +55,30 @@ poll();setInterval(poll,2000);
 </script></body></html>"""
 
 
-def parse_http_spec(spec: str) -> tuple[str, int]:
-    """``http://HOST:PORT[/]`` -> (host, port); InputError naming the output otherwise."""
+def parse_http_spec(spec: str) -> tuple[str, int, tuple[str, str] | None]:
+    """``http://[USER:PASSWORD@]HOST:PORT[/]`` -> (host, port, (user, password) or None);
+    InputError naming the output (its password masked) otherwise."""
     parts = urlsplit(spec)
     try:
         port = parts.port
     except ValueError:
         port = None
-    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/") or parts.query or parts.username:
+    if parts.scheme != "http" or not parts.hostname or port is None or parts.path not in ("", "/") or parts.query:
         raise InputError(f"output {redact_url(spec)}: expected http://HOST:PORT to watch in a browser (127.0.0.1 for this machine only, "
-                         "0.0.0.0 for all its networks; port 0 picks a free one)")
-    return parts.hostname, port
+                         "0.0.0.0 for all its networks; port 0 picks a free one; http://USER:PASSWORD@HOST:PORT asks for them)")
+    login = None
+    if parts.username is not None or parts.password is not None:
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        if not user or not password or ":" in user:
+            raise InputError(f"output {redact_url(spec)}: expected a user and a password, http://USER:PASSWORD@HOST:PORT "
+                             "(a ':' in the user, or '@', '/', '#', '?' in either, written as %3A, %40, %2F, %23, %3F)")
+        login = (user, password)
+    return parts.hostname, port, login
+
+
+def basic_credentials(user: str, password: str) -> bytes:
+    """The ``Authorization`` header value a client sends for ``user`` / ``password`` (RFC 7617, UTF-8)."""
+    return b"Basic " + base64.b64encode(f"{user}:{password}".encode("utf-8"))
 
 
 class _Latest:
@@ -110,7 +128,8 @@ class HttpViewSink(Sink):
     """Serve the frames at ``spec`` (``http://HOST:PORT``) until ``close()``."""
 
     def __init__(self, spec: str, side_by_side: bool = False, title: str = "colorized"):
-        host, port = parse_http_spec(spec)
+        host, port, login = parse_http_spec(spec)
+        expected = basic_credentials(*login) if login else None
         self.side_by_side = side_by_side
         self.latest = _Latest()
         self.viewers = 0
@@ -136,7 +155,27 @@ class HttpViewSink(Sink):
                 if self.command != "HEAD":
                     self.wfile.write(body)
 
+            def _allowed(self) -> bool:
+                """With a password: whether the request carries it (else a 401 is sent)."""
+                if expected is None or self.path.split("?", 1)[0] == "/health":
+                    return True
+                given = (self.headers.get("Authorization") or "").strip().encode("utf-8", "replace")
+                if hmac.compare_digest(given, expected):
+                    return True
+                log.info("view: %s asked for %s without the right password", self.client_address[0], self.path.split("?", 1)[0])
+                body = b"this view asks for a user and password\n"
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="nirvision live view", charset="UTF-8"')
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+                return False
+
             def do_HEAD(self):  # noqa: N802 - uptime checkers ask /health this way: GET's status and headers
+                if not self._allowed():
+                    return
                 if self.path.split("?", 1)[0] == "/stream.mjpg":
                     self._send(200, f"multipart/x-mixed-replace; boundary={BOUNDARY}", b"")
                 else:
@@ -149,6 +188,8 @@ class HttpViewSink(Sink):
                 self.end_headers()
 
             def do_GET(self):  # noqa: N802 - the http.server name
+                if not self._allowed():
+                    return
                 path = self.path.split("?", 1)[0]
                 if path in ("/", "/index.html"):
                     self._send(200, "text/html; charset=utf-8", page.encode())
@@ -214,8 +255,12 @@ class HttpViewSink(Sink):
         self.where = self.url  # what to open, for the command's message
         if host in ("0.0.0.0", "::"):
             self.where = f"http://<this machine's name or address>:{self.port}/ (listening on all its addresses)"
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            log.warning("view: port %d on %s is open to every machine that can reach this one, without a password", self.port, host)
+        if host not in ("127.0.0.1", "localhost", "::1") and login is None:
+            log.warning("view: port %d on %s is open to every machine that can reach this one, without a password "
+                        "(http://USER:PASSWORD@%s:%d asks for one)", self.port, host, shown, self.port)
+        self.password = login is not None
+        if self.password:
+            self.where += " (asks for the user and password it was given)"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name="nirvision-http", daemon=True)
         self._thread.start()
         self._closed = False

@@ -170,6 +170,7 @@ def test_what_a_command_needs_from_the_command_line_or_the_file(tmp_path, capsys
 @pytest.mark.parametrize("path", sorted((REPO / "configs").glob("[sb]*/*.yaml")), ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shipped_stream_and_bench_configs_read(path, monkeypatch):
     monkeypatch.setenv("NIRVISION_CAM_PASSWORD", "pw")
+    monkeypatch.setenv("NIRVISION_VIEW_PASSWORD", "pw2")
     command = {"streams": "colorize", "bench": "bench"}[path.parent.name]
     parser = build_parser()
     argv = [command, "--config", str(path)]

@@ -100,8 +100,12 @@ def test_bad_view_addresses_are_refused_with_the_reason():
             open_sink(f"http://127.0.0.1:{busy.getsockname()[1]}", info)
     finally:
         busy.close()
-    for spec in ("http://127.0.0.1", "http://127.0.0.1:8080/live", "https://127.0.0.1:8443", "http://admin:hunter2@127.0.0.1:8080", "http://:8080"):
+    for spec in ("http://127.0.0.1", "http://127.0.0.1:8080/live", "https://127.0.0.1:8443", "http://admin:hunter2@127.0.0.1:8080/x", "http://:8080"):
         with pytest.raises(InputError, match="expected http://HOST:PORT") as err:
+            open_sink(spec, info)
+        assert "hunter2" not in str(err.value)
+    for spec in ("http://admin@127.0.0.1:0", "http://:hunter2@127.0.0.1:0", "http://admin:@127.0.0.1:0"):
+        with pytest.raises(InputError, match="expected a user and a password") as err:
             open_sink(spec, info)
         assert "hunter2" not in str(err.value)
     view = open_sink("http://127.0.0.1:0", info, segment=60, crf=30)  # video file options do not apply to it
@@ -240,3 +244,28 @@ def test_head_and_options_for_uptime_checkers():
     finally:
         sink.close()
         src.close()
+
+
+def test_a_view_with_a_password_asks_for_it_except_for_health(caplog):
+    import base64
+
+    src = open_source("synthetic:64x48@25:5", live=True)
+    sink = open_sink("http://op%40site:s3cr%3At@127.0.0.1:0", src.info)  # user op@site, password s3cr:t, as typed in a URL
+    try:
+        sink.write(None, np.zeros((48, 64, 3), np.uint8))
+        assert "s3cr" not in sink.description + sink.url + sink.where and "asks for the user and password" in sink.where
+        for path in ("", "frame.jpg", "status.json", "stream.mjpg"):
+            code, _, body = get(sink.url + path)
+            assert code == 401 and b"asks for a user and password" in body, path
+        wrong = urllib.request.Request(sink.url + "frame.jpg", headers={"Authorization": "Basic " + base64.b64encode(b"op@site:nope").decode()})
+        with pytest.raises(urllib.error.HTTPError) as exc:
+            NO_PROXY.open(wrong, timeout=10)
+        assert exc.value.code == 401 and exc.value.headers["WWW-Authenticate"].startswith("Basic realm=")
+        assert get(sink.url + "health")[0] == 200  # uptime checkers need no password
+        right = urllib.request.Request(sink.url + "frame.jpg", headers={"Authorization": "Basic " + base64.b64encode(b"op@site:s3cr:t").decode()})
+        with NO_PROXY.open(right, timeout=10) as r:
+            assert r.status == 200 and r.headers["Content-Type"] == "image/jpeg" and len(r.read()) > 100
+    finally:
+        sink.close()
+        src.close()
+    assert "s3cr" not in caplog.text
