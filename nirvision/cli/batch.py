@@ -32,7 +32,7 @@ def _videos_in(spec: str) -> list[Path] | None:
     if path.is_dir():
         files = [p for p in path.iterdir() if p.is_file()]
     elif is_glob(spec) and not path.exists():
-        files = [Path(p) for p in glob.glob(spec) if Path(p).is_file()]
+        files = [Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file()]  # ** spans subfolders
     else:
         return None
     if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
@@ -66,7 +66,7 @@ def batch_inputs(sources: list[str]) -> list[Path] | None:
         elif path.is_file():
             what = "an image (images run as a folder or glob, the only source)"
         elif is_glob(spec):
-            what = "matches images, or no videos" if glob.glob(spec) else "matches no files"
+            what = "matches images, or no videos" if glob.glob(spec, recursive=True) else "matches no files"
         elif "://" in spec:
             what = "not a video file, or a folder or glob of videos"
         else:

@@ -42,7 +42,7 @@ def _natural_key(path: Path):
 def list_images(spec: str) -> list[Path]:
     """The image files a folder or glob names, sorted naturally by path."""
     if is_glob(spec):
-        paths = [Path(p) for p in glob.glob(spec)]
+        paths = [Path(p) for p in glob.glob(spec, recursive=True)]  # ** spans subfolders
         what = f"glob {spec!r}"
         if not paths:
             raise InputError(f"{what}: matches no files; expected a pattern matching images (or videos, for a batch)")

@@ -54,6 +54,13 @@ def test_several_sources_and_globs_make_one_batch_with_names_kept_apart(tmp_path
     assert code == 0, err
     assert {p.name: len(read_video(p)["times"]) for p in (tmp_path / "out").iterdir()} == {"x.mp4": 2, "x_2.mp4": 2, "y.mov": 3}
     assert "3 of 3 videos colorized (7 frames)" in err
+    # ** reaches into subfolders at any depth (an NVR's export: a folder a day)
+    nvr = tmp_path / "nvr"
+    for day in ("2026-12-01", "2026-12-02"):
+        (nvr / day).mkdir(parents=True)
+        make_clip(nvr / day / "z.mp4", [0, 40])
+    make_clip(nvr / "top.mp4", [0, 40])
+    assert batch_inputs([str(nvr / "**" / "*.mp4")]) == [nvr / "2026-12-01" / "z.mp4", nvr / "2026-12-02" / "z.mp4", nvr / "top.mp4"]
 
 
 def test_what_a_batch_refuses_before_anything_runs(tmp_path, tiny_model, capsys):

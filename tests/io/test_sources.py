@@ -251,3 +251,16 @@ def test_a_server_that_never_answers_is_said_to_time_out(tmp_path, capsys):
         server.close()
         for s in held:
             s.close()
+
+
+def test_an_image_glob_with_double_star_reaches_into_subfolders(tmp_path):
+    import cv2
+
+    from nirvision.io.image_source import list_images
+
+    for rel in ("cam1/0001.png", "cam1/night/0002.png", "cam2/0001.png"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(tmp_path / rel), np.zeros((8, 8), np.uint8))
+    found = [p.relative_to(tmp_path).as_posix() for p in list_images(str(tmp_path / "**" / "*.png"))]
+    assert found == ["cam1/0001.png", "cam1/night/0002.png", "cam2/0001.png"]
+    assert [f.name for f in open_source(str(tmp_path / "**" / "*.png"))] == found
