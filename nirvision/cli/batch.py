@@ -80,8 +80,12 @@ def batch_inputs(sources: list[str]) -> list[Path] | None:
 
 
 def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
-    """Each input's output file in the one output folder; InputError for anything else, or for
-    an output that would overwrite an input."""
+    """Each input's output file in the one output folder, under the input's folders below the
+    deepest folder all inputs share (``nvr/day1/cam.mp4`` and ``nvr/day2/cam.mp4`` ->
+    ``out/day1/cam.mp4``, ``out/day2/cam.mp4``, as image outputs keep theirs); two of one name
+    in one folder (``x.avi``, ``x.mp4``) -> ``x.mp4``, ``x_2.mp4``. InputError for anything
+    else, or for an output that would overwrite an input."""
+    from ..io.image_source import relative_names
     from ..io.video_sink import VIDEO_SUFFIXES
 
     if len(outputs) != 1 or Path(outputs[0]).suffix.lower() in VIDEO_INPUTS or Path(outputs[0]).is_file():
@@ -91,12 +95,14 @@ def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
     sources = {p.resolve() for p in inputs}
     used: set[str] = set()
     paths = []
-    for src in inputs:
+    for src, rel in zip(inputs, relative_names(inputs)):
         suffix = src.suffix.lower() if src.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
-        name, n = src.stem + suffix, 2
-        while name in used:
-            name, n = f"{src.stem}_{n}{suffix}", n + 1
-        used.add(name)
+        sub = str(Path(rel).parent).replace("\\", "/")
+        stem = src.stem if sub == "." else f"{sub}/{src.stem}"
+        name, n = stem + suffix, 2
+        while name.lower() in used:  # names that differ in case only would meet on some file systems
+            name, n = f"{stem}_{n}{suffix}", n + 1
+        used.add(name.lower())
         out = folder / name
         if out.resolve() in sources:
             raise InputError(f"output {out}: would overwrite the source {out}; expected another output folder")

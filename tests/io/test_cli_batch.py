@@ -52,7 +52,8 @@ def test_several_sources_and_globs_make_one_batch_with_names_kept_apart(tmp_path
     make_clip(tmp_path / "y.mov", [0, 40, 80])
     code, _, err = colorize(capsys, str(tmp_path / "*" / "x.mp4"), tmp_path / "y.mov", "-o", tmp_path / "out", "--model", tiny_model)
     assert code == 0, err
-    assert {p.name: len(read_video(p)["times"]) for p in (tmp_path / "out").iterdir()} == {"x.mp4": 2, "x_2.mp4": 2, "y.mov": 3}
+    written = {p.relative_to(tmp_path / "out").as_posix(): len(read_video(p)["times"]) for p in (tmp_path / "out").rglob("*.*")}
+    assert written == {"a/x.mp4": 2, "b/x.mp4": 2, "y.mov": 3}  # each under its folder below the one they share
     assert "3 of 3 videos colorized (7 frames)" in err
     # ** reaches into subfolders at any depth (an NVR's export: a folder a day)
     nvr = tmp_path / "nvr"
@@ -84,8 +85,10 @@ def test_what_a_batch_refuses_before_anything_runs(tmp_path, tiny_model, capsys)
 
 def test_batch_inputs_and_outputs():
     assert batch_inputs(["night.mp4"]) is None and batch_inputs(["synthetic:64x48"]) is None  # one source as before
-    names = batch_outputs([Path("/x/a.avi"), Path("/y/a.mp4"), Path("/z/a.mkv"), Path("/w/b.ts")], ["/out"])
-    assert [str(p) for p in names] == ["/out/a.mp4", "/out/a_2.mp4", "/out/a.mkv", "/out/b.mp4"]  # H.264 cannot go in .avi / .ts
+    names = batch_outputs([Path("/v/a.avi"), Path("/v/a.mp4"), Path("/v/a.mkv"), Path("/v/b.ts"), Path("/v/B.mp4")], ["/out"])
+    assert [str(p) for p in names] == ["/out/a.mp4", "/out/a_2.mp4", "/out/a.mkv", "/out/b.mp4", "/out/B_2.mp4"]  # H.264 cannot go in .avi / .ts
+    days = batch_outputs([Path("/nvr/d1/cam.mp4"), Path("/nvr/d2/cam.mp4"), Path("/nvr/all.mp4")], ["/out"])
+    assert [str(p) for p in days] == ["/out/d1/cam.mp4", "/out/d2/cam.mp4", "/out/all.mp4"]
     with pytest.raises(InputError, match="needs one output folder"):
         batch_outputs([Path("/x/a.mp4")], ["/out/a.mp4"])
 
