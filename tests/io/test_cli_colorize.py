@@ -88,7 +88,9 @@ def test_stats_json_never_replaces_a_source_or_an_output(tmp_path, tiny_model, c
     # a batch refused before its first video records why
     stats = tmp_path / "s.json"
     stats.write_text("{}")
-    code, _, err = colorize(capsys, tmp_path / "batch" / "a.mp4", tmp_path / "in.mp4", "-o", tmp_path / "batch", "--model", tiny_model, "--stats-json", stats)
+    make_clip(tmp_path / "batch" / "b.mp4", [0, 40])
+    code, _, err = colorize(capsys, tmp_path / "batch" / "a.mp4", tmp_path / "batch" / "b.mp4", "-o", tmp_path / "batch", "--model", tiny_model,
+                            "--stats-json", stats)
     assert code == 2 and "would overwrite the source" in json.loads(stats.read_text())["error"]
 
 
