@@ -35,6 +35,7 @@ import numpy as np
 
 from ..errors import InputError
 from .base import Frame, Sink
+from .compose import as_displayed
 from .redact import redact_url
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def basic_credentials(user: str, password: str) -> bytes:
 class _Latest:
     """The newest image and its JPEG, made once and shared by every viewer."""
 
-    def __init__(self):
+    def __init__(self, sample_aspect_ratio=None):
+        self.sample_aspect_ratio = sample_aspect_ratio  # non-square pixels: sent as a player shows them
         self.cond = threading.Condition()
         self.image: np.ndarray | None = None
         self.seq = 0
@@ -109,7 +111,8 @@ class _Latest:
             if self.jpeg_seq == self.seq:
                 return self.seq, self.jpeg
             image, newest = self.image, self.seq
-        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        shown = as_displayed(image, self.sample_aspect_ratio)
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(shown, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             return None
         jpeg = buf.tobytes()
@@ -127,11 +130,11 @@ class _Latest:
 class HttpViewSink(Sink):
     """Serve the frames at ``spec`` (``http://HOST:PORT``) until ``close()``."""
 
-    def __init__(self, spec: str, side_by_side: bool = False, title: str = "colorized"):
+    def __init__(self, spec: str, side_by_side: bool = False, title: str = "colorized", sample_aspect_ratio=None):
         host, port, login = parse_http_spec(spec)
         expected = basic_credentials(*login) if login else None
         self.side_by_side = side_by_side
-        self.latest = _Latest()
+        self.latest = _Latest(sample_aspect_ratio)
         self.viewers = 0
         self.frames_sent = 0
         self.last_write: float | None = None  # time.monotonic() of the newest frame

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..visual import save_grid
 from .base import Frame, Sink, SourceInfo
+from .compose import as_displayed
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ class ContactSheetSink(Sink):
         self.path = Path(path)
         self.description = str(self.path)
         self.rows = rows
+        self.sample_aspect_ratio = info.sample_aspect_ratio  # frames shown as a player shows them
         total = None if info.live else info.frames
         # the frame indexes to keep: spread over a known length, else by the clock
         self.wanted = sorted({int(round(k * (total - 1) / max(1, rows - 1))) for k in range(rows)}) if total else None
@@ -56,6 +58,7 @@ class ContactSheetSink(Sink):
         self._last: tuple[float, np.ndarray, np.ndarray] | None = None
 
     def _small(self, image: np.ndarray) -> np.ndarray:
+        image = as_displayed(image, self.sample_aspect_ratio)
         h, w = image.shape[:2]
         if w <= MAX_WIDTH:
             return image.copy()

@@ -152,7 +152,7 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
     if spec.lower().startswith(("http:", "https:")):
         from .http_sink import HttpViewSink
 
-        return HttpViewSink(spec, side_by_side=side_by_side, title=info.description)
+        return HttpViewSink(spec, side_by_side=side_by_side, title=info.description, sample_aspect_ratio=info.sample_aspect_ratio)
     path = Path(spec)
     from .video_sink import VIDEO_SUFFIXES
 

@@ -52,3 +52,26 @@ def test_live_sheets_keep_the_newest_frames_by_the_clock(tmp_path, monkeypatch):
     sink.close()
     assert [t for t, _, _ in sink.kept] == [70.0, 80.0, 90.0]
     assert nir_rows(tmp_path / "cam_sheet.png", 24, 32, 3) == [70, 80, 90]
+
+
+def test_non_square_pixels_are_shown_as_a_player_shows_them(tmp_path):
+    """A 64x48 PAL-like source at pixel aspect 4:3: sheet and live view frames 85 wide."""
+    from nirvision.io import open_sink
+    from nirvision.io.base import Frame
+
+    info = SourceInfo(kind="test", description="pal", live=False, fps=Fraction(25), time_base=Fraction(1, 25), frames=2,
+                      sample_aspect_ratio=Fraction(4, 3))
+    sheet = ContactSheetSink(tmp_path / "s.png", info, rows=2)
+    view = open_sink("http://127.0.0.1:0", info)
+    try:
+        for i in range(2):
+            frame = Frame(np.full((48, 64), 100, np.uint8), index=i, pts=i, time_base=Fraction(1, 25))
+            rgb = np.full((48, 64, 3), 50, np.uint8)
+            sheet.write(frame, rgb)
+            view.write(frame, rgb)
+        jpeg = view.latest.after(0, wait=False)[1]
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[:2] == (48, 85)
+    finally:
+        view.close()
+    sheet.close()
+    assert [x.shape[:2] for _, x, _ in sheet.kept] == [(48, 85)] * 2
