@@ -1,8 +1,9 @@
 """Batches of recorded videos: ``nirvision colorize a.mp4 b.mkv -o out/``, a folder of videos, a glob.
 
 Each video is colorized into the output folder under its own name (``out/a.mp4``, ``out/b.mkv``;
+a folder's or glob's videos under their path below it, ``nvr/**/*.mp4`` -> ``out/day1/cam.mp4``;
 a type the video writer does not produce, such as ``.avi``, becomes ``.mp4``; two inputs of one name
-from different folders become ``x.mp4`` and ``x_2.mp4``), one after another through one
+become ``x.mp4`` and ``x_2.mp4``), one after another through one
 backend, built once: ONNX files, compiled models and sessions are reused by every file of a
 size. A video that cannot be opened or fails midway is reported and skipped and the others still
 run; the exit code is then 1 and the last lines name each failure and its reason. An output
@@ -16,6 +17,7 @@ unreadable (stopped midway, killed) is colorized again from its start.
 from __future__ import annotations
 
 import glob
+import os
 import sys
 from pathlib import Path
 
@@ -50,7 +52,8 @@ def batch_inputs(sources: list[str]) -> list[Path] | None:
     from ..io.redact import redact_url
 
     if len(sources) == 1:
-        return _videos_in(sources[0])
+        videos = _videos_in(sources[0])
+        return None if videos is None else _each_once(videos)  # a folder reached twice through a link: once
     inputs: list[Path] = []
     for spec in sources:
         videos = _videos_in(spec)
@@ -73,29 +76,79 @@ def batch_inputs(sources: list[str]) -> list[Path] | None:
             what = "not found"
         raise InputError(f"source {redact_url(spec)}: {what}; several sources make a batch of recorded videos "
                          "(files, folders or globs of them)")
+    return _each_once(inputs)
+
+
+def _each_once(paths: list[Path]) -> list[Path]:
     unique: dict[Path, Path] = {}
-    for p in inputs:
+    for p in paths:
         unique.setdefault(p.resolve(), p)
     return list(unique.values())
 
 
-def batch_outputs(inputs: list[Path], outputs: list[str]) -> list[Path]:
-    """Each input's output file in the one output folder, under the input's folders below the
-    deepest folder all inputs share (``nvr/day1/cam.mp4`` and ``nvr/day2/cam.mp4`` ->
-    ``out/day1/cam.mp4``, ``out/day2/cam.mp4``, as image outputs keep theirs); two of one name
-    in one folder (``x.avi``, ``x.mp4``) -> ``x.mp4``, ``x_2.mp4``. InputError for anything
-    else, or for an output that would overwrite an input."""
-    from ..io.image_source import relative_names
+def glob_root(spec: str) -> Path:
+    """The folder a glob's matches lie under: its path up to the first part with a wildcard
+    (``nvr/**/*.mp4`` -> ``nvr``, ``*/x.mp4`` -> ``.``)."""
+    from ..io.image_source import is_glob
+
+    parts = Path(spec).parts
+    fixed = next((i for i, part in enumerate(parts) if is_glob(part)), len(parts))
+    return Path(*parts[:fixed]) if fixed else Path(".")
+
+
+def batch_names(sources: list[str], inputs: list[Path]) -> list[str]:
+    """Each input's name under the output folder, by the source that named it: a file by its
+    name; a folder's or glob's videos by their path below the folder, or below the glob's fixed
+    part (``nvr/**/*.mp4``: ``day1/cam.mp4``), so that a rerun with more day folders writes
+    every video where the first run did (``--skip-done``)."""
+    roots: dict[Path, Path] = {}
+    for spec in sources:
+        path = Path(spec)
+        root = path if path.is_dir() else glob_root(spec) if _videos_in(spec) is not None else None
+        for video in (_videos_in(spec) or []) if root is not None else ([path] if path.is_file() else []):
+            roots.setdefault(video.resolve(), root if root is not None else video.parent)
+    names = []
+    for p in inputs:
+        root = roots.get(p.resolve(), p.parent)
+        try:
+            names.append(Path(os.path.relpath(os.path.abspath(p), os.path.abspath(root))).as_posix())
+        except ValueError:  # another drive (Windows)
+            names.append(p.name)
+        if names[-1].startswith(".."):  # reached through a link out of the root: by name
+            names[-1] = p.name
+    return names
+
+
+def outside_output(inputs: list[Path], output: str, sources: list[str]) -> tuple[list[Path], list[Path]]:
+    """(inputs, those left out): where the output folder lies inside a source folder or a glob's
+    fixed part (``nvr/**/*.mp4`` with ``-o nvr/rgb``), videos under it are an earlier run's
+    outputs, which the glob finds again. (An output folder that is a source folder itself is
+    refused by ``batch_outputs``: its outputs would replace the sources.)"""
+    folder = Path(output).resolve()
+    roots = [(Path(s) if Path(s).is_dir() else glob_root(s)).resolve() for s in sources if Path(s).is_dir() or _videos_in(s) is not None]
+    if not any(root in folder.parents for root in roots):
+        return list(inputs), []
+    kept, left = [], []
+    for p in inputs:
+        (left if folder == p.resolve().parent or folder in p.resolve().parents else kept).append(p)
+    return kept, left
+
+
+def batch_outputs(inputs: list[Path], outputs: list[str], names: list[str] | None = None) -> list[Path]:
+    """Each input's output file in the one output folder, under ``names`` (``batch_names``;
+    default: the inputs' file names); two of one name (``x.avi``, ``x.mp4``) -> ``x.mp4``,
+    ``x_2.mp4``. InputError for anything else, or for an output that would overwrite an input."""
+    from ..io.redact import redact_url
     from ..io.video_sink import VIDEO_SUFFIXES
 
-    if len(outputs) != 1 or Path(outputs[0]).suffix.lower() in VIDEO_INPUTS or Path(outputs[0]).is_file():
-        raise InputError(f"output {', '.join(outputs)}: a batch of videos ({len(inputs)}) needs one output folder (-o FOLDER), "
-                         "where each is written under its own name")
+    if len(outputs) != 1 or "://" in outputs[0] or Path(outputs[0]).suffix.lower() in VIDEO_INPUTS or Path(outputs[0]).is_file():
+        raise InputError(f"output {', '.join(map(redact_url, outputs))}: a batch of videos ({len(inputs)}) needs one output folder "
+                         "(-o FOLDER), where each is written under its own name")
     folder = Path(outputs[0])
     sources = {p.resolve() for p in inputs}
     used: set[str] = set()
     paths = []
-    for src, rel in zip(inputs, relative_names(inputs)):
+    for src, rel in zip(inputs, names or [p.name for p in inputs]):
         suffix = src.suffix.lower() if src.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
         sub = str(Path(rel).parent).replace("\\", "/")
         stem = src.stem if sub == "." else f"{sub}/{src.stem}"
@@ -142,12 +195,21 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     from ..errors import usage_errors
     from ..io import open_sink, open_source
     from ..runtime.engine import prepare_backend
-    from .colorize import (announce_backend, catch_signals, check_stats_path, contact_sheets, describe, encoder_threads, error_text,
-                           record_failure, run_engine, write_stats)
+    from ..io.sheet_sink import ContactSheetSink, sheet_paths
+    from .colorize import (announce_backend, catch_signals, check_stats_path, describe, encoder_threads, error_text, record_failure,
+                           run_engine, write_stats)
 
     try:
         check_stats_path(args, inputs)  # before anything is recorded there
-        outputs = batch_outputs(inputs, args.output)
+        if len(args.output) == 1 and "://" not in args.output[0]:
+            inputs, left = outside_output(inputs, args.output[0], args.source)
+            if left:
+                print(f"nirvision colorize: leaving out {len(left)} video(s) under the output folder {args.output[0]} "
+                      "(an earlier run's outputs)", file=sys.stderr)
+            if not inputs:
+                raise InputError(f"output {args.output[0]}: every video the sources name lies in it; expected sources outside the output folder")
+        outputs = batch_outputs(inputs, args.output, batch_names(args.source, inputs))
+        sheets = dict(zip(outputs, sheet_paths(outputs)))
         check_stats_path(args, inputs, outputs)
         if args.keep is not None:
             raise InputError(f"--keep {args.keep}: deletes old pieces of a live recording; a batch of recorded videos keeps all of them")
@@ -188,7 +250,8 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                                            audio=not args.no_audio, threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
                     if args.preview:
                         sinks.append(open_sink("preview:", source.info, side_by_side=True))
-                    sinks.extend(contact_sheets(args, [out], source.info))
+                    if args.contact_sheet:  # named across the batch: x.mp4 and x.mkv each get one
+                        sinks.append(ContactSheetSink(sheets[out], source.info))
                 except usage_errors() as exc:
                     _close(source, sinks)
                     failed.append((src, str(exc)))

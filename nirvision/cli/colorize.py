@@ -395,10 +395,11 @@ def check_args(args) -> None:
 
 def _check_segment_outputs(args) -> None:
     """--segment cuts video files: one source's outputs must hold one (a batch's all are)."""
+    from ..io.redact import redact_url
     from ..io.specs import is_video_file
 
     if args.segment_s is not None and not any(map(is_video_file, args.output)):
-        raise InputError(f"--segment {args.segment}: cuts video file outputs; expected one (-o NAME.mp4, .mkv or .mov) among: {', '.join(args.output)}")
+        raise InputError(f"--segment {args.segment}: cuts video file outputs; expected one (-o NAME.mp4, .mkv or .mov) among: {', '.join(map(redact_url, args.output))}")
 
 
 def _check_range_source(args) -> None:
@@ -424,7 +425,7 @@ def _done_before(args) -> bool:
     if not src.is_file() or src.suffix.lower() in IMAGE_SUFFIXES:
         raise InputError(f"--skip-done: source {redact_url(args.source)} is not a video file; expected recorded videos, whose outputs can be checked")
     if len(args.output) != 1 or Path(args.output[0]).suffix.lower() not in VIDEO_SUFFIXES:
-        raise InputError(f"--skip-done: output {', '.join(args.output)}: expected one video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
+        raise InputError(f"--skip-done: output {', '.join(map(redact_url, args.output))}: expected one video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
     done, found = already_done(src, Path(args.output[0]), args.max_frames, args.start_s, args.end_s)
     if done:
         print(f"nirvision colorize: {src}: done before ({found}), skipped", file=sys.stderr)

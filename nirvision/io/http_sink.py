@@ -77,6 +77,13 @@ def parse_http_spec(spec: str) -> tuple[str, int, tuple[str, str] | None]:
     return parts.hostname, port, login
 
 
+def printable(text: str, limit: int = 200) -> str:
+    """A client's request text for the log: control characters (terminal escapes) escaped, cut."""
+    text = str(text)
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")
+
+
 def basic_credentials(user: str, password: str) -> bytes:
     """The ``Authorization`` header value a client sends for ``user`` / ``password`` (RFC 7617, UTF-8)."""
     return b"Basic " + base64.b64encode(f"{user}:{password}".encode("utf-8"))
@@ -146,8 +153,8 @@ class HttpViewSink(Sink):
             protocol_version = "HTTP/1.1"
             timeout = VIEWER_TIMEOUT_S  # a viewer that stops reading for this long is let go
 
-            def log_message(self, fmt, *args):  # the library's log, not stderr
-                log.debug("view %s: " + fmt, self.client_address[0], *args)
+            def log_message(self, fmt, *args):  # the library's log, not stderr; a client's bytes made printable
+                log.debug("view %s: %s", self.client_address[0], printable(fmt % args))
 
             def _send(self, code: int, ctype: str, body: bytes) -> None:
                 self.send_response(code)
@@ -162,10 +169,11 @@ class HttpViewSink(Sink):
                 """With a password: whether the request carries it (else a 401 is sent)."""
                 if expected is None or self.path.split("?", 1)[0] == "/health":
                     return True
-                given = (self.headers.get("Authorization") or "").strip().encode("utf-8", "replace")
+                scheme, _, token = (self.headers.get("Authorization") or "").strip().partition(" ")
+                given = b"Basic " + token.strip().encode("utf-8", "replace") if scheme.lower() == "basic" else b""
                 if hmac.compare_digest(given, expected):
                     return True
-                log.info("view: %s asked for %s without the right password", self.client_address[0], self.path.split("?", 1)[0])
+                log.debug("view: %s asked for %s without the right password", self.client_address[0], printable(self.path.split("?", 1)[0]))
                 body = b"this view asks for a user and password\n"
                 self.send_response(401)
                 self.send_header("WWW-Authenticate", 'Basic realm="nirvision live view", charset="UTF-8"')

@@ -30,15 +30,21 @@ def sheet_path(video: str | Path) -> Path:
     return video.with_name(f"{video.stem}_sheet.png")
 
 
+def sheet_paths(videos: list[Path]) -> list[Path]:
+    """Each video's sheet; videos of one name in one folder (``a.mp4``, ``a.mkv``; also ``A.mp4``,
+    which meets ``a.mp4`` on file systems that ignore case) get ``a_mp4_sheet.png``, ``a_mkv_sheet.png``."""
+    paths = [sheet_path(v) for v in videos]
+    keys = [str(p).lower() for p in paths]
+    return [p if keys.count(k) == 1 else v.with_name(f"{v.stem}_{v.suffix[1:].lower()}_sheet.png") for v, p, k in zip(videos, paths, keys)]
+
+
 def sheets_for(outputs, info: SourceInfo) -> list["ContactSheetSink"]:
-    """A sheet beside each video file among ``outputs`` (views and folders get none); videos
-    of one name in one folder (``a.mp4``, ``a.mkv``) get ``a_mp4_sheet.png``, ``a_mkv_sheet.png``."""
+    """A sheet beside each video file among ``outputs`` (views and folders get none), named by
+    ``sheet_paths``."""
     from .specs import is_video_file
 
     videos = [Path(spec) for spec in map(str, outputs) if is_video_file(spec)]
-    paths = [sheet_path(v) for v in videos]
-    return [ContactSheetSink(p if paths.count(p) == 1 else v.with_name(f"{v.stem}_{v.suffix[1:].lower()}_sheet.png"), info)
-            for v, p in zip(videos, paths)]
+    return [ContactSheetSink(p, info) for p in sheet_paths(videos)]
 
 
 class ContactSheetSink(Sink):

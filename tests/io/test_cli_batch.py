@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from nirvision.cli import main
-from nirvision.cli.batch import batch_inputs, batch_outputs
+from nirvision.cli.batch import batch_inputs, batch_outputs, glob_root
 from nirvision.errors import InputError
 from tests.io.media import make_clip, progress_past, read_video, start_cli, wait_for
 
@@ -87,8 +87,9 @@ def test_batch_inputs_and_outputs():
     assert batch_inputs(["night.mp4"]) is None and batch_inputs(["synthetic:64x48"]) is None  # one source as before
     names = batch_outputs([Path("/v/a.avi"), Path("/v/a.mp4"), Path("/v/a.mkv"), Path("/v/b.ts"), Path("/v/B.mp4")], ["/out"])
     assert [str(p) for p in names] == ["/out/a.mp4", "/out/a_2.mp4", "/out/a.mkv", "/out/b.mp4", "/out/B_2.mp4"]  # H.264 cannot go in .avi / .ts
-    days = batch_outputs([Path("/nvr/d1/cam.mp4"), Path("/nvr/d2/cam.mp4"), Path("/nvr/all.mp4")], ["/out"])
+    days = batch_outputs([Path("/nvr/d1/cam.mp4"), Path("/nvr/d2/cam.mp4"), Path("/nvr/all.mp4")], ["/out"], ["d1/cam.mp4", "d2/cam.mp4", "all.mp4"])
     assert [str(p) for p in days] == ["/out/d1/cam.mp4", "/out/d2/cam.mp4", "/out/all.mp4"]
+    assert glob_root("nvr/**/*.mp4") == Path("nvr") and glob_root("*/x.mp4") == Path(".") and glob_root("/a/b/c*.mp4") == Path("/a/b")
     with pytest.raises(InputError, match="needs one output folder"):
         batch_outputs([Path("/x/a.mp4")], ["/out/a.mp4"])
 
@@ -213,3 +214,47 @@ def test_skip_done_with_one_video_and_where_it_cannot_apply(tmp_path, tiny_model
     assert code == 2 and "--skip-done: source synthetic:64x48:3 is not a video file" in err and not (tmp_path / "s.mp4").exists()
     code, _, err = colorize(capsys, tmp_path / "a.mp4", "-o", tmp_path / "pngs", "--model", tiny_model, "--skip-done")
     assert code == 2 and "--skip-done: output" in err and "expected one video file" in err
+
+
+def test_an_nvr_export_keeps_its_day_folders_and_resumes_as_it_grows(tmp_path, tiny_model, capsys):
+    nvr = tmp_path / "nvr"
+    (nvr / "day1").mkdir(parents=True)
+    make_clip(nvr / "day1" / "cam.mp4", [0, 40])
+    glob_ = str(nvr / "**" / "*.mp4")
+    code, _, err = colorize(capsys, glob_, "-o", tmp_path / "out", "--model", tiny_model)
+    assert code == 0 and (tmp_path / "out" / "day1" / "cam.mp4").is_file(), err
+    # a day later: the first day's output is where the second run looks for it, and is skipped
+    (nvr / "day2").mkdir()
+    make_clip(nvr / "day2" / "cam.mp4", [0, 40, 80])
+    code, _, err = colorize(capsys, glob_, "-o", tmp_path / "out", "--model", tiny_model, "--skip-done")
+    assert code == 0 and "1 done before, skipped" in err, err
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.mp4")) == ["day1/cam.mp4", "day2/cam.mp4"]
+    # an output folder inside the export: its videos are not taken as inputs on the next run
+    code, _, err = colorize(capsys, glob_, "-o", nvr / "rgb", "--model", tiny_model)
+    assert code == 0 and sorted(p.relative_to(nvr / "rgb").as_posix() for p in (nvr / "rgb").rglob("*.mp4")) == ["day1/cam.mp4", "day2/cam.mp4"]
+    code, _, err = colorize(capsys, glob_, "-o", nvr / "rgb", "--model", tiny_model, "--skip-done")
+    assert code == 0 and "leaving out 2 video(s) under the output folder" in err and "2 done before, skipped" in err, err
+    # a folder reached twice through a link is colorized once
+    (tmp_path / "linked").mkdir()
+    make_clip(tmp_path / "linked" / "real.mp4", [0, 40])
+    (tmp_path / "linked" / "again").symlink_to(tmp_path / "linked")
+    assert len(batch_inputs([str(tmp_path / "linked" / "**" / "*.mp4")])) == 1
+
+
+def test_a_batch_keeps_an_http_password_out_of_every_message(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "a.mp4", [0, 40])
+    make_clip(tmp_path / "b.mp4", [0, 40])
+    code, _, err = colorize(capsys, tmp_path / "a.mp4", tmp_path / "b.mp4", "-o", "http://u:PWtwo@127.0.0.1:0", "--model", tiny_model)
+    assert code == 2 and "needs one output folder" in err and "PWtwo" not in err
+    for extra in (["--segment", "10"], ["--skip-done"]):
+        code, _, err = colorize(capsys, tmp_path / "a.mp4", "-o", "http://u:PWseg@127.0.0.1:0", "--model", tiny_model, *extra)
+        assert code == 2 and "u:***@127.0.0.1" in err and "PWseg" not in err, err
+
+
+def test_videos_of_one_name_in_a_batch_get_a_contact_sheet_each(tmp_path, tiny_model, capsys):
+    (tmp_path / "in").mkdir()
+    make_clip(tmp_path / "in" / "x.mp4", [0, 40])
+    make_clip(tmp_path / "in" / "x.mkv", [0, 40, 80])
+    code, _, err = colorize(capsys, tmp_path / "in", "-o", tmp_path / "out", "--model", tiny_model, "--contact-sheet")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["x_mkv_sheet.png", "x_mp4_sheet.png"]

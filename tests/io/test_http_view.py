@@ -269,3 +269,23 @@ def test_a_view_with_a_password_asks_for_it_except_for_health(caplog):
         sink.close()
         src.close()
     assert "s3cr" not in caplog.text
+
+
+def test_a_client_cannot_put_terminal_escapes_into_the_log(caplog):
+    import logging
+
+    from nirvision.io.http_sink import printable
+
+    assert printable("/\x1b[31mRED\x1b[0m") == "/\\x1b[31mRED\\x1b[0m" and printable("x" * 300).endswith("x...")
+    src = open_source("synthetic:64x48@25:5", live=True)
+    sink = open_sink("http://u:pw@127.0.0.1:0", src.info)
+    try:
+        with caplog.at_level(logging.DEBUG, logger="nirvision.io.http_sink"):
+            with socket.create_connection(("127.0.0.1", sink.port), timeout=10) as s:
+                s.sendall(b"GET /\x1b[31mRED HTTP/1.1\r\nHost: x\r\nAuthorization: basic dTpwdw==\r\n\r\n")
+                assert s.recv(100).startswith(b"HTTP/1.1 404")  # the right user and password, the scheme in lower case: in
+            wait_for(lambda: "RED" in caplog.text, 10, "the request logged")
+    finally:
+        sink.close()
+        src.close()
+    assert "\x1b" not in caplog.text
