@@ -96,6 +96,17 @@ def glob_root(spec: str) -> Path:
     return Path(*parts[:fixed]) if fixed else Path(".")
 
 
+def _source_root(spec: str) -> Path | None:
+    """The folder a folder or glob source names videos under (its own path, or the glob's fixed
+    part); None for a file. Nothing is listed: the branches are ``_videos_in``'s."""
+    from ..io.image_source import is_glob
+
+    path = Path(spec)
+    if path.is_dir():
+        return path
+    return glob_root(spec) if is_glob(spec) and not path.exists() else None
+
+
 def batch_names(sources: list[str], inputs: list[Path]) -> list[str]:
     """Each input's name under the output folder, by the source that named it: a file by its
     name; a folder's or glob's videos by their path below the folder, or below the glob's fixed
@@ -103,9 +114,8 @@ def batch_names(sources: list[str], inputs: list[Path]) -> list[str]:
     every video where the first run did (``--skip-done``)."""
     roots: dict[Path, Path] = {}
     for spec in sources:
-        path = Path(spec)
-        root = path if path.is_dir() else glob_root(spec) if _videos_in(spec) is not None else None
-        for video in (_videos_in(spec) or []) if root is not None else ([path] if path.is_file() else []):
+        root = _source_root(spec)
+        for video in (_videos_in(spec) or []) if root is not None else [Path(spec)]:
             roots.setdefault(video.resolve(), root if root is not None else video.parent)
     names = []
     for p in inputs:
@@ -125,8 +135,7 @@ def outside_output(inputs: list[Path], output: str, sources: list[str]) -> tuple
     outputs, which the glob finds again. (An output folder that is a source folder itself is
     refused by ``batch_outputs``: its outputs would replace the sources.)"""
     folder = Path(output).resolve()
-    roots = [(Path(s) if Path(s).is_dir() else glob_root(s)).resolve() for s in sources if Path(s).is_dir() or _videos_in(s) is not None]
-    if not any(root in folder.parents for root in roots):
+    if not any(root.resolve() in folder.parents for root in filter(None, map(_source_root, sources))):
         return list(inputs), []
     kept, left = [], []
     for p in inputs:

@@ -449,6 +449,7 @@ def run(args) -> int:
 def _run(args, handed_over: list) -> int:
     from ..io import open_sink, open_source
     from ..io.specs import check_distinct_outputs, check_not_source, opening_order
+
     check_stats_path(args, args.source, args.output)  # first: the failures below are recorded there
     check_args(args)
     check_distinct_outputs(args.output)  # -o x.mp4 -o x.mp4: one file, two encoders

@@ -269,8 +269,7 @@ class HttpViewSink(Sink):
         if host not in ("127.0.0.1", "localhost", "::1") and login is None:
             log.warning("view: port %d on %s is open to every machine that can reach this one, without a password "
                         "(http://USER:PASSWORD@%s:%d asks for one)", self.port, host, shown, self.port)
-        self.password = login is not None
-        if self.password:
+        if login is not None:
             self.where += " (asks for the user and password it was given)"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2}, name="nirvision-http", daemon=True)
         self._thread.start()

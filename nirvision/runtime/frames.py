@@ -81,21 +81,22 @@ class SampleDepth:
 
     def to_uint8(self, frame: np.ndarray, name: str | None = None) -> np.ndarray:
         """uint16 ``frame`` -> uint8 by the stream's depth (the top 8 of its significant bits)."""
+        if self.fixed is not None:  # values above it clip; the first frame that has some says so
+            limit = (1 << self.fixed) - 1
+            if not self.quiet and not self._clipped and frame.size and (top := int(frame.max())) > limit:
+                self._clipped = True
+                log.warning("%s: 16-bit frames with values up to %d, above what %d bits hold (%d): those pixels are read as white; "
+                            "--input-bits auto or a larger depth keeps them", name or self.name, top, self.fixed, limit)
+            return (np.minimum(frame, limit) >> (self.fixed - 8)).astype(np.uint8)
         top = int(frame.max()) if frame.size else 0
-        if self.fixed is not None and top >= 1 << self.fixed and not self.quiet and not self._clipped:
-            self._clipped = True
-            log.warning("%s: 16-bit frames with values up to %d, above what %d bits hold (%d): those pixels are read as white; "
-                        "--input-bits auto or a larger depth keeps them", name or self.name, top, self.fixed, (1 << self.fixed) - 1)
-        if self.fixed is None:
-            need = next(b for b in WIDE_DEPTHS if top < 1 << b)
-            if self.bits is None or need > self.bits:
-                if not self.quiet and (need < 16 or self.bits is not None):
-                    before = "" if self.bits is None else f" (read as {self.bits}-bit before)"
-                    log.warning("%s: 16-bit frames with values up to %d: read as %d-bit%s; --input-bits (input_bits=) fixes the depth",
-                                name or self.name, top, need, before)
-                self.bits = need
-        shift = self.bits - 8
-        return (np.minimum(frame, (1 << self.bits) - 1) >> shift).astype(np.uint8)
+        need = next(b for b in WIDE_DEPTHS if top < 1 << b)
+        if self.bits is None or need > self.bits:
+            if not self.quiet and (need < 16 or self.bits is not None):
+                before = "" if self.bits is None else f" (read as {self.bits}-bit before)"
+                log.warning("%s: 16-bit frames with values up to %d: read as %d-bit%s; --input-bits (input_bits=) fixes the depth",
+                            name or self.name, top, need, before)
+            self.bits = need
+        return (frame >> (self.bits - 8)).astype(np.uint8)  # every value fits: the depth holds the largest seen
 
 
 def to_nir(frame: np.ndarray, name: str = "frame", depth: SampleDepth | None = None) -> np.ndarray:
