@@ -123,6 +123,12 @@ class Colorizer:
             return self.colorize_batch(nir)
         return self.colorize_batch([nir])[0]
 
+    def new_stream(self) -> None:
+        """The frames that follow are of another camera or file: with ``input_bits`` auto, their
+        16-bit depth is found afresh (it only grows within a stream, so a 10-bit picture after a
+        16-bit one would otherwise be read as 16-bit: dark)."""
+        self.depth = SampleDepth(self.depth.fixed, name=self.depth.name)
+
     def colorize_batch(self, frames: Sequence[np.ndarray] | Iterable[np.ndarray]) -> np.ndarray:
         """Frames of one size -> uint8 RGB array (N, H, W, 3)."""
         nirs = [to_nir(f, name=f"frame {i}", depth=self.depth) for i, f in enumerate(frames)]
@@ -135,7 +141,8 @@ class Colorizer:
 
     def colorize_video(self, source: str | Path, outputs: str | Path | Sequence[str | Path], *, start: float | None = None,
                        end: float | None = None, max_frames: int | None = None, side_by_side: bool = False, audio: bool = True,
-                       live: bool | None = None, progress=None, contact_sheet: bool = False, **sink_options) -> dict:
+                       live: bool | None = None, progress=None, contact_sheet: bool = False, color_frames: str = "colorize",
+                       **sink_options) -> dict:
         """Colorize a whole video file, stream or camera (``source`` as ``nirvision colorize``
         takes it) into ``outputs`` (video files, image folders, ``http://HOST:PORT``) through the
         streaming engine; returns the run's summary (frames, drops, FPS, latencies; ``pieces``
@@ -145,8 +152,11 @@ class Colorizer:
         ``threads`` (x264's: a positive number or auto), ``segment`` (seconds a file, or 90s, 15m,
         1h), ``keep`` (live sources). ``progress``: a
         callable given the engine's status now and then. ``contact_sheet``: ``NAME_sheet.png`` beside
-        each video output (``nirvision.io.sheet_sink``). The backend stays open for more."""
+        each video output (``nirvision.io.sheet_sink``). ``color_frames``: colorize (every frame) or
+        pass (frames already in colour, a day/night camera's day mode, go out as they came;
+        ``nirvision.io.color_frames``). The backend stays open for more."""
         from .io import open_sink, open_source
+        from .io.color_frames import check_color_frames
         from .io.specs import check_distinct_outputs, check_not_source, check_range_source, opening_order
         from .runtime.engine import Engine, EngineOptions, prepare_backend
 
@@ -159,7 +169,8 @@ class Colorizer:
         if progress is not None and not callable(progress):
             raise InputError(f"colorize_video: progress {progress!r}: expected a callable given the engine's status, or None")
         sink_options = _sink_options(sink_options)
-        options = {"max_frames": max_frames, "audio": audio, "input_bits": self.depth.fixed}
+        options = {"max_frames": max_frames, "audio": audio, "input_bits": self.depth.fixed,
+                   "color_frames": check_color_frames(color_frames, "colorize_video: color_frames")}
         if start is not None or end is not None:
             check_range_source(str(source), "colorize_video: start / end")
             if end is not None and end <= (start or 0.0):

@@ -23,9 +23,9 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
 
 
-def pipeline(width: int, height: int, fps: int, codec: str) -> str:
+def pipeline(width: int, height: int, fps: int, codec: str, pattern: str = "ball") -> str:
     src = (
-        f"videotestsrc is-live=true pattern=ball ! "
+        f"videotestsrc is-live=true pattern={pattern} ! "
         f"video/x-raw,format=I420,width={width},height={height},framerate={fps}/1"
     )
     if codec == "h264":
@@ -57,6 +57,7 @@ def main() -> int:
     ap.add_argument("--size", default="160x120", help="WIDTHxHEIGHT")
     ap.add_argument("--fps", type=int, default=25)
     ap.add_argument("--codec", choices=("h264", "jpeg"), default="h264")
+    ap.add_argument("--pattern", default="ball", help="videotestsrc pattern: ball (white on black), smpte (colour bars), ...")
     ap.add_argument("--user")
     ap.add_argument("--password")
     args = ap.parse_args()
@@ -67,7 +68,7 @@ def main() -> int:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(pipeline(width, height, args.fps, args.codec))
+    factory.set_launch(pipeline(width, height, args.fps, args.codec, args.pattern))
     factory.set_shared(True)
     if args.user:
         add_auth(server, factory, args.user, args.password or "")

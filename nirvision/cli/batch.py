@@ -226,7 +226,8 @@ def run_batch(args, inputs: list[Path], backend) -> int:
         record_failure(args, exc)  # refused before any video: said in --stats-json too
         backend.close()
         raise
-    options = {"max_frames": args.max_frames, "start": args.start_s, "end": args.end_s, "input_bits": args.input_bits}
+    options = {"max_frames": args.max_frames, "start": args.start_s, "end": args.end_s, "input_bits": args.input_bits,
+               "color_frames": args.color_frames}
     if args.fps:
         options["fps"] = args.fps
     if args.no_audio:

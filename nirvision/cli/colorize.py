@@ -87,6 +87,10 @@ def add_parser(sub) -> None:
     g.add_argument("--input-bits", default="auto", metavar="auto|10|12|14|16",
                    help="16-bit images and video: the bits that hold the picture (Mono10 / Mono12 cameras store 10 or 12 bits "
                         "in 16-bit files); auto (default): the fewest that hold the largest value seen, said when below 16")
+    g.add_argument("--color-frames", choices=("colorize", "pass"), default="colorize",
+                   help="frames that are already in colour (a day/night camera by day): colorize (default) reduces them to NIR and "
+                        "colorizes them as every frame; pass writes them as they came, without inference (the day keeps its "
+                        "colours, the night is colorized; a camera whose night picture is tinted needs colorize)")
     g.add_argument("--max-frames", type=int, metavar="N", help="stop after reading N frames (a live source's frames dropped while inference fell behind count too)")
     g.add_argument("--start", metavar="TIME", help="video files: begin at TIME (90, 1:30, 0:01:30.5), as a player counts it; the output starts at 0")
     g.add_argument("--end", metavar="TIME", help="video files: stop before TIME")
@@ -324,7 +328,7 @@ def describe(summary: dict) -> str:
     s = summary
     parts = [f"{s['frames_out']} frames in {s['wall_s']:.1f} s ({s['fps']:.1f} fps)" if s["fps"] >= 1 or not s["frames_out"] or s["wall_s"] <= 0
              else f"{s['frames_out']} frames in {s['wall_s']:.1f} s ({s['wall_s'] / s['frames_out']:.1f} s a frame)"]
-    for key, label in (("dropped", "dropped"), ("discarded", "left unwritten at the stop"), ("decode_errors", "undecodable and skipped"), ("reconnects", "reconnects"), ("resolution_changes", "size changes")):
+    for key, label in (("passed", "in colour, passed through"), ("dropped", "dropped"), ("discarded", "left unwritten at the stop"), ("decode_errors", "undecodable and skipped"), ("reconnects", "reconnects"), ("resolution_changes", "size changes")):
         if s.get(key):
             parts.append(f"{s[key]} {label}")
     if s["stopped_by"] != "end of input":
@@ -469,7 +473,7 @@ def _run(args, handed_over: list) -> int:
     if inputs is not None:
         handed_over.append("batch")
         return run_batch(args, inputs, backend)
-    options = {"max_frames": args.max_frames, "input_bits": args.input_bits}
+    options = {"max_frames": args.max_frames, "input_bits": args.input_bits, "color_frames": args.color_frames}
     if args.fps:
         options["fps"] = args.fps
     if args.no_audio:

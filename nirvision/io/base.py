@@ -24,7 +24,9 @@ class Frame:
     ``pts`` counts ``time_base`` units (``None`` where the source has no clock; sinks then
     number frames at the source's rate). ``audio`` holds the demuxed audio packets that came
     before this frame in the source, for sinks that copy audio. ``t_read`` is
-    ``time.perf_counter()`` when the frame left the source (for end-to-end latency).
+    ``time.perf_counter()`` when the frame left the source (for end-to-end latency). ``color``
+    is the frame as uint8 RGB (H x W x 3) where it goes to the outputs unchanged, without
+    inference (``--color-frames pass``: a day/night camera's day mode, ``io.color_frames``).
     """
 
     image: np.ndarray
@@ -34,6 +36,7 @@ class Frame:
     name: str | None = None
     audio: list[Any] = field(default_factory=list)
     t_read: float = 0.0
+    color: np.ndarray | None = None
 
     @property
     def time(self) -> float | None:

@@ -18,6 +18,7 @@ import cv2
 from ..errors import InputError
 from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
+from .color_frames import ColorFrames, array_thumbnail, to_rgb8
 from .reconnect import ReconnectPolicy, StreamLost
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class CameraSource(Source):
     """Frames from a camera; ``width``, ``height`` and ``fps`` ask the driver for a mode."""
 
     def __init__(self, spec: str, policy: ReconnectPolicy | None = None, width: int | None = None, height: int | None = None, fps: float | None = None, max_frames: int | None = None,
-                 input_bits: int | str | None = None, **_ignored):
+                 input_bits: int | str | None = None, color_frames: str = "colorize", **_ignored):
         super().__init__()
         self.depth = SampleDepth(input_bits, name=str(spec))
         self.device = camera_device(spec)
@@ -52,6 +53,7 @@ class CameraSource(Source):
         h = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) or None
         rate = self.cap.get(cv2.CAP_PROP_FPS)
         self.info = SourceInfo(kind="camera", description=str(self.device), live=True, fps=Fraction(rate).limit_denominator(1001) if rate and rate > 0 else None, time_base=TIME_BASE, width=w, height=h)
+        self.colors = ColorFrames(color_frames, name=str(spec), fps=self.info.fps)
 
     def _open(self):
         if not os.access(self.device, os.R_OK):
@@ -100,8 +102,10 @@ class CameraSource(Source):
                 delays = None
                 pts = max(int((time.perf_counter() - start) * 1000), last + 1)
                 last = pts
+                nir = to_nir(img, name=str(self.device), depth=self.depth)
+                color = self.colors.pick(lambda: array_thumbnail(img, self.depth.bits), lambda: to_rgb8(img, self.depth.bits))
                 self.frames_read += 1
-                yield Frame(to_nir(img, name=str(self.device), depth=self.depth), index=self.frames_read - 1, pts=pts, time_base=TIME_BASE, t_read=time.perf_counter())
+                yield Frame(nir, index=self.frames_read - 1, pts=pts, time_base=TIME_BASE, t_read=time.perf_counter(), color=color)
                 if self.max_frames is not None and self.frames_read >= self.max_frames:
                     return
         finally:

@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
+from .color_frames import ColorFrames, av_thumbnail
 from .tags import recording_tags
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class FileSource(Source):
     """Decode the first video stream of ``path`` to uint8 NIR (the luma plane), upright."""
 
     def __init__(self, path: str | Path, audio: bool = True, max_frames: int | None = None, start: float | None = None,
-                 end: float | None = None, input_bits: int | str | None = None, **_ignored):
+                 end: float | None = None, input_bits: int | str | None = None, color_frames: str = "colorize", **_ignored):
         super().__init__()
         self.path = Path(path)
         self.max_frames = max_frames
@@ -175,6 +176,7 @@ class FileSource(Source):
         # (H.264 B-frames) the decoded frames' times are out of order, and the k-th frame shown
         # belongs at the k-th earliest of those times (a heap of the packets' times not yet used)
         self.depth = SampleDepth(input_bits, name=str(self.path))
+        self.colors = ColorFrames(color_frames, name=str(self.path), fps=fps)
         self._avi = self.container.format.name == "avi"
         self._reordered = self._avi and bool(vctx.has_b_frames)
         self._slots: list[int] = []
@@ -357,7 +359,7 @@ class FileSource(Source):
                         self._pending.append(packet)
                     continue
                 try:
-                    frames = [(vf.pts, self._luma(vf)) for vf in packet.decode()]
+                    frames = [(vf.pts, self._luma(vf), vf) for vf in packet.decode()]
                     consecutive = 0
                 except av.error.FFmpegError as exc:
                     self.decode_errors += 1
@@ -369,7 +371,7 @@ class FileSource(Source):
                         log.warning("%s: giving up after %d undecodable packets in a row", self.path, consecutive)
                         return
                     continue
-                frames = [(self._presentation_time(pts), self._upright(image)) for pts, image in frames]
+                frames = [(self._presentation_time(pts), self._upright(image), vf) for pts, image, vf in frames]
             yield from frames
 
     def __iter__(self) -> Iterator[Frame]:
@@ -377,7 +379,7 @@ class FileSource(Source):
         step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
         last_pts = None
         ranged = self.start is not None or self.end is not None
-        for pts, image in self._from_start():
+        for pts, image, vf in self._from_start():
             if pts is None:
                 pts = 0 if last_pts is None else last_pts + step
             last_pts = pts
@@ -389,8 +391,9 @@ class FileSource(Source):
                     self._drain_audio()
                     break
             audio, self._pending = self._audio_before_end(self._pending), []
+            color = self.colors.pick(lambda: av_thumbnail(vf), lambda: self._upright(vf.to_ndarray(format="rgb24")))
             self.frames_read += 1
-            yield Frame(image, index=self.frames_read - 1, pts=pts, time_base=tb, audio=audio, t_read=time.perf_counter())
+            yield Frame(image, index=self.frames_read - 1, pts=pts, time_base=tb, audio=audio, t_read=time.perf_counter(), color=color)
             if self.max_frames is not None and self.frames_read >= self.max_frames:
                 return
         expected = self.info.frames

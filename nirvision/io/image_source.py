@@ -3,7 +3,7 @@
 A frame's name is its path relative to the folder (for a glob: to the deepest folder all the
 matched files share), so ``cam1/0001.png`` and ``cam2/0001.png`` from ``'*/0*.png'`` stay
 apart. Any image OpenCV reads (PNG, JPEG, TIFF, BMP; uint8, uint16 or float in [0, 1]; gray or
-colour) is reduced to one NIR channel. A file that fails to decode or holds another pixel type
+colour) is reduced to one NIR channel (with ``color_frames="pass"`` a colour picture goes out as it is). A file that fails to decode or holds another pixel type
 (a signed-integer TIFF, floats outside [0, 1]) is skipped and counted in ``decode_errors``.
 """
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
+from .color_frames import ColorFrames, array_thumbnail, to_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +79,24 @@ def read_image(path: Path, depth: SampleDepth | None = None) -> np.ndarray | Non
 
     OpenCV gives colour as BGR; ``to_nir`` averages the channels, so the order does not matter.
     """
+    img = decode_image(path)
+    return None if img is None else to_nir(img, name=str(path), depth=depth)
+
+
+def decode_image(path: Path) -> np.ndarray | None:
+    """The image's pixels as OpenCV decodes them (BGR for colour, any depth), or None."""
     data = np.fromfile(str(path), dtype=np.uint8)
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if img is None:
-        return None
-    return to_nir(img, name=str(path), depth=depth)
+    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
 
 
 class ImageSource(Source):
     """Frames from image files; ``fps`` sets the timestamps a video sink gives them."""
 
-    def __init__(self, spec: str, fps: float | None = None, max_frames: int | None = None, input_bits: int | str | None = None, **_ignored):
+    def __init__(self, spec: str, fps: float | None = None, max_frames: int | None = None, input_bits: int | str | None = None,
+                 color_frames: str = "colorize", **_ignored):
         super().__init__()
         self.depth = SampleDepth(input_bits, name=spec)  # 16-bit images: one depth for the sequence
+        self.colors = ColorFrames(color_frames, name=spec, continuous=False)  # each picture on its own
         self.paths = list_images(spec)
         if max_frames is not None:
             self.paths = self.paths[:max_frames]
@@ -104,8 +110,9 @@ class ImageSource(Source):
         for path, name in zip(self.paths, self.names):
             if self._closed:
                 return
+            raw = decode_image(path)
             try:
-                img = read_image(path, self.depth)
+                img = None if raw is None else to_nir(raw, name=str(path), depth=self.depth)
                 why = f"{path}: not a readable image"
             except ValueError as exc:  # it decodes, to pixels of a type to_nir does not take
                 img, why = None, str(exc)
@@ -113,9 +120,11 @@ class ImageSource(Source):
                 self.decode_errors += 1
                 log.warning("%s; skipped (%d so far)", why, self.decode_errors)
                 continue
+            bits = self.depth.bits
+            color = self.colors.pick(lambda: array_thumbnail(raw, bits), lambda: to_rgb8(raw, bits))
             self.frames_read += 1
             i = self.frames_read - 1
-            yield Frame(img, index=i, pts=i, time_base=self.info.time_base, name=name, t_read=time.perf_counter())
+            yield Frame(img, index=i, pts=i, time_base=self.info.time_base, name=name, t_read=time.perf_counter(), color=color)
         if self.frames_read == 0 and not self._closed:
             raise InputError(f"image source {self.info.description}: none of its {len(self.paths)} files is a readable image")
 

@@ -19,6 +19,7 @@ import av
 
 from ..errors import InputError
 from .base import Frame, Source, SourceInfo
+from .color_frames import ColorFrames, av_thumbnail
 from .reconnect import ReconnectPolicy, StreamLost
 from .redact import redact_text, redact_url, url_secrets
 
@@ -60,7 +61,7 @@ class RTSPSource(Source):
     """``rtsp://[user:password@]host[:port]/path``; live, so the engine may drop frames."""
 
     def __init__(self, url: str, open_timeout: float = 10.0, read_timeout: float = 5.0, policy: ReconnectPolicy | None = None, transport: str = "tcp", max_frames: int | None = None,
-                 stop: threading.Event | None = None, **_ignored):
+                 stop: threading.Event | None = None, color_frames: str = "colorize", **_ignored):
         super().__init__()
         self.url = url
         self.safe_url = redact_url(url)
@@ -85,6 +86,7 @@ class RTSPSource(Source):
             kind="rtsp", description=self.safe_url, live=True, fps=Fraction(rate) if rate else None,
             time_base=TIME_BASE, width=stream.codec_context.width or None, height=stream.codec_context.height or None,
         )
+        self.colors = ColorFrames(color_frames, name=self.safe_url, fps=self.info.fps)
 
     def _say(self, exc: BaseException) -> str:
         text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
@@ -152,8 +154,10 @@ class RTSPSource(Source):
                     continue
                 for vf in frames:
                     t = float(vf.pts * vf.time_base) if vf.pts is not None and vf.time_base else None
+                    color = self.colors.pick(lambda: av_thumbnail(vf), lambda: vf.to_ndarray(format="rgb24"))
                     self.frames_read += 1
-                    yield Frame(vf.to_ndarray(format="gray"), index=self.frames_read - 1, pts=self.clock.pts(t), time_base=TIME_BASE, t_read=time.perf_counter())
+                    yield Frame(vf.to_ndarray(format="gray"), index=self.frames_read - 1, pts=self.clock.pts(t), time_base=TIME_BASE,
+                                t_read=time.perf_counter(), color=color)
             if not self._stop.is_set():
                 self.disconnects += 1
                 log.warning("%s: the stream ended", self.safe_url)

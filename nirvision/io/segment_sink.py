@@ -70,7 +70,8 @@ class SegmentSink(Sink):
         self.live = info.live
         self.side_by_side = side_by_side
         self.clock = clock
-        self._open_piece = open_piece or (lambda p, i: VideoSink(p, i, side_by_side=side_by_side, **video_options))
+        said: set = set()  # messages said once for all the pieces (an odd size padded)
+        self._open_piece = open_piece or (lambda p, i: VideoSink(p, i, side_by_side=side_by_side, said=said, **video_options))
         how = "by the wall clock" if self.live else "by the video's clock"
         self.description = f"{self.path.with_name(self.path.stem + '_*' + self.path.suffix)} (pieces of {self.seconds:g} s, {how})"
         self.paths: list[Path] = []  # every piece, in order

@@ -48,9 +48,14 @@ def open_source(spec: str, *, reconnect: str | int | None = 3, open_timeout: flo
     paces a synthetic clip in real time; ``reconnect`` (attempts or ``"forever"``),
     ``open_timeout`` and ``read_timeout`` (seconds) for RTSP and cameras; ``stop`` (a
     ``threading.Event``, RTSP) ends the first connection's attempts when set (a signal handler's
-    way to stop them: the source then raises KeyboardInterrupt)."""
+    way to stop them: the source then raises KeyboardInterrupt); ``color_frames`` (colorize or
+    pass, ``nirvision.io.color_frames``)."""
     spec = str(spec)
     kind = source_kind(spec)
+    if "color_frames" in options:  # before a camera or a connection is opened
+        from .color_frames import check_color_frames
+
+        options["color_frames"] = check_color_frames(options["color_frames"])
     policy = ReconnectPolicy(attempts=parse_reconnect(reconnect))
     if kind == "synthetic":
         from .synthetic import SyntheticSource

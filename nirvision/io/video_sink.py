@@ -51,7 +51,6 @@ def check_preset(preset: str) -> None:
 # a live recording is written in pieces of this many seconds, each readable once on disk
 LIVE_FLUSH_SECONDS = 1
 _TAGS_SAID: set[tuple[str, tuple[str, ...]]] = set()  # (suffix, lost tags) warned about already
-_PADDED_SAID: set[tuple[str, int, int]] = set()  # (source, width, height) of odd sizes said to be padded
 
 
 def crash_safe_options(suffix: str) -> dict[str, str]:
@@ -80,8 +79,9 @@ class VideoSink(Sink):
     """Write RGB frames as H.264 to ``path`` (.mp4, .mkv, .mov)."""
 
     def __init__(self, path: str | Path, info: SourceInfo, side_by_side: bool = False, crf: int = 20, preset: str = "veryfast", audio: bool = True,
-                 threads: int | None = None):
+                 threads: int | None = None, said: set | None = None):
         self.path = Path(path)
+        self.said = set() if said is None else said  # what was said once for the whole output (a --segment sink shares it with its pieces)
         self.description = str(self.path)
         self.info = info
         self.tags: dict[str, str] = {}  # the container's tags, set at the first frame (nirvision.io.tags)
@@ -153,9 +153,9 @@ class VideoSink(Sink):
         """Add the video stream, sized to the first frame, and write the header: every stream
         is known now. Without the audio when the container refuses it (FFmpeg only says so here)."""
         self.size = (h + h % 2, w + w % 2)
-        said = (self.info.description, w, h)
-        if (h % 2 or w % 2) and said not in _PADDED_SAID:  # one message per source, not per --segment piece
-            _PADDED_SAID.add(said)
+        said = ("padded", w, h)
+        if (h % 2 or w % 2) and said not in self.said:  # one message per output, not per --segment piece
+            self.said.add(said)
             log.warning("output %s: frames are %dx%d, padded to %dx%d by repeating the last %s (H.264 in yuv420p needs an even size)",
                         self.path, w, h, self.size[1], self.size[0], " and ".join(x for x, odd in (("column", w % 2), ("row", h % 2)) if odd))
         self._add_video(*self.size)

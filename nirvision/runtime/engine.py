@@ -69,6 +69,21 @@ class _End:
         self.audio = audio or []
 
 
+class _Passed:
+    """The finished "inference" of a frame that goes out as it came (``Frame.color``)."""
+
+    seconds = 0.0
+
+    def __init__(self, rgb: np.ndarray):
+        self._out = rgb[None]
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> np.ndarray:
+        return self._out
+
+
 class Engine:
     """Runs ``source`` through ``backend`` into ``sinks``. ``run()`` returns the summary dict.
 
@@ -107,7 +122,7 @@ class Engine:
         """A snapshot for progress bars and status lines."""
         s = self.stats
         return {
-            "frames_in": s.frames_in, "frames_out": s.frames_out, "dropped": s.dropped, "discarded": s.discarded,
+            "frames_in": s.frames_in, "frames_out": s.frames_out, "passed": s.passed, "dropped": s.dropped, "discarded": s.discarded,
             "frames_total": self.source.info.frames, "decode_errors": self.source.decode_errors,
             "reconnects": self.source.reconnects, "fps": round(s.current_fps(), 2),
             "elapsed_s": round(s.wall_s, 2), "live": self.live, "source": self.source.info.description,
@@ -227,6 +242,12 @@ class Engine:
                 self.stats.resolution_changes += 1
                 log.warning("engine: the source changed size from %s to %s at frame %d", self._last_shape[::-1], nir.shape[::-1], frame.index)
             self._last_shape = nir.shape
+        if frame.color is not None:  # already in colour (--color-frames pass): out as it came
+            if frame.color.shape != (*nir.shape, 3) or frame.color.dtype != np.uint8:
+                raise ValueError(f"frame {frame.index}: its colour image is {frame.color.dtype} {frame.color.shape}, "
+                                 f"expected uint8 {(*nir.shape, 3)} as its NIR image")
+            self.stats.times.add("pre", time.perf_counter() - t0)
+            return _Passed(frame.color)
         self.stats.times.add("pre", time.perf_counter() - t0)
         return self.backend.submit(nir[None])
 
@@ -237,8 +258,11 @@ class Engine:
         except BaseException:
             self._drop([frame], at_stop=True)  # its inference failed: counted, not written
             raise
-        self.stats.times.add("infer", pending.seconds)
-        self.stats.frames_inferred += 1
+        if isinstance(pending, _Passed):
+            self.stats.passed += 1
+        else:
+            self.stats.times.add("infer", pending.seconds)
+            self.stats.frames_inferred += 1
         try:
             self._drop(self._outq.put((frame, rgb)))
         except QueueStopped:
@@ -387,6 +411,7 @@ class Engine:
                         "flip_average": bool(getattr(self.backend, "flip_average", False))},
             "frames_in": s.frames_in,
             "frames_out": s.frames_out,
+            "passed": s.passed,  # written as they came, already in colour (--color-frames pass)
             "dropped": s.dropped,
             "discarded": s.discarded,  # read, then left unwritten when the run stopped or failed
             "decode_errors": self.source.decode_errors,

@@ -11,6 +11,7 @@ import socket
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from nirvision.errors import InputError
@@ -46,9 +47,10 @@ def free_port() -> int:
 class Server:
     """tools/rtsp_server.py on a port; start, kill, freeze and thaw it."""
 
-    def __init__(self, port: int, auth: bool = False):
+    def __init__(self, port: int, auth: bool = False, pattern: str = "ball"):
         self.port = port
         self.auth = auth
+        self.pattern = pattern
         self.proc = None
 
     @property
@@ -57,7 +59,7 @@ class Server:
 
     def start(self) -> None:
         auth = ["--user", "viewer", "--password", SECRET] if self.auth else []
-        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(REPO / "tools" / "rtsp_server.py"), "--port", str(self.port), "--size", "64x48", "--fps", "25", *auth],
+        self.proc = subprocess.Popen([SYSTEM_PYTHON, str(REPO / "tools" / "rtsp_server.py"), "--port", str(self.port), "--size", "64x48", "--fps", "25", "--pattern", self.pattern, *auth],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         line = self.proc.stdout.readline()
         assert line.startswith("READY"), f"RTSP server did not start: {line}{self.proc.stderr.read() if self.proc.poll() is not None else ''}"
@@ -228,3 +230,26 @@ def test_password_protected_stream(tmp_path, caplog):
         no_secret_in(caplog, info.value)
     finally:
         srv.kill()
+
+
+@skip_without_server
+def test_colour_stream_passes_through_and_a_black_and_white_one_is_colorized(server):
+    bars = Server(free_port(), pattern="smpte")  # colour bars: a camera by day; the fixture's ball: white on black, by night
+    bars.start()
+    try:
+        for srv, colour in ((bars, True), (server, False)):
+            source = RTSPSource(srv.url, open_timeout=3, read_timeout=2, policy=ReconnectPolicy(attempts=0), color_frames="pass")
+            frames = [f for _, f in zip(range(3), source)]
+            source.close()
+            for frame in frames:
+                assert frame.image.shape == (48, 64)
+                if colour:
+                    assert frame.color.shape == (48, 64, 3) and frame.color.dtype.name == "uint8"
+                    # the first bars: white, yellow, cyan, green (within H.264's loss)
+                    row = frame.color[10].astype(int)
+                    for x, rgb in ((2, (255, 255, 255)), (14, (255, 255, 0)), (22, (0, 255, 255)), (30, (0, 255, 0))):
+                        assert np.abs(row[x] - rgb).max() < 40, (x, row[x])
+                else:
+                    assert frame.color is None
+    finally:
+        bars.kill()

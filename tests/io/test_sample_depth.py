@@ -68,6 +68,11 @@ def test_the_api_reads_12_bit_frames_by_one_depth(tiny_model):
     frame = ramp(4095, h=32, w=32)
     assert np.array_equal(colorizer(frame), colorizer((frame >> 4).astype(np.uint8)))  # as its 8-bit picture
     assert colorizer.depth.bits == 12
+    ten = ramp(1023, h=32, w=32)
+    dark = colorizer(ten)  # the same stream: read at its 12 bits
+    colorizer.new_stream()  # another camera: its depth found afresh
+    assert np.array_equal(colorizer(ten), colorizer((ten >> 2).astype(np.uint8))) and colorizer.depth.bits == 10
+    assert not np.array_equal(dark, colorizer(ten))
     fixed = Colorizer.load(model=str(tiny_model), backend="eager", threads=1, input_bits=16)
     assert np.array_equal(fixed(frame), fixed((frame >> 8).astype(np.uint8)))
     with pytest.raises(InputError, match="input_bits 9"):

@@ -9,7 +9,6 @@ import pytest
 from nirvision.cli.batch import batch_inputs
 from nirvision.errors import InputError
 from nirvision.io import open_sink, open_source
-from nirvision.io import video_sink
 from nirvision.io.sheet_sink import ContactSheetSink
 from nirvision.runtime.engine import Engine
 from tests.io.media import ListSource, StubBackend, frame_image, make_clip, make_video, read_video, rotate_mp4
@@ -131,15 +130,16 @@ def test_interlaced_video_is_said_once_not_to_be_deinterlaced(tmp_path, caplog):
     assert not messages(caplog, logging.WARNING, "interlaced")
 
 
-def test_an_odd_size_is_said_once_to_be_padded(tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr(video_sink, "_PADDED_SAID", set())
-    src = ListSource([np.full((25, 33), 10 * i, np.uint8) for i in range(10)], fps=5)  # two pieces of 1 s
-    with caplog.at_level(logging.INFO, logger="nirvision.io.video_sink"):
-        run(src, open_sink(str(tmp_path / "odd.mp4"), src.info, segment=1.0))
-    pieces = sorted(tmp_path.glob("odd_*.mp4"))
-    assert len(pieces) == 2 and all(set(read_video(p)["sizes"]) == {(26, 34)} for p in pieces)
-    said = messages(caplog, logging.WARNING, "padded")  # shown without -v
-    assert len(said) == 1 and "frames are 33x25, padded to 34x26 by repeating the last column and row" in said[0]
+def test_an_odd_size_is_said_once_to_be_padded(tmp_path, caplog):
+    for run_ in (1, 2):  # once per output: a second run in the same process says it again
+        caplog.clear()
+        src = ListSource([np.full((25, 33), 10 * i, np.uint8) for i in range(10)], fps=5)  # two pieces of 1 s
+        with caplog.at_level(logging.INFO, logger="nirvision.io.video_sink"):
+            run(src, open_sink(str(tmp_path / f"odd{run_}.mp4"), src.info, segment=1.0))
+        pieces = sorted(tmp_path.glob(f"odd{run_}_*.mp4"))
+        assert len(pieces) == 2 and all(set(read_video(p)["sizes"]) == {(26, 34)} for p in pieces)
+        said = messages(caplog, logging.WARNING, "padded")  # shown without -v
+        assert len(said) == 1 and "frames are 33x25, padded to 34x26 by repeating the last column and row" in said[0]
 
 
 def test_raw_h264_and_hevc_files_are_videos_of_a_batch(tmp_path):
