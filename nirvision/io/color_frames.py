@@ -6,13 +6,16 @@ as the model expects. With ``--color-frames pass`` a frame that is in colour goe
 as the camera delivered it, without inference: the day keeps its real colours and costs no
 inference, the night is colorized.
 
-A frame is in colour when its chroma, measured on a thumbnail ``THUMB_WIDTH`` pixels wide as the
-root mean square of each pixel's difference from its own gray (R, G, B minus their mean, in
-8-bit levels), reaches ``CHROMA_LEVEL``. Measured on the VCIP 2020 training pairs (364 each): the
-NIR images 0.0, their RGB photographs 4.1 to 37 (median 13.5, the dullest a dark forest); frames
-of a black-and-white NIR picture through H.264 / JPEG stay below 1. A camera whose night picture
-is tinted (no black-and-white mode: the IR light seen through its colour filters) measures
-14-56 and is taken for colour: colorize its frames with the default ``colorize``.
+A frame is in colour when at least ``COLOUR_SHARE`` of the pixels of a thumbnail ``THUMB_WIDTH``
+pixels wide are coloured: their R, G and B differ from their mean by ``PIXEL_CHROMA`` 8-bit levels
+or more (root mean square). Measured on the VCIP 2020 training pairs (364 each): no pixel of
+the NIR images, and 61-99% of their RGB photographs' pixels (1% of the photographs under 68%,
+the dullest a dark forest; through H.264 at crf 40, 54% the least of 61 of them); a
+black-and-white picture through H.264 or JPEG stays gray. So a
+night picture with a coloured clock, logo or lamp in it (a camera's on-screen text) stays NIR
+unless those cover a third of it. A camera whose night picture is tinted (no black-and-white
+mode: the IR light seen through its colour filters) is colour in every pixel: colorize its
+frames with the default ``colorize``.
 
 Along a video, stream or camera the verdict holds until ``HOLD_S`` seconds of frames in a row
 say otherwise (a camera switching its filter at dusk shows a few frames of each), and each
@@ -32,7 +35,8 @@ log = logging.getLogger(__name__)
 
 COLOR_FRAMES = ("colorize", "pass")
 THUMB_WIDTH = 64
-CHROMA_LEVEL = 2.0  # 8-bit levels, RMS over a thumbnail (measured figures above)
+PIXEL_CHROMA = 1.5  # 8-bit levels (RMS of R, G, B about their mean) from which a thumbnail's pixel is coloured
+COLOUR_SHARE = 1 / 3  # the share of coloured pixels from which a frame is in colour (measured figures above)
 HOLD_S = 0.2  # seconds of frames in a row that must disagree before a stream switches between colour and NIR
 HINT_EVERY = 25  # with colorize: frames between looks for colour (said once, with the option that keeps it)
 
@@ -46,12 +50,13 @@ def check_color_frames(value, what: str = "color_frames") -> str:
     return value
 
 
-def chroma_level(thumb: np.ndarray | None) -> float:
-    """RMS of each pixel's R, G, B minus their mean, in 8-bit levels (0 for gray; None: gray)."""
+def colour_share(thumb: np.ndarray | None) -> float:
+    """The share of a thumbnail's pixels that are coloured (``PIXEL_CHROMA``); 0 for None (gray)."""
     if thumb is None:
         return 0.0
     x = thumb.reshape(-1, thumb.shape[-1])[:, :3].astype(np.float32)
-    return float(np.sqrt(np.mean(np.square(x - x.mean(axis=1, keepdims=True)))))
+    chroma = np.sqrt(np.mean(np.square(x - x.mean(axis=1, keepdims=True)), axis=1))
+    return float(np.count_nonzero(chroma >= PIXEL_CHROMA)) / len(chroma)
 
 
 def thumb_size(width: int, height: int) -> tuple[int, int]:
@@ -115,14 +120,14 @@ class ColorFrames:
         index, self._seen = self._seen, self._seen + 1
         if self.mode == "colorize":
             if not self._hinted and (index % HINT_EVERY == 0 or not self.continuous):
-                level = chroma_level(thumbnail())
-                if level >= CHROMA_LEVEL:
+                share = colour_share(thumbnail())
+                if share >= COLOUR_SHARE:
                     self._hinted = True
-                    log.warning("%s: frame %d is in colour (chroma %.1f levels): it is reduced to NIR and colorized; "
+                    log.warning("%s: frame %d is in colour (%.0f%% of its pixels): it is reduced to NIR and colorized; "
                                 "--color-frames pass keeps frames in colour as they are (a day/night camera's day mode)",
-                                self.name, index, level)
+                                self.name, index, 100 * share)
             return None
-        colour = chroma_level(thumbnail()) >= CHROMA_LEVEL
+        colour = colour_share(thumbnail()) >= COLOUR_SHARE
         if not self.continuous:
             return rgb() if colour else None
         if self.colour is None:

@@ -15,7 +15,7 @@ import pytest
 
 from nirvision.errors import InputError
 from nirvision.io import open_source
-from nirvision.io.color_frames import CHROMA_LEVEL, ColorFrames, array_thumbnail, av_thumbnail, chroma_level, to_rgb8
+from nirvision.io.color_frames import COLOUR_SHARE, ColorFrames, array_thumbnail, av_thumbnail, colour_share, to_rgb8
 from nirvision.runtime.engine import Engine
 from tests.io.media import ListSource, RecordingSink, StubBackend, read_video, run_cli
 
@@ -51,20 +51,26 @@ def write_clip(path, kinds: str, size=(64, 48), rate=25) -> None:
     out.close()
 
 
-def test_chroma_of_gray_tinted_and_colour_pictures():
+def test_share_of_coloured_pixels_in_gray_tinted_and_colour_pictures():
     gray = cv2.cvtColor(gray_scene(), cv2.COLOR_GRAY2BGR)
-    assert chroma_level(array_thumbnail(gray)) == 0.0
+    assert colour_share(array_thumbnail(gray)) == 0.0
     assert array_thumbnail(gray_scene()) is None  # one channel: no colour to look for
-    assert chroma_level(array_thumbnail(cv2.cvtColor(colour_scene(), cv2.COLOR_RGB2BGR))) > 10 * CHROMA_LEVEL
-    # gray through H.264's 4:2:0 and back to RGB stays far below the level; colour far above
+    assert colour_share(array_thumbnail(cv2.cvtColor(colour_scene(), cv2.COLOR_RGB2BGR))) == 1.0
+    # gray through H.264's 4:2:0 and back to RGB stays gray; colour stays colour
     vf = av.VideoFrame.from_ndarray(cv2.cvtColor(gray_scene(), cv2.COLOR_GRAY2RGB), format="rgb24").reformat(format="yuv420p")
-    assert chroma_level(av_thumbnail(vf)) < CHROMA_LEVEL / 2
+    assert colour_share(av_thumbnail(vf)) == 0.0
     assert av_thumbnail(vf.reformat(format="gray")) is None
     vf = av.VideoFrame.from_ndarray(colour_scene(), format="rgb24").reformat(format="yuv420p")
-    assert chroma_level(av_thumbnail(vf)) > 10 * CHROMA_LEVEL
+    assert colour_share(av_thumbnail(vf)) > 0.9
+    # a camera's coloured clock and logo on its black-and-white night picture: still NIR
+    night = cv2.cvtColor(gray_scene(96, 128), cv2.COLOR_GRAY2BGR)
+    cv2.putText(night, "2026-12-02 03:14", (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 255), 1)
+    night[80:, 100:] = (0, 200, 255)  # an orange logo
+    share = colour_share(array_thumbnail(night))
+    assert 0.02 < share < COLOUR_SHARE / 2
     # a tint (the IR light through a camera's colour filters) is colour: documented as such
     tinted = np.clip(gray_scene()[..., None] * np.array([1.0, 0.9, 1.15]), 0, 255).astype(np.uint8)
-    assert chroma_level(array_thumbnail(tinted)) > CHROMA_LEVEL
+    assert colour_share(array_thumbnail(tinted)) > COLOUR_SHARE
 
 
 def test_sixteen_bit_and_float_colour_become_8_bit_rgb():
