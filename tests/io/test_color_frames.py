@@ -195,3 +195,41 @@ def test_a_colour_image_of_another_size_than_its_frame_is_refused():
     with pytest.raises(ValueError, match=r"frame 0: its colour image is uint8 \(48, 60, 3\), expected uint8 \(48, 64, 3\)"):
         Engine(Mismatched([np.zeros((48, 64), np.uint8)]), [sink], StubBackend()).run()
     assert sink.written == []
+
+
+def test_a_camera_by_day_passes_its_bgr_frames_as_rgb(tmp_path, monkeypatch):
+    from nirvision.io import camera_source
+
+    day = cv2.cvtColor(colour_scene(24, 32), cv2.COLOR_RGB2BGR)
+    night = cv2.cvtColor(gray_scene(24, 32), cv2.COLOR_GRAY2BGR)  # a camera in black and white still sends BGR
+
+    class Capture:
+        frames = [night] * 2 + [day] * 8
+
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):
+            return True
+
+        def get(self, prop):
+            return {cv2.CAP_PROP_FRAME_WIDTH: 32, cv2.CAP_PROP_FRAME_HEIGHT: 24, cv2.CAP_PROP_FPS: 10}.get(prop, 0)
+
+        def read(self):
+            return (True, Capture.frames.pop(0).copy()) if Capture.frames else (False, None)
+
+        def set(self, *args):
+            return True
+
+        def release(self):
+            pass
+
+    device = tmp_path / "video0"
+    device.write_text("")
+    monkeypatch.setattr(camera_source, "camera_device", lambda spec: device)
+    monkeypatch.setattr(camera_source.cv2, "VideoCapture", Capture)
+    frames = list(camera_source.CameraSource("0", max_frames=10, color_frames="pass"))
+    # 10 fps: the second colour frame (0.2 s) switches
+    assert [f.color is not None for f in frames] == [False] * 3 + [True] * 7
+    assert all(np.array_equal(f.color, colour_scene(24, 32)) for f in frames[3:])
+    assert frames[5].image.shape == (24, 32)
