@@ -297,13 +297,16 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     finally:
         backend.close()
         frames = sum(s["frames_out"] for s in done)
-        print(f"nirvision colorize: {len(done)} of {n} videos colorized ({frames} frames)"
+        passed = sum(s.get("passed", 0) for s in done)
+        print(f"nirvision colorize: {len(done)} of {n} videos colorized ({frames} frames"
+              + (f", {passed} of them in colour, passed through" if passed else "") + ")"
               + (f"; {len(skipped)} done before, skipped" if skipped else "")
               + (f"; {len(failed)} failed:" if failed else "") + (" (stopped)" if code else ""), file=sys.stderr)
         for src, reason in failed:
             print(f"  {src}: {reason}", file=sys.stderr)
         if args.stats_json:
-            write_stats(args.stats_json, {"files": done, "failed": [{"source": str(s), "error": e} for s, e in failed], "skipped": skipped, "inputs": n})
+            write_stats(args.stats_json, {"files": done, "failed": [{"source": str(s), "error": e} for s, e in failed], "skipped": skipped, "inputs": n,
+                                          "frames_out": frames, "passed": passed})
     if code:
         return code
     return 1 if failed else 0

@@ -65,6 +65,7 @@ class SourceInfo:
     created: datetime | None = None  # a recorded video's creation time (UTC), as its container gives it
     created_at: float = 0.0  # the source time (s, as Frame.time) at which ``created`` holds: the video's first frame
     sample_aspect_ratio: Fraction | None = None  # a pixel's width / height where not square (720x576 for 4:3 or 16:9)
+    color_frames: str = "colorize"  # pass: frames already in colour go out as they came (``io.color_frames``)
 
 
 class Source(abc.ABC):

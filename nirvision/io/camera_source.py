@@ -18,7 +18,7 @@ import cv2
 from ..errors import InputError
 from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
-from .color_frames import ColorFrames, array_thumbnail, to_rgb8
+from .color_frames import ColorFrames, array_thumbnail, colour_bits, to_rgb8
 from .reconnect import ReconnectPolicy, StreamLost
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,7 @@ class CameraSource(Source):
         rate = self.cap.get(cv2.CAP_PROP_FPS)
         self.info = SourceInfo(kind="camera", description=str(self.device), live=True, fps=Fraction(rate).limit_denominator(1001) if rate and rate > 0 else None, time_base=TIME_BASE, width=w, height=h)
         self.colors = ColorFrames(color_frames, name=str(spec), fps=self.info.fps)
+        self.info.color_frames = self.colors.mode
 
     def _open(self):
         if not os.access(self.device, os.R_OK):
@@ -103,7 +104,7 @@ class CameraSource(Source):
                 pts = max(int((time.perf_counter() - start) * 1000), last + 1)
                 last = pts
                 nir = to_nir(img, name=str(self.device), depth=self.depth)
-                color = self.colors.pick(lambda: array_thumbnail(img, self.depth.bits), lambda: to_rgb8(img, self.depth.bits))
+                color = self.colors.pick(lambda: array_thumbnail(img, colour_bits(img, self.depth)), lambda: to_rgb8(img, colour_bits(img, self.depth)))
                 self.frames_read += 1
                 yield Frame(nir, index=self.frames_read - 1, pts=pts, time_base=TIME_BASE, t_read=time.perf_counter(), color=color)
                 if self.max_frames is not None and self.frames_read >= self.max_frames:

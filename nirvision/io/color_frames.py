@@ -6,19 +6,23 @@ as the model expects. With ``--color-frames pass`` a frame that is in colour goe
 as the camera delivered it, without inference: the day keeps its real colours and costs no
 inference, the night is colorized.
 
-A frame is in colour when at least ``COLOUR_SHARE`` of the pixels of a thumbnail ``THUMB_WIDTH``
-pixels wide are coloured: their R, G and B differ from their mean by ``PIXEL_CHROMA`` 8-bit levels
-or more (root mean square). Measured on the VCIP 2020 training pairs (364 each): no pixel of
-the NIR images, and 61-99% of their RGB photographs' pixels (1% of the photographs under 68%,
-the dullest a dark forest; through H.264 at crf 40, 54% the least of 61 of them); a
-black-and-white picture through H.264 or JPEG stays gray. So a
-night picture with a coloured clock, logo or lamp in it (a camera's on-screen text) stays NIR
-unless those cover a third of it. A camera whose night picture is tinted (no black-and-white
-mode: the IR light seen through its colour filters) is colour in every pixel: colorize its
-frames with the default ``colorize``.
+A frame is in colour when at least ``ENTER_SHARE`` of a thumbnail's pixels are coloured. The
+thumbnail is ``THUMB_WIDTH`` pixels wide; a pixel is coloured when its R, G and B differ from
+their mean by ``PIXEL_CHROMA`` 8-bit levels or more (root mean square), and so are the pixels
+around it (a 3 x 3 minimum: thin lines and text do not count). Along a stream, colour ends when
+fewer than ``LEAVE_SHARE`` are coloured, so that a dull day does not flip back and forth.
 
-Along a video, stream or camera the verdict holds until ``HOLD_S`` seconds of frames in a row
-say otherwise (a camera switching its filter at dusk shows a few frames of each), and each
+Measured through H.264 (crf 23, PyAV): the VCIP 2020 RGB photographs (364) 25-100% coloured
+(median 83%, 4 under a third), 35% the least at crf 40; their NIR images 0%, also where the
+encoder leaves the chroma one code off neutral (OpenCV's ``VideoWriter``, mp4v: 1.4-1.9 levels
+in every pixel); two codes off (126 or 130) is a tint, colour. A night picture with a coloured
+clock, logo, band or an NVR's detection boxes on it (twelve green 2-pixel boxes on 1280x720:
+7-9%) stays NIR. A camera whose night picture is tinted (no black-and-white mode: the IR light
+seen through its colour filters) is colour in every pixel: colorize its frames with the default
+``colorize``.
+
+Along a video, stream or camera a verdict also holds until ``HOLD_S`` seconds of frames in a
+row say otherwise (a camera switching its filter at dusk shows a few frames of each), and each
 switch is logged; pictures of a folder are each judged alone.
 """
 from __future__ import annotations
@@ -34,9 +38,11 @@ from ..errors import InputError
 log = logging.getLogger(__name__)
 
 COLOR_FRAMES = ("colorize", "pass")
-THUMB_WIDTH = 64
-PIXEL_CHROMA = 1.5  # 8-bit levels (RMS of R, G, B about their mean) from which a thumbnail's pixel is coloured
-COLOUR_SHARE = 1 / 3  # the share of coloured pixels from which a frame is in colour (measured figures above)
+THUMB_WIDTH = 128
+PIXEL_CHROMA = 2.0  # 8-bit levels (RMS of R, G, B about their mean) from which a thumbnail's pixel is coloured
+ENTER_SHARE = 0.2  # the share of coloured pixels from which a frame is in colour (measured figures above)
+LEAVE_SHARE = 0.1  # along a stream in colour: the share under which a frame is NIR again
+GRAY_FORMATS = ("gray", "ya", "mono", "y400")  # PyAV pixel formats without colour (pal8's palette may hold colour)
 HOLD_S = 0.2  # seconds of frames in a row that must disagree before a stream switches between colour and NIR
 HINT_EVERY = 25  # with colorize: frames between looks for colour (said once, with the option that keeps it)
 
@@ -51,12 +57,31 @@ def check_color_frames(value, what: str = "color_frames") -> str:
 
 
 def colour_share(thumb: np.ndarray | None) -> float:
-    """The share of a thumbnail's pixels that are coloured (``PIXEL_CHROMA``); 0 for None (gray)."""
+    """The share of a thumbnail's pixels that are coloured, with the pixels around them
+    (``PIXEL_CHROMA``, a 3 x 3 minimum); 0 for None (a format without colour)."""
     if thumb is None:
         return 0.0
-    x = thumb.reshape(-1, thumb.shape[-1])[:, :3].astype(np.float32)
-    chroma = np.sqrt(np.mean(np.square(x - x.mean(axis=1, keepdims=True)), axis=1))
-    return float(np.count_nonzero(chroma >= PIXEL_CHROMA)) / len(chroma)
+    r, g, b = (thumb[:, :, c].astype(np.int32) for c in range(3))  # channel by channel: numpy sums a last axis of 3 slowly
+    total = r + g + b
+    spread = np.square(3 * r - total) + np.square(3 * g - total) + np.square(3 * b - total)  # 9 x the squares about the mean
+    coloured = (spread >= 27 * PIXEL_CHROMA ** 2).astype(np.uint8)  # RMS over the 3 channels >= PIXEL_CHROMA
+    if min(coloured.shape) >= 3:
+        coloured = cv2.erode(coloured, np.ones((3, 3), np.uint8))
+    return float(np.count_nonzero(coloured)) / coloured.size
+
+
+def colour_bits(img: np.ndarray, depth) -> int | None:
+    """The bits that hold a 16-bit colour picture: ``depth``'s (a ``SampleDepth``) where fixed,
+    else the fewest of 10, 12, 14 and 16 that hold its brightest channel (its NIR depth comes
+    from the channels' mean), and at least what the stream needed so far."""
+    if img.dtype != np.uint16 or img.ndim != 3:
+        return None
+    if depth.fixed is not None:
+        return depth.fixed
+    from ..runtime.frames import WIDE_DEPTHS
+
+    top = int(img[:, :, :3].max()) if img.size else 0
+    return max(next(b for b in WIDE_DEPTHS if top < 1 << b), depth.bits or 0)
 
 
 def thumb_size(width: int, height: int) -> tuple[int, int]:
@@ -66,8 +91,8 @@ def thumb_size(width: int, height: int) -> tuple[int, int]:
 
 
 def av_thumbnail(vf) -> np.ndarray | None:
-    """A small RGB copy of a PyAV frame, or None for formats without colour (gray, gray16)."""
-    if len(vf.format.components) < 3:
+    """A small RGB copy of a PyAV frame, or None for formats without colour (gray, gray16, ya8)."""
+    if vf.format.name.startswith(GRAY_FORMATS):
         return None
     w, h = thumb_size(vf.width, vf.height)
     return vf.reformat(width=w, height=h, format="rgb24").to_ndarray()
@@ -88,11 +113,12 @@ def array_thumbnail(img: np.ndarray, bits: int | None = None) -> np.ndarray | No
     """``av_thumbnail`` for an OpenCV image: None when it has one channel."""
     if img.ndim != 3 or img.shape[2] < 3:
         return None
-    step = max(1, img.shape[1] // (4 * THUMB_WIDTH))  # every step-th pixel first: a 1080p frame's resize alone took 9 ms
-    small = img[::step, ::step, :3]
-    w, h = thumb_size(small.shape[1], small.shape[0])
+    w, h = thumb_size(img.shape[1], img.shape[0])
+    small = img[:, :, :3]
     if small.dtype not in (np.uint8, np.uint16, np.float32):
         small = small.astype(np.float32)
+    if small.shape[1] > 2 * w:  # every few pixels first, then 2 x 2 averages: a 1080p frame's INTER_AREA alone took 3-9 ms
+        small = cv2.resize(small, (2 * w, 2 * h), interpolation=cv2.INTER_NEAREST)
     return to_rgb8(cv2.resize(small, (w, h), interpolation=cv2.INTER_AREA), bits)
 
 
@@ -121,13 +147,14 @@ class ColorFrames:
         if self.mode == "colorize":
             if not self._hinted and (index % HINT_EVERY == 0 or not self.continuous):
                 share = colour_share(thumbnail())
-                if share >= COLOUR_SHARE:
+                if share >= ENTER_SHARE:
                     self._hinted = True
                     log.warning("%s: frame %d is in colour (%.0f%% of its pixels): it is reduced to NIR and colorized; "
-                                "--color-frames pass keeps frames in colour as they are (a day/night camera's day mode)",
-                                self.name, index, 100 * share)
+                                "--color-frames pass (Python: color_frames=\"pass\") keeps frames in colour as they are "
+                                "(a day/night camera's day mode)", self.name, index, 100 * share)
             return None
-        colour = colour_share(thumbnail()) >= COLOUR_SHARE
+        share = colour_share(thumbnail())
+        colour = share >= (LEAVE_SHARE if self.colour else ENTER_SHARE)
         if not self.continuous:
             return rgb() if colour else None
         if self.colour is None:

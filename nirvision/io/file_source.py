@@ -177,6 +177,7 @@ class FileSource(Source):
         # belongs at the k-th earliest of those times (a heap of the packets' times not yet used)
         self.depth = SampleDepth(input_bits, name=str(self.path))
         self.colors = ColorFrames(color_frames, name=str(self.path), fps=fps)
+        self.info.color_frames = self.colors.mode
         self._avi = self.container.format.name == "avi"
         self._reordered = self._avi and bool(vctx.has_b_frames)
         self._slots: list[int] = []

@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
-from .color_frames import ColorFrames, array_thumbnail, to_rgb8
+from .color_frames import ColorFrames, array_thumbnail, colour_bits, to_rgb8
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class ImageSource(Source):
         rate = Fraction(fps).limit_denominator(1001) if fps else Fraction(25)
         self._closed = False
         self.info = SourceInfo(kind="images", description=spec, live=False, fps=rate, time_base=1 / rate, frames=len(self.paths),
-                               names=tuple(self.names), files=tuple(self.paths))
+                               names=tuple(self.names), files=tuple(self.paths), color_frames=self.colors.mode)
 
     def __iter__(self) -> Iterator[Frame]:
         for path, name in zip(self.paths, self.names):
@@ -120,8 +120,8 @@ class ImageSource(Source):
                 self.decode_errors += 1
                 log.warning("%s; skipped (%d so far)", why, self.decode_errors)
                 continue
-            bits = self.depth.bits
-            color = self.colors.pick(lambda: array_thumbnail(raw, bits), lambda: to_rgb8(raw, bits))
+            own = SampleDepth(self.depth.fixed, quiet=True)  # a picture's colours by its own depth: each judged alone
+            color = self.colors.pick(lambda: array_thumbnail(raw, colour_bits(raw, own)), lambda: to_rgb8(raw, colour_bits(raw, own)))
             self.frames_read += 1
             i = self.frames_read - 1
             yield Frame(img, index=i, pts=i, time_base=self.info.time_base, name=name, t_read=time.perf_counter(), color=color)

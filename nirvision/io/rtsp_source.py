@@ -87,6 +87,7 @@ class RTSPSource(Source):
             time_base=TIME_BASE, width=stream.codec_context.width or None, height=stream.codec_context.height or None,
         )
         self.colors = ColorFrames(color_frames, name=self.safe_url, fps=self.info.fps)
+        self.info.color_frames = self.colors.mode
 
     def _say(self, exc: BaseException) -> str:
         text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

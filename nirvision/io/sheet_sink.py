@@ -58,10 +58,10 @@ class ContactSheetSink(Sink):
         total = None if info.live else info.frames
         # the frame indexes to keep: spread over a known length, else by the clock
         self.wanted = sorted({int(round(k * (total - 1) / max(1, rows - 1))) for k in range(rows)}) if total else None
-        self.kept: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, NIR, RGB)
+        self.kept: list[tuple[float, np.ndarray, np.ndarray, bool]] = []  # (time, NIR, RGB, passed as recorded)
         self._next_time: float | None = None
         self._first_time: float | None = None
-        self._last: tuple[float, np.ndarray, np.ndarray] | None = None
+        self._last: tuple[float, np.ndarray, np.ndarray, bool] | None = None
 
     def _small(self, image: np.ndarray) -> np.ndarray:
         image = as_displayed(image, self.sample_aspect_ratio)
@@ -75,33 +75,38 @@ class ContactSheetSink(Sink):
         if self._first_time is None:
             self._first_time = t
         t -= self._first_time  # as the output counts: from 0
+        recorded = frame.color is not None  # already in colour, passed through (--color-frames pass)
         if self.wanted is not None:
             if frame.index in self.wanted:
-                self.kept.append((t, self._small(frame.image), self._small(image)))
+                self.kept.append((t, self._small(frame.image), self._small(image), recorded))
             else:  # a file shorter than its header said still ends with its last frame
-                self._last = (t, frame.image, image)
+                self._last = (t, frame.image, image, recorded)
             return
         if self._next_time is None or t >= self._next_time:
-            self.kept = (self.kept + [(t, self._small(frame.image), self._small(image))])[-self.rows:]
+            self.kept = (self.kept + [(t, self._small(frame.image), self._small(image), recorded)])[-self.rows:]
             self._next_time = t + LIVE_INTERVAL_S
 
     def close(self) -> None:
         kept = list(self.kept)
         if self.wanted is not None and self._last is not None and len(kept) < len(self.wanted) and (not kept or self._last[0] > kept[-1][0]):
-            t, nir, rgb = self._last
-            kept.append((t, self._small(nir), self._small(rgb)))
+            t, nir, rgb, recorded = self._last
+            kept.append((t, self._small(nir), self._small(rgb), recorded))
         if not kept:
             return
-        h = max(r.shape[0] for _, _, r in kept)
-        w = max(r.shape[1] for _, _, r in kept)
+        h = max(r.shape[0] for _, _, r, _ in kept)
+        w = max(r.shape[1] for _, _, r, _ in kept)
         nirs, rgbs = [], []
-        for t, nir, rgb in kept:
+        for t, nir, rgb, recorded in kept:
             nir = cv2.cvtColor(nir, cv2.COLOR_GRAY2RGB) if nir.ndim == 2 else nir
             nir, rgb = (cv2.resize(x, (w, h)) if x.shape[:2] != (h, w) else x for x in (nir, rgb))
             nir = np.ascontiguousarray(nir)
             stamp = f"{int(t // 3600)}:{int(t % 3600 // 60):02d}:{t % 60:05.2f}"
             cv2.putText(nir, stamp, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
             cv2.putText(nir, stamp, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
+            if recorded:  # not a colorization: the camera's own colours
+                rgb = np.ascontiguousarray(rgb)
+                cv2.putText(rgb, "as recorded", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
+                cv2.putText(rgb, "as recorded", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
             nirs.append(nir)
             rgbs.append(rgb)
         try:

@@ -9,7 +9,8 @@ piece of ``--segment`` when its own first frame was, so the wall-clock time of a
 read from any colorized file. A live source's outputs get the time their first frame was read.
 Every output's ``comment`` says that it was colorized from NIR by nirvision and that its colours
 are predicted (before the source's own comment, where it has one): a colorized night video must
-not pass for a colour recording. Tags that would be wrong in an output of another start are left
+not pass for a colour recording (with ``--color-frames pass``: that frames recorded in colour
+are kept as recorded). Tags that would be wrong in an output of another start are left
 out (a timecode, a second creation date), and values are cut at ``MAX_VALUE`` characters (MOV
 holds at most 64 KiB a tag). MP4 and MOV hold only the tags they know (MP4 no camera make or
 model); ``unkept`` finds what an output lost, and the video sink says so once (MKV keeps all).
@@ -30,9 +31,12 @@ FILE_TAGS = {"major_brand", "minor_version", "compatible_brands", "encoder", "du
 MAX_VALUE = 4096
 
 
-def provenance() -> str:
+def provenance(color_frames: str = "colorize") -> str:
     from .. import __version__
 
+    if color_frames == "pass":
+        return (f"colorized from near-infrared by nirvision {__version__} where recorded in near-infrared: those frames' colours are "
+                "predicted, not recorded; frames recorded in colour are kept as recorded")
     return f"colorized from near-infrared by nirvision {__version__}: the colours are predicted, not recorded"
 
 
@@ -71,7 +75,7 @@ def output_tags(info: Any, first_time: float | None, t_read: float = 0.0, now: f
     live source at ``t_read`` (``time.perf_counter()``)."""
     tags = dict(getattr(info, "tags", None) or {})
     comment_key = next((k for k in tags if k.lower() == "comment"), "comment")
-    note = provenance()
+    note = provenance(getattr(info, "color_frames", "colorize"))
     tags[comment_key] = f"{note}; {tags[comment_key]}" if tags.get(comment_key) else note
     created = None
     if getattr(info, "live", False):

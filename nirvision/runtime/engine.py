@@ -207,6 +207,7 @@ class Engine:
                         self.request_stop("preview closed")
                 t2 = time.perf_counter()
                 self.stats.wrote()
+                self.stats.passed += frame.color is not None
                 self.stats.times.add("post", t1 - t0)
                 self.stats.times.add("encode", t2 - t1)
                 self.stats.times.add("total", t2 - frame.t_read)
@@ -258,9 +259,7 @@ class Engine:
         except BaseException:
             self._drop([frame], at_stop=True)  # its inference failed: counted, not written
             raise
-        if isinstance(pending, _Passed):
-            self.stats.passed += 1
-        else:
+        if not isinstance(pending, _Passed):
             self.stats.times.add("infer", pending.seconds)
             self.stats.frames_inferred += 1
         try:

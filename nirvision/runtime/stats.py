@@ -56,7 +56,7 @@ class RunStats:
         self.end: float | None = None
         self.frames_in = 0  # taken from the source by the reader
         self.frames_inferred = 0
-        self.passed = 0  # written as they came, without inference (frames already in colour)
+        self.passed = 0  # of frames_out: written as they came, without inference (frames already in colour)
         self.frames_out = 0  # handed to the sinks
         self.dropped = 0  # live sources only: oldest frames dropped when inference fell behind
         self.discarded = 0  # read but not written: queued or in flight when the run stopped or failed

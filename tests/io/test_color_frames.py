@@ -15,7 +15,7 @@ import pytest
 
 from nirvision.errors import InputError
 from nirvision.io import open_source
-from nirvision.io.color_frames import COLOUR_SHARE, ColorFrames, array_thumbnail, av_thumbnail, colour_share, to_rgb8
+from nirvision.io.color_frames import ENTER_SHARE, LEAVE_SHARE, ColorFrames, array_thumbnail, av_thumbnail, colour_share, to_rgb8
 from nirvision.runtime.engine import Engine
 from tests.io.media import ListSource, RecordingSink, StubBackend, read_video, run_cli
 
@@ -51,6 +51,16 @@ def write_clip(path, kinds: str, size=(64, 48), rate=25) -> None:
     out.close()
 
 
+def yuv_frame(y: np.ndarray, u: int, v: int) -> av.VideoFrame:
+    """A yuv420p frame of luma ``y`` (limited range) with flat chroma planes at ``u`` and ``v``."""
+    h, w = y.shape
+    f = av.VideoFrame(w, h, "yuv420p")
+    for plane, data in zip(f.planes, ((16 + y * (219 / 255)).round().astype(np.uint8), np.full((h // 2, w // 2), u, np.uint8),
+                                      np.full((h // 2, w // 2), v, np.uint8))):
+        np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : data.shape[1]] = data
+    return f
+
+
 def test_share_of_coloured_pixels_in_gray_tinted_and_colour_pictures():
     gray = cv2.cvtColor(gray_scene(), cv2.COLOR_GRAY2BGR)
     assert colour_share(array_thumbnail(gray)) == 0.0
@@ -62,15 +72,35 @@ def test_share_of_coloured_pixels_in_gray_tinted_and_colour_pictures():
     assert av_thumbnail(vf.reformat(format="gray")) is None
     vf = av.VideoFrame.from_ndarray(colour_scene(), format="rgb24").reformat(format="yuv420p")
     assert colour_share(av_thumbnail(vf)) > 0.9
-    # a camera's coloured clock and logo on its black-and-white night picture: still NIR
-    night = cv2.cvtColor(gray_scene(96, 128), cv2.COLOR_GRAY2BGR)
-    cv2.putText(night, "2026-12-02 03:14", (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 255), 1)
-    night[80:, 100:] = (0, 200, 255)  # an orange logo
-    share = colour_share(array_thumbnail(night))
-    assert 0.02 < share < COLOUR_SHARE / 2
+    # chroma one code off neutral (OpenCV's VideoWriter writes 127): gray; two codes: a tint, colour
+    y = gray_scene(96, 128).astype(np.float32)
+    assert colour_share(av_thumbnail(yuv_frame(y, 127, 127))) == 0.0 and colour_share(av_thumbnail(yuv_frame(y, 129, 128))) == 0.0
+    assert colour_share(av_thumbnail(yuv_frame(y, 130, 130))) > 0.9
+    # a camera's coloured clock, an NVR's detection boxes and a logo on a black-and-white night picture: still NIR
+    night = cv2.cvtColor(gray_scene(360, 640), cv2.COLOR_GRAY2BGR)
+    cv2.putText(night, "2026-12-02 03:14:15", (8, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 220, 255), 2)
+    for k in range(8):
+        x, y0 = 40 + 75 * k, 120 + 20 * (k % 3)
+        cv2.rectangle(night, (x, y0), (x + 60, y0 + 150), (0, 255, 0), 2)
+    night[300:350, 560:630] = (200, 60, 20)  # a logo
+    assert 0.0 < colour_share(array_thumbnail(night)) < LEAVE_SHARE
     # a tint (the IR light through a camera's colour filters) is colour: documented as such
     tinted = np.clip(gray_scene()[..., None] * np.array([1.0, 0.9, 1.15]), 0, 255).astype(np.uint8)
-    assert colour_share(array_thumbnail(tinted)) > COLOUR_SHARE
+    assert colour_share(array_thumbnail(tinted)) > ENTER_SHARE
+    # a palette frame's colours count (pal8 has one component, as gray has)
+    pal8 = av.VideoFrame(64, 48, "pal8")
+    np.frombuffer(pal8.planes[0], np.uint8).reshape(48, pal8.planes[0].line_size)[:, :64] = 1
+    np.frombuffer(pal8.planes[1], np.uint8)[4:8] = (50, 140, 60, 255)  # entry 1: B, G, R, A
+    assert colour_share(av_thumbnail(pal8)) == 1.0
+
+
+def test_a_dull_day_does_not_flip_back_and_forth():
+    frames = ColorFrames("pass", fps=25)
+    day, dull, night = (np.full((48, 64, 3), v, np.uint8) for v in ((60, 140, 50), (128, 128, 125), (128, 128, 128)))
+    dull[:, :9] = (60, 140, 50)  # 14% of the picture coloured: between the shares that enter and leave colour
+    picked = [frames.pick(lambda img=img: img, lambda img=img: img) is not None for img in [night] * 3 + [dull] * 6 + [day] * 5 + [dull] * 8 + [night] * 5]
+    # a dull frame does not enter colour from NIR, nor leave it once in colour
+    assert picked == [False] * 3 + [False] * 6 + [False] * 4 + [True] + [True] * 8 + [True] * 4 + [False]
 
 
 def test_sixteen_bit_and_float_colour_become_8_bit_rgb():
@@ -143,13 +173,14 @@ def test_an_image_folder_passes_its_colour_pictures_bit_for_bit(tmp_path, tiny_m
     cv2.imwrite(str(src / "1_night.png"), gray_scene())
     cv2.imwrite(str(src / "2_day.png"), cv2.cvtColor(colour_scene(), cv2.COLOR_RGB2BGR))
     cv2.imwrite(str(src / "3_day16.png"), cv2.cvtColor(colour_scene(), cv2.COLOR_RGB2BGR).astype(np.uint16) * 257)
+    cv2.imwrite(str(src / "4_day12.png"), cv2.cvtColor(colour_scene(), cv2.COLOR_RGB2BGR).astype(np.uint16) << 4)  # after a 16-bit one
     result = run_cli(["colorize", "in", "-o", "out", "--color-frames", "pass", "--model", str(tiny_model), "--threads", "1",
                       "--no-progress", "--stats-json", "s.json"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "2 in colour, passed through" in result.stderr
+    assert "3 in colour, passed through" in result.stderr
     stats = json.loads((tmp_path / "s.json").read_text())
-    assert stats["frames_out"] == 3 and stats["passed"] == 2
-    for name in ("2_day.png", "3_day16.png"):
+    assert stats["frames_out"] == 4 and stats["passed"] == 3
+    for name in ("2_day.png", "3_day16.png", "4_day12.png"):
         assert np.array_equal(cv2.imread(str(tmp_path / "out" / name))[..., ::-1], colour_scene()), name
     night = cv2.imread(str(tmp_path / "out" / "1_night.png"))
     assert night.shape == (48, 64, 3) and not np.array_equal(night[..., 0], gray_scene())  # colorized by the model
@@ -165,6 +196,20 @@ def test_cli_pass_keeps_timestamps_and_counts(tmp_path, tiny_model):
     assert len(video["times"]) == stats["frames_out"] == 25 and stats["passed"] == 11
     assert video["times"] == pytest.approx([i / 25 for i in range(25)])
     assert np.abs(video["left"][24].astype(int) - colour_scene(shift=24)).mean() < 10  # encoded twice: still the day's colours
+    with av.open(str(tmp_path / "out.mp4")) as c:  # the output says which colours are predicted
+        assert "where recorded in near-infrared" in c.metadata["comment"] and "frames recorded in colour are kept as recorded" in c.metadata["comment"]
+
+
+def test_a_batch_counts_the_frames_passed_through(tmp_path, tiny_model):
+    (tmp_path / "in").mkdir()
+    write_clip(tmp_path / "in" / "night.mp4", "g" * 6)
+    write_clip(tmp_path / "in" / "day.mp4", "c" * 7)
+    result = run_cli(["colorize", "in", "-o", "out", "--color-frames", "pass", "--model", str(tiny_model), "--threads", "1",
+                      "--no-progress", "--stats-json", "s.json"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "2 of 2 videos colorized (13 frames, 7 of them in colour, passed through)" in result.stderr
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["frames_out"] == 13 and stats["passed"] == 7 and sorted(f["passed"] for f in stats["files"]) == [0, 7]
 
 
 def test_bad_values_are_refused(tmp_path, tiny_model):

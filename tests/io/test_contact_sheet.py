@@ -50,7 +50,7 @@ def test_live_sheets_keep_the_newest_frames_by_the_clock(tmp_path, monkeypatch):
         nir = np.full((24, 32), i, np.uint8)
         sink.write(Frame(nir, index=i, pts=i, time_base=Fraction(1, 1)), np.zeros((24, 32, 3), np.uint8))
     sink.close()
-    assert [t for t, _, _ in sink.kept] == [70.0, 80.0, 90.0]
+    assert [t for t, _, _, _ in sink.kept] == [70.0, 80.0, 90.0]
     assert nir_rows(tmp_path / "cam_sheet.png", 24, 32, 3) == [70, 80, 90]
 
 
@@ -74,4 +74,16 @@ def test_non_square_pixels_are_shown_as_a_player_shows_them(tmp_path):
     finally:
         view.close()
     sheet.close()
-    assert [x.shape[:2] for _, x, _ in sheet.kept] == [(48, 85)] * 2
+    assert [x.shape[:2] for _, x, _, _ in sheet.kept] == [(48, 85)] * 2
+
+
+def test_frames_passed_through_in_colour_are_marked_as_recorded(tmp_path):
+    info = SourceInfo(kind="file", description="day.mp4", live=False, fps=Fraction(25), time_base=Fraction(1, 25), frames=2)
+    sink = ContactSheetSink(tmp_path / "day_sheet.png", info, rows=2)
+    black = np.zeros((48, 64, 3), np.uint8)
+    sink.write(Frame(np.zeros((48, 64), np.uint8), index=0, pts=0, time_base=Fraction(1, 25)), black)  # colorized
+    sink.write(Frame(np.zeros((48, 64), np.uint8), index=1, pts=1, time_base=Fraction(1, 25), color=black), black)  # as recorded
+    sink.close()
+    img = cv2.imread(str(tmp_path / "day_sheet.png"), cv2.IMREAD_GRAYSCALE)
+    tiles = [img[HEAD + PAD + r * (48 + PAD): HEAD + PAD + r * (48 + PAD) + 48, 2 * PAD + 64: 2 * PAD + 128] for r in range(2)]
+    assert tiles[0].max() == 0 and tiles[1][:20].max() == 255  # "as recorded" written on the second row's colours only
