@@ -157,6 +157,13 @@ class FileSource(Source):
         vctx = self.video.codec_context
         vctx.thread_type = "AUTO"
         fps = self.video.average_rate or self.video.guessed_rate or Fraction(25)
+        frames = self.video.frames or None
+        if self.container.format.name == "avi" and self.video.guessed_rate and fps > 2 * self.video.guessed_rate:
+            # an AVI of variable frame rate: a slot for every tick of a fine clock (1 ms), most of
+            # them empty; its header counts the slots (480 for 12 frames), its rate the ticks
+            fps = self.video.guessed_rate
+            frames = video_packets(self.path)
+            log.info("video file %s: an AVI of variable frame rate; %s frames, about %s a second", self.path, frames or "?", float(fps))
         width, height = vctx.width or None, vctx.height or None
         sar = self.video.sample_aspect_ratio or vctx.sample_aspect_ratio
         sar = Fraction(sar) if sar and sar > 0 and sar != 1 else None
@@ -169,7 +176,7 @@ class FileSource(Source):
         self.info = SourceInfo(
             kind="file", description=str(self.path), live=False, fps=Fraction(fps),
             time_base=self.video.time_base or Fraction(1, 90000),
-            frames=(self.video.frames or None), width=width, height=height,
+            frames=frames, width=width, height=height,
             audio_stream=self.audio, sample_aspect_ratio=sar,
         )
         # AVI keeps one time per packet, in decoding order: where the codec reorders frames

@@ -86,7 +86,7 @@ def corrupt_packets(path: Path, which: list[int], seed: int = 0) -> None:
 
 
 def read_video(path: Path) -> dict:
-    """Everything a test compares: frame times (s), sizes, first-column values, audio packets."""
+    """Everything a test compares: frame times (s), sizes, the decoded RGB images (``left``), audio packets (time, bytes)."""
     out = {"times": [], "sizes": [], "left": [], "audio": []}
     with av.open(str(path)) as c:
         for f in c.decode(video=0):

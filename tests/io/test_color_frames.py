@@ -153,6 +153,7 @@ def test_a_video_from_nir_to_colour_and_back(tmp_path):
     assert summary["frames_in"] == summary["frames_out"] == 40
     # the switch to colour comes with its fifth frame (0.2 s at 25 fps), the switch back too
     assert summary["passed"] == 20 and backend.calls == 20
+    assert [index for index, _, _ in sink.written] == list(range(40))
     for index, rgb, nir in sink.written:
         passed = 14 <= index < 34  # the fifth frame of each kind switches
         stub = np.stack([nir, 255 - nir, nir // 2], axis=-1)

@@ -116,7 +116,7 @@ def test_killed_and_restarted_server_reconnects_and_output_plays(server, tmp_pat
     thread.join(60)
     assert "error" not in box, box.get("error")
     summary = box["result"]
-    assert summary["reconnects"] >= 1 and summary["frames_out"] >= 20
+    assert summary["reconnects"] >= 1 and summary["frames_out"] >= before + 10  # frames after the reconnection too
     video = read_video(tmp_path / "out.mp4")
     assert len(video["times"]) == summary["frames_out"]
     assert all(b > a for a, b in zip(video["times"], video["times"][1:]))  # one increasing timeline
@@ -154,7 +154,8 @@ def test_frozen_then_thawed_server_is_picked_up_again(server, tmp_path):
     wait_for(lambda: engine.stats.frames_out > before or not thread.is_alive(), 60, "frames after the thaw")
     engine.request_stop("test")
     thread.join(60)
-    assert box["result"]["reconnects"] >= 1
+    assert "error" not in box, box.get("error")
+    assert box["result"]["reconnects"] >= 1 and box["result"]["frames_out"] > before  # frames came again after the thaw
 
 
 @skip_without_server
@@ -241,6 +242,7 @@ def test_colour_stream_passes_through_and_a_black_and_white_one_is_colorized(ser
             source = RTSPSource(srv.url, open_timeout=3, read_timeout=2, policy=ReconnectPolicy(attempts=0), color_frames="pass")
             frames = [f for _, f in zip(range(3), source)]
             source.close()
+            assert len(frames) == 3
             for frame in frames:
                 assert frame.image.shape == (48, 64)
                 if colour:

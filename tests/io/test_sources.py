@@ -1,4 +1,5 @@
 """Sources: synthetic clips, video files (timestamps, corrupted packets), image folders, specs."""
+import logging
 from fractions import Fraction
 
 import cv2
@@ -49,8 +50,11 @@ def test_corrupted_packets_are_skipped_and_counted(tmp_path):
     src = open_source(str(path))
     frames = list(src)
     assert src.decode_errors == 2
-    assert len(frames) == 10
-    assert 3 * 40 / 1000 not in [round(f.time, 3) for f in frames]
+    # the two broken frames are missing; every other frame keeps its own time and picture
+    kept = [k for k in range(12) if k not in (3, 7)]
+    assert [round(f.time, 6) for f in frames] == [round(0.04 * k, 6) for k in kept]
+    assert [f.index for f in frames] == list(range(10))
+    assert [int(np.median(f.image[:, :20])) for f in frames] == pytest.approx([8 * k for k in kept], abs=3)
 
 
 def test_image_folder_in_name_order(tmp_path):
@@ -264,3 +268,16 @@ def test_an_image_glob_with_double_star_reaches_into_subfolders(tmp_path):
     found = [p.relative_to(tmp_path).as_posix() for p in list_images(str(tmp_path / "**" / "*.png"))]
     assert found == ["cam1/0001.png", "cam1/night/0002.png", "cam2/0001.png"]
     assert [f.name for f in open_source(str(tmp_path / "**" / "*.png"))] == found
+
+
+def test_a_variable_rate_avi_counts_its_frames_not_its_clock_ticks(tmp_path, caplog):
+    """AVI keeps variable frame rates as a slot a millisecond, most empty: its header's count
+    and rate are the slots' (480 and 1000 for 12 frames at 40 ms)."""
+    path = tmp_path / "vfr.avi"
+    make_clip(path, [40 * i for i in range(12)], codec="mjpeg")
+    src = open_source(str(path))
+    assert src.info.frames == 12 and src.info.fps == 25
+    with caplog.at_level(logging.WARNING):
+        frames = list(src)
+    assert [round(f.time, 3) for f in frames] == [0.04 * i for i in range(12)]
+    assert not [r for r in caplog.records if "header announces" in r.getMessage()]  # not taken for a truncated file
