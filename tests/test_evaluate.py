@@ -9,7 +9,7 @@ import torch
 from nirvision.api import build_chain
 from nirvision.cli import main
 from nirvision.lpips import LPIPS
-from nirvision.metrics import psnr
+from nirvision.metrics import evaluate_pairs, mean_metrics
 from nirvision.models import load_model_config, save_checkpoint
 from tests.train.conftest import make_paired_folder
 
@@ -48,10 +48,12 @@ def test_evaluate_writes_table_json_and_grid(tmp_path, checkpoint, capsys):
     img = cv2.imread(str(grid))
     assert img is not None and img.shape[0] > 5 * 64 and img.shape[1] > 3 * 64
     # the floor is computed from the images themselves: NIR copied to three channels
-    nir = cv2.imread(str(data / "nir" / "field_0000.png"), cv2.IMREAD_GRAYSCALE)
-    rgb = cv2.cvtColor(cv2.imread(str(data / "rgb" / "field_0000.png")), cv2.COLOR_BGR2RGB)
-    assert np.isfinite(report["floor_nir_as_gray"]["psnr"])
-    assert psnr(np.repeat(nir[..., None], 3, 2), rgb) > 0
+    names = sorted(p.stem for p in (data / "nir").glob("*.png"))
+    nirs = [cv2.imread(str(data / "nir" / f"{n}.png"), cv2.IMREAD_GRAYSCALE) for n in names]
+    rgbs = [cv2.cvtColor(cv2.imread(str(data / "rgb" / f"{n}.png")), cv2.COLOR_BGR2RGB) for n in names]
+    floor = mean_metrics(evaluate_pairs([np.repeat(n[..., None], 3, 2) for n in nirs], rgbs))
+    assert len(names) == 5 and np.isfinite(floor["psnr"])
+    assert report["floor_nir_as_gray"] == pytest.approx(floor)
     assert report["infer_scale"] == 1.0 and report["levels"] == "auto"
     # the same at half scale: scored, and not the same predictions
     rc = main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--json", str(out), "--grid", str(grid), "--device", "cpu",
@@ -89,6 +91,7 @@ def test_evaluate_bad_inputs_exit_2(tmp_path, checkpoint, capsys):
     assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--lpips-alexnet", str(tmp_path / "x.pth"), "--lpips-lin", str(tmp_path / "y.pth")]) == 2
     assert "file not found" in capsys.readouterr().err
     assert main(["evaluate", "--weights", str(tmp_path / "missing.pt"), "--data", str(data)]) == 2
+    assert f"checkpoint {tmp_path / 'missing.pt'}: file not found" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("extra,says", [

@@ -197,6 +197,7 @@ def test_cli_bad_input_exits_2(tmp_path, capsys):
     assert main(["--frames", str(tmp_path / "nothing"), "--sizes", "32x32"]) == 2
     assert "found no images" in capsys.readouterr().err
     assert main(["--sizes", "32x32"]) == 2
+    assert "give --frames (calibration NIR frames) or --paired" in capsys.readouterr().err
 
 
 def test_paired_folder_pairs_as_evaluate_does(tmp_path, paired, capsys):

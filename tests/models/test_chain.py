@@ -69,6 +69,7 @@ def test_chain_multiple_fits_both_networks(tiny_config):
     b = MPFNet(tiny_config(out_channels=3, stem=4))  # multiple 64
     chain = NIRColorizerNet(a, b).eval()
     assert chain.multiple % a.multiple == 0 and chain.multiple % b.multiple == 0
+    assert chain.multiple == 192  # lcm(48, 64): the smallest size both accept, not their product (3072)
     with torch.no_grad():
         out = chain(torch.rand(1, 1, 50, 70) * 2 - 1)
     assert out.shape == (1, 3, 50, 70)

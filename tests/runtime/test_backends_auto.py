@@ -25,8 +25,11 @@ class Broken(Backend):
 def test_auto_on_cpu_picks_a_usable_backend_and_says_why():
     b = create_backend("auto", tiny_chain(), "cpu", "fp32")
     assert b.name in ("openvino", "onnxruntime", "eager")
-    assert b.chosen_because
-    assert b.infer(torch.zeros(1, 1, 16, 16)).shape == (1, 3, 16, 16)
+    assert b.chosen_because.startswith("first usable in the measured order")
+    x = torch.rand(1, 1, 16, 16) * 2 - 1
+    y = b.infer(x)
+    assert y.shape == (1, 3, 16, 16)
+    assert torch.allclose(y, create_backend("eager", tiny_chain(), "cpu", "fp32").infer(x), atol=1e-4)  # the chain's colours
 
 
 def test_auto_skips_backends_that_cannot_run(monkeypatch):
@@ -75,10 +78,11 @@ def test_auto_orders_gpu_backends_first_on_cuda():
     assert order[0] == "tensorrt" and "eager" in order
 
 
-def test_auto_probe_times_candidates_and_keeps_the_fastest(monkeypatch):
+@pytest.mark.parametrize("times,fastest", [((0.002, 0.001), "eager"), ((0.001, 0.002), "onnxruntime")])
+def test_auto_probe_times_candidates_and_keeps_the_fastest(monkeypatch, times, fastest):
     monkeypatch.setattr(auto_mod, "candidates", lambda device, precision: ["onnxruntime", "eager"])
-    times = iter([0.002, 0.001])
-    monkeypatch.setattr(auto_mod, "_time", lambda backend, shape, repeats=3: next(times))
+    timed = dict(zip(["onnxruntime", "eager"], times))
+    monkeypatch.setattr(auto_mod, "_time", lambda backend, shape, repeats=3: timed[backend.name])
     b = create_backend("auto", tiny_chain(), "cpu", "fp32", probe_shape=(1, 1, 16, 16))
-    assert b.name == "eager"  # the second candidate, timed faster
-    assert "fastest on 1x1x16x16" in b.chosen_because
+    assert b.name == fastest  # the one timed faster, first or second in the order
+    assert b.chosen_because == "fastest on 1x1x16x16: " + ", ".join(f"{n} {t * 1000:.1f} ms" for n, t in timed.items())

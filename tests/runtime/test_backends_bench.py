@@ -44,7 +44,7 @@ def test_bench_writes_records_for_backends_and_engine(tmp_path, nir_folder, caps
     for r in (eager, ort, engine[0]):
         assert r["gflop_per_frame"] == pytest.approx(gflop, rel=1e-3)
         assert r["gflops"] == pytest.approx(gflop * r["fps"], rel=1e-2)
-    assert eager["matmul_gflops"] > 0.1 and len({r["matmul_gflops"] for r in records if not r["skipped"]}) == 1
+    assert eager["matmul_gflops"] > 0 and len({r["matmul_gflops"] for r in records if not r["skipped"]}) == 1
     printed = capsys.readouterr()
     table = printed.out
     assert "ms/frame" in table and "engine[" in table and "GFLOP/s" in table

@@ -1,7 +1,7 @@
 """The engine: drops only on live sources with bounded lag, never on files; errors still finalize."""
 import signal
+import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -11,7 +11,7 @@ from nirvision.io import open_sink, open_source
 from nirvision.io.base import Sink
 from nirvision.runtime.engine import Engine, EngineOptions
 from nirvision.runtime.stats import STAGES
-from tests.io.media import ListSource, StubBackend, read_video, run_in_thread, wait_for
+from tests.io.media import ListSource, RecordingSink, StubBackend, read_video, run_in_thread, wait_for
 
 QUEUE = 2
 
@@ -85,9 +85,10 @@ def test_sink_error_stops_the_run_and_finalizes_the_others(tmp_path):
         engine.run()
     assert bad.closed
     frames = read_video(tmp_path / "out.mp4")["times"]
-    assert 5 <= len(frames) < 40  # what was written before the error plays
+    # what was written before the error plays: frames 0-5 (the video is written first, then the 6th write fails), no later one
+    assert len(frames) == 6
     stats = engine.stats  # frames read after the failure are counted, not lost from the figures
-    assert stats.frames_in == stats.frames_out + stats.discarded and stats.discarded > 0
+    assert stats.frames_out == 5 and stats.frames_in == stats.frames_out + stats.discarded and stats.discarded > 0
 
 
 def test_source_error_is_raised_after_finalizing(tmp_path):
@@ -150,7 +151,8 @@ def test_frames_in_flight_at_a_stop_are_written_not_lost(tmp_path):
     source = ListSource(indexed_frames(250))
     seen = []
     backend = OverlappingStub(delay=0.02, on_call=lambda f: seen.append(int(f[0, 0, 0])))
-    engine = Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info)], backend, EngineOptions(queue_size=QUEUE))
+    recording = RecordingSink()
+    engine = Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info), recording], backend, EngineOptions(queue_size=QUEUE))
     thread, box = run_in_thread(engine.run)
     wait_for(lambda: engine.stats.frames_out >= 10, 60, "ten frames written")
     engine.request_stop("test")
@@ -161,6 +163,7 @@ def test_frames_in_flight_at_a_stop_are_written_not_lost(tmp_path):
     assert summary["frames_in"] == written + summary["discarded"] and summary["dropped"] == 0
     # the frames whose inference had started are finished and written, in order
     assert written >= len(seen) - 1 and summary["discarded"] <= QUEUE + 2
+    assert [(i, int(image[0, 0, 0])) for i, image, _ in recording.written] == [(i, i) for i in range(written)]
 
 
 def test_real_model_through_the_engine(tmp_path):
@@ -257,9 +260,17 @@ def test_a_second_interrupt_does_not_cut_finalizing_short(tmp_path):
         hit.set()
         raise KeyboardInterrupt
 
+    def main_thread_waits_for_the_outputs():
+        f = sys._current_frames().get(threading.main_thread().ident)
+        names = []
+        while f is not None:
+            names.append(f.f_code.co_name)
+            f = f.f_back
+        return names[0] == "wait" and "_finish" in names  # blocked in Event.wait() inside Engine._finish
+
     def interrupt():
         sink.closing.wait(60)
-        time.sleep(0.3)  # let the main thread reach its wait for the outputs
+        wait_for(main_thread_waits_for_the_outputs, 60, "the main thread to wait for the outputs", step=0.01)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
         hit.wait(60)
         gate.set()
@@ -355,13 +366,14 @@ def test_after_a_failed_frame_nothing_later_is_written_and_every_frame_is_counte
             return super().infer_uint8(frames)
 
     source = ListSource(indexed_frames(40))
-    sink = open_sink(str(tmp_path / "out.mkv"), source.info)
-    engine = Engine(source, [sink], FailsAtTen(delay=0.005), EngineOptions(queue_size=QUEUE))
+    sink, recording = open_sink(str(tmp_path / "out.mkv"), source.info), RecordingSink()
+    engine = Engine(source, [sink, recording], FailsAtTen(delay=0.005), EngineOptions(queue_size=QUEUE))
     with pytest.raises(RuntimeError, match="inference failed"):
         engine.run()
     s = engine.stats
     assert s.frames_out == 10 and s.frames_in == s.frames_out + s.discarded + s.dropped
     # the output holds frames 0-9 and no frame after the failed one (the stub's red channel is the index)
+    assert [(i, int(image[0, 0, 0])) for i, image, _ in recording.written] == [(i, i) for i in range(10)]
     assert len(read_video(tmp_path / "out.mkv")["times"]) == 10
 
 

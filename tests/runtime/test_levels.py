@@ -138,8 +138,15 @@ def test_levels_through_create_backend_and_the_float_path():
 def test_levels_and_scale_together():
     backend = create_backend("eager", tiny_chain(), "cpu", "fp32", levels="auto", infer_scale=0.5)
     assert backend.levels == "auto" and backend.infer_scale == 0.5 and backend.name == "eager"  # both wrappers, one face
-    frames = nir_frames(1, 48, 64)
-    assert backend.infer_uint8(frames).shape == (1, 48, 64, 3)
+    frames = (nir_frames(1, 48, 64) * 0.3).astype(np.uint8)  # under-exposed: auto brings them in
+    out = backend.infer_uint8(frames)
+    assert out.shape == (1, 48, 64, 3)
+    # the levels on the full-size frame, then the model at half size: both act
+    from nirvision.runtime.backends.scaled import ScaledInference
+
+    scaled = ScaledInference(create_backend("eager", tiny_chain(), "cpu", "fp32"), 0.5)
+    assert np.array_equal(out, LevelsInference(scaled, "auto", VCIP_BAND).infer_uint8(frames))
+    assert not np.array_equal(out, scaled.infer_uint8(frames))
     summary = Engine(open_source("synthetic:64x48@25:3"), [], backend).run()
     assert summary["frames_out"] == 3 and summary["backend"]["levels"] == "auto" and summary["backend"]["infer_scale"] == 0.5
 

@@ -12,7 +12,7 @@ from nirvision.runtime.backends import BackendUnavailable, create_backend
 from nirvision.runtime.backends.parallel import FrameParallel, resolve_workers
 from nirvision.runtime.engine import Engine
 from tests.helpers import nir_frames, tiny_chain
-from tests.io.media import ListSource, StubBackend, read_video
+from tests.io.media import ListSource, StubBackend, read_video, run_in_thread, wait_for
 
 pytest.importorskip("onnxruntime")
 
@@ -161,13 +161,15 @@ def test_stop_with_frames_in_flight_finalizes_a_playable_file(tmp_path):
     source = ListSource(indexed(250, 32, 48), live=False)
     par = FrameParallel(CopyableStub(delays=(0.01, 0.02)), 2, threads=2)
     engine = Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info)], par)
-    timer = threading.Timer(0.4, engine.request_stop, args=("test",))
-    timer.start()
-    try:
-        summary = engine.run()
+    thread, box = run_in_thread(engine.run)
+    try:  # a stop once frames are going (not after a fixed time: a loaded machine may not have written any by then)
+        wait_for(lambda: engine.stats.frames_out >= 10, 60, "ten frames written")
     finally:
-        timer.cancel()
+        engine.request_stop("test")
+        thread.join(60)
         par.close()
+    assert not thread.is_alive()
+    summary = box["result"]
     assert summary["stopped_by"] == "test" and 0 < summary["frames_out"] < 250
     video = read_video(tmp_path / "out.mp4")
     assert len(video["times"]) == summary["frames_out"]

@@ -50,6 +50,7 @@ def test_split_is_seeded_per_category_and_by_photo_group():
     names = [f"{c}_{i:04d}" for c in ("field", "forest") for i in range(40)]
     tr, va = split_names(names, 0.1, seed=5, group=4)
     assert split_names(names, 0.1, seed=5, group=4) == (tr, va)
+    assert any(split_names(names, 0.1, seed=s, group=4)[1] != va for s in (6, 7, 8))  # the seed chooses the split
     assert set(tr).isdisjoint(va) and len(tr) + len(va) == len(names)
     for cat in ("field", "forest"):
         assert 1 <= sum(n.startswith(cat) for n in va) <= 8

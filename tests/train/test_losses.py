@@ -38,6 +38,8 @@ def test_lsgan_targets():
     assert lsgan(x, True).item() == pytest.approx(0.5)
     assert lsgan(x, False).item() == pytest.approx(0.5)
     assert lsgan(torch.ones(3), True).item() == 0.0
+    assert lsgan(torch.zeros(3), False).item() == 0.0  # a fake's target is 0, not 1
+    assert lsgan(torch.ones(3), False).item() == pytest.approx(1.0) and lsgan(torch.zeros(3), True).item() == pytest.approx(1.0)
 
 
 def test_image_pool_fills_then_mixes_old_and_new():
@@ -45,14 +47,16 @@ def test_image_pool_fills_then_mixes_old_and_new():
     g = torch.Generator().manual_seed(0)
     first = torch.zeros(2, 1, 4, 4)
     assert torch.equal(pool.query(first, g), first)  # filling: the new images pass through
-    seen_old = False
+    seen_old = seen_new = False
     for i in range(20):
         out = pool.query(torch.full((1, 1, 4, 4), float(i + 1)), g)
         seen_old |= out[0, 0, 0, 0].item() != i + 1
-    assert seen_old and len(pool.images) == 2
+        seen_new |= out[0, 0, 0, 0].item() == i + 1
+    assert seen_old and seen_new and len(pool.images) == 2
+    assert any(img[0, 0, 0, 0].item() > 0 for img in pool.images)  # the history took in later images
     restored = ImagePool(2)
     restored.load(pool.state())
-    assert all(torch.equal(a, b) for a, b in zip(restored.images, pool.images))
+    assert len(restored.images) == 2 and all(torch.equal(a, b) for a, b in zip(restored.images, pool.images))
 
 
 def test_l_mix_l2_pixel_term_is_the_mean_squared_error():

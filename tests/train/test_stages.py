@@ -27,7 +27,13 @@ def test_three_stages_chain_through_checkpoints(paired_dir, tmp_path):
     data = TrainData(cfg.data, cfg.seed)
     outputs = {}
     for name in ("translate", "pretrain", "finetune"):
-        runner, outputs[name] = run_stage(cfg, name, data)
+        runner = StageRunner(cfg, MODEL, data, Context(), name)
+        if name == "finetune":  # it starts from translate's G_N2G and pretrain's F_G exactly as they were handed on
+            for prev, role in (("translate", "nir_to_gray"), ("pretrain", "colorizer")):
+                handed_on = load_networks(outputs[prev], roles=(role,))[1][role].state_dict()
+                start = runner.nets[role].state_dict()
+                assert start.keys() == handed_on.keys() and all(torch.equal(start[k], v) for k, v in handed_on.items()), role
+        outputs[name] = runner.run()
         stage_dir = tmp_path / "t" / name
         for f in ("output.pt", "last.pt", "samples.png", "curves.png", "history.json"):
             assert (stage_dir / f).is_file(), f
