@@ -9,7 +9,8 @@ gir1.2-gst-rtsp-server-1.0, gstreamer1.0-plugins-good, gstreamer1.0-plugins-ugly
 
 With ``--user U --password P`` the stream needs basic authentication. The server prints
 ``READY rtsp://127.0.0.1:PORT/PATH`` on stdout once it listens. It serves one shared live
-pipeline (all clients see the same moving ball), so a client that reconnects picks up the
+pipeline (all clients see the same picture: a white ball on black by default, a camera at night;
+``--pattern smpte`` colour bars, a camera by day), so a client that reconnects picks up the
 stream where it is, like a camera.
 """
 import argparse
@@ -64,6 +65,11 @@ def main() -> int:
     width, height = (int(v) for v in args.size.lower().split("x"))
 
     Gst.init(None)
+    try:  # a pattern videotestsrc does not know fails here, not when the first client connects
+        Gst.parse_launch(f"videotestsrc pattern={args.pattern} num-buffers=1 ! fakesink")
+    except GLib.Error as exc:
+        print(f"--pattern {args.pattern!r}: not a videotestsrc pattern ({exc.message})", file=sys.stderr)
+        return 2
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))

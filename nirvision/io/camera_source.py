@@ -18,7 +18,7 @@ import cv2
 from ..errors import InputError
 from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
-from .color_frames import ColorFrames, array_thumbnail, colour_bits, to_rgb8
+from .color_frames import ColorFrames, pick_array
 from .reconnect import ReconnectPolicy, StreamLost
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class CameraSource(Source):
                 pts = max(int((time.perf_counter() - start) * 1000), last + 1)
                 last = pts
                 nir = to_nir(img, name=str(self.device), depth=self.depth)
-                color = self.colors.pick(lambda: array_thumbnail(img, colour_bits(img, self.depth)), lambda: to_rgb8(img, colour_bits(img, self.depth)))
+                color = pick_array(self.colors, lambda: img, self.depth)
                 self.frames_read += 1
                 yield Frame(nir, index=self.frames_read - 1, pts=pts, time_base=TIME_BASE, t_read=time.perf_counter(), color=color)
                 if self.max_frames is not None and self.frames_read >= self.max_frames:

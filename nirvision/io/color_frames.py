@@ -56,7 +56,7 @@ def check_color_frames(value, what: str = "color_frames") -> str:
     return value
 
 
-def colour_share(thumb: np.ndarray | None) -> float:
+def color_share(thumb: np.ndarray | None) -> float:
     """The share of a thumbnail's pixels that are coloured, with the pixels around them
     (``PIXEL_CHROMA``, a 3 x 3 minimum); 0 for None (a format without colour)."""
     if thumb is None:
@@ -70,7 +70,7 @@ def colour_share(thumb: np.ndarray | None) -> float:
     return float(np.count_nonzero(coloured)) / coloured.size
 
 
-def colour_bits(img: np.ndarray, depth) -> int | None:
+def color_bits(img: np.ndarray, depth) -> int | None:
     """The bits that hold a 16-bit colour picture: ``depth``'s (a ``SampleDepth``) where fixed,
     else the fewest of 10, 12, 14 and 16 that hold its brightest channel (its NIR depth comes
     from the channels' mean), and at least what the stream needed so far."""
@@ -78,10 +78,9 @@ def colour_bits(img: np.ndarray, depth) -> int | None:
         return None
     if depth.fixed is not None:
         return depth.fixed
-    from ..runtime.frames import WIDE_DEPTHS
+    from ..runtime.frames import bits_for
 
-    top = int(img[:, :, :3].max()) if img.size else 0
-    return max(next(b for b in WIDE_DEPTHS if top < 1 << b), depth.bits or 0)
+    return max(bits_for(int(img[:, :, :3].max()) if img.size else 0), depth.bits or 0)
 
 
 def thumb_size(width: int, height: int) -> tuple[int, int]:
@@ -133,43 +132,60 @@ class ColorFrames:
         self.mode = check_color_frames(mode)
         self.name = name
         self.continuous = continuous
-        self.hold = max(1, round(HOLD_S * float(fps))) if fps else 5
-        self.colour: bool | None = None  # the stream's verdict so far
+        # a rate FFmpeg could not tell (90000, an AVI's 1000) would hold a verdict for minutes
+        self.hold = max(1, round(HOLD_S * float(fps))) if fps and 1 <= fps <= 120 else 5
+        self.in_color: bool | None = None  # the stream's verdict so far
         self._against = 0  # frames in a row that disagree with it
         self._seen = 0
         self._hinted = False
 
-    def pick(self, thumbnail: Callable[[], np.ndarray | None], rgb: Callable[[], np.ndarray]) -> np.ndarray | None:
+    def pick(self, thumbnail: Callable[[], np.ndarray | None], rgb: Callable[[], np.ndarray], what: str | None = None) -> np.ndarray | None:
         """The frame as uint8 RGB when it passes through unchanged, else None (it is colorized).
         ``thumbnail()`` gives a small RGB copy (None: no colour in its format), ``rgb()`` the
-        whole frame; each is called only when needed."""
+        whole frame; each is called only when needed. ``what``: the frame in messages (a
+        picture's file; default: its number)."""
         index, self._seen = self._seen, self._seen + 1
         if self.mode == "colorize":
             if not self._hinted and (index % HINT_EVERY == 0 or not self.continuous):
-                share = colour_share(thumbnail())
+                share = color_share(thumbnail())
                 if share >= ENTER_SHARE:
                     self._hinted = True
-                    log.warning("%s: frame %d is in colour (%.0f%% of its pixels): it is reduced to NIR and colorized; "
+                    log.warning("%s: %s is in colour (%.0f%% of its pixels): it is reduced to NIR and colorized; "
                                 "--color-frames pass (Python: color_frames=\"pass\") keeps frames in colour as they are "
-                                "(a day/night camera's day mode)", self.name, index, 100 * share)
+                                "(a day/night camera's day mode)", self.name, what or f"frame {index}", 100 * share)
             return None
-        share = colour_share(thumbnail())
-        colour = share >= (LEAVE_SHARE if self.colour else ENTER_SHARE)
+        share = color_share(thumbnail())
+        colour = share >= (LEAVE_SHARE if self.in_color else ENTER_SHARE)
         if not self.continuous:
             return rgb() if colour else None
-        if self.colour is None:
-            self.colour = colour
+        if self.in_color is None:
+            self.in_color = colour
             log.info("%s: frames %s at frame %d", self.name, self._says(colour), index)
-        elif colour != self.colour:
+        elif colour != self.in_color:
             self._against += 1
             if self._against >= self.hold:
-                self.colour = colour
+                self.in_color = colour
                 self._against = 0
                 log.info("%s: frames %s from frame %d", self.name, self._says(colour), index)
         else:
             self._against = 0
-        return rgb() if self.colour else None
+        return rgb() if self.in_color else None
 
     @staticmethod
     def _says(colour: bool) -> str:
         return "in colour, passed through unchanged" if colour else "in NIR, colorized"
+
+
+def pick_array(colors: ColorFrames, pixels: Callable[[], np.ndarray], depth, finish: Callable[[np.ndarray], np.ndarray] = lambda x: x,
+               what: str | None = None) -> np.ndarray | None:
+    """``colors.pick`` for an OpenCV-style image (BGR, 8 or 16 bits, float) that ``pixels()``
+    gives when first needed; 16-bit colour by its own depth (``color_bits``); ``finish`` turns
+    the RGB upright."""
+    def thumbnail():
+        img = pixels()
+        return array_thumbnail(img, color_bits(img, depth))
+
+    def rgb():
+        img = pixels()
+        return finish(to_rgb8(img, color_bits(img, depth)))
+    return colors.pick(thumbnail, rgb, what)

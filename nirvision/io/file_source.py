@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
-from .color_frames import ColorFrames, av_thumbnail
+from .color_frames import GRAY_FORMATS, ColorFrames, av_thumbnail, pick_array
 from .tags import recording_tags
 
 log = logging.getLogger(__name__)
@@ -158,12 +158,19 @@ class FileSource(Source):
         vctx.thread_type = "AUTO"
         fps = self.video.average_rate or self.video.guessed_rate or Fraction(25)
         frames = self.video.frames or None
-        if self.container.format.name == "avi" and self.video.guessed_rate and fps > 2 * self.video.guessed_rate:
+        self._exact_frames = False  # frames counted packet by packet (a range's too)
+        tb = self.video.time_base
+        if self.container.format.name == "avi" and tb and fps >= 200 and fps == 1 / tb:
             # an AVI of variable frame rate: a slot for every tick of a fine clock (1 ms), most of
-            # them empty; its header counts the slots (480 for 12 frames), its rate the ticks
-            fps = self.video.guessed_rate
-            frames = video_packets(self.path)
-            log.info("video file %s: an AVI of variable frame rate; %s frames, about %s a second", self.path, frames or "?", float(fps))
+            # them empty; its header counts the slots (480 for 12 frames) and its rate the ticks
+            total = video_packets(self.path)
+            length = float(self.video.duration * tb) if self.video.duration else (self.container.duration or 0) / av.time_base
+            if total and length > 0:
+                fps = Fraction(total / length).limit_denominator(1001)
+                frames = video_packets(self.path, start or None, end) if (start or end is not None) else total
+                self._exact_frames = frames is not None
+            log.info("video file %s: an AVI of variable frame rate (a %s Hz clock): %s frames, %.3g a second on average",
+                     self.path, float(1 / tb), frames if self._exact_frames else "?", float(fps))
         width, height = vctx.width or None, vctx.height or None
         sar = self.video.sample_aspect_ratio or vctx.sample_aspect_ratio
         sar = Fraction(sar) if sar and sar > 0 and sar != 1 else None
@@ -237,6 +244,21 @@ class FileSource(Source):
             return to_nir(vf.to_ndarray(format="gray16le"), name=str(self.path), depth=self.depth)
         return vf.to_ndarray(format="gray")
 
+    def _color(self, vf) -> np.ndarray | None:
+        """The decoded frame as uint8 RGB, upright, where it passes through (``--color-frames
+        pass``), else None. Frames before ``start`` are decoded but not judged."""
+        if self.start and vf.pts is not None and vf.time_base and range_position(float(vf.pts * vf.time_base) - self.zero, self.start, None) < 0:
+            return None
+        if vf.format.name.startswith(GRAY_FORMATS) or not any(c.bits == 16 for c in vf.format.components):
+            return self.colors.pick(lambda: av_thumbnail(vf), lambda: self._upright(vf.to_ndarray(format="rgb24")))
+        wide: list = []  # 16-bit colour: by its own depth, as 16-bit pictures are (--input-bits); converted when needed
+
+        def pixels() -> np.ndarray:
+            if not wide:
+                wide.append(vf.to_ndarray(format="bgr48le"))
+            return wide[0]
+        return pick_array(self.colors, pixels, self.depth, self._upright)
+
     def _upright(self, image: np.ndarray) -> np.ndarray:
         if self._mirrored:
             image = image[:, ::-1]
@@ -279,7 +301,7 @@ class FileSource(Source):
             raise InputError(f"video file {self.path}: --start {self.start:g} s is past its end ({length:.3f} s); expected a time within the video")
         first = self.start or 0.0
         last = min(x for x in (self.end, length) if x is not None) if (self.end is not None or length is not None) else None
-        if last is not None:  # the progress bar's total: frame times from first to before last
+        if last is not None and not self._exact_frames:  # the progress bar's total: frame times from first to before last
             estimate = max(1, math.ceil((last - first) * float(fps) - 1e-3))
             self.info.frames = min(self.info.frames, estimate) if self.info.frames else estimate
         if self.start:
@@ -368,6 +390,8 @@ class FileSource(Source):
                     continue
                 try:
                     frames = [(vf.pts, self._luma(vf), vf) for vf in packet.decode()]
+                    # judged here, under the lock (close() may free the decoder), and no PyAV frame kept past it
+                    frames = [(pts, image, self._color(vf)) for pts, image, vf in frames]
                     consecutive = 0
                 except av.error.FFmpegError as exc:
                     self.decode_errors += 1
@@ -379,7 +403,7 @@ class FileSource(Source):
                         log.warning("%s: giving up after %d undecodable packets in a row", self.path, consecutive)
                         return
                     continue
-                frames = [(self._presentation_time(pts), self._upright(image), vf) for pts, image, vf in frames]
+                frames = [(self._presentation_time(pts), self._upright(image), color) for pts, image, color in frames]
             yield from frames
 
     def __iter__(self) -> Iterator[Frame]:
@@ -387,7 +411,7 @@ class FileSource(Source):
         step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
         last_pts = None
         ranged = self.start is not None or self.end is not None
-        for pts, image, vf in self._from_start():
+        for pts, image, color in self._from_start():
             if pts is None:
                 pts = 0 if last_pts is None else last_pts + step
             last_pts = pts
@@ -399,7 +423,6 @@ class FileSource(Source):
                     self._drain_audio()
                     break
             audio, self._pending = self._audio_before_end(self._pending), []
-            color = self.colors.pick(lambda: av_thumbnail(vf), lambda: self._upright(vf.to_ndarray(format="rgb24")))
             self.frames_read += 1
             yield Frame(image, index=self.frames_read - 1, pts=pts, time_base=tb, audio=audio, t_read=time.perf_counter(), color=color)
             if self.max_frames is not None and self.frames_read >= self.max_frames:

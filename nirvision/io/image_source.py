@@ -23,7 +23,7 @@ import numpy as np
 from ..errors import InputError
 from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
-from .color_frames import ColorFrames, array_thumbnail, colour_bits, to_rgb8
+from .color_frames import ColorFrames, pick_array
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class ImageSource(Source):
                 log.warning("%s; skipped (%d so far)", why, self.decode_errors)
                 continue
             own = SampleDepth(self.depth.fixed, quiet=True)  # a picture's colours by its own depth: each judged alone
-            color = self.colors.pick(lambda: array_thumbnail(raw, colour_bits(raw, own)), lambda: to_rgb8(raw, colour_bits(raw, own)))
+            color = pick_array(self.colors, lambda: raw, own, what=str(path))
             self.frames_read += 1
             i = self.frames_read - 1
             yield Frame(img, index=i, pts=i, time_base=self.info.time_base, name=name, t_read=time.perf_counter(), color=color)

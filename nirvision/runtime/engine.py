@@ -245,8 +245,8 @@ class Engine:
             self._last_shape = nir.shape
         if frame.color is not None:  # already in colour (--color-frames pass): out as it came
             if frame.color.shape != (*nir.shape, 3) or frame.color.dtype != np.uint8:
-                raise ValueError(f"frame {frame.index}: its colour image is {frame.color.dtype} {frame.color.shape}, "
-                                 f"expected uint8 {(*nir.shape, 3)} as its NIR image")
+                raise ValueError(f"{self.source.info.description}: frame {frame.index}: its colour image is {frame.color.dtype} "
+                                 f"{frame.color.shape}, expected uint8 {(*nir.shape, 3)} as its NIR image")
             self.stats.times.add("pre", time.perf_counter() - t0)
             return _Passed(frame.color)
         self.stats.times.add("pre", time.perf_counter() - t0)

@@ -49,6 +49,11 @@ WIDE_DEPTHS = (10, 12, 14, 16)  # the bit depths 16-bit NIR frames come in (Mono
 log = logging.getLogger(__name__)
 
 
+def bits_for(top: int) -> int:
+    """The fewest of ``WIDE_DEPTHS`` that hold the value ``top``."""
+    return next(b for b in WIDE_DEPTHS if top < 1 << b)
+
+
 def check_input_bits(bits, what: str = "input_bits") -> int | None:
     """``--input-bits``: None or "auto" (from the frames), else one of ``WIDE_DEPTHS``."""
     if bits is None or bits == "auto":
@@ -89,7 +94,7 @@ class SampleDepth:
                             "--input-bits auto or a larger depth keeps them", name or self.name, top, self.fixed, limit)
             return (np.minimum(frame, limit) >> (self.fixed - 8)).astype(np.uint8)
         top = int(frame.max()) if frame.size else 0
-        need = next(b for b in WIDE_DEPTHS if top < 1 << b)
+        need = bits_for(top)
         if self.bits is None or need > self.bits:
             if not self.quiet and (need < 16 or self.bits is not None):
                 before = "" if self.bits is None else f" (read as {self.bits}-bit before)"

@@ -15,7 +15,7 @@ import pytest
 
 from nirvision.errors import InputError
 from nirvision.io import open_source
-from nirvision.io.color_frames import ENTER_SHARE, LEAVE_SHARE, ColorFrames, array_thumbnail, av_thumbnail, colour_share, to_rgb8
+from nirvision.io.color_frames import ENTER_SHARE, LEAVE_SHARE, ColorFrames, array_thumbnail, av_thumbnail, color_share, to_rgb8
 from nirvision.runtime.engine import Engine
 from tests.io.media import ListSource, RecordingSink, StubBackend, read_video, run_cli
 
@@ -63,19 +63,19 @@ def yuv_frame(y: np.ndarray, u: int, v: int) -> av.VideoFrame:
 
 def test_share_of_coloured_pixels_in_gray_tinted_and_colour_pictures():
     gray = cv2.cvtColor(gray_scene(), cv2.COLOR_GRAY2BGR)
-    assert colour_share(array_thumbnail(gray)) == 0.0
+    assert color_share(array_thumbnail(gray)) == 0.0
     assert array_thumbnail(gray_scene()) is None  # one channel: no colour to look for
-    assert colour_share(array_thumbnail(cv2.cvtColor(colour_scene(), cv2.COLOR_RGB2BGR))) == 1.0
+    assert color_share(array_thumbnail(cv2.cvtColor(colour_scene(), cv2.COLOR_RGB2BGR))) == 1.0
     # gray through H.264's 4:2:0 and back to RGB stays gray; colour stays colour
     vf = av.VideoFrame.from_ndarray(cv2.cvtColor(gray_scene(), cv2.COLOR_GRAY2RGB), format="rgb24").reformat(format="yuv420p")
-    assert colour_share(av_thumbnail(vf)) == 0.0
+    assert color_share(av_thumbnail(vf)) == 0.0
     assert av_thumbnail(vf.reformat(format="gray")) is None
     vf = av.VideoFrame.from_ndarray(colour_scene(), format="rgb24").reformat(format="yuv420p")
-    assert colour_share(av_thumbnail(vf)) > 0.9
+    assert color_share(av_thumbnail(vf)) > 0.9
     # chroma one code off neutral (OpenCV's VideoWriter writes 127): gray; two codes: a tint, colour
     y = gray_scene(96, 128).astype(np.float32)
-    assert colour_share(av_thumbnail(yuv_frame(y, 127, 127))) == 0.0 and colour_share(av_thumbnail(yuv_frame(y, 129, 128))) == 0.0
-    assert colour_share(av_thumbnail(yuv_frame(y, 130, 130))) > 0.9
+    assert color_share(av_thumbnail(yuv_frame(y, 127, 127))) == 0.0 and color_share(av_thumbnail(yuv_frame(y, 129, 128))) == 0.0
+    assert color_share(av_thumbnail(yuv_frame(y, 130, 130))) > 0.9
     # a camera's coloured clock, an NVR's detection boxes and a logo on a black-and-white night picture: still NIR
     night = cv2.cvtColor(gray_scene(360, 640), cv2.COLOR_GRAY2BGR)
     cv2.putText(night, "2026-12-02 03:14:15", (8, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 220, 255), 2)
@@ -83,15 +83,15 @@ def test_share_of_coloured_pixels_in_gray_tinted_and_colour_pictures():
         x, y0 = 40 + 75 * k, 120 + 20 * (k % 3)
         cv2.rectangle(night, (x, y0), (x + 60, y0 + 150), (0, 255, 0), 2)
     night[300:350, 560:630] = (200, 60, 20)  # a logo
-    assert 0.0 < colour_share(array_thumbnail(night)) < LEAVE_SHARE
+    assert 0.0 < color_share(array_thumbnail(night)) < LEAVE_SHARE
     # a tint (the IR light through a camera's colour filters) is colour: documented as such
     tinted = np.clip(gray_scene()[..., None] * np.array([1.0, 0.9, 1.15]), 0, 255).astype(np.uint8)
-    assert colour_share(array_thumbnail(tinted)) > ENTER_SHARE
+    assert color_share(array_thumbnail(tinted)) > ENTER_SHARE
     # a palette frame's colours count (pal8 has one component, as gray has)
     pal8 = av.VideoFrame(64, 48, "pal8")
     np.frombuffer(pal8.planes[0], np.uint8).reshape(48, pal8.planes[0].line_size)[:, :64] = 1
     np.frombuffer(pal8.planes[1], np.uint8)[4:8] = (50, 140, 60, 255)  # entry 1: B, G, R, A
-    assert colour_share(av_thumbnail(pal8)) == 1.0
+    assert color_share(av_thumbnail(pal8)) == 1.0
 
 
 def test_a_dull_day_does_not_flip_back_and_forth():
@@ -134,6 +134,29 @@ def test_a_stream_switches_after_the_hold_and_ignores_a_stray_frame(caplog):
     assert switches == ["cam: frames in NIR, colorized at frame 0", "cam: frames in colour, passed through unchanged from frame 7",
                         "cam: frames in NIR, colorized from frame 19"]
     assert verdicts(ColorFrames("pass", continuous=False), "gcgcc") == "cpcpp"  # pictures of a folder: each alone
+
+
+def test_an_unlikely_frame_rate_does_not_hold_a_verdict_for_minutes():
+    assert ColorFrames("pass", fps=Fraction(90000)).hold == ColorFrames("pass", fps=1000).hold == ColorFrames("pass").hold == 5
+    assert ColorFrames("pass", fps=Fraction(30000, 1001)).hold == 6
+
+
+def test_sixteen_bit_colour_video_passes_by_its_depth(tmp_path):
+    out = av.open(str(tmp_path / "rgb48.mkv"), "w")  # 12-bit colour in 16-bit samples, lossless
+    vs = out.add_stream("ffv1", rate=25)
+    vs.width, vs.height, vs.pix_fmt = 64, 48, "rgb48le"
+    for i in range(3):
+        f = av.VideoFrame.from_ndarray(colour_scene().astype(np.uint16) << 4, format="rgb48le")
+        f.pts = i
+        for pk in vs.encode(f):
+            out.mux(pk)
+    for pk in vs.encode():
+        out.mux(pk)
+    out.close()
+    frames = list(open_source(str(tmp_path / "rgb48.mkv"), color_frames="pass"))
+    assert len(frames) == 3 and all(np.array_equal(f.color, colour_scene()) for f in frames)
+    fixed = list(open_source(str(tmp_path / "rgb48.mkv"), color_frames="pass", input_bits=16))  # as asked: the top 8 of 16 bits
+    assert np.array_equal(fixed[0].color, colour_scene() >> 4)
 
 
 def test_colorize_mode_says_once_that_pass_would_keep_the_colour(caplog):
@@ -238,7 +261,7 @@ def test_a_colour_image_of_another_size_than_its_frame_is_refused():
                 yield frame
 
     sink = RecordingSink()
-    with pytest.raises(ValueError, match=r"frame 0: its colour image is uint8 \(48, 60, 3\), expected uint8 \(48, 64, 3\)"):
+    with pytest.raises(ValueError, match=r"list: frame 0: its colour image is uint8 \(48, 60, 3\), expected uint8 \(48, 64, 3\)"):
         Engine(Mismatched([np.zeros((48, 64), np.uint8)]), [sink], StubBackend()).run()
     assert sink.written == []
 

@@ -281,3 +281,13 @@ def test_a_variable_rate_avi_counts_its_frames_not_its_clock_ticks(tmp_path, cap
         frames = list(src)
     assert [round(f.time, 3) for f in frames] == [0.04 * i for i in range(12)]
     assert not [r for r in caplog.records if "header announces" in r.getMessage()]  # not taken for a truncated file
+    # frames 31-40 ms apart (FFmpeg then guesses the clock's 1000 a second too), with a range
+    times = [0]
+    for i in range(59):
+        times.append(times[-1] + (31, 35, 40)[i % 3] + (500 if i % 10 == 9 else 0))
+    make_clip(path, times, codec="mjpeg")
+    src = open_source(str(path))
+    assert src.info.frames == 60 and abs(float(src.info.fps) - 60 / (times[-1] / 1000)) < 1.5  # the average rate, about 14
+    ranged = open_source(str(path), start=2, end=4)
+    inside = [t for t in times if 2000 <= t < 4000]
+    assert ranged.info.frames == len(inside) == len(list(ranged))
