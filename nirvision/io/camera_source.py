@@ -104,7 +104,7 @@ class CameraSource(Source):
                 pts = max(int((time.perf_counter() - start) * 1000), last + 1)
                 last = pts
                 nir = to_nir(img, name=str(self.device), depth=self.depth)
-                color = pick_array(self.colors, lambda: img, self.depth)
+                color = pick_array(self.colors, lambda: img, self.depth.fixed, self.depth.bits)
                 self.frames_read += 1
                 yield Frame(nir, index=self.frames_read - 1, pts=pts, time_base=TIME_BASE, t_read=time.perf_counter(), color=color)
                 if self.max_frames is not None and self.frames_read >= self.max_frames:

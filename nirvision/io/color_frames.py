@@ -27,6 +27,7 @@ switch is logged; pictures of a folder are each judged alone.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Callable
 
@@ -34,6 +35,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.frames import SampleDepth, bits_for
 
 log = logging.getLogger(__name__)
 
@@ -70,17 +72,15 @@ def color_share(thumb: np.ndarray | None) -> float:
     return float(np.count_nonzero(coloured)) / coloured.size
 
 
-def color_bits(img: np.ndarray, depth) -> int | None:
-    """The bits that hold a 16-bit colour picture: ``depth``'s (a ``SampleDepth``) where fixed,
-    else the fewest of 10, 12, 14 and 16 that hold its brightest channel (its NIR depth comes
-    from the channels' mean), and at least what the stream needed so far."""
+def color_bits(img: np.ndarray, fixed: int | None, seen: int | None = None) -> int | None:
+    """The bits that hold a 16-bit colour picture: ``fixed`` (--input-bits) where given, else the
+    fewest of 10, 12, 14 and 16 that hold its brightest channel (its NIR depth comes from the
+    channels' mean), and at least ``seen`` (what the stream needed so far)."""
     if img.dtype != np.uint16 or img.ndim != 3:
         return None
-    if depth.fixed is not None:
-        return depth.fixed
-    from ..runtime.frames import bits_for
-
-    return max(bits_for(int(img[:, :, :3].max()) if img.size else 0), depth.bits or 0)
+    if fixed is not None:
+        return fixed
+    return max(bits_for(int(img[:, :, :3].max()) if img.size else 0), seen or 0)
 
 
 def thumb_size(width: int, height: int) -> tuple[int, int]:
@@ -102,7 +102,7 @@ def to_rgb8(img: np.ndarray, bits: int | None = None) -> np.ndarray:
     [0, 1]) as uint8 RGB."""
     img = img[:, :, :3]
     if img.dtype == np.uint16:
-        img = np.minimum(img, (1 << (bits or 16)) - 1) >> ((bits or 16) - 8)
+        img = SampleDepth(bits or 16, quiet=True).to_uint8(img)
     elif img.dtype != np.uint8:
         img = np.round(np.clip(img, 0, 1) * 255)
     return cv2.cvtColor(np.ascontiguousarray(img.astype(np.uint8, copy=False)), cv2.COLOR_BGR2RGB)
@@ -176,16 +176,14 @@ class ColorFrames:
         return "in colour, passed through unchanged" if colour else "in NIR, colorized"
 
 
-def pick_array(colors: ColorFrames, pixels: Callable[[], np.ndarray], depth, finish: Callable[[np.ndarray], np.ndarray] = lambda x: x,
-               what: str | None = None) -> np.ndarray | None:
+def pick_array(colors: ColorFrames, pixels: Callable[[], np.ndarray], fixed: int | None, seen: int | None = None,
+               finish: Callable[[np.ndarray], np.ndarray] = lambda x: x, what: str | None = None) -> np.ndarray | None:
     """``colors.pick`` for an OpenCV-style image (BGR, 8 or 16 bits, float) that ``pixels()``
-    gives when first needed; 16-bit colour by its own depth (``color_bits``); ``finish`` turns
-    the RGB upright."""
-    def thumbnail():
+    gives when first needed (once); 16-bit colour by its own depth (``color_bits``); ``finish``
+    turns the RGB upright."""
+    @functools.cache
+    def image() -> tuple[np.ndarray, int | None]:
         img = pixels()
-        return array_thumbnail(img, color_bits(img, depth))
+        return img, color_bits(img, fixed, seen)
 
-    def rgb():
-        img = pixels()
-        return finish(to_rgb8(img, color_bits(img, depth)))
-    return colors.pick(thumbnail, rgb, what)
+    return colors.pick(lambda: array_thumbnail(*image()), lambda: finish(to_rgb8(*image())), what)

@@ -41,23 +41,30 @@ def video_packets(path: str | Path, start: float | None = None, end: float | Non
     them, where given), counted by reading the container without decoding; None when the file
     cannot be read to its end as a video (missing, not a video, or cut short: an MP4 killed
     before its index)."""
+    times = packet_times(path)
+    return None if times is None else count_in_range(times, start, end)
+
+
+def packet_times(path: str | Path) -> list[float | None] | None:
+    """The times (s, as players count them; None where a packet has none) of the first video
+    stream's packets that hold data, read without decoding; None as for ``video_packets``."""
     try:
         with av.open(str(path), "r") as container:
             if not container.streams.video:
                 return None
             stream = container.streams.video[0]
             zero = stream_zero(stream)
-            count = 0
-            for packet in container.demux(stream):
-                if not packet.size:
-                    continue
-                if (start or end is not None) and packet.pts is not None and packet.time_base:
-                    if range_position(float(packet.pts * packet.time_base) - zero, start, end):
-                        continue
-                count += 1
-            return count
+            return [float(p.pts * p.time_base) - zero if p.pts is not None and p.time_base else None
+                    for p in container.demux(stream) if p.size]
     except (av.error.FFmpegError, OSError, UnicodeDecodeError):
         return None
+
+
+def count_in_range(times: list[float | None], start: float | None, end: float | None) -> int:
+    """How many of ``times`` lie from ``start`` to before ``end`` (a time of None counts)."""
+    if not start and end is None:
+        return len(times)
+    return sum(1 for t in times if t is None or not range_position(t, start, end))
 
 
 EPS_S = 1e-6  # frame times equal up to rounding count as equal
@@ -160,15 +167,16 @@ class FileSource(Source):
         frames = self.video.frames or None
         self._exact_frames = False  # frames counted packet by packet (a range's too)
         tb = self.video.time_base
-        if self.container.format.name == "avi" and tb and fps >= 200 and fps == 1 / tb:
+        self._avi = self.container.format.name == "avi"
+        if self._avi and tb and fps >= 200 and fps == 1 / tb:
             # an AVI of variable frame rate: a slot for every tick of a fine clock (1 ms), most of
             # them empty; its header counts the slots (480 for 12 frames) and its rate the ticks
-            total = video_packets(self.path)
+            times = packet_times(self.path)  # read once: the whole count gives the rate, the range's the total
             length = float(self.video.duration * tb) if self.video.duration else (self.container.duration or 0) / av.time_base
-            if total and length > 0:
-                fps = Fraction(total / length).limit_denominator(1001)
-                frames = video_packets(self.path, start or None, end) if (start or end is not None) else total
-                self._exact_frames = frames is not None
+            if times and length > 0:
+                fps = Fraction(len(times) / length).limit_denominator(1001)
+                frames = count_in_range(times, start or None, end)
+                self._exact_frames = True
             log.info("video file %s: an AVI of variable frame rate (a %s Hz clock): %s frames, %.3g a second on average",
                      self.path, float(1 / tb), frames if self._exact_frames else "?", float(fps))
         width, height = vctx.width or None, vctx.height or None
@@ -192,7 +200,6 @@ class FileSource(Source):
         self.depth = SampleDepth(input_bits, name=str(self.path))
         self.colors = ColorFrames(color_frames, name=str(self.path), fps=fps)
         self.info.color_frames = self.colors.mode
-        self._avi = self.container.format.name == "avi"
         self._reordered = self._avi and bool(vctx.has_b_frames)
         self._slots: list[int] = []
         self._pending: list[Any] = []
@@ -251,13 +258,8 @@ class FileSource(Source):
             return None
         if vf.format.name.startswith(GRAY_FORMATS) or not any(c.bits == 16 for c in vf.format.components):
             return self.colors.pick(lambda: av_thumbnail(vf), lambda: self._upright(vf.to_ndarray(format="rgb24")))
-        wide: list = []  # 16-bit colour: by its own depth, as 16-bit pictures are (--input-bits); converted when needed
-
-        def pixels() -> np.ndarray:
-            if not wide:
-                wide.append(vf.to_ndarray(format="bgr48le"))
-            return wide[0]
-        return pick_array(self.colors, pixels, self.depth, self._upright)
+        # 16-bit colour: by its own depth, as 16-bit pictures are (--input-bits)
+        return pick_array(self.colors, lambda: vf.to_ndarray(format="bgr48le"), self.depth.fixed, self.depth.bits, self._upright)
 
     def _upright(self, image: np.ndarray) -> np.ndarray:
         if self._mirrored:

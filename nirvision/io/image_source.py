@@ -120,8 +120,7 @@ class ImageSource(Source):
                 self.decode_errors += 1
                 log.warning("%s; skipped (%d so far)", why, self.decode_errors)
                 continue
-            own = SampleDepth(self.depth.fixed, quiet=True)  # a picture's colours by its own depth: each judged alone
-            color = pick_array(self.colors, lambda: raw, own, what=str(path))
+            color = pick_array(self.colors, lambda: raw, self.depth.fixed, what=str(path))  # by its own depth: each judged alone
             self.frames_read += 1
             i = self.frames_read - 1
             yield Frame(img, index=i, pts=i, time_base=self.info.time_base, name=name, t_read=time.perf_counter(), color=color)
