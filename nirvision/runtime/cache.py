@@ -10,7 +10,12 @@ sidecar goes first, then the file moves into place, then its sidecar; so a file 
 sidecar (or a sidecar without its file) may be a write in progress in another process, and
 is a miss that deletes nothing (the next store replaces both).
 
-The cache lives in ``$NIRVISION_CACHE`` or else ``~/.cache/nirvision``.
+The cache lives in ``$NIRVISION_CACHE`` or else ``~/.cache/nirvision``. Where that default
+cannot be written (a service account whose home does not exist), artefacts go to a private
+folder of this user under the system's temporary folder, with a warning naming
+``$NIRVISION_CACHE``. A cache named by the user (``--cache``, ``$NIRVISION_CACHE``) that cannot be
+written still serves what it holds (built ahead of time by ``nirvision export``); building
+what it lacks is an :class:`InputError` that says how to fix it.
 """
 from __future__ import annotations
 
@@ -19,6 +24,8 @@ import importlib.metadata
 import json
 import logging
 import os
+import stat
+import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -36,6 +43,35 @@ def default_cache_dir() -> Path:
     """``$NIRVISION_CACHE`` when set, else ``~/.cache/nirvision``."""
     env = os.environ.get(ENV_VAR)
     return Path(env).expanduser() if env else Path.home() / ".cache" / "nirvision"
+
+
+def _nearest_existing(path: Path) -> Path:
+    at = path
+    while not at.exists() and at != at.parent:
+        at = at.parent
+    return at
+
+
+def _writable(path: Path) -> bool:
+    """Whether ``path`` is, or could be made as, a folder this process can write in."""
+    at = _nearest_existing(path)
+    return at.is_dir() and os.access(at, os.W_OK | os.X_OK)
+
+
+def private_temp_cache() -> Path:
+    """A folder of this user's own under the temporary folder (kept across runs until the
+    machine cleans it), made with mode 0700; one that exists but is a link, or is another
+    user's, or open to others, is not used (a fresh private folder is made instead)."""
+    uid = os.getuid() if hasattr(os, "getuid") else 0
+    path = Path(tempfile.gettempdir()) / f"nirvision-cache-{uid}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+        if stat.S_ISDIR(st.st_mode) and (not hasattr(os, "getuid") or st.st_uid == uid) and not st.st_mode & 0o077:
+            return path
+    except OSError:
+        pass
+    return Path(tempfile.mkdtemp(prefix=f"nirvision-cache-{uid}-"))
 
 
 def weights_hash(module: torch.nn.Module) -> str:
@@ -112,13 +148,22 @@ class ArtefactCache:
     """Get-or-build of artefact files under a key; see the module docstring."""
 
     def __init__(self, root: str | Path | None = None):
+        named = root is not None or bool(os.environ.get(ENV_VAR))
         self.root = Path(root).expanduser() if root is not None else default_cache_dir()
-        at = self.root
-        while not at.exists() and at != at.parent:  # the nearest part of the path that exists must be a folder
-            at = at.parent
+        at = _nearest_existing(self.root)  # the nearest part of the path that exists must be a folder
         if at.exists() and not at.is_dir():
             raise InputError(f"artefact cache {self.root}: {'is' if at == self.root else f'{at} is'} a file, not a folder; expected a folder "
                              "for compiled models (--cache or $NIRVISION_CACHE)")
+        self.writable = _writable(self.root)
+        if not self.writable and not named:
+            fallback = private_temp_cache()
+            log.warning("artefact cache %s cannot be written (%s is not writable by this user); using %s instead, "
+                        "which the system may clean: set $%s to a folder of this user's to keep compiled models",
+                        self.root, at, fallback, ENV_VAR)
+            self.root, self.writable = fallback, True
+        elif not self.writable:
+            log.warning("artefact cache %s cannot be written by this user: it serves what it holds, and a model "
+                        "not in it cannot be built", self.root)
 
     def path(self, key: ArtefactKey, suffix: str) -> Path:
         return self.root / key.kind / f"{key.digest}{suffix}"
@@ -165,7 +210,17 @@ class ArtefactCache:
     def store(self, key: ArtefactKey, suffix: str, write: Callable[[Path], None]) -> Path:
         """Build with ``write(tmp_path)`` and move the result into place with its sidecar."""
         path = self.path(key, suffix)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        why = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not os.access(path.parent, os.W_OK | os.X_OK):
+                why = "permission denied"
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+        if why is not None:
+            raise InputError(f"artefact cache {self.root}: cannot write the {key.kind} model for input {'x'.join(map(str, key.shape))} "
+                             f"in {path.parent} ({why}); expected a folder this user can write (--cache or ${ENV_VAR}), "
+                             "or one where `nirvision export` has built it ahead of time")
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp{suffix}")
         try:
             write(tmp)

@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
+import tempfile
 
 import pytest
 import torch
 
+from nirvision.errors import InputError
+from nirvision.runtime import cache as cache_module
 from nirvision.runtime.cache import ArtefactCache, ArtefactKey, default_cache_dir, weights_hash
 
 BASE = ArtefactKey(kind="onnx", weights="w" * 64, shape=(1, 1, 64, 64), precision="fp32", gpu="cpu",
@@ -59,6 +64,54 @@ class Builder:
     def __call__(self, path):
         self.calls += 1
         path.write_bytes(self.payload)
+
+
+def _deny_writes_under(monkeypatch, folder):
+    """os.access as for a user who may not write under ``folder`` (tests may run as root,
+    for whom the mode bits would not stop a write)."""
+    real = os.access
+
+    def access(path, mode, *args, **kwargs):
+        if mode & os.W_OK and str(path).startswith(str(folder)):
+            return False
+        return real(path, mode, *args, **kwargs)
+    monkeypatch.setattr(cache_module.os, "access", access)
+
+
+def test_an_unwritable_default_cache_falls_back_to_a_private_temp_folder(monkeypatch, tmp_path, caplog):
+    # a service account: $HOME does not exist or is not its own, and no $NIRVISION_CACHE
+    home, temp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir(), temp.mkdir()
+    monkeypatch.delenv("NIRVISION_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    _deny_writes_under(monkeypatch, home)
+    with caplog.at_level(logging.WARNING, logger="nirvision.runtime.cache"):
+        cache = ArtefactCache()
+    assert cache.root == temp / f"nirvision-cache-{os.getuid()}" and cache.writable
+    assert (cache.root.stat().st_mode & 0o777) == 0o700
+    assert "cannot be written" in caplog.text and "$NIRVISION_CACHE" in caplog.text and str(home / ".cache" / "nirvision") in caplog.text
+    path = cache.get_or_build(BASE, ".bin", Builder())
+    assert path.parent.parent == cache.root and path.read_bytes() == b"artefact"
+    assert not (home / ".cache").exists()
+    # a folder of that name that is open to others (or another user's) is not used
+    cache.root.chmod(0o755)
+    other = ArtefactCache()
+    assert other.root != cache.root and other.root.parent == temp and (other.root.stat().st_mode & 0o077) == 0
+
+
+def test_a_named_unwritable_cache_serves_what_it_holds_and_refuses_to_build(monkeypatch, tmp_path):
+    built = ArtefactCache(tmp_path / "c")
+    held = built.get_or_build(BASE, ".bin", Builder())
+    _deny_writes_under(monkeypatch, tmp_path / "c")
+    monkeypatch.setenv("NIRVISION_CACHE", str(tmp_path / "c"))
+    cache = ArtefactCache()  # named by $NIRVISION_CACHE: no fallback, the user chose it
+    assert cache.root == tmp_path / "c" and not cache.writable
+    build = Builder()
+    assert cache.get_or_build(BASE, ".bin", build) == held and build.calls == 0  # exported ahead of time
+    with pytest.raises(InputError, match=r"artefact cache .*/c: cannot write the onnx model for input 1x1x64x128 .*NIRVISION_CACHE.*nirvision export"):
+        cache.get_or_build(BASE.with_(shape=(1, 1, 64, 128)), ".bin", build)
+    assert build.calls == 0
 
 
 def test_get_or_build_builds_once_then_hits(tmp_path):
