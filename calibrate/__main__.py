@@ -44,11 +44,12 @@ def count(text: str) -> int:
     return value
 
 
-def check_json_path(text: str) -> Path:
-    """``--json``: a file that can be written, checked before any work (its folder is made at the end)."""
-    from nirvision.io.specs import check_writable_file
+def check_json_path(text: str, inputs: list[str | None]) -> Path:
+    """``--json``: a .json file that can be written and is none of the inputs, checked before any
+    work (its folder is made at the end)."""
+    from nirvision.io.specs import check_report_path
 
-    return check_writable_file(text, "--json")
+    return check_report_path(text, "--json", (".json",), inputs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,7 +114,8 @@ def run(args) -> int:
     if args.eval == 0 and not quantize:
         raise InputError("--eval 0 (no report) leaves nothing to do without int8 calibration: "
                          "drop --skip-quantize, or add int8 to --precisions, or give --eval 1 or more")
-    json_path = check_json_path(args.json) if args.json else None
+    json_path = check_json_path(args.json, [args.frames] + ([str(Path(args.paired) / d) for d in ('nir', 'rgb')] if args.paired else [])) \
+        if args.json else None
     frames_src = args.frames or str(Path(args.paired) / "nir")
 
     def frames_for(size: tuple[int, int]):

@@ -95,21 +95,54 @@ def test_evaluate_bad_inputs_exit_2(tmp_path, checkpoint, capsys):
 
 
 @pytest.mark.parametrize("extra,says", [
-    (["--json", "{tmp}/afile/m.json"], "--json {tmp}/afile/m.json: cannot create its folder"),
+    (["--json", "{tmp}/afile/m.json"], "--json {tmp}/afile/m.json: {tmp}/afile is a file, not a folder"),
     (["--json", "{tmp}"], "is a folder"),
-    (["--grid", "{tmp}/g.txt"], "--grid {tmp}/g.txt: expected an image file name ending in .png"),
-    (["--grid", "{tmp}/afile/g.png"], "--grid {tmp}/afile/g.png: cannot create its folder"),
+    (["--json", "{tmp}/m.png"], "--json {tmp}/m.png: expected a file name ending in .json"),
+    (["--grid", "{tmp}/g.txt"], "--grid {tmp}/g.txt: expected a file name ending in .png or .jpg or .jpeg"),
+    (["--grid", "{tmp}/afile/g.png"], "--grid {tmp}/afile/g.png: {tmp}/afile is a file, not a folder"),
     (["--grid-count", "-2"], "--grid-count -2: expected 0 (no grid) or more rows"),
+    # reports over the images read: one of them replaced, or a new one read by the next run (through a link too)
+    (["--grid", "{tmp}/d/nir/field_0000.png"], "--grid {tmp}/d/nir/field_0000.png: lies in the input {tmp}/d/nir, where it would replace an input image"),
+    (["--grid", "{tmp}/link/rgb/new.jpg"], "lies in the input {tmp}/d/rgb, where it would be read as an input by the next run"),
 ])
 def test_evaluate_refuses_unwritable_outputs_before_colorizing(tmp_path, checkpoint, capsys, monkeypatch, extra, says):
     import nirvision.api
 
     data = make_paired_folder(tmp_path / "d", count=2, size=64)
+    (tmp_path / "link").symlink_to(data)
+    before = {p: p.read_bytes() for p in data.rglob("*.png")}
     (tmp_path / "afile").write_text("x")
     monkeypatch.setattr(nirvision.api.Colorizer, "load", lambda *a, **k: pytest.fail("colorizing started before the outputs were checked"))
     args = [a.format(tmp=tmp_path) for a in extra]
     assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--device", "cpu", *args]) == 2
     assert says.format(tmp=tmp_path) in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in data.rglob("*.png")} == before
+
+
+def test_reports_beside_the_inputs_are_taken_where_nothing_reads_them(tmp_path, checkpoint, capsys):
+    data = make_paired_folder(tmp_path / "d", count=2, size=64)
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--device", "cpu",
+                 "--json", str(data / "nir" / "m.json"), "--grid", str(data / "grid.png"), "--grid-count", "2"]) == 0
+    assert json.loads((data / "nir" / "m.json").read_text())["count"] == 2
+    assert cv2.imread(str(data / "grid.png")).shape[0] > 2 * 64
+
+
+def test_bench_and_calibrate_refuse_reports_over_their_frames(tmp_path, capsys):
+    from calibrate.__main__ import main as calibrate_main
+
+    data = make_paired_folder(tmp_path / "d", count=2, size=64)
+    before = {p: p.read_bytes() for p in data.rglob("*.png")}
+    frame = data / "nir" / "field_0000.png"
+    assert main(["bench", "--backends", "eager", "--sizes", "64x64", "--count", "1", "--no-engine", "--frames", str(data / "nir"),
+                 "--plot", str(frame)]) == 2
+    assert f"--plot {frame}: lies in the input {data / 'nir'}" in capsys.readouterr().err
+    assert main(["bench", "--backends", "eager", "--sizes", "64x64", "--count", "1", "--no-engine", "--frames", str(data / "nir"),
+                 "--json", str(frame)]) == 2
+    assert "expected a file name ending in .json" in capsys.readouterr().err
+    assert calibrate_main(["--paired", str(data), "--sizes", "64x64", "--num", "1", "--eval", "1", "--precisions", "bf16",
+                           "--json", str(data / "rgb" / "field_0000.png")]) == 2
+    assert "expected a file name ending in .json" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in data.rglob("*.png")} == before
 
 
 def test_evaluate_pairs_of_other_sizes_and_no_grid(tmp_path, checkpoint, capsys):

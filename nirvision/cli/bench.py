@@ -102,16 +102,15 @@ def run(args) -> int:
     for flag, value, least in (("--count", args.count, 1), ("--engine-frames", args.engine_frames, 1), ("--warmup", args.warmup, 0)):
         if value < least:
             raise InputError(f"{flag} {value}: expected at least {least}")
-    from ..io.video_sink import prepare_output_path
+    from ..io.specs import check_report_path
 
-    if args.plot:  # said now, not after minutes of timing
-        if Path(args.plot).suffix.lower() not in (".png", ".jpg", ".jpeg"):
-            raise InputError(f"--plot {args.plot}: expected an image file name ending in .png or .jpg")
-        prepare_output_path(Path(args.plot), "--plot", (".png", ".jpg"))
-    if args.json:
-        prepare_output_path(Path(args.json), "--json", (".json",))
     if args.frames and not Path(args.frames).is_dir():
         raise InputError(f"--frames {args.frames}: expected a folder of NIR images")
+    inputs = [args.frames]
+    if args.plot:  # said now, not after minutes of timing
+        check_report_path(args.plot, "--plot", (".png", ".jpg", ".jpeg"), inputs)
+    if args.json:
+        check_report_path(args.json, "--json", (".json",), inputs)
     from ..api import set_threads
 
     set_threads(args.threads)

@@ -31,7 +31,7 @@ def add_parser(sub) -> None:
     p.add_argument("--infer-scale", default="1", metavar="S", help="run the model at S times each image's size, as colorize's --infer-scale (default 1)")
     p.add_argument("--flip-average", action="store_true", help="average each image's colours with its mirror image's, as colorize's --flip-average")
     p.add_argument("--json", type=Path, help="write per-image and mean metrics here")
-    p.add_argument("--grid", type=Path, default=Path("evaluation-samples.png"), help="sample grid PNG (NIR | prediction | truth)")
+    p.add_argument("--grid", type=Path, default=Path("evaluation-samples.png"), help="sample grid image, NIR | prediction | truth (default: evaluation-samples.png in the working folder; --grid-count 0 for none)")
     p.add_argument("--grid-count", type=int, default=6, help="rows of the sample grid (0: no grid)")
     p.add_argument("--lpips-alexnet", type=Path, help="torchvision AlexNet weights (state dict) for LPIPS")
     p.add_argument("--lpips-lin", type=Path, help="LPIPS v0.1 linear-layer weights for AlexNet (alex.pth)")
@@ -122,13 +122,12 @@ def run(args) -> int:
 
 def _check_outputs(args) -> None:
     """--grid / --json / --grid-count that could only fail after the colorizing, refused now."""
-    from ..io.video_sink import prepare_output_path
+    from ..io.specs import check_report_path
 
     if args.grid_count < 0:
         raise InputError(f"--grid-count {args.grid_count}: expected 0 (no grid) or more rows")
+    inputs = [Path(args.data) / "nir", Path(args.data) / "rgb"]
     if args.grid_count:
-        if args.grid.suffix.lower() not in GRID_SUFFIXES:
-            raise InputError(f"--grid {args.grid}: expected an image file name ending in {', '.join(GRID_SUFFIXES)}")
-        prepare_output_path(args.grid, "--grid", GRID_SUFFIXES)
+        check_report_path(args.grid, "--grid", GRID_SUFFIXES, inputs)
     if args.json:
-        prepare_output_path(args.json, "--json", (".json",))
+        check_report_path(args.json, "--json", (".json",), inputs)

@@ -203,6 +203,46 @@ def parse_positive(text: str, flag: str) -> int:
     return value
 
 
+def _glob_base(spec: str) -> Path:
+    """The fixed folder a glob starts from (``cam*/x/*.png`` -> ``.``, ``data/**/*.png`` -> ``data``)."""
+    from .image_source import is_glob
+
+    parts = Path(spec).parts
+    for i, part in enumerate(parts):
+        if is_glob(part):
+            return Path(*parts[:i]) if i else Path(".")
+    return Path(spec)
+
+
+def check_report_path(text: str | Path, what: str, suffixes: tuple[str, ...], inputs: list[str | Path]) -> Path:
+    """A report / chart file (``--json``, ``--grid``, ``--plot``) checked before any work: its
+    type (``suffixes``), a writable place, and not one of the run's ``inputs`` (files, folders or
+    globs) nor a picture or video inside an input folder, where it would replace a frame or be
+    read as one by the next run. Links are followed, as the write would follow them."""
+    from .file_source import VIDEO_INPUTS
+    from .image_source import IMAGE_SUFFIXES, is_glob
+
+    path = check_writable_file(str(text), what)
+    if path.suffix.lower() not in suffixes:
+        raise InputError(f"{what} {text}: expected a file name ending in {' or '.join(suffixes)}")
+    target = Path(os.path.realpath(path))
+    media = path.suffix.lower() in IMAGE_SUFFIXES | VIDEO_INPUTS
+    for spec in inputs:
+        if spec is None or "://" in str(spec):
+            continue
+        spec = str(spec)
+        folder = _glob_base(spec) if is_glob(spec) else Path(spec)
+        if not is_glob(spec) and not folder.is_dir():
+            if same_file(path, spec):
+                raise InputError(f"{what} {text}: is the input {spec}; expected a path outside the inputs")
+            continue
+        base = Path(os.path.realpath(folder))
+        if media and (target == base or base in target.parents):
+            raise InputError(f"{what} {text}: lies in the input {spec}, where it would "
+                             f"{'replace an input image' if path.exists() else 'be read as an input by the next run'}; expected a path outside it")
+    return path
+
+
 def check_writable_file(text: str, what: str) -> Path:
     """A file path ``what`` (an option) can write, checked before any work and without making
     anything: not a folder, under a folder (or folders still to be made) that can be written."""

@@ -235,7 +235,7 @@ def test_bench_and_export_refuse_bad_options_before_any_work(tmp_path, capsys, m
     (tmp_path / "afile").write_text("x")
     cases = [
         (["bench", "--json", str(tmp_path)], f"--json {tmp_path}: is a folder"),
-        (["bench", "--json", str(tmp_path / "afile" / "b.json")], "cannot create its folder"),
+        (["bench", "--json", str(tmp_path / "afile" / "b.json")], f"{tmp_path / 'afile'} is a file, not a folder"),
         (["bench", "--sizes", ","], "--sizes ',': nothing given"),
         (["bench", "--threads", "0"], "--threads 0: expected 1 to 1024"),
         (["bench", "--count", "0"], "--count 0: expected at least 1"),
