@@ -328,7 +328,7 @@ def describe(summary: dict) -> str:
     s = summary
     parts = [f"{s['frames_out']} frames in {s['wall_s']:.1f} s ({s['fps']:.1f} fps)" if s["fps"] >= 1 or not s["frames_out"] or s["wall_s"] <= 0
              else f"{s['frames_out']} frames in {s['wall_s']:.1f} s ({s['wall_s'] / s['frames_out']:.1f} s a frame)"]
-    for key, label in (("passed", "in colour, passed through"), ("dropped", "dropped"), ("discarded", "left unwritten at the stop"), ("decode_errors", "undecodable and skipped"), ("reconnects", "reconnects"), ("resolution_changes", "size changes")):
+    for key, label in (("passed", "in colour, passed through"), ("dropped", "dropped"), ("discarded", "left unwritten at the stop"), ("decode_errors", "undecodable and skipped"), ("reconnects", "reconnects"), ("stale", "late in a connection's opening burst, left out"), ("resolution_changes", "size changes")):
         if s.get(key):
             parts.append(f"{s[key]} {label}")
     if s["stopped_by"] != "end of input":

@@ -76,6 +76,7 @@ class Source(abc.ABC):
     def __init__(self) -> None:
         self.decode_errors = 0  # packets or files that failed to decode and were skipped
         self.reconnects = 0  # successful reconnections of a live source
+        self.stale = 0  # live sources: frames that arrived in the burst of a (re)connection, left out but its newest
         self.frames_read = 0  # frames produced so far (including any the engine drops later)
 
     @property

@@ -5,6 +5,13 @@ timeout. A decode loop that ends (a killed server ends PyAV's loop with no excep
 timeout or a network error is a disconnect: the source reconnects by its ``ReconnectPolicy``
 and the timestamps go on from where they were, the outage shown as elapsed time, so that
 the output stays one playable file. Passwords in the URL never reach logs or errors.
+
+A connection starts with a burst: the frames FFmpeg buffered while it probed the stream (half a
+second here; FFmpeg's default of about two would hold twice the frames), and those that waited
+in the socket while the engine got ready. They arrive at once, faster than the camera makes
+them, and are already late: of such a burst only the newest frame goes on, the others are
+counted as ``stale`` (not as drops: inference did not fall behind), so a recording starts at
+the present and the live drop policy is not set off by the connection itself.
 """
 from __future__ import annotations
 
@@ -26,6 +33,47 @@ from .redact import redact_text, redact_url, url_secrets
 log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)  # the RTP video clock
+PROBE_US = 500_000  # FFmpeg's analyzeduration: size and rate of 320x240 .. 1080p H.264 found, 0.7 s to open instead of 2
+BURST_RATIO = 0.5  # a frame that arrives in less than this share of its stream-time gap is part of a burst
+BURST_WINDOW_S = 10.0  # a connection's burst is looked for this long at most
+
+
+class BurstFilter:
+    """The newest frame of a connection's opening burst, then every frame.
+
+    ``offer(item, stream_time)`` returns what goes on now: nothing while the frame is held (the
+    next arrival says whether it was late), the held frame when the next one arrives at the
+    camera's pace (the burst is over; the held frame and the new one both go on), or nothing
+    when the next one came in a rush (the held frame was stale and the new one is held). Once
+    the burst is over, frames pass at once. ``flush()`` gives a frame still held."""
+
+    def __init__(self, interval: float, clock=time.monotonic):
+        self.interval = interval  # the nominal frame interval, for frames without a time
+        self.clock = clock
+        self.began = clock()
+        self.held = None  # (item, arrival, stream time)
+        self.over = False
+        self.stale = 0
+
+    def offer(self, item, stream_time: float | None) -> list:
+        now = self.clock()
+        if self.over:
+            return [item]
+        if self.held is None:
+            self.held = (item, now, stream_time)
+            return []
+        held, arrived, held_time = self.held
+        gap = self.interval if stream_time is None or held_time is None or stream_time <= held_time else stream_time - held_time
+        if now - arrived < BURST_RATIO * gap and now - self.began < BURST_WINDOW_S:
+            self.stale += 1
+            self.held = (item, now, stream_time)
+            return []
+        self.over, self.held = True, None
+        return [held, item]
+
+    def flush(self) -> list:
+        held, self.held = self.held, None
+        return [held[0]] if held is not None else []
 
 
 class LiveClock:
@@ -96,7 +144,8 @@ class RTSPSource(Source):
     def _open_once(self):
         # FFmpeg's socket timeout must let the connection take --open-timeout; PyAV's (open, read)
         # limits then hold the opening and each read to their own
-        options = {"rtsp_transport": self.transport, "timeout": str(int(max(self.open_timeout, self.read_timeout) * 1e6))}
+        options = {"rtsp_transport": self.transport, "timeout": str(int(max(self.open_timeout, self.read_timeout) * 1e6)),
+                   "analyzeduration": str(PROBE_US)}
         container = av.open(self.url, "r", options=options, timeout=(self.open_timeout, self.read_timeout))
         if not container.streams.video:
             container.close()
@@ -141,6 +190,7 @@ class RTSPSource(Source):
     def _frames(self, container) -> Iterator[Frame]:
         """Frames of one connection; returns on a disconnect of any kind."""
         stream = container.streams.video[0]
+        burst = BurstFilter(float(1 / self.info.fps) if getattr(self, "info", None) is not None and self.info.fps else 0.04)
         try:
             for packet in container.demux(stream):
                 if self._stop.is_set():
@@ -155,10 +205,17 @@ class RTSPSource(Source):
                     continue
                 for vf in frames:
                     t = float(vf.pts * vf.time_base) if vf.pts is not None and vf.time_base else None
+                    # converted now: a PyAV frame is not kept past the next decode
                     color = self.colors.pick(lambda: av_thumbnail(vf), lambda: vf.to_ndarray(format="rgb24"))
-                    self.frames_read += 1
-                    yield Frame(vf.to_ndarray(format="gray"), index=self.frames_read - 1, pts=self.clock.pts(t), time_base=TIME_BASE,
-                                t_read=time.perf_counter(), color=color)
+                    stale, over = burst.stale, burst.over
+                    for item in burst.offer((vf.to_ndarray(format="gray"), t, color), t):
+                        yield self._frame(*item)
+                    self.stale += burst.stale - stale
+                    if burst.over and not over and burst.stale:
+                        log.info("%s: %d frames of the connection's opening burst left out (late on arrival); the newest went on",
+                                 self.safe_url, burst.stale)
+            for item in burst.flush():
+                yield self._frame(*item)
             if not self._stop.is_set():
                 self.disconnects += 1
                 log.warning("%s: the stream ended", self.safe_url)
@@ -167,6 +224,10 @@ class RTSPSource(Source):
             # PyAV's read timeout interrupts FFmpeg, which then says "Immediate exit requested"
             why = f"no data for {self.read_timeout:g} s, --read-timeout" if isinstance(exc, av.error.ExitError) else self._say(exc)
             log.warning("%s: disconnected (%s)", self.safe_url, why)
+
+    def _frame(self, gray, stream_time: float | None, color) -> Frame:
+        self.frames_read += 1
+        return Frame(gray, index=self.frames_read - 1, pts=self.clock.pts(stream_time), time_base=TIME_BASE, t_read=time.perf_counter(), color=color)
 
     def __iter__(self) -> Iterator[Frame]:
         delays = None  # the reconnection budget of the current outage, renewed once frames flow

@@ -124,7 +124,7 @@ class Engine:
         return {
             "frames_in": s.frames_in, "frames_out": s.frames_out, "passed": s.passed, "dropped": s.dropped, "discarded": s.discarded,
             "frames_total": self.source.info.frames, "decode_errors": self.source.decode_errors,
-            "reconnects": self.source.reconnects, "fps": round(s.current_fps(), 2),
+            "reconnects": self.source.reconnects, "stale": self.source.stale, "fps": round(s.current_fps(), 2),
             "elapsed_s": round(s.wall_s, 2), "live": self.live, "source": self.source.info.description,
         }
 
@@ -415,6 +415,7 @@ class Engine:
             "discarded": s.discarded,  # read, then left unwritten when the run stopped or failed
             "decode_errors": self.source.decode_errors,
             "reconnects": self.source.reconnects,
+            "stale": self.source.stale,  # live: frames of a connection's opening burst, late on arrival, never read in
             "resolution_changes": s.resolution_changes,
             "fps": round(s.fps(), 3),
             "wall_s": round(s.wall_s, 3),

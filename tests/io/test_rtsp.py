@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 
 from nirvision.errors import InputError
 from nirvision.io import ReconnectPolicy, StreamLost, open_sink
-from nirvision.io.rtsp_source import RTSPSource
+from nirvision.io.rtsp_source import BurstFilter, RTSPSource
 from nirvision.runtime.engine import Engine
 from tests.io.media import REPO, StubBackend, read_video, run_cli, run_in_thread, start_cli, wait_for
 
@@ -100,6 +101,58 @@ def start_engine(server, tmp_path, policy=FAST):
     engine = Engine(source, [sink], StubBackend())
     thread, box = run_in_thread(engine.run)
     return engine, thread, box
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_burst_filter_keeps_the_newest_of_an_opening_burst_then_every_frame():
+    clock = FakeClock()
+    burst = BurstFilter(0.04, clock)
+    passed = []
+    for i in range(6):  # buffered while connecting: 40 ms of stream apart, arriving 1 ms apart
+        passed += burst.offer(i, i * 0.04)
+        clock.now += 0.001
+    assert passed == [] and burst.stale == 5  # frame 5 held: the next arrival tells
+    clock.now += 0.035
+    passed += burst.offer(6, 6 * 0.04)  # at the camera's pace: the burst is over
+    assert passed == [5, 6] and burst.over
+    clock.now += 0.001  # from now on a frame goes on as it comes, however close to the last
+    assert burst.offer(7, 7 * 0.04) == [7] and burst.stale == 5 and burst.flush() == []
+
+
+def test_burst_filter_passes_a_paced_stream_whole_and_frames_without_times():
+    clock = FakeClock()
+    burst = BurstFilter(0.04, clock)
+    assert burst.offer("a", None) == []  # held until the next arrival says it was not late
+    clock.now += 0.04
+    assert burst.offer("b", None) == ["a", "b"] and burst.stale == 0
+    lone = BurstFilter(0.04, clock)
+    assert lone.offer("only", 0.0) == [] and lone.flush() == ["only"]  # a stream that ends gives its held frame
+    late = BurstFilter(0.04, clock)
+    for i in range(3):  # a burst looked for past its window is not one: the 10 s bound
+        late.offer(i, i * 0.04)
+        clock.now += 6
+    assert late.over and late.stale == 0
+
+
+@skip_without_server
+def test_a_connections_opening_burst_is_left_out_not_dropped(server, tmp_path):
+    # the frames buffered while FFmpeg probed and while the engine got ready (a second here)
+    # come at once and late: the newest goes on, the others are stale, none is a drop
+    source = RTSPSource(server.url, open_timeout=3, read_timeout=2, policy=FAST, max_frames=25)
+    time.sleep(1.0)
+    sink = open_sink(str(tmp_path / "out.mp4"), source.info)
+    summary = Engine(source, [sink], StubBackend()).run()
+    assert summary["stale"] >= 10 and summary["frames_in"] == summary["frames_out"] == 25
+    assert summary["dropped"] <= 2  # at 25 fps a busy test machine may still drop one or two
+    times = read_video(tmp_path / "out.mp4")["times"]
+    assert len(times) == 25 and max(b - a for a, b in zip(times, times[1:])) < 0.2  # no hole where the burst was
 
 
 @skip_without_server
