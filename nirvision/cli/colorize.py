@@ -2,8 +2,8 @@
 
 Progress goes to stderr: a bar for files and folders, a status line for live sources; the
 summary line at the end, and with ``--stats-json F`` the engine's summary as JSON.
-Ctrl-C or SIGTERM stops the run and finalizes the outputs (a second Ctrl-C stops waiting for
-the source, but not the finalizing; a third leaves at once).
+Ctrl-C or SIGTERM stops the run and finalizes the outputs without waiting out a stalled
+camera's timeouts (a second Ctrl-C does not cut the finalizing short; a third leaves at once).
 """
 from __future__ import annotations
 

@@ -153,6 +153,47 @@ class RTSPSource(Source):
         container.streams.video[0].codec_context.thread_type = "AUTO"
         return container
 
+    def _open_stoppably(self):
+        """``_open_once`` in a thread of its own, so that a stop (Ctrl-C, SIGTERM, ``close()``)
+        is answered at once, not at the end of --open-timeout (a camera that accepts the
+        connection and never answers); None when stopped. An opening left behind closes what it
+        opened when it ends."""
+        box: dict = {}
+        lock = threading.Lock()
+        done = threading.Event()
+
+        def attempt():
+            try:
+                result = ("container", self._open_once())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                result = ("error", exc)
+            with lock:
+                if box.get("abandoned"):
+                    if result[0] == "container":
+                        _close_quietly(result[1])
+                else:
+                    box[result[0]] = result[1]
+                done.set()
+
+        def abandon() -> bool:
+            with lock:
+                if not done.is_set():
+                    box["abandoned"] = True
+                return box.get("abandoned", False)
+
+        threading.Thread(target=attempt, name="rtsp-open", daemon=True).start()
+        try:
+            while not done.wait(0.05):
+                if self._stop.is_set() and abandon():
+                    return None
+        except BaseException:  # a KeyboardInterrupt in the wait: the opening is left behind
+            if not abandon():
+                _close_quietly(box.get("container"))
+            raise
+        if "error" in box:
+            raise box["error"]
+        return box["container"]
+
     def _connect(self, initial: bool, delays=None):
         """Open the stream, retrying by the policy; InputError (first time) or StreamLost;
         None when the source is closed meanwhile."""
@@ -162,7 +203,9 @@ class RTSPSource(Source):
             tries += 1
             began = time.monotonic()
             try:
-                container = self._open_once()
+                container = self._open_stoppably()
+                if container is None:
+                    return None
                 if not initial:
                     self.reconnects += 1
                     log.warning("%s: reconnected (reconnection %d)", self.safe_url, self.reconnects)

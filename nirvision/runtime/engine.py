@@ -41,7 +41,10 @@ class EngineOptions:
     max_frames: int | None = None  # stop after this many frames read
     status_interval: float = 0.5  # seconds between progress callbacks
     progress: Callable[[dict], None] | None = None  # called from the writer thread with status()
-    join_timeout: float = 20.0  # how long to wait for the reader to notice a stop
+    # how long to wait for the reader once the outputs are closed: a live source stuck in a read
+    # (a frozen camera) returns only at its read timeout, and nothing it could still read would
+    # be written; the run ends without it and the reader ends on its own
+    join_timeout: float = 2.0
 
 
 def prepare_backend(backend: Backend, info) -> None:
@@ -394,9 +397,10 @@ class Engine:
             raise interrupted
         reader.join(self.options.join_timeout)
         if reader.is_alive():
-            log.warning("engine: the reader did not stop within %.0f s; leaving it", self.options.join_timeout)
-        else:  # what was read but not written: queued when the run stopped, or after a failure
-            self._drop(self._inq.drain() + self._outq.drain(), at_stop=True)
+            log.info("engine: the source is still in a read (a stalled camera returns at its read timeout); "
+                     "the outputs are complete, so the run ends without waiting for it")
+        # what was read but not written: queued when the run stopped, or after a failure
+        self._drop(self._inq.drain() + self._outq.drain(), at_stop=True)
 
     def summary(self) -> dict:
         s = self.stats

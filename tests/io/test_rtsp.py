@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -222,6 +223,54 @@ def test_stop_while_reconnecting_forever_ends_cleanly(server, tmp_path):
     assert not thread.is_alive() and "error" not in box, box.get("error")
     assert box["result"]["stopped_by"] == "SIGINT"
     assert len(read_video(tmp_path / "out.mp4")["times"]) == box["result"]["frames_out"] >= 5
+
+
+def test_a_stop_while_a_silent_server_is_connecting_is_answered_at_once():
+    # a port that accepts the connection and never answers: the opening would take --open-timeout
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)
+        stop = threading.Event()
+        url = f"rtsp://viewer:{SECRET}@127.0.0.1:{silent.getsockname()[1]}/test"
+        box = {}
+        thread = threading.Thread(target=lambda: box.setdefault("error", _raises(lambda: RTSPSource(url, open_timeout=30, read_timeout=30, stop=stop))))
+        thread.start()
+        time.sleep(0.5)
+        began = time.monotonic()
+        stop.set()
+        thread.join(10)
+        assert not thread.is_alive() and time.monotonic() - began < 2.0
+        assert isinstance(box["error"], KeyboardInterrupt)  # stopped while connecting, as the CLI expects
+
+
+def _raises(fn):
+    try:
+        fn()
+    except BaseException as exc:  # noqa: BLE001
+        return exc
+    return None
+
+
+@skip_without_server
+def test_a_stop_during_a_frozen_read_ends_the_run_without_waiting_out_the_read_timeout(server, tmp_path):
+    source = RTSPSource(server.url, open_timeout=3, read_timeout=30, policy=FAST)
+    sink = open_sink(str(tmp_path / "out.mp4"), source.info)
+    engine = Engine(source, [sink], StubBackend())
+    thread, box = run_in_thread(engine.run)
+    wait_for(lambda: engine.stats.frames_out >= 5, 60, "five frames before the freeze")
+    server.freeze()
+    try:
+        time.sleep(0.5)
+        began = time.monotonic()
+        engine.request_stop("SIGTERM")
+        thread.join(20)
+        assert not thread.is_alive() and time.monotonic() - began < 8.0  # not the 30 s read timeout
+    finally:
+        server.thaw()
+    summary = box["result"]
+    assert summary["stopped_by"] == "SIGTERM"
+    assert summary["frames_in"] == summary["frames_out"] + summary["dropped"] + summary["discarded"]
+    assert len(read_video(tmp_path / "out.mp4")["times"]) == summary["frames_out"] >= 5
 
 
 def test_nothing_listening_is_a_clear_error(caplog):
