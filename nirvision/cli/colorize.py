@@ -204,8 +204,9 @@ class Progress:
 
 @contextmanager
 def catch_signals(on_signal=None):
-    """SIGINT and SIGTERM are noted in the yielded list (and ``on_signal(name)`` is called); a
-    second SIGINT raises KeyboardInterrupt. The previous handlers come back at the end."""
+    """SIGINT, SIGTERM and SIGHUP (the terminal or ssh session closed) are noted in the yielded
+    list (and ``on_signal(name)`` is called); a second SIGINT raises KeyboardInterrupt. A SIGHUP
+    that is ignored (``nohup``) stays ignored. The previous handlers come back at the end."""
     seen: list[int] = []
 
     def handler(signum, _frame):
@@ -215,7 +216,11 @@ def catch_signals(on_signal=None):
         if on_signal is not None:
             on_signal(signal.Signals(signum).name)
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    caught = [signal.SIGINT, signal.SIGTERM]
+    hangup = getattr(signal, "SIGHUP", None)
+    if hangup is not None and signal.getsignal(hangup) is not signal.SIG_IGN:
+        caught.append(hangup)
+    old = {s: signal.signal(s, handler) for s in caught}
     try:
         yield seen
     finally:
@@ -488,9 +493,9 @@ def _run(args, handed_over: list) -> int:
                 source = open_source(args.source, reconnect=args.reconnect, open_timeout=args.open_timeout, read_timeout=args.read_timeout,
                                      live=args.live or None, stop=opening, **options)
             except KeyboardInterrupt:
-                if seen and seen[0] == signal.SIGTERM:
-                    print("nirvision colorize: stopped by SIGTERM while connecting", file=sys.stderr)
-                    raise SystemExit(128 + signal.SIGTERM) from None
+                if seen and seen[0] != signal.SIGINT:
+                    print(f"nirvision colorize: stopped by {signal.Signals(seen[0]).name} while connecting", file=sys.stderr)
+                    raise SystemExit(128 + int(seen[0])) from None
                 raise
         check_not_source(args.output, args.source)
         from ..runtime.engine import prepare_backend

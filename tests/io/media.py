@@ -148,9 +148,9 @@ def run_cli(args: list[str], cwd: Path, timeout: float = 120, **popen) -> subpro
     return subprocess.run([sys.executable, "-m", "nirvision", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env, **popen)
 
 
-def start_cli(args: list[str], cwd: Path) -> subprocess.Popen:
+def start_cli(args: list[str], cwd: Path, **popen) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.Popen([sys.executable, "-m", "nirvision", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen([sys.executable, "-m", "nirvision", *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, **popen)
 
 
 def progress_past(proc: subprocess.Popen, total: int, frames: int = 5):

@@ -230,7 +230,7 @@ def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
     assert r.stderr.strip().splitlines() == ["nirvision colorize: error: video file text.mp4: cannot be read as a video (Invalid data found when processing input); expected a video file such as MP4, MKV, MOV or AVI"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])  # SIGHUP: the terminal or ssh session closed
 def test_signal_mid_file_leaves_a_playable_output(tmp_path, tiny_model, sig):
     n = 400
     make_clip(tmp_path / "in.mp4", [40 * i for i in range(n)], audio_packets=40)
@@ -246,6 +246,20 @@ def test_signal_mid_file_leaves_a_playable_output(tmp_path, tiny_model, sig):
     out = read_video(tmp_path / "out.mp4")  # decodes to the end without an error
     assert len(out["times"]) == stats["frames_out"]
     assert out["times"] == pytest.approx([0.04 * i for i in range(stats["frames_out"])], abs=1e-6)
+
+
+def test_a_hangup_that_nohup_ignores_stays_ignored(tmp_path, tiny_model):
+    n = 400
+    make_clip(tmp_path / "in.mp4", [40 * i for i in range(n)])
+    proc = start_cli(["colorize", "in.mp4", "-o", "out.mp4", "--model", str(tiny_model), "--threads", "1", "--status-interval", "0.1",
+                      "--stats-json", "s.json"], cwd=tmp_path, preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN))
+    wait_for(progress_past(proc, n), 120, "a progress line with five frames written")
+    proc.send_signal(signal.SIGHUP)
+    wait_for(progress_past(proc, n, 20), 120, "frames written after the hangup")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert json.loads((tmp_path / "s.json").read_text())["stopped_by"] == "SIGTERM"
 
 
 def _frames_readable(path) -> list[float]:
