@@ -8,7 +8,9 @@ is, so an unknown key, a value of the wrong kind or a choice not offered is a ``
 naming the file, the key and what was expected. Options given on the command line win over the
 file's (``-o`` on the command line replaces the file's outputs, it does not add to them).
 ``${NAME}`` in a value is taken from the environment (keep a camera's password out of the file);
-a name not set there is an error. Paths are read as on the command line: from the working folder
+a name not set there is an error. In a URL's user or password (``rtsp://viewer:${PW}@cam/``) the
+value is percent-encoded as it goes in, so the environment holds the password as it is, ``/``,
+``:``, ``@`` and ``%`` included. Paths are read as on the command line: from the working folder
 (``~`` is the home folder).
 """
 from __future__ import annotations
@@ -133,12 +135,23 @@ def command_tokens(argv: list[str], command: str) -> list[str]:
     return []
 
 
+def _in_userinfo(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` lies in a URL's ``user:password@`` part."""
+    scheme = text.rfind("://", 0, start)
+    if scheme < 0 or "/" in text[scheme + 3:start]:
+        return False
+    at = text.find("@", end)
+    return at >= 0 and "/" not in text[end:at]
+
+
 def _expand(text: str, path: str, key: str) -> str:
+    from urllib.parse import quote
+
     def value(m: re.Match) -> str:
         found = os.environ.get(m[1])
         if found is None:
             raise ConfigError(path, key, f"${{{m[1]}}} is not set in the environment; expected it set, or the value written out")
-        return found
+        return quote(found, safe="") if _in_userinfo(text, m.start(), m.end()) else found
 
     return _ENV.sub(value, text)
 

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 TIME_BASE = Fraction(1, 90000)  # the RTP video clock
 PROBE_US = 500_000  # FFmpeg's analyzeduration: size and rate of 320x240 .. 1080p H.264 found, 0.7 s to open instead of 2
+QUIET_AFTER = 5  # a connection that keeps failing is said this many times, then once a minute (a camera off all night)
+QUIET_EVERY_S = 60.0
 BURST_RATIO = 0.5  # a frame that arrives in less than this share of its stream-time gap is part of a burst
 BURST_WINDOW_S = 10.0  # a connection's burst is looked for this long at most
 
@@ -199,6 +201,7 @@ class RTSPSource(Source):
         None when the source is closed meanwhile."""
         delays = delays if delays is not None else self.policy.delays()
         tries = 0
+        first = said = time.monotonic()
         while True:
             tries += 1
             began = time.monotonic()
@@ -218,6 +221,9 @@ class RTSPSource(Source):
                     reason = f"no answer within {self.open_timeout:g} s, --open-timeout"
                 if self._stop.is_set():
                     return None
+                refused = _refusal(exc, self.url)
+                if refused and initial:  # the camera answered: a retry would be refused alike
+                    raise InputError(f"RTSP source {self.safe_url}: the camera refused the stream ({reason}); {refused}") from None
                 delay = next(delays, None)
                 if delay is None:
                     retry = f" after {tries} attempts" if tries > 1 else ""
@@ -226,7 +232,12 @@ class RTSPSource(Source):
                         hint = " (--reconnect N retries)" if self.policy.attempts == 0 else ""
                         raise InputError(f"{msg}; expected a reachable RTSP server{hint}") from None
                     raise StreamLost(msg) from None
-                log.warning("%s: cannot connect (%s); retrying in %.1f s", self.safe_url, reason, delay)
+                if tries <= QUIET_AFTER or time.monotonic() - said >= QUIET_EVERY_S:
+                    more = f" (attempt {tries}, {_span(time.monotonic() - first)} so far; said once a minute from now on)" if tries > QUIET_AFTER else ""
+                    log.warning("%s: cannot connect (%s); retrying in %.1f s%s", self.safe_url, reason, delay, more)
+                    said = time.monotonic()
+                else:
+                    log.debug("%s: cannot connect (%s); retrying in %.1f s", self.safe_url, reason, delay)
                 if self._stop.wait(delay):
                     return None  # closed while waiting: the iteration ends quietly
 
@@ -306,6 +317,20 @@ class RTSPSource(Source):
         self._stop.set()
         container, self.container = getattr(self, "container", None), None
         _close_quietly(container)
+
+
+def _refusal(exc: BaseException, url: str) -> str | None:
+    """What to check when the camera answered and refused (401 / 403 / 404), else None."""
+    if isinstance(exc, (av.error.HTTPUnauthorizedError, av.error.HTTPForbiddenError)):
+        who = "the camera's user and password in the URL" if urlsplit(url).username else "a user and password in the URL (rtsp://USER:PASSWORD@HOST/...)"
+        return f"expected {who}; in a URL / : @ % in them are written %2F %3A %40 %25 (a --config file's ${{NAME}} does this itself)"
+    if isinstance(exc, av.error.HTTPNotFoundError):
+        return "expected the camera's stream path (its manual or web page names it, e.g. /Streaming/Channels/101)"
+    return None
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 
 def check_port(url: str, safe_url: str) -> None:

@@ -89,6 +89,23 @@ def test_environment_variables_fill_values(tmp_path, tiny_model, capsys, monkeyp
     assert read_video(tmp_path / "o.mp4")["sizes"] == [(32, 48)] * 4
 
 
+def test_a_password_from_the_environment_is_percent_encoded_in_a_url(monkeypatch):
+    from nirvision.cli.options_file import _expand
+    from nirvision.io.redact import redact_url
+
+    monkeypatch.setenv("NV_TEST_PW", "p@ss/w:rd%")
+    monkeypatch.setenv("NV_TEST_USER", "op er")
+    monkeypatch.setenv("NV_TEST_HOST", "cam.local:554")
+    url = _expand("rtsp://${NV_TEST_USER}:${NV_TEST_PW}@${NV_TEST_HOST}/s?x=${NV_TEST_PW}", "f.yaml", "source")
+    # user and password encoded; the host and a query value (not user info) as they are
+    assert url == "rtsp://op%20er:p%40ss%2Fw%3Ard%25@cam.local:554/s?x=p@ss/w:rd%"
+    from urllib.parse import unquote, urlsplit
+
+    assert unquote(urlsplit(url).password) == "p@ss/w:rd%" and urlsplit(url).hostname == "cam.local"
+    assert "p%40ss" not in redact_url(url.split("?")[0])
+    assert _expand("recordings/${NV_TEST_PW}.mp4", "f.yaml", "output") == "recordings/p@ss/w:rd%.mp4"
+
+
 BAD = [
     ("crff: 3", ["key 'crff'", "not an option of nirvision colorize", "did you mean 'crf'"]),
     ("threads: many", ["key 'threads'", "expected an integer, got 'many'"]),

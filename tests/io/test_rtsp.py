@@ -273,6 +273,36 @@ def test_a_stop_during_a_frozen_read_ends_the_run_without_waiting_out_the_read_t
     assert len(read_video(tmp_path / "out.mp4")["times"]) == summary["frames_out"] >= 5
 
 
+def test_a_camera_off_for_long_is_said_a_few_times_then_once_a_minute(caplog):
+    caplog.set_level(logging.DEBUG, logger="nirvision.io.rtsp_source")
+    url = f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/test"
+    with pytest.raises(InputError, match="after 10 attempts"):
+        RTSPSource(url, open_timeout=2, read_timeout=2, policy=ReconnectPolicy(attempts=9, initial_delay=0.01, max_delay=0.01))
+    retries = [r for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(retries) == 9 and [r.levelno for r in retries] == [logging.WARNING] * 5 + [logging.DEBUG] * 4
+    no_secret_in(caplog)
+
+
+@skip_without_server
+@pytest.mark.parametrize("what", ["password", "path"])
+def test_a_camera_that_refuses_the_user_or_the_path_is_not_retried(tmp_path, caplog, what):
+    srv = Server(free_port(), auth=True)
+    srv.start()
+    try:
+        url = srv.url.replace(SECRET, "wrong-" + SECRET) if what == "password" else srv.url.replace("/test", "/nothere")
+        began = time.monotonic()
+        with pytest.raises(InputError) as info:
+            RTSPSource(url, open_timeout=3, read_timeout=3, policy=ReconnectPolicy(attempts=None))  # forever: still not retried
+        assert time.monotonic() - began < 10
+        expected = {"password": "401 Unauthorized", "path": "404 Not Found"}[what]
+        assert "the camera refused the stream" in str(info.value) and expected in str(info.value)
+        assert ("user and password" if what == "password" else "stream path") in str(info.value)
+        assert not [r for r in caplog.records if "retrying" in r.getMessage()]
+        no_secret_in(caplog, info.value)
+    finally:
+        srv.kill()
+
+
 def test_nothing_listening_is_a_clear_error(caplog):
     url = f"rtsp://viewer:{SECRET}@127.0.0.1:{free_port()}/test"
     with pytest.raises(InputError, match="cannot connect") as info:
