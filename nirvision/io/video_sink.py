@@ -3,10 +3,14 @@
 Every frame keeps its source timestamp (variable frame rates stay variable), less the first
 frame's, so that the output starts at 0 as FFmpeg's do (a clip cut from 600 s into a stream
 starts at 0, not at 600 s); the source's audio packets are copied unchanged but for the same
-shift (audio from before the first frame is then left out). The video stream is created at
-the first frame, sized to it (rounded up to even, as yuv420p needs) with the source's pixel
-aspect ratio, and the header written at once: a container that cannot hold the source's audio
-(Opus or FLAC in .mov) is opened again without it, with one warning. A later frame of another size is scaled to the stream's
+shift (audio from before the first frame is then left out). Audio the container cannot hold
+(G.711 or ADPCM in .mp4, FLAC or Opus in .mov), and raw PCM in .mp4 / .mov, which most players
+do not play there, is encoded as AAC on the same timeline instead (``nirvision.io.audio``);
+where that fails too (no AAC encoder, audio that does not decode) the output is video only,
+with one warning. The video stream is created at the first frame, sized to it (rounded up to
+even, as yuv420p needs) with the source's pixel aspect ratio, and the header written at once;
+audio the header is refused with is dropped then (the container opened again without it).
+A later frame of another size is scaled to the stream's
 size, since one H.264 stream has one size. The container's tags (``nirvision.io.tags``) keep a
 recorded source's title, location and the like and its creation time, shifted to the output's
 first frame (a live source's: when that frame was read), and say that the colours are predicted.
@@ -32,6 +36,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .audio import AacTranscoder, undecodable, why_not_copied
 from .base import Frame, Sink, SourceInfo
 from .tags import output_tags, unkept
 
@@ -103,11 +108,10 @@ class VideoSink(Sink):
         self.container_options = crash_safe_options(self.path.suffix) if info.live else {}
         self.container = self._open_container()
         self.audio_out = None
+        self.audio_codec: str | None = None  # the output's audio: "copy" or "aac" (None: none)
+        self._transcoder: AacTranscoder | None = None
         if self.audio_in is not None:
-            try:
-                self.audio_out = self.container.add_stream_from_template(self.audio_in)
-            except (av.error.FFmpegError, ValueError) as exc:
-                log.warning("output %s: cannot copy the source's audio (%s); writing video only", self.path, exc)
+            self._add_audio()
         self.stream = None
         self.size: tuple[int, int] | None = None  # (h, w) of the encoded stream
         self._audio_backlog: list[Any] = []
@@ -115,8 +119,8 @@ class VideoSink(Sink):
         self._last_pts = None
         self._resized_from: set[tuple[int, int]] = set()
         self.frames = 0
-        self.audio_packets = 0
-        self.audio_skipped = 0
+        self.audio_packets = 0  # the source's audio packets written (copied, or decoded into the AAC)
+        self.audio_skipped = 0  # ... not written: refused by the muxer, or not decodable; AAC packets the muxer refused
         self.audio_before_video = 0  # packets left out: they start before the first frame (the output's 0)
         self.broken = False  # a write failed: close() removes the partial file
         self._closed = False
@@ -126,6 +130,35 @@ class VideoSink(Sink):
         """What encodes this output, for reports: codec, preset, quality and threads."""
         threads = self.options.get("threads")
         return f"libx264 {self.options['preset']} crf {self.options['crf']}" + (f", {threads} thread{'s' if threads != '1' else ''}" if threads else "")
+
+    def _add_audio(self) -> None:
+        """The source's audio stream: copied where the container holds it and players play it
+        there, else encoded as AAC (``nirvision.io.audio``); video only where neither works."""
+        why = why_not_copied(self.path.suffix, self.container.format.name, self.audio_in, self.container_options)
+        if why is None:
+            try:
+                self.audio_out = self.container.add_stream_from_template(self.audio_in)
+                self.audio_codec = "copy"
+                return
+            except (av.error.FFmpegError, ValueError) as exc:
+                why = f"cannot copy it ({exc})"
+        try:
+            self._transcoder = AacTranscoder(self.container, self.audio_in)
+        except (av.error.FFmpegError, ValueError, OSError) as exc:
+            self._say_once(logging.WARNING, "output %s: cannot copy the source's audio (%s) nor encode it as AAC (%s); writing video only",
+                           self.path, why, exc)
+            return
+        self.audio_out = self._transcoder.stream
+        self.audio_codec = "aac"
+        self._say_once(logging.INFO, "output %s: audio %s -> AAC %d Hz %s: %s", self.path, self._transcoder.description,
+                       self._transcoder.rate, self._transcoder.layout, why)
+
+    def _say_once(self, level: int, message: str, *args) -> None:
+        """Log once for the whole output (a --segment sink's pieces share ``said``)."""
+        said = (message, *args[1:])
+        if said not in self.said:
+            self.said.add(said)
+            log.log(level, message, *args)
 
     def _open_container(self):
         try:
@@ -160,21 +193,24 @@ class VideoSink(Sink):
                         self.path, w, h, self.size[1], self.size[0], " and ".join(x for x, odd in (("column", w % 2), ("row", h % 2)) if odd))
         self._add_video(*self.size)
         self.container.metadata.update(self.tags)
-        try:
-            self.container.start_encoding()
-            return
-        except (av.error.FFmpegError, OSError, ValueError) as exc:
-            if self.audio_out is None:
-                raise self._failed(exc, "writing the header") from None
-            refused = exc
-        # the header with the audio failed: try once more, video only (nothing was muxed yet)
+        # audio that will not decode: known from the packets demuxed before the first frame
+        undecoded = undecodable(self.audio_in, self._audio_backlog) if self._transcoder is not None else None
+        if undecoded is None:
+            try:
+                self.container.start_encoding()
+                return
+            except (av.error.FFmpegError, OSError, ValueError) as exc:
+                if self.audio_out is None:
+                    raise self._failed(exc, "writing the header") from None
+                refused = exc
+        # the header with the audio failed, or the audio does not decode: once more, video only (nothing was muxed yet)
         self._close_container()
         try:
             self.container = self._open_container()
         except InputError:
             self.broken = True
             raise
-        self.audio_out = None
+        self.audio_out = self._transcoder = self.audio_codec = None
         self._audio_backlog.clear()
         self._add_video(*self.size)
         self.container.metadata.update(self.tags)
@@ -183,8 +219,12 @@ class VideoSink(Sink):
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             raise self._failed(exc, "writing the header") from None
         codec = getattr(getattr(self.audio_in, "codec_context", None), "name", "?")
-        reason = getattr(refused, "strerror", None) or refused
-        log.warning("output %s: the container cannot hold the source's %s audio (%s); writing video only", self.path, codec, reason)
+        if undecoded is not None:
+            self._say_once(logging.WARNING, "output %s: cannot encode the source's %s audio as AAC: it does not decode (%s); writing video only",
+                           self.path, codec, undecoded)
+        else:
+            reason = getattr(refused, "strerror", None) or refused
+            self._say_once(logging.WARNING, "output %s: the container cannot hold the source's %s audio (%s); writing video only", self.path, codec, reason)
 
     def _close_container(self) -> None:
         try:
@@ -260,6 +300,11 @@ class VideoSink(Sink):
             shift = int(round(zero / tb)) if zero and tb else 0
             if shift and pts is not None and pts < shift:
                 self.audio_before_video += 1  # sound from before the first picture: the output starts with the picture
+                if self._transcoder is not None:
+                    self._transcoder.prime(packet)
+                continue
+            if self._transcoder is not None:
+                self._write_aac(packet, float(zero))
                 continue
             if shift:
                 packet.pts = None if pts is None else pts - shift
@@ -271,23 +316,52 @@ class VideoSink(Sink):
             except OSError as exc:  # the file itself (disk full): the same for every packet to come
                 raise self._failed(exc, "writing") from None
             except (av.error.FFmpegError, ValueError) as exc:  # this packet (a timestamp the muxer refuses)
-                self.audio_skipped += 1
-                if self.audio_skipped == 1:
-                    log.warning("output %s: an audio packet could not be written (%s); skipped", self.path, exc)
-                else:
-                    log.debug("output %s: audio packet %d not written (%s)", self.path, self.audio_skipped, exc)
+                self._audio_not_written(exc)
             finally:
                 packet.time_base, packet.pts, packet.dts = tb, pts, dts
+
+    def _audio_not_written(self, exc: BaseException, what: str = "written") -> None:
+        self.audio_skipped += 1
+        if self.audio_skipped == 1:
+            log.warning("output %s: an audio packet could not be %s (%s); skipped", self.path, what, exc)
+        else:
+            log.debug("output %s: audio packet %d not %s (%s)", self.path, self.audio_skipped, what, exc)
+
+    def _write_aac(self, packet, zero: float) -> None:
+        """Decode one source packet into the AAC stream (``zero``: the source's time of the output's 0)."""
+        try:
+            encoded = self._transcoder.encode(packet, zero)
+        except (av.error.FFmpegError, ValueError) as exc:  # this packet does not decode
+            self._audio_not_written(exc, "decoded")
+            return
+        self._mux_aac(encoded)
+        self.audio_packets += 1
+
+    def _mux_aac(self, packets: list[Any]) -> None:
+        for packet in packets:
+            try:
+                self.container.mux(packet)
+            except OSError as exc:
+                raise self._failed(exc, "writing") from None
+            except (av.error.FFmpegError, ValueError) as exc:
+                self._audio_not_written(exc)
 
     def close(self) -> None:
         if self._closed:
             return
         self._closed = True
-        if self.audio_before_video:
-            log.info("output %s: left out %d audio packets that start before the first frame", self.path, self.audio_before_video)
-        if self.audio_skipped > 1:
-            log.warning("output %s: %d audio packets could not be written and were skipped", self.path, self.audio_skipped)
         try:
+            if self.stream is not None and not self.broken and self._transcoder is not None:
+                try:  # the AAC frame in progress and the encoder's last packets
+                    self._mux_aac(self._transcoder.flush())
+                except (av.error.FFmpegError, ValueError) as exc:
+                    self._audio_not_written(exc, "encoded")
+            if self.audio_before_video:
+                log.info("output %s: left out %d audio packets that start before the first frame", self.path, self.audio_before_video)
+            if self._transcoder is not None and self.audio_skipped and not self.audio_packets:
+                log.warning("output %s: none of the source's %d audio packets decoded; the output has no sound", self.path, self.audio_skipped)
+            elif self.audio_skipped > 1:
+                log.warning("output %s: %d audio packets could not be written and were skipped", self.path, self.audio_skipped)
             if self.stream is not None and not self.broken:
                 for packet in self.stream.encode(None):
                     self._mux(packet)

@@ -204,17 +204,21 @@ def test_image_output_that_would_overwrite_a_source_image_is_refused(tmp_path):
     assert (folder / "photo.png").exists() and {p.name: p.read_bytes() for p in folder.glob("n*.png")} == before
 
 
-def test_audio_the_container_cannot_hold_is_left_out_with_one_warning(tmp_path, caplog):
+def test_audio_the_container_cannot_hold_is_encoded_as_aac(tmp_path, caplog):
+    import av
+
     make_clip(tmp_path / "in.mkv", [40 * i for i in range(8)], audio_packets=8, audio_codec="flac")
     assert read_video(tmp_path / "in.mkv")["audio"]
     src = open_source(str(tmp_path / "in.mkv"))
-    with caplog.at_level("WARNING"):
+    with caplog.at_level("INFO"):
         summary = run(src, open_sink(str(tmp_path / "out.mov"), src.info))
     out = read_video(tmp_path / "out.mov")
     assert summary["frames_out"] == 8 and out["times"] == pytest.approx([0.04 * i for i in range(8)], abs=1e-6)
-    assert out["audio"] == []
-    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert len(warnings) == 1 and "flac" in warnings[0] and "writing video only" in warnings[0]
+    with av.open(str(tmp_path / "out.mov")) as c:
+        assert c.streams.audio[0].codec_context.name == "aac"
+    assert out["audio"] and out["audio"][0][0] == pytest.approx(-1024 / 8000, abs=0.003)  # AAC's priming frame before 0
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+    assert any("flac" in r.getMessage() and "AAC" in r.getMessage() for r in caplog.records)
 
 
 def test_output_starts_at_zero_with_audio_in_step(tmp_path):
