@@ -2,17 +2,20 @@
 
 Each video is colorized into the output folder under its own name (``out/a.mp4``, ``out/b.mkv``;
 a folder's or glob's videos under their path below it, ``nvr/**/*.mp4`` -> ``out/day1/cam.mp4``;
-a type the video writer does not produce, such as ``.avi``, becomes ``.mp4``; two inputs of one name
-become ``x.mp4`` and ``x_2.mp4``), one after another through one
+a type the video writer does not produce, such as ``.avi``, becomes ``.mp4``, or ``x_avi.mp4`` beside
+an ``x.mp4``: a name does not depend on the other inputs; two files of one name from different
+folders become ``x.mp4`` and ``x_2.mp4``), one after another through one
 backend, built once: ONNX files, compiled models and sessions are reused by every file of a
 size. A video that cannot be opened or fails midway is reported and skipped and the others still
 run; the exit code is then 1 and the last lines name each failure and its reason. An output
 that would overwrite one of the inputs is refused before anything runs. Ctrl-C or SIGTERM
 finalizes the current output (it plays) and ends the batch; ``--stats-json`` writes every
 file's summary and the failures. With ``--skip-done`` a batch run again after an interruption
-goes on where it stopped: a video whose output already holds all its frames is not redone
-(the frames are counted in both files, without decoding), one whose output is short or
-unreadable (stopped midway, killed) is colorized again from its start.
+goes on where it stopped: a video whose output a run finished (recorded in the output folder's
+``.nirvision-done.json``, ``done_manifest``; for outputs without an entry: one that holds all its
+frames, counted in both files without decoding) is not redone, one whose output is short or
+unreadable (stopped midway, killed) or came from another source is colorized again from its start.
+A folder or glob that holds both videos and images is refused: which was meant cannot be told.
 """
 from __future__ import annotations
 
@@ -27,8 +30,9 @@ from ..io.file_source import VIDEO_INPUTS
 
 def _videos_in(spec: str) -> list[Path] | None:
     """The videos a folder or glob names (in natural order), or None when it names images or is
-    no folder or glob."""
-    from ..io.image_source import IMAGE_SUFFIXES, _natural_key, is_glob
+    no folder or glob. InputError for one that holds both (``mixed_media``): a stray snapshot
+    beside a night's videos must not turn the batch into a one-picture job."""
+    from ..io.image_source import IMAGE_SUFFIXES, _natural_key, is_glob, mixed_media
 
     path = Path(spec)
     if path.is_dir():
@@ -37,9 +41,12 @@ def _videos_in(spec: str) -> list[Path] | None:
         files = [Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file()]  # ** spans subfolders
     else:
         return None
-    if any(p.suffix.lower() in IMAGE_SUFFIXES for p in files):
-        return None  # images: one source, as before
+    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     videos = sorted((p for p in files if p.suffix.lower() in VIDEO_INPUTS), key=_natural_key)
+    if images and videos:
+        raise mixed_media(spec, videos, images)
+    if images:
+        return None  # images: one source, as before
     return videos or None
 
 
@@ -145,8 +152,16 @@ def outside_output(inputs: list[Path], output: str, sources: list[str]) -> tuple
 
 def batch_outputs(inputs: list[Path], outputs: list[str], names: list[str] | None = None) -> list[Path]:
     """Each input's output file in the one output folder, under ``names`` (``batch_names``;
-    default: the inputs' file names); two of one name (``x.avi``, ``x.mp4``) -> ``x.mp4``,
-    ``x_2.mp4``. InputError for anything else, or for an output that would overwrite an input."""
+    default: the inputs' file names). InputError for anything else, or for an output that would
+    overwrite an input.
+
+    A name depends on its input, not on which others a run finds (``--skip-done`` finds an
+    output where the run before wrote it, as an export grows): a type the writer produces keeps
+    its name (``cam.mp4``, ``cam.mkv``); another (``cam.avi``, ``cam.ts``) becomes ``cam.mp4``
+    unless an input of another type claims that name, and then keeps its type in it
+    (``cam_avi.mp4``), as image outputs do (``f1_png.png``). Only inputs of one name from
+    different folders (given by name) take turns, in the order given: ``x.mp4``, ``x_2.mp4``;
+    the names taken as they are go first, so a real ``x_2.mp4`` keeps its own."""
     from ..io.redact import redact_url
     from ..io.video_sink import VIDEO_SUFFIXES
 
@@ -155,16 +170,40 @@ def batch_outputs(inputs: list[Path], outputs: list[str], names: list[str] | Non
                          "(-o FOLDER), where each is written under its own name")
     folder = Path(outputs[0])
     sources = {p.resolve() for p in inputs}
-    used: set[str] = set()
-    paths = []
+    stems, types = [], []
     for src, rel in zip(inputs, names or [p.name for p in inputs]):
-        suffix = src.suffix.lower() if src.suffix.lower() in VIDEO_SUFFIXES else ".mp4"
         sub = str(Path(rel).parent).replace("\\", "/")
-        stem = src.stem if sub == "." else f"{sub}/{src.stem}"
-        name, n = stem + suffix, 2
-        while name.lower() in used:  # names that differ in case only would meet on some file systems
-            name, n = f"{stem}_{n}{suffix}", n + 1
-        used.add(name.lower())
+        stems.append(src.stem if sub == "." else f"{sub}/{src.stem}")
+        types.append(src.suffix.lower())
+    # who claims STEM.mp4: names compared in lower case, as some file systems compare them
+    claims: dict[str, set[str]] = {}
+    for stem, kind in zip(stems, types):
+        if kind not in VIDEO_SUFFIXES or kind == ".mp4":
+            claims.setdefault(stem.lower() + ".mp4", set()).add(kind)
+    wanted = []
+    for stem, kind in zip(stems, types):
+        if kind in VIDEO_SUFFIXES:
+            wanted.append((stem, kind))
+        elif claims[stem.lower() + ".mp4"] - {kind}:  # another type wants STEM.mp4 too
+            wanted.append((f"{stem}_{kind.lstrip('.') or 'video'}", ".mp4"))
+        else:
+            wanted.append((stem, ".mp4"))
+    chosen: list[str | None] = [None] * len(inputs)
+    used: set[str] = set()
+    for i, (stem, suffix) in enumerate(wanted):  # first every name as it is wanted
+        if (stem + suffix).lower() not in used:
+            chosen[i] = stem + suffix
+            used.add(chosen[i].lower())
+    for i, (stem, suffix) in enumerate(wanted):  # then the second of a name: x_2.mp4, in the order given
+        n = 2
+        while chosen[i] is None:
+            name = f"{stem}_{n}{suffix}"
+            if name.lower() not in used:
+                chosen[i] = name
+                used.add(name.lower())
+            n += 1
+    paths = []
+    for name in chosen:
         out = folder / name
         if out.resolve() in sources:
             raise InputError(f"output {out}: would overwrite the source {out}; expected another output folder")
@@ -174,11 +213,20 @@ def batch_outputs(inputs: list[Path], outputs: list[str], names: list[str] | Non
 
 def already_done(src: Path, out: Path, max_frames: int | None, start: float | None = None, end: float | None = None) -> tuple[bool, str]:
     """Whether ``out`` already holds every frame that colorizing ``src`` writes (all of them, or
-    those from ``start`` to before ``end``, at most ``max_frames``), and what was found, for the report."""
+    those from ``start`` to before ``end``, at most ``max_frames``), and what was found, for the report.
+
+    The output folder's record of finished runs (``done_manifest``) decides where it has an entry
+    for ``out`` that still matches the file: done when it was finished from this source, unchanged
+    since, for this range; not done when it came from another source. Without one (outputs of
+    earlier versions, a manifest lost) the frames are counted in both files, without decoding."""
     from ..io.file_source import video_packets
+    from .done_manifest import verdict
 
     if not out.is_file():
         return False, "no output yet"
+    said = verdict(src, out, max_frames, start, end)
+    if said is not None:
+        return said
     have = video_packets(out)
     if have is None:
         return False, f"{out} cannot be read to its end (stopped before it was finalized)"
@@ -207,6 +255,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     from ..io.sheet_sink import ContactSheetSink, sheet_paths
     from .colorize import (announce_backend, catch_signals, check_stats_path, describe, encoder_threads, error_text, record_failure,
                            run_engine, write_stats)
+    from .done_manifest import forget, record, source_state
 
     try:
         check_stats_path(args, inputs)  # before anything is recorded there
@@ -253,9 +302,11 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                         print(f"nirvision colorize: [{i}/{n}] {src}: colorizing again ({found})", file=sys.stderr, flush=True)
                 print(f"nirvision colorize: [{i}/{n}] {src} -> {out}", file=sys.stderr, flush=True)
                 source, sinks = None, []
+                before = source_state(src)
                 try:
                     source = open_source(str(src), **options)
                     prepare_backend(backend, source.info)
+                    forget(out)  # rewritten now: until this run ends normally, no entry vouches for it
                     sinks.append(open_sink(str(out), source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
                                            audio=not args.no_audio, threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
                     if args.preview:
@@ -290,6 +341,8 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                 print(f"nirvision colorize: [{i}/{n}] {describe(summary)}", file=sys.stderr)
                 if summary["frames_out"]:
                     done.append(summary)
+                if not code:  # ended normally (the end of its input): --skip-done trusts it on a rerun
+                    record(out, src, summary, args.start_s, args.end_s, args.max_frames, before)
                 if code or summary.get("stopped_by") == "preview closed":  # a signal, or the preview window closed: the batch ends here
                     break
             if between and not code:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io.specs import parse_positive, parse_time
+from . import done_manifest
 
 BAR = 24
 
@@ -97,8 +98,9 @@ def add_parser(sub) -> None:
     g.add_argument("--duration", metavar="TIME", help="video files: colorize TIME from --start (instead of --end)")
     g.add_argument("--live", action="store_true", help="pace a synthetic source in real time and treat it as live")
     g.add_argument("--skip-done", action="store_true",
-                   help="a batch of videos run again: leave out the videos whose output already holds all their frames (an "
-                   "interrupted batch goes on where it stopped; a short or unreadable output is redone)")
+                   help="a batch of videos (or one video) run again: leave out the videos whose output a run finished from them, "
+                   "as the output folder's .nirvision-done.json records, or that holds all their frames (an interrupted batch goes "
+                   "on where it stopped; a short, unreadable or other source's output is redone)")
     g = p.add_argument_group("engine")
     g.add_argument("--queue-size", type=int, metavar="N", help="frames per engine queue (default: 4 for files, 2 for live sources: less latency)")
     g.add_argument("--stats-json", metavar="F", help="write the run's summary as JSON to F (- for stdout)")
@@ -486,6 +488,7 @@ def _run(args, handed_over: list) -> int:
     if args.start_s is not None or args.end_s is not None:
         options.update(start=args.start_s, end=args.end_s)
     sinks, source = [], None
+    recorded = _recorded_output(args)  # a recorded video into one video file: --skip-done's record of it
     try:
         opening = threading.Event()  # Ctrl-C / SIGTERM while a camera is being reached (PyAV swallows the first)
         with catch_signals(lambda _name: opening.set()) as seen:
@@ -498,6 +501,9 @@ def _run(args, handed_over: list) -> int:
                     raise SystemExit(128 + int(seen[0])) from None
                 raise
         check_not_source(args.output, args.source)
+        if recorded is not None:
+            recorded["before"] = done_manifest.source_state(recorded["source"])
+            done_manifest.forget(recorded["output"])  # rewritten now: until this run ends normally, no entry vouches for it
         from ..runtime.engine import prepare_backend
 
         prepare_backend(backend, source.info)
@@ -518,5 +524,22 @@ def _run(args, handed_over: list) -> int:
     announce_backend(args, backend)
     handed_over.append("engine")
     summary, code = run_engine(source, sinks, backend, args, progress=not args.no_progress)
+    if recorded is not None and code == 0 and source.info.kind == "file":
+        done_manifest.record(recorded["output"], recorded["source"], summary, args.start_s, args.end_s, args.max_frames, recorded["before"])
     print(f"nirvision colorize: {describe(summary)}", file=sys.stderr)
     return code
+
+
+def _recorded_output(args) -> dict | None:
+    """For a video file colorized into one video file (no pieces): the paths its record in the
+    output folder's ``.nirvision-done.json`` needs, else None."""
+    from ..io.image_source import IMAGE_SUFFIXES
+    from ..io.video_sink import VIDEO_SUFFIXES
+
+    src = Path(str(args.source))
+    if "://" in str(args.source) or not src.is_file() or src.suffix.lower() in IMAGE_SUFFIXES or args.segment_s:
+        return None
+    outputs = [o for o in args.output if "://" not in str(o)]
+    if len(outputs) != 1 or len(args.output) != 1 or Path(outputs[0]).suffix.lower() not in VIDEO_SUFFIXES:
+        return None
+    return {"source": src, "output": Path(outputs[0]), "before": None}

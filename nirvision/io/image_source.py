@@ -56,13 +56,42 @@ def list_images(spec: str) -> list[Path]:
     images = sorted((p for p in paths if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
     from .file_source import VIDEO_INPUTS
 
-    videos = sum(1 for p in paths if p.is_file() and p.suffix.lower() in VIDEO_INPUTS)
+    videos = [p for p in paths if p.is_file() and p.suffix.lower() in VIDEO_INPUTS]
     if images and videos:
-        log.warning("%s: holds %d video file(s) beside the images; only the images are read (give the videos as sources of their own)", what, videos)
+        raise mixed_media(spec, videos, images)
     if not images:
         raise InputError(f"{what}: holds no images; expected files ending in {', '.join(sorted(IMAGE_SUFFIXES))} "
                          "(or video files: nirvision colorize takes a folder or glob of videos as a batch)")
     return images
+
+
+def mixed_media(spec: str, videos: list[Path], images: list[Path]) -> InputError:
+    """The error for a folder or glob that holds videos and images both (an NVR export with its
+    snapshots): which of them was meant cannot be told, and reading either kind alone would
+    leave the other out with exit status 0 (the images alone: a night's videos not done), so it
+    is refused before anything runs, naming the globs that pick one kind."""
+    what = f"glob {spec!r}" if is_glob(spec) and not Path(spec).is_dir() else f"folder {spec}"
+
+    def kinds(paths: list[Path]) -> list[str]:  # their suffixes as written (globs match case), most files first
+        counts: dict[str, int] = {}
+        for p in paths:
+            counts[p.suffix] = counts.get(p.suffix, 0) + 1
+        return sorted(counts, key=lambda s: (-counts[s], s))
+
+    def pick(suffix: str) -> str:
+        if is_glob(spec) and not Path(spec).is_dir():
+            base = spec if Path(spec).name.endswith("*") else str(Path(spec).parent / "*")  # nvr/**/* -> nvr/**/*.mp4
+        else:
+            base = str(Path(spec) / "*")
+        return f'"{base}{suffix}"'
+
+    def count(n: int, one: str, many: str) -> str:
+        return f"{n} {one if n == 1 else many}"
+
+    v, i = kinds(videos), kinds(images)
+    return InputError(f"{what}: holds {count(len(videos), 'video file', 'video files')} ({', '.join(v)}) and "
+                      f"{count(len(images), 'image', 'images')} ({', '.join(i)}); expected one kind: give {' '.join(map(pick, v))} "
+                      f"for the videos (a batch), or {' or '.join(map(pick, i))} for the images")
 
 
 def relative_names(paths: list[Path]) -> list[str]:

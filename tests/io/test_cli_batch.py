@@ -7,8 +7,14 @@ import pytest
 
 from nirvision.cli import main
 from nirvision.cli.batch import batch_inputs, batch_outputs, glob_root
+from nirvision.cli.done_manifest import MANIFEST
 from nirvision.errors import InputError
 from tests.io.media import make_clip, progress_past, read_video, start_cli, wait_for
+
+
+def listed(folder: Path) -> list[Path]:
+    """The files a batch wrote in ``folder`` (at any depth), less the record of finished runs."""
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST)
 
 
 def colorize(capsys, *args):
@@ -33,7 +39,7 @@ def test_folder_of_videos_each_under_its_own_name_and_a_broken_one_skipped(tmp_p
     code, _, err = colorize(capsys, src, "-o", tmp_path / "out", "--model", tiny_model, "--stats-json", tmp_path / "s.json")
     assert code == 1, err  # one input failed; the others were written
     assert len(built) == 1  # one backend for the whole batch
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cam1.mp4", "cam2.mkv"]
+    assert [p.name for p in listed(tmp_path / "out")] == ["cam1.mp4", "cam2.mkv"]
     one, two = read_video(tmp_path / "out" / "cam1.mp4"), read_video(tmp_path / "out" / "cam2.mkv")
     assert one["times"] == pytest.approx([0, 0.04, 0.08, 0.12], abs=1e-6) and one["sizes"] == [(48, 64)] * 4
     assert two["times"] == pytest.approx([0.1 * i for i in range(6)], abs=1e-6)
@@ -52,7 +58,7 @@ def test_several_sources_and_globs_make_one_batch_with_names_kept_apart(tmp_path
     make_clip(tmp_path / "y.mov", [0, 40, 80])
     code, _, err = colorize(capsys, str(tmp_path / "*" / "x.mp4"), tmp_path / "y.mov", "-o", tmp_path / "out", "--model", tiny_model)
     assert code == 0, err
-    written = {p.relative_to(tmp_path / "out").as_posix(): len(read_video(p)["times"]) for p in (tmp_path / "out").rglob("*.*")}
+    written = {p.relative_to(tmp_path / "out").as_posix(): len(read_video(p)["times"]) for p in listed(tmp_path / "out")}
     assert written == {"a/x.mp4": 2, "b/x.mp4": 2, "y.mov": 3}  # each under its folder below the one they share
     assert "3 of 3 videos colorized (7 frames)" in err
     # ** reaches into subfolders at any depth (an NVR's export: a folder a day)
@@ -85,8 +91,16 @@ def test_what_a_batch_refuses_before_anything_runs(tmp_path, tiny_model, capsys)
 
 def test_batch_inputs_and_outputs():
     assert batch_inputs(["night.mp4"]) is None and batch_inputs(["synthetic:64x48"]) is None  # one source as before
-    names = batch_outputs([Path("/v/a.avi"), Path("/v/a.mp4"), Path("/v/a.mkv"), Path("/v/b.ts"), Path("/v/B.mp4")], ["/out"])
-    assert [str(p) for p in names] == ["/out/a.mp4", "/out/a_2.mp4", "/out/a.mkv", "/out/b.mp4", "/out/B_2.mp4"]  # H.264 cannot go in .avi / .ts
+    names = batch_outputs([Path("/v/a.avi"), Path("/v/a.mp4"), Path("/v/a.mkv"), Path("/v/b.ts"), Path("/v/B.mp4"), Path("/v/c.ts")], ["/out"])
+    # H.264 cannot go in .avi / .ts: .mp4, keeping the type where another input has that name (case aside)
+    assert [str(p) for p in names] == ["/out/a_avi.mp4", "/out/a.mp4", "/out/a.mkv", "/out/b_ts.mp4", "/out/B.mp4", "/out/c.mp4"]
+    # a name does not depend on the inputs found with it: cam.mp4 is cam.mp4 with or without cam.avi beside it
+    assert batch_outputs([Path("/v/cam.mp4")], ["/out"]) == [Path("/out/cam.mp4")]
+    assert batch_outputs([Path("/v/cam.avi"), Path("/v/cam.mp4")], ["/out"]) == [Path("/out/cam_avi.mp4"), Path("/out/cam.mp4")]
+    assert batch_outputs([Path("/v/cam.avi"), Path("/v/cam.ts")], ["/out"]) == [Path("/out/cam_avi.mp4"), Path("/out/cam_ts.mp4")]
+    # files of one name from different folders, given by name: in the order given; a real x_2.mp4 keeps its name
+    same = batch_outputs([Path("/a/x.mp4"), Path("/b/x.mp4"), Path("/c/x_2.mp4"), Path("/a/y.avi"), Path("/b/y.avi")], ["/out"])
+    assert [p.name for p in same] == ["x.mp4", "x_3.mp4", "x_2.mp4", "y.mp4", "y_2.mp4"]
     days = batch_outputs([Path("/nvr/d1/cam.mp4"), Path("/nvr/d2/cam.mp4"), Path("/nvr/all.mp4")], ["/out"], ["d1/cam.mp4", "d2/cam.mp4", "all.mp4"])
     assert [str(p) for p in days] == ["/out/d1/cam.mp4", "/out/d2/cam.mp4", "/out/all.mp4"]
     assert glob_root("nvr/**/*.mp4") == Path("nvr") and glob_root("*/x.mp4") == Path(".") and glob_root("/a/b/c*.mp4") == Path("/a/b")
@@ -113,19 +127,38 @@ def test_signal_mid_batch_finalizes_the_current_video_and_ends_the_batch(tmp_pat
     assert not (tmp_path / "out" / "second.mp4").exists()
 
 
-def test_a_folder_of_images_with_videos_beside_them_reads_the_images_and_says_so(tmp_path, caplog):
+def test_a_folder_or_glob_of_videos_and_images_is_refused_before_anything_runs(tmp_path, tiny_model, capsys):
     import cv2
     import numpy as np
 
     from nirvision.io import open_source
 
-    for i in range(2):
-        cv2.imwrite(str(tmp_path / f"{i}.png"), np.full((16, 16), 50 * i, np.uint8))
-    make_clip(tmp_path / "clip.mp4", [0, 40])
-    assert batch_inputs([str(tmp_path)]) is None  # images: one source, as before
-    source = open_source(str(tmp_path))
-    assert source.info.frames == 2
-    assert "holds 1 video file(s) beside the images; only the images are read" in caplog.text
+    nvr = tmp_path / "nvr"
+    (nvr / "day1").mkdir(parents=True)
+    make_clip(nvr / "cam1.mp4", [0, 40])
+    make_clip(nvr / "cam2.mkv", [0, 40])
+    make_clip(nvr / "cam3.mp4", [0, 40])
+    cv2.imwrite(str(nvr / "snapshot.jpg"), np.full((48, 64), 90, np.uint8))  # an NVR export's snapshot beside its videos
+    code, _, err = colorize(capsys, nvr, "-o", tmp_path / "out", "--model", tiny_model, "--stats-json", tmp_path / "s.json")
+    assert code == 2, err
+    assert (f"folder {nvr}: holds 3 video files (.mp4, .mkv) and 1 image (.jpg); expected one kind: "
+            f'give "{nvr}/*.mp4" "{nvr}/*.mkv" for the videos (a batch), or "{nvr}/*.jpg" for the images') in err
+    assert not (tmp_path / "out").exists() and json.loads((tmp_path / "s.json").read_text())["stopped_by"] == "error"
+    # a recursive glob, also beside other sources; the same through the library
+    make_clip(nvr / "day1" / "cam.mp4", [0, 40])
+    cv2.imwrite(str(nvr / "day1" / "a.png"), np.zeros((48, 64), np.uint8))
+    cv2.imwrite(str(nvr / "day1" / "b.png"), np.zeros((48, 64), np.uint8))
+    make_clip(tmp_path / "other.mp4", [0, 40])
+    code, _, err = colorize(capsys, tmp_path / "other.mp4", str(nvr / "**" / "*"), "-o", tmp_path / "out", "--model", tiny_model)
+    assert code == 2 and f"glob '{nvr}/**/*': holds 4 video files (.mp4, .mkv) and 3 images (.png, .jpg)" in err, err
+    assert f'give "{nvr}/**/*.mp4" "{nvr}/**/*.mkv" for the videos (a batch), or "{nvr}/**/*.png" or "{nvr}/**/*.jpg" for the images' in err
+    with pytest.raises(InputError, match="holds 1 video file .* and 2 images"):
+        open_source(str(nvr / "day1"))
+    assert not (tmp_path / "out").exists()
+    # the globs it names pick one kind: the videos as a batch, the images as one source
+    code, _, err = colorize(capsys, str(nvr / "*.mp4"), str(nvr / "*.mkv"), "-o", tmp_path / "out", "--model", tiny_model)
+    assert code == 0 and [p.name for p in listed(tmp_path / "out")] == ["cam1.mp4", "cam2.mkv", "cam3.mp4"], err
+    assert batch_inputs([str(nvr / "day1" / "*.png")]) is None and open_source(str(nvr / "day1" / "*.png")).info.frames == 2
 
 
 def test_lists_refuse_images_and_empty_globs_and_take_each_video_once(tmp_path, tiny_model, capsys):
@@ -169,7 +202,7 @@ def test_a_signal_while_the_next_video_opens_ends_the_batch_cleanly(tmp_path, ti
     monkeypatch.setattr(io, "open_source", slow_open)
     code, _, err = colorize(capsys, tmp_path, "-o", tmp_path / "out", "--model", tiny_model, "--stats-json", tmp_path / "s.json")
     assert code == 128 + signal.SIGTERM, err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4"] and len(read_video(tmp_path / "out" / "a.mp4")["times"]) == 3
+    assert [p.name for p in listed(tmp_path / "out")] == ["a.mp4"] and len(read_video(tmp_path / "out" / "a.mp4")["times"]) == 3
     stats = json.loads((tmp_path / "s.json").read_text())
     assert [f["frames_out"] for f in stats["files"]] == [3] and stats["failed"] == []
     assert "1 of 3 videos colorized (3 frames) (stopped)" in err and "[3/3]" not in err
@@ -189,19 +222,21 @@ def test_skip_done_goes_on_where_an_interrupted_batch_stopped(tmp_path, tiny_mod
 
     code, _, err = colorize(capsys, src, "-o", out, "--model", tiny_model, "--skip-done", "--stats-json", tmp_path / "s.json")
     assert code == 0, err
-    assert f"[1/4] {src / 'a.mp4'}: done before ({out / 'a.mp4'} holds all 5 frames), skipped" in err
-    assert f"[2/4] {src / 'b.mp4'}: colorizing again ({out / 'b.mp4'} holds 2 of 5 frames)" in err
+    assert f"[1/4] {src / 'a.mp4'}: done before ({out / 'a.mp4'} was finished from it: 5 frames), skipped" in err  # a run of one video records it too
+    assert f"[2/4] {src / 'b.mp4'}: colorizing again ({out / 'b.mp4'} holds another range (--max-frames 2))" in err
     assert f"[3/4] {src / 'c.mp4'}: colorizing again ({out / 'c.mp4'} cannot be read to its end" in err
     assert "3 of 4 videos colorized (15 frames); 1 done before, skipped" in err
     assert (out / "a.mp4").read_bytes() == finished  # not touched
-    assert {p.name: len(read_video(p)["times"]) for p in out.iterdir()} == {"a.mp4": 5, "b.mp4": 5, "c.mp4": 6, "d.mp4": 4}
+    assert {p.name: len(read_video(p)["times"]) for p in listed(out)} == {"a.mp4": 5, "b.mp4": 5, "c.mp4": 6, "d.mp4": 4}
     stats = json.loads((tmp_path / "s.json").read_text())
     assert [f["frames_out"] for f in stats["files"]] == [5, 6, 4] and [s["source"] for s in stats["skipped"]] == [str(src / "a.mp4")]
 
     code, _, err = colorize(capsys, src, "-o", out, "--model", tiny_model, "--skip-done")  # all done now
     assert code == 0 and "0 of 4 videos colorized (0 frames); 4 done before, skipped" in err, err
     code, _, err = colorize(capsys, src, "-o", out, "--model", tiny_model, "--skip-done", "--max-frames", "3")
-    assert code == 0 and "4 done before" in err and "[4/4] " + str(src / "d.mp4") + ": done before (" + str(out / "d.mp4") + " holds all 3 frames)" in err, err
+    assert code == 0 and "4 done before" in err, err
+    assert f"[1/4] {src / 'a.mp4'}: done before ({out / 'a.mp4'} was finished from it: 5 frames)" in err  # the whole video holds the first 3
+    assert f"[4/4] {src / 'd.mp4'}: done before ({out / 'd.mp4'} was finished from it: 4 frames)" in err  # the whole video holds the first 3
 
 
 def test_skip_done_with_one_video_and_where_it_cannot_apply(tmp_path, tiny_model, capsys):

@@ -29,7 +29,7 @@ def test_a_sheet_of_frames_spread_over_each_video_of_a_batch(tmp_path, tiny_mode
     code = main(["colorize", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(tiny_model), "--threads", "1",
                  "--no-progress", "--contact-sheet"])
     assert code == 0, capsys.readouterr().err
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.mp4", "a_sheet.png", "b.mp4", "b_sheet.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".nirvision-done.json", "a.mp4", "a_sheet.png", "b.mp4", "b_sheet.png"]
     picked = [0, 10, 20, 29, 39, 49]  # six frames from the first to the last
     assert nir_rows(tmp_path / "out" / "a_sheet.png", 48, 64, 6) == pytest.approx([8 * (i % 30) for i in picked], abs=4)
     assert nir_rows(tmp_path / "out" / "b_sheet.png", 48, 64, 4) == pytest.approx([0, 8, 16, 24], abs=4)
