@@ -8,7 +8,8 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["nirvision", "nirvision.*"]) + ["nirvision.configs"],
+    # calibrate/ too: the int8 models the engine asks for are made with `python -m calibrate` from anywhere
+    packages=find_packages(include=["nirvision", "nirvision.*", "calibrate"]) + ["nirvision.configs"],
     package_dir={"nirvision.configs": "configs"},
     package_data={"nirvision.configs": ["*/*.yaml"], "nirvision": ["weights/*.pt", "weights/*.md"]},
     install_requires=[

@@ -43,6 +43,8 @@ from .tags import output_tags, unkept
 log = logging.getLogger(__name__)
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".mov", ".m4v"}
+# FFmpeg's codes (AVColorSpace, AVColorRange, AVColorPrimaries, AVColorTransferCharacteristic)
+COLORSPACE_BT601, RANGE_LIMITED, PRIMARIES_BT709, TRC_BT709 = 6, 1, 1, 1
 # x264's presets, fastest first. Where inference runs on the CPU the encoder takes cores from it:
 # lite at 640x480 on 2 cores (session 8, the engine with ONNX Runtime x2) ran 24.0-24.5 FPS with
 # veryfast, 25.0-25.5 with superfast and 28.0-28.6 with ultrafast, files 1.2x and 1.8x larger.
@@ -178,6 +180,10 @@ class VideoSink(Sink):
         stream.pix_fmt = "yuv420p"
         if self.info.sample_aspect_ratio:  # non-square pixels (a side-by-side image has the same ones)
             stream.codec_context.sample_aspect_ratio = self.info.sample_aspect_ratio
+        # say how the pictures were made (BT.601 matrix, limited range: ``write``'s I420; sRGB / BT.709
+        # primaries and transfer): untagged, players take HD sizes for BT.709 and shift the colours
+        cc = stream.codec_context
+        cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc = COLORSPACE_BT601, RANGE_LIMITED, PRIMARIES_BT709, TRC_BT709
         stream.time_base = self.time_base
         stream.codec_context.time_base = self.time_base
         self.stream = stream
@@ -376,7 +382,16 @@ class VideoSink(Sink):
                 log.info("output %s: removing the partial file after the failed write", self.path)
                 self.path.unlink(missing_ok=True)
             else:
-                self.container.close()
+                try:  # a muxer that holds data until the end (MKV's last clusters, MP4's index) writes it now
+                    self.container.close()
+                except (av.error.FFmpegError, OSError) as exc:
+                    error = self._failed(exc, "finishing")
+                    if self.container_options and self.frames:
+                        log.warning("output %s: kept the recording up to the failed write (%d frames written)", self.path, self.frames)
+                    else:
+                        log.info("output %s: removing the partial file after the failed write", self.path)
+                        self.path.unlink(missing_ok=True)
+                    raise error from None
                 if self.frames == 0:
                     log.warning("output %s: no frames were written; removing the empty file", self.path)
                     self.path.unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from ..io.base import Frame, Sink, Source
 from ..io.compose import side_by_side
 from .backends.base import Backend
@@ -232,7 +233,8 @@ class Engine:
             try:
                 sink.close()
             except BaseException as exc:  # noqa: BLE001 - keep closing the others
-                log.error("engine: closing %s failed: %s", sink.description, exc)
+                # an output that cannot be written is the run's error, said once by whoever reports it
+                (log.debug if isinstance(exc, InputError) else log.error)("engine: closing %s failed: %s", sink.description, exc)
                 self._errors.append(exc)
         self.stats.end = time.perf_counter()
 

@@ -362,3 +362,14 @@ def test_the_closing_line_of_a_slow_run_gives_seconds_a_frame():
     assert describe({**base, "frames_out": 2, "fps": 0.023}).startswith("2 frames in 87.0 s (43.5 s a frame) -> o.mp4")
     assert describe({**base, "frames_out": 200, "fps": 2.3}).startswith("200 frames in 87.0 s (2.3 fps)")
     assert describe({**base, "frames_out": 0, "fps": 0.0}).startswith("0 frames in 87.0 s (0.0 fps)")
+
+
+def test_write_failing_as_an_mkv_is_finished_is_a_clear_error_and_leaves_no_partial_file(tmp_path, tiny_model):
+    # MKV holds a short clip's one cluster until the end: the write fails in the finishing
+    r = run_cli(["colorize", "synthetic:320x240@25:20", "-o", "out.mkv", "--model", str(tiny_model), "--threads", "1", "--crf", "0",
+                 "--no-progress"], cwd=tmp_path, preexec_fn=_file_size_limit)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("nirvision colorize: error: output out.mkv: finishing failed (File too large); "
+                                                 "expected a writable path with free space")
+    assert "Traceback" not in r.stderr and "ERROR" not in r.stderr
+    assert not (tmp_path / "out.mkv").exists()

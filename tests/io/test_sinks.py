@@ -320,3 +320,23 @@ def test_tags_that_an_output_cannot_hold_are_named_and_odd_ones_left_out(tmp_pat
         assert not any(k.lower() == "timecode" for k in out)
     with av.open(str(tmp_path / "o.mov")) as c:
         assert [s.type for s in c.streams] == ["video"]  # no timecode track
+
+
+def test_outputs_say_how_their_colours_are_coded(tmp_path):
+    """Frames go to YUV by BT.601 in limited range: the stream says so, and a reader that
+    follows the tags (as players do, HD sizes included) gets the colours back."""
+    from nirvision.io.base import Frame
+
+    src = open_source("synthetic:1280x720@25:3")
+    colour = np.zeros((720, 1280, 3), np.uint8)
+    colour[..., 0], colour[..., 1], colour[..., 2] = 200, 120, 40
+    sink = open_sink(str(tmp_path / "out.mp4"), src.info)
+    for i in range(3):
+        sink.write(Frame(np.zeros((720, 1280), np.uint8), index=i, pts=i, time_base=src.info.time_base), colour)
+    sink.close()
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        cc = c.streams.video[0].codec_context
+        assert (cc.colorspace, cc.color_range, cc.color_primaries, cc.color_trc) == (6, 1, 1, 1)  # smpte170m, tv, bt709, bt709
+        frame = next(c.decode(video=0))
+        assert frame.colorspace == 6
+        assert np.abs(frame.to_ndarray(format="rgb24").astype(int) - colour).max() <= 3
