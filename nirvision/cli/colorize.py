@@ -490,6 +490,8 @@ def _run(args, handed_over: list) -> int:
     sinks, source = [], None
     recorded = _recorded_output(args)  # a recorded video into one video file: --skip-done's record of it
     try:
+        early = _early_views(args)  # a live source's browser view answers while the camera is reached
+        sinks.extend(early)
         opening = threading.Event()  # Ctrl-C / SIGTERM while a camera is being reached (PyAV swallows the first)
         with catch_signals(lambda _name: opening.set()) as seen:
             try:
@@ -507,13 +509,15 @@ def _run(args, handed_over: list) -> int:
         from ..runtime.engine import prepare_backend
 
         prepare_backend(backend, source.info)
-        for spec in opening_order(args.output):
+        for view in early:
+            view.attach(source.info.description, source.info.sample_aspect_ratio)
+        for spec in opening_order([o for o in args.output if o not in {v.spec for v in early}]):
             sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio,
                                    threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))
         sinks.extend(contact_sheets(args, args.output, source.info))
-        say_where_to_watch(sinks)
+        say_where_to_watch([s for s in sinks if s not in early])
     except BaseException:
         for sink in sinks:
             sink.close()
@@ -528,6 +532,32 @@ def _run(args, handed_over: list) -> int:
         done_manifest.record(recorded["output"], recorded["source"], summary, args.start_s, args.end_s, args.max_frames, recorded["before"])
     print(f"nirvision colorize: {describe(summary)}", file=sys.stderr)
     return code
+
+
+def _early_views(args) -> list:
+    """``-o http://...`` of a live source (RTSP, a camera), opened before the source: a camera
+    that is down when the run starts (a machine that boots before its cameras) keeps the view and
+    ``/health`` answering (503, "connecting to ...") instead of refusing connections."""
+    from ..io.http_sink import HttpViewSink
+    from ..io.redact import redact_url
+    from ..io.specs import source_kind
+
+    if source_kind(str(args.source)) not in ("rtsp", "camera"):
+        return []
+    name = redact_url(str(args.source))
+    views = []
+    try:
+        for spec in args.output:
+            if str(spec).lower().startswith(("http:", "https:")):
+                view = HttpViewSink(spec, side_by_side=args.side_by_side, title=name)
+                view.spec, view.waiting = spec, f"connecting to {name}"
+                views.append(view)
+    except BaseException:
+        for view in views:
+            view.close()
+        raise
+    say_where_to_watch(views)
+    return views
 
 
 def _recorded_output(args) -> dict | None:

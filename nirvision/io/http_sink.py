@@ -50,7 +50,7 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>nirvision: {ti
 </head><body><img src="/stream.mjpg" alt="colorized video"><p>{title}: <span id="s">...</span></p>
 <script>
 async function poll(){{try{{const s=await (await fetch("/status.json",{{cache:"no-store"}})).json();
-document.getElementById("s").textContent=`${{s.fps}} fps, ${{s.frames_out}} frames, ${{s.dropped}} dropped, ${{s.reconnects}} reconnects`
+document.getElementById("s").textContent=s.waiting?s.waiting:`${{s.fps}} fps, ${{s.frames_out}} frames, ${{s.dropped}} dropped, ${{s.reconnects}} reconnects`
 +(s.healthy?"":` - no frame for ${{s.last_frame_age_s===null?"a while":s.last_frame_age_s+" s"}}`);}}catch(e){{document.getElementById("s").textContent="run ended";}}}}
 poll();setInterval(poll,2000);
 </script></body></html>"""
@@ -147,7 +147,9 @@ class HttpViewSink(Sink):
         self.last_write: float | None = None  # time.monotonic() of the newest frame
         self._status = None  # the engine's status(), given by watch()
         self._opened = time.monotonic()
-        latest, sink, page = self.latest, self, PAGE.format(title=html.escape(title))
+        self.waiting: str | None = None  # opened before its source: what the run is waiting for ("connecting to rtsp://...")
+        self.title = title
+        latest, sink = self.latest, self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -203,7 +205,7 @@ class HttpViewSink(Sink):
                     return
                 path = self.path.split("?", 1)[0]
                 if path in ("/", "/index.html"):
-                    self._send(200, "text/html; charset=utf-8", page.encode())
+                    self._send(200, "text/html; charset=utf-8", PAGE.format(title=html.escape(sink.title)).encode())
                 elif path == "/frame.jpg":
                     got = latest.after(0, wait=False)
                     if got is None:
@@ -221,6 +223,8 @@ class HttpViewSink(Sink):
                     else:
                         age = report["last_frame_age_s"]
                         why = f"no frame for {age:.0f} s" if age is not None else f"no frame yet after {report['view_s']:.0f} s"
+                        if report.get("waiting"):
+                            why += f" ({report['waiting']})"
                         self._send(503, "text/plain", why.encode() + b"\n")
                 else:
                     self._send(404, "text/plain", b"not found: try / or /stream.mjpg or /frame.jpg or /status.json or /health\n")
@@ -286,6 +290,12 @@ class HttpViewSink(Sink):
     def watch(self, status) -> None:
         self._status = status
 
+    def attach(self, title: str, sample_aspect_ratio=None) -> None:
+        """The source is open: its name for the page and its pixel shape (the view was opened
+        before it, to answer while a camera is reached)."""
+        self.title, self.waiting = title, None
+        self.latest.sample_aspect_ratio = sample_aspect_ratio
+
     def report(self) -> dict:
         """``/status.json``: the engine's counters, the newest frame's age, viewers, and whether
         the run is healthy (a frame in the last ``STALE_S`` seconds; before the first, as long as
@@ -295,6 +305,8 @@ class HttpViewSink(Sink):
         age = None if self.last_write is None else round(now - self.last_write, 2)
         out.update(last_frame_age_s=age, viewers=self.viewers, frames_sent=self.frames_sent, view_s=round(now - self._opened, 2),
                    healthy=(age < STALE_S) if age is not None else (now - self._opened < STALE_S))
+        if self.waiting:
+            out["waiting"] = self.waiting
         return out
 
     def write(self, frame: Frame, image: np.ndarray) -> None:

@@ -301,3 +301,45 @@ def test_a_client_cannot_put_terminal_escapes_into_the_log(caplog):
         sink.close()
         src.close()
     assert "\x1b" not in caplog.text
+
+
+def test_a_camera_down_at_the_start_keeps_the_view_answering(tmp_path):
+    """The machine boots before its camera: the view and /health answer from the start (503 with
+    what the run waits for once the grace is over), not "connection refused"."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    from tests.io.media import REPO
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        camera = s.getsockname()[1]  # nothing listens there
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "NIRVISION_TEST_STALE_S": "0.5"}
+    proc = subprocess.Popen([sys.executable, "-c", "import os; from nirvision.io import http_sink; http_sink.STALE_S = float(os.environ['NIRVISION_TEST_STALE_S']); "
+                             "from nirvision.cli import main; raise SystemExit(main())",
+                             "colorize", f"rtsp://viewer:s3cret@127.0.0.1:{camera}/live", "-o", "http://127.0.0.1:0", "-o", "rec.mp4",
+                             "--reconnect", "forever", "--model", "lite", "--threads", "1"], cwd=tmp_path, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        where = None
+        deadline = time.monotonic() + 120
+        while where is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line or proc.poll() is None, "the command ended early"
+            m = re.search(r"watch at (http://127\.0\.0\.1:\d+/)", line)
+            where = m and m.group(1)
+        assert where, "no 'watch at' line while the camera is down"
+        time.sleep(0.6)
+        code, _, body = get(where + "health")
+        assert code == 503 and f"connecting to rtsp://viewer:***@127.0.0.1:{camera}/live".encode() in body and b"s3cret" not in body
+        status = json.loads(get(where + "status.json")[2])
+        assert status["healthy"] is False and status["waiting"] == f"connecting to rtsp://viewer:***@127.0.0.1:{camera}/live"
+        assert get(where)[0] == 200
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM while connecting" in err and "s3cret" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
