@@ -23,7 +23,7 @@ def source_kind(spec: str) -> str:
     """file, images, rtsp, camera or synthetic; an InputError for an unknown scheme."""
     from .image_source import is_glob
 
-    if spec.startswith("synthetic:"):
+    if spec[:10].lower() == "synthetic:":
         return "synthetic"
     m = SCHEME.match(spec)
     if m and not Path(spec).exists():

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InputError
 from .base import Frame, Source, SourceInfo
 
-SPEC = re.compile(r"^synthetic:(?P<w>\d+)x(?P<h>\d+)(?:@(?P<fps>\d+(?:\.\d+)?))?(?::(?P<frames>\d+))?$")
+SPEC = re.compile(r"^(?i:synthetic):(?P<w>\d+)x(?P<h>\d+)(?:@(?P<fps>\d+(?:\.\d+)?))?(?::(?P<frames>\d+))?$")
 MAX_SIDE = 8192
 
 

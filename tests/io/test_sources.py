@@ -291,3 +291,8 @@ def test_a_variable_rate_avi_counts_its_frames_not_its_clock_ticks(tmp_path, cap
     ranged = open_source(str(path), start=2, end=4)
     inside = [t for t in times if 2000 <= t < 4000]
     assert ranged.info.frames == len(inside) == len(list(ranged))
+
+
+def test_the_synthetic_scheme_in_any_case():
+    src = open_source("SYNTHETIC:64x48@5:3")
+    assert src.info.kind == "synthetic" and (src.info.width, src.info.height) == (64, 48) and len(list(src)) == 3
