@@ -3,11 +3,15 @@
 For a batch of recordings an analyst can look through the sheets instead of opening every video.
 A file with a known frame count gives frames spread evenly from its first to its last; a live
 source (or a file whose header gives no count) one frame every ``LIVE_INTERVAL_S`` seconds of
-its clock, the newest ``count`` of them. Each row is one frame, with its time in the video.
+its clock, the newest ``count`` of them. Each row is one frame, with its time in the video;
+where that is not the recording's own time (a range cut with ``--start``), the recording's time
+too, so the moment can be found in the original; and the wall-clock time where it is known (a
+recording's creation time, a live source's clock), so an event can be placed in the day.
 """
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import cv2
@@ -58,10 +62,13 @@ class ContactSheetSink(Sink):
         total = None if info.live else info.frames
         # the frame indexes to keep: spread over a known length, else by the clock
         self.wanted = sorted({int(round(k * (total - 1) / max(1, rows - 1))) for k in range(rows)}) if total else None
-        self.kept: list[tuple[float, np.ndarray, np.ndarray, bool]] = []  # (time, NIR, RGB, passed as recorded)
+        self.info = info
+        self.kept: list[tuple[list[str], np.ndarray, np.ndarray, bool]] = []  # (time labels, NIR, RGB, passed as recorded)
         self._next_time: float | None = None
         self._first_time: float | None = None
-        self._last: tuple[float, np.ndarray, np.ndarray, bool] | None = None
+        self._last: tuple[list[str], np.ndarray, np.ndarray, bool] | None = None
+        self._last_t: float | None = None  # the output time of the newest frame kept, and of the last one seen
+        self._last_at: float | None = None
 
     def _small(self, image: np.ndarray) -> np.ndarray:
         image = as_displayed(image, self.sample_aspect_ratio)
@@ -69,6 +76,20 @@ class ContactSheetSink(Sink):
         if w <= MAX_WIDTH:
             return image.copy()
         return cv2.resize(image, (MAX_WIDTH, max(1, round(h * MAX_WIDTH / w))), interpolation=cv2.INTER_AREA)
+
+    def _labels(self, frame: Frame, t: float) -> list[str]:
+        """The output's time; the recording's where it differs; the wall-clock time where known."""
+        labels = [clock(t)]
+        info = self.info
+        if info.live:
+            labels.append(datetime.now().strftime("%Y-%m-%d %H:%M:%S"))
+        elif frame.time is not None and info.kind == "file":
+            own = frame.time - info.created_at  # as a player counts from the recording's first frame
+            if abs(own - t) > 0.005:
+                labels.append(f"rec {clock(own)}")
+            if info.created is not None:
+                labels.append((info.created + timedelta(seconds=own)).astimezone().strftime("%Y-%m-%d %H:%M:%S"))
+        return labels
 
     def write(self, frame: Frame, image: np.ndarray) -> None:
         t = frame.time if frame.time is not None else float(frame.index)
@@ -78,31 +99,36 @@ class ContactSheetSink(Sink):
         recorded = frame.color is not None  # already in colour, passed through (--color-frames pass)
         if self.wanted is not None:
             if frame.index in self.wanted:
-                self.kept.append((t, self._small(frame.image), self._small(image), recorded))
+                self.kept.append((self._labels(frame, t), self._small(frame.image), self._small(image), recorded))
+                self._last_t = t
             else:  # a file shorter than its header said still ends with its last frame
-                self._last = (t, frame.image, image, recorded)
+                self._last = (self._labels(frame, t), frame.image, image, recorded)
+                self._last_at = t
             return
         if self._next_time is None or t >= self._next_time:
-            self.kept = (self.kept + [(t, self._small(frame.image), self._small(image), recorded)])[-self.rows:]
+            self.kept = (self.kept + [(self._labels(frame, t), self._small(frame.image), self._small(image), recorded)])[-self.rows:]
             self._next_time = t + LIVE_INTERVAL_S
 
     def close(self) -> None:
         kept = list(self.kept)
-        if self.wanted is not None and self._last is not None and len(kept) < len(self.wanted) and (not kept or self._last[0] > kept[-1][0]):
-            t, nir, rgb, recorded = self._last
-            kept.append((t, self._small(nir), self._small(rgb), recorded))
+        if self.wanted is not None and self._last is not None and len(kept) < len(self.wanted) and (not kept or self._last_at > self._last_t):
+            labels, nir, rgb, recorded = self._last
+            kept.append((labels, self._small(nir), self._small(rgb), recorded))
         if not kept:
             return
         h = max(r.shape[0] for _, _, r, _ in kept)
         w = max(r.shape[1] for _, _, r, _ in kept)
         nirs, rgbs = [], []
-        for t, nir, rgb, recorded in kept:
+        for labels, nir, rgb, recorded in kept:
             nir = cv2.cvtColor(nir, cv2.COLOR_GRAY2RGB) if nir.ndim == 2 else nir
             nir, rgb = (cv2.resize(x, (w, h)) if x.shape[:2] != (h, w) else x for x in (nir, rgb))
             nir = np.ascontiguousarray(nir)
-            stamp = f"{int(t // 3600)}:{int(t % 3600 // 60):02d}:{t % 60:05.2f}"
-            cv2.putText(nir, stamp, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(nir, stamp, (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
+            for line, stamp in enumerate(labels):  # on a dark band, readable on a bright sky
+                y = 14 + 13 * line
+                (tw, _), _ = cv2.getTextSize(stamp, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+                band = nir[max(0, y - 11): y + 3, 2: 6 + tw]
+                band[:] = band // 3
+                cv2.putText(nir, stamp, (4, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1, cv2.LINE_AA)
             if recorded:  # not a colorization: the camera's own colours
                 rgb = np.ascontiguousarray(rgb)
                 cv2.putText(rgb, "as recorded", (4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 3, cv2.LINE_AA)
@@ -110,7 +136,13 @@ class ContactSheetSink(Sink):
             nirs.append(nir)
             rgbs.append(rgb)
         try:
-            save_grid(self.path, [np.stack(nirs), np.stack(rgbs)], ["NIR", "colorized"])
+            name = Path(self.info.description).name if self.info.kind == "file" else self.info.description
+            save_grid(self.path, [np.stack(nirs), np.stack(rgbs)], [f"NIR: {name}" if len(name) <= 32 else f"NIR: ...{name[-29:]}", "colorized"])
             log.info("contact sheet: %s (%d frames)", self.path, len(kept))
         except OSError as exc:
             log.warning("contact sheet %s: not written (%s)", self.path, exc)
+
+
+def clock(t: float) -> str:
+    """Seconds as H:MM:SS.ss."""
+    return f"{int(t // 3600)}:{int(t % 3600 // 60):02d}:{t % 60:05.2f}"

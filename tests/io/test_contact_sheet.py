@@ -1,4 +1,5 @@
 """--contact-sheet: a few frames of each video, NIR beside its colours, as one PNG beside it."""
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,7 +19,8 @@ def nir_rows(path, h, w, rows):
     """The NIR column's frames on a sheet: the left-half value of each row (8 * (i % 30))."""
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     assert img.shape == (HEAD + rows * (h + PAD) + PAD, 2 * (w + PAD) + PAD)
-    return [int(np.median(img[HEAD + PAD + r * (h + PAD) + 20: HEAD + PAD + r * (h + PAD) + h - 2, PAD + 2: PAD + w // 2 - 2]))
+    top = 36 if h >= 64 else 20  # below the time labels (two lines on a tall enough frame)
+    return [int(np.median(img[HEAD + PAD + r * (h + PAD) + top: HEAD + PAD + r * (h + PAD) + h - 2, PAD + 2: PAD + w // 2 - 2]))
             for r in range(rows)]
 
 
@@ -47,11 +49,28 @@ def test_live_sheets_keep_the_newest_frames_by_the_clock(tmp_path, monkeypatch):
     info = SourceInfo(kind="rtsp", description="cam", live=True, fps=Fraction(1), time_base=Fraction(1, 1))
     sink = ContactSheetSink(tmp_path / "cam_sheet.png", info, rows=3)
     for i in range(100):  # a frame a second; one kept every 10 s, the newest 3
-        nir = np.full((24, 32), i, np.uint8)
-        sink.write(Frame(nir, index=i, pts=i, time_base=Fraction(1, 1)), np.zeros((24, 32, 3), np.uint8))
+        nir = np.full((64, 32), i, np.uint8)
+        sink.write(Frame(nir, index=i, pts=i, time_base=Fraction(1, 1)), np.zeros((64, 32, 3), np.uint8))
     sink.close()
-    assert [t for t, _, _, _ in sink.kept] == [70.0, 80.0, 90.0]
-    assert nir_rows(tmp_path / "cam_sheet.png", 24, 32, 3) == [70, 80, 90]
+    assert [labels[0] for labels, _, _, _ in sink.kept] == ["0:01:10.00", "0:01:20.00", "0:01:30.00"]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", labels[1]) for labels, _, _, _ in sink.kept)  # the wall clock
+    assert nir_rows(tmp_path / "cam_sheet.png", 64, 32, 3) == [70, 80, 90]
+
+
+def test_a_sheet_of_a_range_gives_the_recordings_time_and_the_wall_clock(tmp_path):
+    from datetime import datetime, timezone
+
+    created = datetime(2026, 11, 30, 20, 0, 0, tzinfo=timezone.utc)
+    info = SourceInfo(kind="file", description=str(tmp_path / "night.mp4"), live=False, fps=Fraction(25), time_base=Fraction(1, 25), frames=3,
+                      created=created, created_at=0.0)
+    sink = ContactSheetSink(tmp_path / "s.png", info, rows=3)
+    for i, t in enumerate((8130.0, 8131.0, 8132.0)):  # --start 2:15:30: the output's 0 is 2 h 15 min 30 s into the recording
+        sink.write(Frame(np.full((64, 32), 40, np.uint8), index=i, pts=int(t * 25), time_base=Fraction(1, 25)), np.zeros((64, 32, 3), np.uint8))
+    sink.close()
+    local = lambda s: (created + __import__("datetime").timedelta(seconds=s)).astimezone().strftime("%Y-%m-%d %H:%M:%S")  # noqa: E731
+    assert [labels for labels, _, _, _ in sink.kept] == [["0:00:00.00", "rec 2:15:30.00", local(8130)], ["0:00:01.00", "rec 2:15:31.00", local(8131)],
+                                                        ["0:00:02.00", "rec 2:15:32.00", local(8132)]]
+    assert cv2.imread(str(tmp_path / "s.png")) is not None
 
 
 def test_non_square_pixels_are_shown_as_a_player_shows_them(tmp_path):
