@@ -338,6 +338,13 @@ def describe(summary: dict) -> str:
     for key, label in (("passed", "in colour, passed through"), ("dropped", "dropped"), ("discarded", "left unwritten at the stop"), ("decode_errors", "undecodable and skipped"), ("reconnects", "reconnects"), ("stale", "late in a connection's opening burst, left out"), ("resolution_changes", "size changes")):
         if s.get(key):
             parts.append(f"{s[key]} {label}")
+    if s.get("damage"):
+        n = len(s["damage"])
+        spans = ", ".join(f"{d['from']:.2f}-{d['to']:.2f} s" for d in s["damage"][:3]) + (", ..." if n > 3 else "")
+        parts.append(f"{n} damaged stretch{'es' if n > 1 else ''} read through ({spans})")
+    if s.get("shortfall"):
+        short = s["shortfall"]
+        parts.append(f"ended at {short['seconds']:.2f} s of the {short['expected_seconds']:.2f} s its header announces (truncated or damaged?)")
     if s["stopped_by"] != "end of input":
         parts.append(f"stopped by {s['stopped_by']}")
     pieces = f" ({len(s['pieces'])} file{'s' if len(s['pieces']) != 1 else ''})" if s.get("pieces") else ""

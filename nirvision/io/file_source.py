@@ -2,14 +2,17 @@
 
 Frames are turned upright as the file's display matrix says (a phone's rotation; FFmpeg's
 autorotate), so outputs need none. Packets that fail to decode (corrupted bytes) are skipped
-and counted in ``decode_errors``; a file that cannot be opened, holds no video stream or no
-decodable frame is an ``InputError`` naming the file and what was expected.
+and counted in ``decode_errors``; a damaged stretch (a bad sector, a cut in the middle) is read
+through to the intact rest, reported once (``damage``), and a file that ends short of the length
+its header announces is reported too (``shortfall``). A file that cannot be opened, holds no
+video stream or no decodable frame is an ``InputError`` naming the file and what was expected.
 """
 from __future__ import annotations
 
 import heapq
 import logging
 import math
+import re
 import struct
 import threading
 import time
@@ -32,7 +35,25 @@ log = logging.getLogger(__name__)
 VIDEO_INPUTS = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
                 ".h264", ".264", ".h265", ".265", ".hevc"}
 
-MAX_CONSECUTIVE_ERRORS = 50  # a file this broken is given up on, keeping what decoded
+# Damaged files are read on as long as the demuxer gets somewhere: undecodable packets cost
+# little to skip, and an hour of intact recording may follow a damaged second. Given up only
+# when it is stuck: this many demux errors in a row without a packet between, or undecodable
+# packets in a row that do not move on in the file (neither position nor time beyond the
+# furthest seen; a demuxer going round in circles) ...
+MAX_STALLED = 50
+# ... or, as a last bound, a damaged stretch this long (packets: 11 hours at 25 frames a second)
+MAX_DAMAGED_PACKETS = 1_000_000
+# undecodable packets in a row that make a damaged stretch rather than a bad packet or two:
+# the decoder's reference pictures are then gone, and what it would make of the packets after
+# (predicted from pictures seconds older, or from garbage) is smeared; it is drained of the
+# intact frames it holds, reset, and fed again from the next key packet (a clean picture)
+RESYNC_AFTER = 3
+# a recording whose data ends this much short of the length its header announces (at least;
+# 2 frame durations where longer: a time-lapse) is taken as truncated or damaged. The video's
+# own length (a track's) ends within a frame of its last packet's end in a normal file (less
+# the rounding of milliseconds, an incomplete last packet of an MPEG-TS); a container's length
+# also counts sound, which a camera may stop a moment after the pictures
+SHORT_BY_S = (0.25, 1.0)  # (the video's own length in the header; the container's, which may be its sound's)
 
 
 def video_packets(path: str | Path, start: float | None = None, end: float | None = None) -> int | None:
@@ -84,6 +105,64 @@ def stream_zero(stream) -> float:
     if stream.start_time is not None and stream.time_base:
         return float(stream.start_time * stream.time_base)
     return 0.0
+
+
+def announced_length(container, stream, zero: float) -> tuple[float, bool] | None:
+    """How long (s, from the video's first frame) the file's header says the video ``stream``
+    runs, and whether that is the whole container's length (which may be its sound's) rather
+    than the video's own; None where the header says nothing (an MKV recorded live, a
+    bare stream). Where a length can be read two ways the shorter is taken: a warning of lost
+    footage must not come from a misreading."""
+    if stream.duration and stream.time_base:  # MP4, MOV, AVI; MPEG-TS (from its last timestamps)
+        length, whole = float(stream.duration * stream.time_base), False
+    elif (tag := duration_tag(stream.metadata)) is not None:
+        # MKV / WebM track statistics: FFmpeg writes where the track ends, mkvmerge how long it
+        # runs from its first frame
+        length, whole = tag - zero, False
+    elif container.duration:  # a Matroska segment's length counts from 0, MPEG-PS's from its start
+        length, whole = container.duration / av.time_base - zero, True
+    else:
+        return None
+    return (length, whole) if length > 0 else None
+
+
+def duration_tag(metadata) -> float | None:
+    """A Matroska track's DURATION tag ("00:02:00.040000000") in seconds, or None."""
+    for key, value in (metadata or {}).items():
+        m = re.fullmatch(r"\s*(\d+):(\d{1,2}):(\d{1,2}(?:\.\d+)?)\s*\x00*", str(value)) if key.upper().startswith("DURATION") else None
+        if m:
+            return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    return None
+
+
+class DamagedStretch:
+    """Video packets in a row that gave no frame: undecodable ones, and those skipped after
+    them while waiting for a key packet. Times are seconds as players count them."""
+
+    def __init__(self, shown: float | None) -> None:
+        self.shown = shown  # where the frames decoded before it end (s)
+        self.packets = 0  # all of them (``decode_errors`` counts each)
+        self.failed = 0  # of them, undecodable ones since it began or the decoder was last reset
+        self.stalled = 0  # undecodable ones in a row that did not move on in the file
+        self.first: float | None = None  # the earliest time among them
+        self.last_end: float | None = None  # where the latest of them ends
+
+    def add(self, t: float | None, duration: float) -> None:
+        self.packets += 1
+        if t is not None:
+            self.first = t if self.first is None else min(self.first, t)
+            self.last_end = t + duration if self.last_end is None else max(self.last_end, t + duration)
+
+    def record(self, resumed: float | None) -> dict:
+        """``{"from": s, "to": s, "packets": n}``: from the earliest lost packet, or the end of
+        the last frame decoded before the first failure where earlier (a decoder's threads
+        report an error a few packets late, and lose the frames they held), to where frames
+        came again (``resumed``), else (the file ended damaged) where the last lost packet ends."""
+        first = self.first if self.shown is None or self.first is None else min(self.first, self.shown)
+        to = resumed if resumed is not None else self.last_end
+        if first is not None and to is not None:
+            to = max(to, first)
+        return {"from": None if first is None else round(first, 3), "to": None if to is None else round(to, 3), "packets": self.packets}
 
 
 PROBE_PACKETS = 200  # packets read at most for the first frame's display matrix and scan type
@@ -206,6 +285,15 @@ class FileSource(Source):
         self._last_decoded: int | None = None
         self._closed = False
         self._earlier: list[Any] = []  # containers read before a re-opening (``_reopen``)
+        # what the file lost, for the run's summary: the damaged stretches read through
+        # (``{"from": s, "to": s, "packets": n}`` each), and where it ended short of the length
+        # its header announces (``{"frames", "expected", "seconds", "expected_seconds"}``)
+        self.damage: list[dict] = []
+        self.shortfall: dict | None = None
+        self._video_end: float | None = None  # where the video demuxed or decoded so far ends (s, as players count)
+        self._data_end: float | None = None  # ... and any stream read
+        self._video_packets = 0  # video packets with data demuxed (a damaged one, too)
+        self._held: list | None = None  # damaged stretches found while looking for ``start`` (reported once it is found)
         self._lock = threading.Lock()  # held while PyAV works, so close() never pulls the file away
         self.zero = stream_zero(self.video)
         self.info.tags, self.info.created = recording_tags(self.container.metadata)
@@ -357,7 +445,8 @@ class FileSource(Source):
         return [p for p in packets if self._in_range(p.pts, p.time_base) < 1]
 
     def _packets(self) -> Iterator[Any]:
-        """Demux video (and audio) packets; a demux error is counted and reading goes on."""
+        """Demux video (and audio) packets; a demux error is counted and reading goes on, until
+        the demuxer is stuck (``MAX_STALLED`` errors in a row without a packet between)."""
         streams = [s for s in (self.video, self.audio) if s is not None]
         consecutive = 0
         while not self._closed:
@@ -369,50 +458,164 @@ class FileSource(Source):
             except av.error.FFmpegError as exc:
                 self.decode_errors += 1
                 consecutive += 1
-                log.warning("%s: demux error (%s), skipping", self.path, _reason(exc))
-                if consecutive >= MAX_CONSECUTIVE_ERRORS:
-                    log.warning("%s: giving up after %d errors in a row", self.path, consecutive)
+                (log.warning if consecutive == 1 else log.debug)("%s: demux error (%s), skipping", self.path, _reason(exc))
+                if consecutive >= MAX_STALLED:
+                    log.warning("%s: giving up after %d demux errors in a row without a packet between; the rest of the file cannot be read",
+                                self.path, consecutive)
                     return
 
+    def _packet_time(self, packet) -> tuple[float | None, float]:
+        """(a packet's time, s as players count them, or None; its duration, s, a frame's where it has none)."""
+        step = 1 / float(self.info.fps) if self.info.fps else 0.04
+        ts = packet.pts if packet.pts is not None else packet.dts
+        if ts is None or not packet.time_base:
+            return None, step
+        duration = float(packet.duration * packet.time_base) if packet.duration and packet.duration > 0 else step
+        return float(ts * packet.time_base) - self.zero, duration
+
+    def _reached(self, packet, t: float | None, duration: float) -> None:
+        """Keep where the data demuxed so far ends, and how many video packets (``_check_length``)."""
+        if packet.stream is self.video and packet.size:
+            self._video_packets += 1
+        if t is None:
+            return
+        if self._data_end is None or t + duration > self._data_end:
+            self._data_end = t + duration
+        if packet.stream is self.video and (self._video_end is None or t + duration > self._video_end):
+            self._video_end = t + duration
+
     def _decoded(self) -> Iterator[Any]:
-        """Decoded PyAV frames; undecodable packets are counted and skipped."""
-        consecutive = 0
+        """Decoded PyAV frames. Undecodable packets are counted and skipped; a run of them (a
+        damaged stretch) is read through: the decoder is drained and reset and fed again from
+        the next key packet, and the stretch is reported once, when frames come again (``damage``).
+        Only a demuxer that gets nowhere any more ends the reading (``MAX_STALLED``)."""
         packets = self._packet_iter = self._packets()
+        stretch: DamagedStretch | None = None
+        waiting = 0  # after a resync: non-key packets still to skip at most (0: none)
+        furthest = (-1, -math.inf)  # the furthest file position and time reached
+        since_key, key_gap = None, 0  # packets since the last key packet; the longest gap seen between two
+        shown = None  # where the latest frame decoded so far ends (s)
         while True:
             with self._lock:
                 if self._closed:
                     return
                 packet = next(packets, None)
                 if packet is None:
+                    if stretch is not None:  # damaged to the end
+                        self._report(stretch, None, to_the_end=True)
                     return
                 self._note_slot(packet)
+                t, duration = self._packet_time(packet)
+                self._reached(packet, t, duration)
                 if packet.stream is self.audio:
                     if packet.dts is not None and packet.size:
                         self._pending.append(packet)
                     continue
+                moved = False
+                if packet.size:
+                    pos = packet.pos if packet.pos is not None and packet.pos >= 0 else None
+                    moved = pos > furthest[0] if pos is not None else t is not None and t > furthest[1]
+                    furthest = (max(furthest[0], pos if pos is not None else -1), max(furthest[1], t if t is not None else -math.inf))
+                    if packet.is_keyframe:
+                        key_gap = max(key_gap, since_key or 0)
+                        since_key = 0
+                        waiting = 0
+                    elif since_key is not None:
+                        since_key += 1
+                if waiting and packet.size:  # no picture to predict from: skipped up to the next key packet
+                    waiting -= 1
+                    self.decode_errors += 1
+                    stretch.add(t, duration)
+                    self._note_slot(packet, lost=True)
+                    log.debug("%s: the packet at pts %s skipped, waiting for a key packet", self.path, packet.pts)
+                    if stretch.packets >= MAX_DAMAGED_PACKETS:
+                        return self._give_up(stretch)
+                    continue
+                resumed = True
                 try:
                     frames = [(vf.pts, self._luma(vf), vf) for vf in packet.decode()]
                     # judged here, under the lock (close() may free the decoder), and no PyAV frame kept past it
                     frames = [(pts, image, self._color(vf)) for pts, image, vf in frames]
-                    consecutive = 0
                 except av.error.FFmpegError as exc:
                     self.decode_errors += 1
-                    consecutive += 1
+                    stretch = stretch or DamagedStretch(shown)
+                    stretch.add(t, duration)
+                    stretch.failed += 1
+                    stretch.stalled = 0 if moved else stretch.stalled + 1
                     where = f"the packet at pts {packet.pts}" if packet.pts is not None else "a packet"
-                    log.warning("%s: %s failed to decode (%s); skipped (%d so far)", self.path, where, _reason(exc), self.decode_errors)
+                    log.debug("%s: %s failed to decode (%s); skipped (%d so far)", self.path, where, _reason(exc), self.decode_errors)
                     self._note_slot(packet, lost=True)
-                    if consecutive >= MAX_CONSECUTIVE_ERRORS:
-                        log.warning("%s: giving up after %d undecodable packets in a row", self.path, consecutive)
-                        return
-                    continue
+                    if stretch.stalled >= MAX_STALLED or stretch.packets >= MAX_DAMAGED_PACKETS:
+                        return self._give_up(stretch)
+                    if stretch.failed < RESYNC_AFTER:
+                        continue
+                    # a damaged stretch: the frames the decoder holds (from before it) come out, then
+                    # it starts afresh; where key packets are known, from the next one
+                    frames, resumed = self._resync(), False
+                    stretch.failed = 0
+                    waiting = 2 * key_gap if key_gap > 1 else 0
                 frames = [(self._presentation_time(pts), self._upright(image), color) for pts, image, color in frames]
+                times = [float(pts * self.video.time_base) - self.zero for pts, _, _ in frames if pts is not None and self.video.time_base]
+                if frames and resumed and stretch is not None:
+                    # frames again, unless all are from before the damage (reordered, or a decoder thread's delay)
+                    later = [x for x in times if stretch.first is None or x > stretch.first - EPS_S]
+                    if later or not times:
+                        self._report(stretch, min(later) if later else None)
+                        stretch, waiting = None, 0
+                if times and (shown is None or max(times) + duration > shown):
+                    shown = max(times) + duration
             yield from frames
+
+    def _resync(self) -> list[tuple[Any, np.ndarray, np.ndarray | None]]:
+        """Drain the decoder (the frames it still holds decoded from before the damage) and
+        reset it; (pts, luma, colour) of the drained frames, as ``_decoded`` makes them."""
+        ctx = self.video.codec_context
+        frames = []
+        try:
+            decoded = ctx.decode(None)
+            for vf in decoded:
+                vf.time_base = self.video.time_base  # not set on frames from the codec itself
+            frames = [(vf.pts, self._luma(vf), vf) for vf in decoded]
+            frames = [(pts, image, self._color(vf)) for pts, image, vf in frames]
+        except av.error.FFmpegError as exc:  # frame threads lose what they held on an error
+            log.debug("%s: draining the decoder failed (%s)", self.path, _reason(exc))
+        ctx.flush_buffers()
+        return frames
+
+    def _give_up(self, stretch: DamagedStretch) -> None:
+        self._report(stretch, None, to_the_end=True)
+        why = (f"the last {stretch.stalled} not moving on in the file: the demuxer is stuck" if stretch.stalled >= MAX_STALLED
+               else "more than any recording holds")
+        log.warning("%s: giving up after %d undecodable packets in a row (%s); the rest of the file is not read", self.path, stretch.packets, why)
+
+    def _report(self, stretch: DamagedStretch, resumed: float | None, to_the_end: bool = False) -> None:
+        """Log a damaged stretch once and keep it in ``damage`` (not one wholly before ``start``:
+        between the key frame sought and the range, nothing of it was asked for)."""
+        record = stretch.record(resumed)
+        if self.start and record["to"] is not None and record["to"] <= self.start + EPS_S:
+            log.debug("%s: %d undecodable packets before --start %g s", self.path, stretch.packets, self.start)
+            return
+        packets = f"{stretch.packets} packet{'s' if stretch.packets != 1 else ''}"
+        if record["from"] is None:
+            message = f"{self.path}: frames could not be decoded ({packets}); skipped"
+        elif to_the_end or record["to"] is None:
+            to = f" (at {record['to']:.2f} s)" if record["to"] is not None else ""
+            message = f"{self.path}: frames could not be decoded from {record['from']:.2f} s to the end{to} ({packets}); skipped"
+        else:
+            message = f"{self.path}: frames could not be decoded from {record['from']:.2f} s to {record['to']:.2f} s ({packets}); skipped"
+        if self._held is not None:  # reading may begin again from an earlier key frame (``_from_start``)
+            self._held.append((record, message))
+        else:
+            self.damage.append(record)
+            log.warning("%s", message)
 
     def __iter__(self) -> Iterator[Frame]:
         tb = self.info.time_base
         step = max(1, round(1 / (self.info.fps * tb))) if self.info.fps else 1
         last_pts = None
         ranged = self.start is not None or self.end is not None
+        at_end = False  # the range's end was reached (not the file's)
+        frame_s = 1 / float(self.info.fps) if self.info.fps else 0.04
         for pts, image, color in self._from_start():
             if pts is None:
                 pts = 0 if last_pts is None else last_pts + step
@@ -423,21 +626,59 @@ class FileSource(Source):
                     continue  # between the key frame sought and start
                 if where > 0:
                     self._drain_audio()
+                    at_end = True
                     break
             audio, self._pending = self._audio_before_end(self._pending), []
             self.frames_read += 1
+            if tb and (end := float(pts * tb) - self.zero + frame_s) > (self._video_end or -math.inf):
+                self._video_end = end
             yield Frame(image, index=self.frames_read - 1, pts=pts, time_base=tb, audio=audio, t_read=time.perf_counter(), color=color)
             if self.max_frames is not None and self.frames_read >= self.max_frames:
                 return
-        expected = self.info.frames
-        if expected and 0 < self.frames_read < expected and not self._closed and self.max_frames is None and not ranged:
-            log.warning("%s: ended after %d of the %d frames its header announces (truncated or damaged?)", self.path, self.frames_read, expected)
+        if self.frames_read and not self._closed and not at_end:
+            self._check_length(ranged)
         if self.frames_read == 0 and not self._closed and ranged:
             raise InputError(f"video file {self.path}: no frames from {self.start or 0:g} s to {self.end if self.end is not None else 'the end'}"
                              f"{' s' if self.end is not None else ''}; expected a range that holds at least one frame")
         if self.frames_read == 0 and not self._closed:
             extra = f" ({self.decode_errors} packets failed to decode)" if self.decode_errors else ""
             raise InputError(f"video file {self.path}: the video stream holds no decodable frames{extra}; expected at least one frame")
+
+    def _check_length(self, ranged: bool) -> None:
+        """At the end of the file: warn, and keep it in ``shortfall``, where its data ended short
+        of what its header announces: well short of its length (``SHORT_BY_S``; of ``end``
+        where that comes first), or with fewer video packets than the frames it counts (MP4,
+        AVI): the file was cut (a recording killed, a copy broken off), or the demuxer stopped
+        at damage or skipped some. Packets the demuxer delivered that did not decode are
+        damaged stretches (``damage``), not counted again here. An MPEG-TS states no length:
+        FFmpeg estimates one from its last timestamps, so only damage that stops its demuxer
+        early shows."""
+        expected = self.info.frames if self.info.frames and not ranged and self.max_frames is None else None
+        announced = announced_length(self.container, self.video, self.zero)
+        if announced is not None and announced[1] and len(self.container.streams) > 1 + (self.audio is not None):
+            announced = None  # the container's length, which may be that of streams not read
+        reached, target, short = self._video_end, None, False
+        if announced is not None:
+            length, whole = announced
+            if whole:  # the container's length: its sound's, maybe, which may run on past the pictures
+                reached = self._data_end
+            target = min(length, self.end) if self.end is not None else length
+            short = reached is not None and target - reached > max(SHORT_BY_S[whole], 2 / float(self.info.fps or 25))
+        if not short and not (expected and self._video_packets < expected):
+            return
+        self.shortfall = {"frames": self.frames_read, "expected": expected, "seconds": None if reached is None else round(reached, 3),
+                          "expected_seconds": round(target, 3) if short else None}
+        frames = f"{self.frames_read} of the {expected} frames its header announces" if expected else f"{self.frames_read} frames"
+        if not short:
+            log.warning("%s: ended after %s (truncated or damaged?)", self.path, frames)
+        elif self.end is not None and self.end < length:
+            log.warning("%s: ended after %s, at %.2f s, short of --end %g s (its header announces %.2f s; truncated or damaged?)",
+                        self.path, frames, reached, self.end, length)
+        elif expected:
+            log.warning("%s: ended after %s, at %.2f s of %.2f s (truncated or damaged?)", self.path, frames, reached, target)
+        else:
+            log.warning("%s: ended after %s, at %.2f s of the %.2f s its header announces (truncated or damaged?)",
+                        self.path, frames, reached, target)
 
     # seconds the file is read on past ``end`` for sound that belongs before it but is stored
     # later (cameras interleave sound and pictures in chunks of about a second)
@@ -453,6 +694,9 @@ class FileSource(Source):
             yield from decoded
             return
         tb = self.info.time_base
+        # what goes wrong while looking for start is said once the reading that finds it is kept:
+        # one that sought too late is read again from earlier, and would count and say it twice
+        errors, self._held = self.decode_errors, []
         first = next(decoded, None)
         for back in self.SEEK_BACK_S:
             if first is not None and (first[0] is None or float(first[0] * tb) - self.zero <= self.start + EPS_S):
@@ -462,11 +706,16 @@ class FileSource(Source):
             log.info("%s: the seek to %.3f s found %s; reading again from %s", self.path, self.start, landed,
                      f"{again:.3f} s" if again is not None else "the beginning")
             decoded.close()
+            self.decode_errors, self._held = errors, []
             self._seek(again)
             decoded = self._decoded()
             first = next(decoded, None)
             if again is None:
                 break
+        held, self._held = self._held, None
+        for record, message in held:
+            self.damage.append(record)
+            log.warning("%s", message)
         if first is not None:
             yield first
         yield from decoded

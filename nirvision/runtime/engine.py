@@ -27,7 +27,7 @@ from ..io.base import Frame, Sink, Source
 from ..io.compose import side_by_side
 from .backends.base import Backend
 from .frames import to_nir
-from .stats import RunStats, process_cpu_s
+from .stats import RunStats, process_cpu_s, source_losses
 from .queues import POLL_S, QueueStopped, StageQueue
 
 log = logging.getLogger(__name__)
@@ -420,6 +420,7 @@ class Engine:
             "dropped": s.dropped,
             "discarded": s.discarded,  # read, then left unwritten when the run stopped or failed
             "decode_errors": self.source.decode_errors,
+            **source_losses(self.source),  # a recorded video's damaged stretches, and where it ended short of its header
             "reconnects": self.source.reconnects,
             "stale": self.source.stale,  # live: frames of a connection's opening burst, late on arrival, never read in
             "resolution_changes": s.resolution_changes,

@@ -43,6 +43,19 @@ class StageTimes:
         return out
 
 
+def source_losses(source) -> dict:
+    """What the source lost of its input, for the run's summary: ``damage``, the stretches of a
+    recorded video that could not be decoded and were read through (``{"from": s, "to": s,
+    "packets": n}`` each, times as players count them), and ``shortfall``, where it ended short
+    of what its header announces (``{"frames", "expected", "seconds", "expected_seconds"}``:
+    truncated, or damaged so that reading stopped), else None. Read at the end of a run (the
+    source knows a shortfall once it has ended); sources that cannot tell (streams, cameras,
+    pictures) have neither."""
+    damage = getattr(source, "damage", None) or []
+    shortfall = getattr(source, "shortfall", None)
+    return {"damage": [dict(d) for d in damage], "shortfall": dict(shortfall) if shortfall else None}
+
+
 def process_cpu_s() -> float:
     """User plus system CPU seconds of this process so far, all threads."""
     return time.process_time()

@@ -1,5 +1,6 @@
 """``nirvision colorize`` and ``nirvision demo`` end to end: outputs, bad inputs, signals."""
 import json
+import re
 import signal
 
 import numpy as np
@@ -369,7 +370,9 @@ def test_write_failing_as_an_mkv_is_finished_is_a_clear_error_and_leaves_no_part
     r = run_cli(["colorize", "synthetic:320x240@25:20", "-o", "out.mkv", "--model", str(tiny_model), "--threads", "1", "--crf", "0",
                  "--no-progress"], cwd=tmp_path, preexec_fn=_file_size_limit)
     assert r.returncode == 2, r.stderr
-    assert r.stderr.strip().splitlines()[-1] == ("nirvision colorize: error: output out.mkv: finishing failed (File too large); "
-                                                 "expected a writable path with free space")
+    # the last cluster is written as the file is finished (or, where the encoder's last packets
+    # fill a cluster first, as they are written): either way the same clear error
+    assert re.fullmatch(r"nirvision colorize: error: output out\.mkv: (finishing|writing) failed \(File too large\); "
+                        r"expected a writable path with free space", r.stderr.strip().splitlines()[-1]), r.stderr
     assert "Traceback" not in r.stderr and "ERROR" not in r.stderr
     assert not (tmp_path / "out.mkv").exists()
