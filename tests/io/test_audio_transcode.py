@@ -16,6 +16,17 @@ from tests.io.media import StubBackend, frame_image, make_clip, read_video
 PRIMING = 1024  # FFmpeg's AAC encoder starts with one frame of priming, before the output's 0
 
 
+
+def mux_pictures(out, vs, n: int) -> None:
+    """``n`` 64x48 test pictures at 25 fps through ``vs`` into ``out``, flushed."""
+    for i in range(n):
+        f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, 48, 64), cv2.COLOR_GRAY2RGB), format="rgb24")
+        f.pts = i
+        for p in vs.encode(f):
+            out.mux(p)
+    for p in vs.encode(None):
+        out.mux(p)
+
 def chirp(n0: int, n: int, rate: int) -> np.ndarray:
     """Samples ``n0`` .. ``n0 + n`` of a tone rising from 200 Hz by 400 Hz a second: a signal
     that lines up with itself at one shift only (a steady tone lines up every period)."""
@@ -49,13 +60,7 @@ def make_avi(path, audio_codec: str, rate: int = 8000, seconds: float = 1.6, aud
     audio += aus.encode(None)
     if audio_first:
         out.mux(audio[0])
-    for i in range(int(round(seconds * 25))):
-        f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, 48, 64), cv2.COLOR_GRAY2RGB), format="rgb24")
-        f.pts = i
-        for p in vs.encode(f):
-            out.mux(p)
-    for p in vs.encode(None):
-        out.mux(p)
+    mux_pictures(out, vs, int(round(seconds * 25)))
     out.mux(audio[1:] if audio_first else audio)
     out.close()
 
@@ -272,13 +277,7 @@ def test_a_gap_in_the_sound_stays_a_gap(tmp_path):
     vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
     aus = out.add_stream("pcm_s16le", rate=8000)
     aus.layout = "mono"
-    for i in range(40):
-        f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, 48, 64), cv2.COLOR_GRAY2RGB), format="rgb24")
-        f.pts = i
-        for p in vs.encode(f):
-            out.mux(p)
-    for p in vs.encode(None):
-        out.mux(p)
+    mux_pictures(out, vs, 40)
     for n0 in [*range(0, 4096, 1024), *range(7168, 12800, 1024)]:
         frame = av.AudioFrame.from_ndarray((chirp(n0, 1024, 8000) * 32767).astype(np.int16)[None], format="s16", layout="mono")
         frame.sample_rate, frame.pts = 8000, n0
