@@ -142,7 +142,7 @@ class Colorizer:
     def colorize_video(self, source: str | Path, outputs: str | Path | Sequence[str | Path], *, start: float | None = None,
                        end: float | None = None, max_frames: int | None = None, side_by_side: bool = False, audio: bool = True,
                        live: bool | None = None, progress=None, contact_sheet: bool = False, color_frames: str = "colorize",
-                       **sink_options) -> dict:
+                       fps: float | None = None, **sink_options) -> dict:
         """Colorize a whole video file, stream or camera (``source`` as ``nirvision colorize``
         takes it) into ``outputs`` (video files, image folders, ``http://HOST:PORT``) through the
         streaming engine; returns the run's summary (frames, drops, FPS, latencies; ``pieces``
@@ -154,13 +154,18 @@ class Colorizer:
         callable given the engine's status now and then. ``contact_sheet``: ``NAME_sheet.png`` beside
         each video output (``nirvision.io.sheet_sink``). ``color_frames``: colorize (every frame) or
         pass (frames already in colour, a day/night camera's day mode, go out as they came;
-        ``nirvision.io.color_frames``). The backend stays open for more."""
+        ``nirvision.io.color_frames``). ``fps``: the frame rate of an image folder or glob (default 25;
+        a camera is asked for it), as the command's ``--fps``; refused for sources with timestamps
+        of their own. One source a call: several (a list, or a folder or glob of videos, which the
+        command runs as a batch) are refused, naming the command that runs them. The backend stays
+        open for more."""
         from .io import open_sink, open_source
         from .io.color_frames import check_color_frames
         from .io.specs import check_distinct_outputs, check_not_source, check_range_source, opening_order
         from .runtime.engine import Engine, EngineOptions, prepare_backend
 
         specs = [str(outputs)] if isinstance(outputs, (str, Path)) else [str(o) for o in outputs]
+        _one_source(source, specs)
         if not specs:
             raise ValueError("colorize_video: no outputs given")
         # the command's checks, as usage errors, before anything is opened
@@ -171,6 +176,8 @@ class Colorizer:
         sink_options = _sink_options(sink_options)
         options = {"max_frames": max_frames, "audio": audio, "input_bits": self.depth.fixed,
                    "color_frames": check_color_frames(color_frames, "colorize_video: color_frames")}
+        if fps is not None:
+            options["fps"] = check_fps(fps, source, "colorize_video: fps")
         if start is not None or end is not None:
             check_range_source(str(source), "colorize_video: start / end")
             if end is not None and end <= (start or 0.0):
@@ -207,6 +214,54 @@ class Colorizer:
 
 
 SINK_OPTIONS = ("crf", "preset", "threads", "segment", "keep")
+
+
+def _one_source(source, outputs: list[str]) -> None:
+    """InputError for ``colorize_video`` given several sources: a list of them, or a folder or
+    glob of videos (the command's batch, with its output names, --skip-done and failures listed
+    while the others run; a call here is one run of the engine into its own outputs)."""
+    import shlex
+
+    from .io.redact import redact_url
+    from .io.specs import is_video_file, source_kind
+
+    folder = outputs[0] if len(outputs) == 1 and "://" not in outputs[0] and not is_video_file(outputs[0]) else "out/"
+    if isinstance(source, Iterable) and not isinstance(source, (str, bytes, os.PathLike)):
+        names = [redact_url(str(s)) for s in source]
+        raise InputError(f"colorize_video: source {names}: colorize_video takes one source; for several, call it once for each "
+                         f"(each into its own outputs) or run the batch command: nirvision colorize {' '.join(map(shlex.quote, names))} "
+                         f"-o {shlex.quote(folder)}")
+    spec = str(source)
+    if source_kind(spec) != "images":
+        return
+    from .cli.batch import batch_inputs  # what the command takes as a batch: the same rules
+
+    videos = batch_inputs([spec])
+    if videos is not None:
+        raise InputError(f"colorize_video: source {spec}: names {len(videos)} video{'s' if len(videos) != 1 else ''}, which the command "
+                         f"colorizes as a batch; colorize_video takes one source: call it once for each video, or run "
+                         f"nirvision colorize {shlex.quote(spec)} -o {shlex.quote(folder)}")
+
+
+def check_fps(fps, source, name: str = "--fps") -> float | None:
+    """``fps``, the frame rate given to an image folder or glob (and asked of a camera), checked
+    against ``source``: None, or a number of at least 0.001; an InputError naming ``name``
+    otherwise. A video file, stream or synthetic clip has timestamps of its own, which the rate
+    would leave as they are: refused, not ignored."""
+    from .io.redact import redact_url
+    from .io.specs import source_kind
+
+    if fps is None:
+        return None
+    number = isinstance(fps, (int, float, np.integer, np.floating)) and not isinstance(fps, bool)
+    if not number or not 0.001 <= fps < float("inf"):
+        raise InputError(f"{name} {f'{fps:g}' if number else repr(fps)}: expected a frame rate of at least 0.001 (frames a second)")
+    kind = source_kind(str(source))
+    if kind not in ("images", "camera"):
+        what = {"file": "a video file", "rtsp": "a stream", "synthetic": "a synthetic clip (its rate: synthetic:WIDTHxHEIGHT@FPS)"}[kind]
+        raise InputError(f"{name} {fps:g}: the frame rate given to image folders and globs (and asked of a camera); source "
+                         f"{redact_url(str(source))} is {what}, whose frames keep their own timestamps; expected no {name.rsplit(': ', 1)[-1]}")
+    return float(fps)
 
 
 def _video_time(value, name: str) -> float | None:

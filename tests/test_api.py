@@ -1,6 +1,8 @@
 """The public Python API: uint8 NIR frames in, uint8 RGB frames out, any size."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -291,3 +293,52 @@ def test_colorize_video_that_cannot_run_leaves_an_earlier_output_as_it_was(tmp_p
     finally:
         colorizer.close()
     assert (tmp_path / "out.mp4").read_bytes() == b"an earlier run's output"
+
+
+def test_colorize_video_takes_one_source_and_fps_where_the_command_takes_it(tmp_path, lite_weights):
+    import cv2
+
+    from nirvision.errors import InputError
+    from tests.io.media import make_clip, read_video
+
+    (tmp_path / "vids").mkdir()
+    make_clip(tmp_path / "vids" / "a.mp4", [0, 40, 80])
+    make_clip(tmp_path / "vids" / "b.mkv", [0, 40])
+    (tmp_path / "imgs").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "imgs" / f"{i}.png"), np.full((48, 64), 40 * i, np.uint8))
+    a, b = tmp_path / "vids" / "a.mp4", tmp_path / "vids" / "b.mkv"
+    with Colorizer.load(lite_weights[0], device="cpu", levels="off") as colorizer:
+        # several sources: refused, naming the command that runs them as a batch
+        with pytest.raises(InputError, match=rf"colorize_video takes one source; for several, call it once for each .*"
+                                             rf"nirvision colorize {a} {b} -o {tmp_path / 'out'}$"):
+            colorizer.colorize_video([a, str(b)], tmp_path / "out")
+        with pytest.raises(InputError, match=r"source \['rtsp://u:\*\*\*@h/1', 'x.mp4'\]: colorize_video takes one source") as err:
+            colorizer.colorize_video(("rtsp://u:pw9@h/1", "x.mp4"), tmp_path / "o.mp4")
+        assert "pw9" not in str(err.value)
+        for spec in (tmp_path / "vids", str(tmp_path / "vids" / "*")):
+            with pytest.raises(InputError, match=rf"source {re.escape(str(spec))}: names 2 videos, which the command colorizes as a batch; "
+                                                 r"colorize_video takes one source"):
+                colorizer.colorize_video(spec, tmp_path / "out")
+        assert not (tmp_path / "out").exists() and not (tmp_path / "o.mp4").exists()
+        # fps: an image folder's frame rate, as the command's --fps
+        summary = colorizer.colorize_video(tmp_path / "imgs", tmp_path / "imgs.mp4", fps=10)
+        assert summary["frames_out"] == 3 and read_video(tmp_path / "imgs.mp4")["times"] == pytest.approx([0, 0.1, 0.2], abs=1e-6)
+        colorizer.colorize_video(tmp_path / "imgs", tmp_path / "again.mp4")
+        assert read_video(tmp_path / "again.mp4")["times"] == pytest.approx([0, 0.04, 0.08], abs=1e-6)  # 25 without it
+        bad = [(dict(source=a, fps=10), rf"fps 10: the frame rate given to image folders and globs .*; source {a} is a video file, whose "
+                                        "frames keep their own timestamps; expected no fps$"),
+               (dict(source="synthetic:64x48:3", fps=5), r"synthetic:64x48:3 is a synthetic clip \(its rate: synthetic:WIDTHxHEIGHT@FPS\)"),
+               (dict(source="rtsp://u:pw9@h/1", fps=5), r"source rtsp://u:\*\*\*@h/1 is a stream"),
+               (dict(source=tmp_path / "imgs", fps=0), "fps 0: expected a frame rate of at least 0.001"),
+               (dict(source=tmp_path / "imgs", fps=float("nan")), "fps nan: expected a frame rate"),
+               (dict(source=tmp_path / "imgs", fps="10"), "fps '10': expected a frame rate"),
+               (dict(source=tmp_path / "imgs", fps=True), "fps True: expected a frame rate")]
+        for i, (kw, message) in enumerate(bad):
+            with pytest.raises(InputError, match=message) as err:
+                colorizer.colorize_video(kw["source"], tmp_path / f"f{i}.mp4", fps=kw["fps"])
+            assert "pw9" not in str(err.value) and not (tmp_path / f"f{i}.mp4").exists()
+    assert api.check_fps(12.5, str(tmp_path / "imgs")) == 12.5 and api.check_fps(None, str(a)) is None
+    with pytest.raises(InputError, match=rf"^--fps 10: the frame rate given to image folders and globs \(and asked of a camera\); source {a} "
+                                         r"is a video file, whose frames keep their own timestamps; expected no --fps$"):
+        api.check_fps(10.0, str(a))

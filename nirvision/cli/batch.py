@@ -8,20 +8,27 @@ folders become ``x.mp4`` and ``x_2.mp4``), one after another through one
 backend, built once: ONNX files, compiled models and sessions are reused by every file of a
 size. A video that cannot be opened or fails midway is reported and skipped and the others still
 run; the exit code is then 1 and the last lines name each failure and its reason. An output
-that would overwrite one of the inputs is refused before anything runs. Ctrl-C or SIGTERM
-finalizes the current output (it plays) and ends the batch; ``--stats-json`` writes every
-file's summary and the failures. With ``--skip-done`` a batch run again after an interruption
+that would overwrite one of the inputs is refused before anything runs. Ctrl-C, SIGTERM or
+SIGHUP finalizes the current output (it plays) and ends the batch; the last line and
+``--stats-json`` say what stopped it (``stopped_by``), the video it cut short (``stopped_midway``,
+not counted as colorized), those ``not_started``, every finished video's summary, the failures,
+and the batch's wall time and FPS. With ``--skip-done`` a batch run again after an interruption
 goes on where it stopped: a video whose output a run finished (recorded in the output folder's
 ``.nirvision-done.json``, ``done_manifest``; for outputs without an entry: one that holds all its
 frames, counted in both files without decoding) is not redone, one whose output is short or
 unreadable (stopped midway, killed) or came from another source is colorized again from its start.
 A folder or glob that holds both videos and images is refused: which was meant cannot be told.
+One that holds neither is refused saying what it holds (other types, ``.dav``; videos in day
+folders below it) and the globs that take them; a glob that names a type (``"dav/*.asf"``)
+takes its files as videos. ``--fps`` (image folders and globs) is refused: videos keep their timestamps.
 """
 from __future__ import annotations
 
 import glob
 import os
+import signal
 import sys
+import time
 from pathlib import Path
 
 from ..errors import InputError
@@ -31,23 +38,121 @@ from ..io.file_source import VIDEO_INPUTS
 def _videos_in(spec: str) -> list[Path] | None:
     """The videos a folder or glob names (in natural order), or None when it names images or is
     no folder or glob. InputError for one that holds both (``mixed_media``): a stray snapshot
-    beside a night's videos must not turn the batch into a one-picture job."""
+    beside a night's videos must not turn the batch into a one-picture job. A glob that names a
+    type (``"dav/*.asf"``) takes what it matches as videos, whatever the type: FFmpeg decides, and
+    one it cannot read is a failure of the batch, as any broken video. One that holds neither
+    kind is an InputError saying what it holds instead (``_no_media``: other types, an NVR's day
+    folders), unless it holds nothing at all."""
     from ..io.image_source import IMAGE_SUFFIXES, _natural_key, is_glob, mixed_media
 
     path = Path(spec)
     if path.is_dir():
-        files = [p for p in path.iterdir() if p.is_file()]
+        found = list(path.iterdir())
     elif is_glob(spec) and not path.exists():
-        files = [Path(p) for p in glob.glob(spec, recursive=True) if Path(p).is_file()]  # ** spans subfolders
+        found = [Path(p) for p in glob.glob(spec, recursive=True)]  # ** spans subfolders
     else:
         return None
+    files = [p for p in found if p.is_file()]
     images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
     videos = sorted((p for p in files if p.suffix.lower() in VIDEO_INPUTS), key=_natural_key)
     if images and videos:
         raise mixed_media(spec, videos, images)
     if images:
         return None  # images: one source, as before
-    return videos or None
+    if videos:
+        return videos
+    if files and not path.is_dir() and _names_a_type(spec):
+        return sorted(files, key=_natural_key)
+    error = _no_media(spec, files, [p for p in found if p.is_dir()])
+    if error is not None:
+        raise error
+    return None  # an empty folder, a glob that matches nothing: the image source says so
+
+
+def _names_a_type(spec: str) -> bool:
+    """Whether glob ``spec`` ends in a type of its own (``*.asf``, ``cam*.DAV``; not ``*``, ``*.*``
+    or an image type): its user said what the files are."""
+    from ..io.image_source import IMAGE_SUFFIXES, is_glob
+
+    suffix = Path(spec).suffix
+    return bool(suffix) and not is_glob(suffix) and suffix.lower() not in IMAGE_SUFFIXES
+
+
+# types no camera records video in: not offered as a glob to try
+NOT_MEDIA = {".txt", ".json", ".log", ".xml", ".csv", ".md", ".html", ".htm", ".pdf", ".ini", ".cfg", ".db", ".nfo", ".md5",
+             ".sha256", ".zip", ".sh", ".bat", ".exe", ".dll", ".lnk", ".url"}
+
+
+def _no_media(spec: str, files: list[Path], folders: list[Path]) -> InputError | None:
+    """The error for a folder or glob that holds no video of a known type (``VIDEO_INPUTS``) and no
+    image (``files``: what it holds at its top level): what it holds instead, by type (an NVR's
+    ``.dav`` files), and what its subfolders hold (a folder a day), with the globs that take them.
+    None when there is nothing to tell (it is empty)."""
+    from ..io.image_source import IMAGE_SUFFIXES, is_glob
+
+    as_glob = is_glob(spec) and not Path(spec).is_dir()
+    below: dict[Path, Path] = {}  # the files under ``folders``, each once (a ** glob matches nested folders)
+    for folder in folders:
+        for top, _, names in os.walk(folder):
+            for name in names:
+                p = Path(top) / name
+                if p.is_file():
+                    below.setdefault(p.resolve(), p)
+    if not files and not below:
+        return None
+    here = (spec if Path(spec).name.endswith("*") else str(Path(spec).parent / "*")) if as_glob else str(Path(spec) / "*")
+    deep = str(Path(spec) / "**" / "*")  # nvr/ -> nvr/**/*; a glob of folders: nvr/* -> nvr/*/**/*
+    inside = "in the folders it matches" if as_glob else "in its subfolders"
+    said, picks, unknown = [], [], False
+    if files:  # none of them of a known type
+        said.append(_counted(files))
+        picks += [f'"{here}{sfx}"' for sfx in _by_type(files) if sfx and sfx.lower() not in NOT_MEDIA]
+        unknown = bool(picks)
+    videos = [p for p in below.values() if p.suffix.lower() in VIDEO_INPUTS]
+    images = [p for p in below.values() if p.suffix.lower() in IMAGE_SUFFIXES]
+    image_picks = []  # each an image source of its own: offered as alternatives, not to give with the videos
+    for kind, paths, into in (("video", videos, picks), ("image", images, image_picks)):
+        if paths:
+            said.append(f"{_count(len(paths), kind)} {inside} ({', '.join(_by_type(paths))})")
+            into += [f'"{deep}{sfx}"' for sfx in _by_type(paths)]
+    if below and not videos and not images:
+        said.append(f"{_counted(list(below.values()))} {inside}")
+        more = [f'"{deep}{sfx}"' for sfx in _by_type(list(below.values())) if sfx and sfx.lower() not in NOT_MEDIA]
+        picks += more
+        unknown = unknown or bool(more)
+    head = (f"{f'glob {spec!r}: matches' if as_glob else f'folder {spec}: holds'} no videos or images" + (" of a known type" if files else "")
+            + (" at its top level" if below and not as_glob else ""))
+    if not picks and not image_picks:
+        return InputError(f"{head}, but {', and '.join(said)}; expected videos ({', '.join(sorted(VIDEO_INPUTS))}) "
+                          f"or images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    how = (" (a glob that names a type takes its files as videos: FFmpeg decides which it reads), or the files by name" if unknown
+           else " (quoted: nirvision expands them; ** reaches into subfolders at any depth, and the outputs keep the folders)")
+    give = " or ".join(([" ".join(picks)] if picks else []) + image_picks)
+    return InputError(f"{head}, but {', and '.join(said)}; give {give}{how}")
+
+
+def _by_type(paths: list[Path]) -> list[str]:
+    """The suffixes of ``paths`` (as written: globs match case), most files first, none last."""
+    counts = _type_counts(paths)
+    return sorted(counts, key=lambda sfx: (not sfx, -counts[sfx], sfx))
+
+
+def _type_counts(paths: list[Path]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.suffix] = counts.get(p.suffix, 0) + 1
+    return counts
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _counted(paths: list[Path]) -> str:
+    """``paths`` counted by type: "12 .dav files and 1 file without a type"."""
+    counts = _type_counts(paths)
+    items = [_count(counts[sfx], f"{sfx} file") if sfx else f"{_count(counts[sfx], 'file')} without a type" for sfx in _by_type(paths)]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def batch_inputs(sources: list[str]) -> list[Path] | None:
@@ -248,7 +353,14 @@ def _close(source, sinks) -> None:
 
 
 def run_batch(args, inputs: list[Path], backend) -> int:
-    """Colorize every input into its output through ``backend`` (closed at the end); the exit code."""
+    """Colorize every input into its output through ``backend`` (closed at the end); the exit code.
+
+    The last line and ``--stats-json`` say how the batch ended (``stopped_by``: "end of input",
+    or the signal, "preview closed", "error"), which videos were colorized to their end
+    (``files``), the one a stop cut short (``stopped_midway``, with its frames and of how many:
+    it plays, but is no finished video), those never started (``not_started``), failed and
+    skipped ones, and the batch's frames, wall time and FPS: a monitoring script tells an
+    interrupted night from a finished one, and what is left to do."""
     from ..errors import usage_errors
     from ..io import open_sink, open_source
     from ..runtime.engine import prepare_backend
@@ -257,8 +369,12 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                            run_engine, write_stats)
     from .done_manifest import forget, record, source_state
 
+    t0 = time.perf_counter()
     try:
         check_stats_path(args, inputs)  # before anything is recorded there
+        if getattr(args, "fps", None) is not None:
+            raise InputError(f"--fps {args.fps:g}: the frame rate given to image folders and globs; the videos of a batch keep their "
+                             "own timestamps; expected no --fps")
         if len(args.output) == 1 and "://" not in args.output[0]:
             inputs, left = outside_output(inputs, args.output[0], args.source)
             if left:
@@ -277,13 +393,14 @@ def run_batch(args, inputs: list[Path], backend) -> int:
         raise
     options = {"max_frames": args.max_frames, "start": args.start_s, "end": args.end_s, "input_bits": args.input_bits,
                "color_frames": args.color_frames}
-    if args.fps:
-        options["fps"] = args.fps
     if args.no_audio:
         options["audio"] = False
-    done: list[dict] = []
+    done: list[dict] = []  # summaries of the videos colorized to their end
     failed: list[tuple[Path, str]] = []
     skipped: list[dict] = []  # --skip-done: outputs complete from an earlier run
+    midway: dict | None = None  # the video a stop cut short
+    handled = 0  # inputs dealt with, in order (colorized, skipped, failed, stopped midway); the others were not started
+    stopped_by, error = "end of input", None
     code, announced, n = 0, False, len(inputs)
     try:
         # between videos (while one opens) a signal is noted and the batch ends before the next;
@@ -296,6 +413,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                     done_before, found = already_done(src, out, args.max_frames, args.start_s, args.end_s)
                     if done_before:
                         skipped.append({"source": str(src), "output": str(out), "reason": found})
+                        handled = i
                         print(f"nirvision colorize: [{i}/{n}] {src}: done before ({found}), skipped", file=sys.stderr, flush=True)
                         continue
                     if out.exists():
@@ -316,20 +434,23 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                 except usage_errors() as exc:
                     _close(source, sinks)
                     failed.append((src, str(exc)))
+                    handled = i
                     print(f"nirvision colorize: [{i}/{n}] skipped: {exc}", file=sys.stderr)
                     continue
                 except BaseException:
                     _close(source, sinks)
                     raise
-                if between:  # a signal while it opened: nothing of it is written
+                if between:  # a signal while it opened: nothing of it is written, it was not started
                     _close(source, sinks)
                     break
                 if not announced:
                     announce_backend(args, backend)
                     announced = True
+                handled = i
                 try:
                     summary, code = run_engine(source, sinks, backend, args, progress=not args.no_progress, close_backend=False, stats=False)
-                except KeyboardInterrupt:
+                except KeyboardInterrupt:  # a third Ctrl-C: left at once, what it wrote is not known
+                    midway = {"source": str(src), "output": str(out), "frames_out": None, "of": source.info.frames or None}
                     raise
                 except Exception as exc:  # noqa: BLE001 - this file failed; the outputs are finalized, the others still run
                     reason = error_text(exc)
@@ -339,27 +460,75 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                     print(f"nirvision colorize: [{i}/{n}] failed: {reason}", file=sys.stderr)
                     continue
                 print(f"nirvision colorize: [{i}/{n}] {describe(summary)}", file=sys.stderr)
+                if summary["stopped_by"] != "end of input":  # a signal, or the preview window closed: the batch ends here
+                    midway = {"source": str(src), "output": str(out), "frames_out": summary["frames_out"], "of": source.info.frames or None,
+                              "summary": summary}
+                    stopped_by = summary["stopped_by"]
+                    break
                 if summary["frames_out"]:
                     done.append(summary)
-                if not code:  # ended normally (the end of its input): --skip-done trusts it on a rerun
-                    record(out, src, summary, args.start_s, args.end_s, args.max_frames, before)
-                if code or summary.get("stopped_by") == "preview closed":  # a signal, or the preview window closed: the batch ends here
+                record(out, src, summary, args.start_s, args.end_s, args.max_frames, before)  # --skip-done trusts it on a rerun
+                if code:  # a signal as it ended
                     break
             if between and not code:
                 code = 128 + int(between[0])
+            if code and stopped_by == "end of input":
+                stopped_by = signal.Signals(code - 128).name
+    except BaseException as exc:
+        stopped_by, error = _stopped_by(exc, error_text)
+        raise
     finally:
         backend.close()
+        wall = time.perf_counter() - t0
         frames = sum(s["frames_out"] for s in done)
-        passed = sum(s.get("passed", 0) for s in done)
-        print(f"nirvision colorize: {len(done)} of {n} videos colorized ({frames} frames"
-              + (f", {passed} of them in colour, passed through" if passed else "") + ")"
-              + (f"; {len(skipped)} done before, skipped" if skipped else "")
-              + (f"; {len(failed)} failed:" if failed else "") + (" (stopped)" if code else ""), file=sys.stderr)
+        written = frames + ((midway or {}).get("frames_out") or 0)  # every frame this run wrote
+        passed = sum(s.get("passed", 0) for s in done) + ((midway or {}).get("summary") or {}).get("passed", 0)
+        not_started = [str(p) for p in inputs[handled:] if midway is None or str(p) != midway["source"]]
+        print(f"nirvision colorize: {_closing_line(n, done, midway, not_started, skipped, failed, stopped_by, written, wall)}", file=sys.stderr)
         for src, reason in failed:
             print(f"  {src}: {reason}", file=sys.stderr)
         if args.stats_json:
-            write_stats(args.stats_json, {"files": done, "failed": [{"source": str(s), "error": e} for s, e in failed], "skipped": skipped, "inputs": n,
-                                          "frames_out": frames, "passed": passed})
+            stats = {"stopped_by": stopped_by, **({"error": error} if error else {}), "inputs": n, "colorized": len(done), "files": done,
+                     "stopped_midway": midway, "not_started": not_started, "failed": [{"source": str(s), "error": e} for s, e in failed],
+                     "skipped": skipped, "frames_out": written, "passed": passed, "wall_s": round(wall, 3),
+                     "fps": round(written / wall, 3) if wall > 0 else 0.0}
+            write_stats(args.stats_json, stats)
     if code:
         return code
     return 1 if failed else 0
+
+
+def _stopped_by(exc: BaseException, error_text) -> tuple[str, str | None]:
+    """How a batch that ``exc`` ended was stopped, named as the engine names it, and the error."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "SIGINT", None
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        named = isinstance(code, int) and 128 < code < 128 + signal.NSIG
+        return (signal.Signals(code - 128).name if named else f"exit status {code}"), None
+    return "error", error_text(exc)
+
+
+def _closing_line(n: int, done: list[dict], midway: dict | None, not_started: list[str], skipped: list[dict],
+                  failed: list, stopped_by: str, written: int, wall: float) -> str:
+    """The batch's last line: "3 of 6 videos colorized (150 frames), 1 stopped midway (out/v4.mp4,
+    10 of 60 frames), 2 not started (stopped by SIGINT); 1 failed:" with the batch's time and FPS."""
+    frames = sum(s["frames_out"] for s in done)
+    passed = sum(s.get("passed", 0) for s in done)
+    line = f"{len(done)} of {n} videos colorized ({frames} frames" + (f", {passed} of them in colour, passed through" if passed else "") + ")"
+    if midway is not None:
+        got = midway["frames_out"]
+        line += f", 1 stopped midway ({midway['output']}" + ("" if got is None else f", {got} of {midway['of']} frames" if midway["of"]
+                                                              else f", {got} frames") + ")"
+    if not_started:
+        line += f", {len(not_started)} not started"
+    if stopped_by != "end of input":
+        line += f" (stopped by {'an error' if stopped_by == 'error' else stopped_by})"
+    if skipped:
+        line += f"; {len(skipped)} done before, skipped"
+    line += f"; {wall:.1f} s"
+    if written and wall > 0:
+        line += f", {written / wall:.1f} fps overall" if written >= wall else f", {wall / written:.1f} s a frame overall"
+    if failed:
+        line += f"; {len(failed)} failed:"
+    return line

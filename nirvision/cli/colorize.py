@@ -84,7 +84,7 @@ def add_parser(sub) -> None:
     g.add_argument("--reconnect", default="3", metavar="N|forever", help="live sources: connection attempts after a failure (default: 3)")
     g.add_argument("--open-timeout", type=float, default=10.0, metavar="S", help="RTSP: seconds to wait for a connection (default: 10)")
     g.add_argument("--read-timeout", type=float, default=5.0, metavar="S", help="RTSP: seconds without data before reconnecting (default: 5)")
-    g.add_argument("--fps", type=float, help="frame rate given to image folders (default: 25)")
+    g.add_argument("--fps", type=float, help="frame rate given to image folders and globs (default: 25); refused for videos, which keep their own timestamps")
     g.add_argument("--input-bits", default="auto", metavar="auto|10|12|14|16",
                    help="16-bit images and video: the bits that hold the picture (Mono10 / Mono12 cameras store 10 or 12 bits "
                         "in 16-bit files); auto (default): the fewest that hold the largest value seen, said when below 16")
@@ -481,6 +481,9 @@ def _run(args, handed_over: list) -> int:
         args.source = args.source[0]
         _check_segment_outputs(args)
         _check_range_source(args)
+        from ..api import check_fps
+
+        check_fps(args.fps, args.source)  # image folders and globs (and a camera); a video keeps its own timestamps
         if args.skip_done and _done_before(args):
             return 0
     backend, _, _ = build_backend(args, announce=False)
@@ -488,7 +491,7 @@ def _run(args, handed_over: list) -> int:
         handed_over.append("batch")
         return run_batch(args, inputs, backend)
     options = {"max_frames": args.max_frames, "input_bits": args.input_bits, "color_frames": args.color_frames}
-    if args.fps:
+    if args.fps is not None:
         options["fps"] = args.fps
     if args.no_audio:
         options["audio"] = False

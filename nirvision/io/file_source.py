@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 # file types taken as videos where a folder or glob is looked through (a batch; beside images)
 VIDEO_INPUTS = {".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm", ".ts", ".mts", ".m2ts", ".mpg", ".mpeg", ".flv", ".wmv", ".3gp",
-                ".h264", ".264", ".h265", ".265", ".hevc"}
+                ".h264", ".264", ".h265", ".265", ".hevc",
+                ".dav", ".asf", ".mxf", ".vob", ".y4m", ".ogv", ".f4v", ".dv", ".mjpeg", ".mjpg", ".nut", ".3g2"}  # NVR exports (Dahua .dav) and others FFmpeg reads
 
 # Damaged files are read on as long as the demuxer gets somewhere: undecodable packets cost
 # little to skip, and an hour of intact recording may follow a damaged second. Given up only

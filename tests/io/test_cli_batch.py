@@ -1,5 +1,7 @@
 """``nirvision colorize`` on several videos: a folder, a glob or a list into one output folder."""
 import json
+import os
+import re
 import signal
 from pathlib import Path
 
@@ -47,7 +49,10 @@ def test_folder_of_videos_each_under_its_own_name_and_a_broken_one_skipped(tmp_p
     stats = json.loads((tmp_path / "s.json").read_text())
     assert stats["inputs"] == 3 and [f["frames_out"] for f in stats["files"]] == [4, 6]
     assert [f["source"] for f in stats["failed"]] == [str(src / "cam3.mp4")] and "cannot be read as a video" in stats["failed"][0]["error"]
-    assert "[3/3] skipped: video file" in err and "2 of 3 videos colorized (10 frames); 1 failed:" in err
+    assert "[3/3] skipped: video file" in err and re.search(r"2 of 3 videos colorized \(10 frames\); [\d.]+ s, [\d.]+ (fps|s a frame) overall; 1 failed:$", err, re.M)
+    # ran to its end: nothing stopped midway or left; the batch's own frames, time and rate
+    assert stats["stopped_by"] == "end of input" and stats["stopped_midway"] is None and stats["not_started"] == [] and stats["colorized"] == 2
+    assert stats["frames_out"] == 10 and stats["wall_s"] > 0 and stats["fps"] == pytest.approx(10 / stats["wall_s"], rel=1e-2)
     assert err.rstrip().splitlines()[-1].startswith(f"  {src / 'cam3.mp4'}: video file")
 
 
@@ -121,9 +126,14 @@ def test_signal_mid_batch_finalizes_the_current_video_and_ends_the_batch(tmp_pat
     assert proc.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err and "[2/2]" not in err  # the second video was not started
     stats = json.loads((tmp_path / "s.json").read_text())
-    assert len(stats["files"]) == 1 and stats["files"][0]["stopped_by"] == "SIGTERM" and stats["failed"] == []
+    # the first is no finished video: said as stopped midway, with its frames of how many; the second as not started
+    assert stats["stopped_by"] == "SIGTERM" and stats["files"] == [] and stats["colorized"] == 0 and stats["failed"] == []
+    midway = stats["stopped_midway"]
+    assert (midway["source"], midway["output"], midway["of"]) == ("first.mp4", str(Path("out") / "first.mp4"), n)
+    assert midway["summary"]["stopped_by"] == "SIGTERM" and stats["not_started"] == ["second.mp4"]
     out = read_video(tmp_path / "out" / "first.mp4")  # plays to its end
-    assert 0 < len(out["times"]) == stats["files"][0]["frames_out"] < n
+    assert 0 < len(out["times"]) == midway["frames_out"] == stats["frames_out"] < n
+    assert f"0 of 2 videos colorized (0 frames), 1 stopped midway (out/first.mp4, {midway['frames_out']} of {n} frames), 1 not started (stopped by SIGTERM); " in err
     assert not (tmp_path / "out" / "second.mp4").exists()
 
 
@@ -204,8 +214,9 @@ def test_a_signal_while_the_next_video_opens_ends_the_batch_cleanly(tmp_path, ti
     assert code == 128 + signal.SIGTERM, err
     assert [p.name for p in listed(tmp_path / "out")] == ["a.mp4"] and len(read_video(tmp_path / "out" / "a.mp4")["times"]) == 3
     stats = json.loads((tmp_path / "s.json").read_text())
-    assert [f["frames_out"] for f in stats["files"]] == [3] and stats["failed"] == []
-    assert "1 of 3 videos colorized (3 frames) (stopped)" in err and "[3/3]" not in err
+    assert [f["frames_out"] for f in stats["files"]] == [3] and stats["failed"] == [] and stats["stopped_midway"] is None
+    assert stats["stopped_by"] == "SIGTERM" and stats["not_started"] == [str(tmp_path / "b.mp4"), str(tmp_path / "c.mp4")]
+    assert "1 of 3 videos colorized (3 frames), 2 not started (stopped by SIGTERM); " in err and "[3/3]" not in err
 
 
 def test_skip_done_goes_on_where_an_interrupted_batch_stopped(tmp_path, tiny_model, capsys):
@@ -293,3 +304,132 @@ def test_videos_of_one_name_in_a_batch_get_a_contact_sheet_each(tmp_path, tiny_m
     code, _, err = colorize(capsys, tmp_path / "in", "-o", tmp_path / "out", "--model", tiny_model, "--contact-sheet")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["x_mkv_sheet.png", "x_mp4_sheet.png"]
+
+
+def test_a_batch_stopped_midway_says_what_it_colorized_cut_short_and_never_started(tmp_path, tiny_model, capsys, monkeypatch):
+    import nirvision.io as io
+
+    src, out = tmp_path / "nights", tmp_path / "out"
+    src.mkdir()
+    make_clip(src / "a.mp4", [0, 40, 80])
+    (src / "b.mp4").write_bytes(b"not a video")
+    make_clip(src / "c.mp4", [40 * i for i in range(40)])
+    make_clip(src / "d.mp4", [0, 40])
+    real = io.open_sink
+
+    def open_sink(spec, info, **kw):  # Ctrl-C as c.mp4's second frame is written
+        sink = real(spec, info, **kw)
+        if spec.endswith("c.mp4"):
+            write, written = sink.write, []
+
+            def write_and_signal(frame, image):
+                written.append(frame)
+                if len(written) == 2:
+                    os.kill(os.getpid(), signal.SIGINT)
+                write(frame, image)
+            sink.write = write_and_signal
+        return sink
+
+    monkeypatch.setattr(io, "open_sink", open_sink)
+    code, _, err = colorize(capsys, src, "-o", out, "--model", tiny_model, "--stats-json", tmp_path / "s.json")
+    assert code == 128 + signal.SIGINT, err
+    got = len(read_video(out / "c.mp4")["times"])  # finalized: it plays, with the frames written before the stop
+    assert 2 <= got < 40 and not (out / "d.mp4").exists()
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["stopped_by"] == "SIGINT" and [f["frames_out"] for f in stats["files"]] == [3] and stats["colorized"] == 1
+    assert stats["stopped_midway"]["source"] == str(src / "c.mp4") and stats["stopped_midway"]["output"] == str(out / "c.mp4")
+    assert (stats["stopped_midway"]["frames_out"], stats["stopped_midway"]["of"]) == (got, 40)
+    assert stats["not_started"] == [str(src / "d.mp4")] and [f["source"] for f in stats["failed"]] == [str(src / "b.mp4")]
+    assert stats["frames_out"] == 3 + got and stats["fps"] == pytest.approx((3 + got) / stats["wall_s"], rel=1e-2)
+    assert (f"1 of 4 videos colorized (3 frames), 1 stopped midway ({out / 'c.mp4'}, {got} of 40 frames), 1 not started "
+            "(stopped by SIGINT); ") in err and err.rstrip().splitlines()[-2].endswith("overall; 1 failed:")
+    # the rerun with --skip-done leaves a.mp4, colorizes c.mp4 again from its start, then d.mp4
+    monkeypatch.setattr(io, "open_sink", real)
+    code, _, err = colorize(capsys, src, "-o", out, "--model", tiny_model, "--skip-done", "--stats-json", tmp_path / "s.json")
+    assert code == 1 and f"{src / 'c.mp4'}: colorizing again" in err, err
+    assert {p.name: len(read_video(p)["times"]) for p in listed(out)} == {"a.mp4": 3, "c.mp4": 40, "d.mp4": 2}
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["stopped_by"] == "end of input" and stats["stopped_midway"] is None and stats["not_started"] == []
+    assert [f["frames_out"] for f in stats["files"]] == [40, 2] and len(stats["skipped"]) == 1 and stats["frames_out"] == 42
+    assert "2 of 4 videos colorized (42 frames); 1 done before, skipped; " in err
+
+
+def test_a_folder_of_day_folders_or_of_other_types_says_what_it_holds_and_the_globs_that_take_it(tmp_path, tiny_model, capsys):
+    import cv2
+    import numpy as np
+
+    nvr = tmp_path / "nvr"
+    for day in ("day1", "day2"):
+        (nvr / day).mkdir(parents=True)
+        make_clip(nvr / day / "cam.mp4", [0, 40])
+    make_clip(nvr / "day2" / "cam2.mkv", [0, 40])
+    code, _, err = colorize(capsys, nvr, "-o", tmp_path / "out", "--model", tiny_model)
+    assert code == 2 and not (tmp_path / "out").exists(), err
+    assert (f"folder {nvr}: holds no videos or images at its top level, but 3 videos in its subfolders (.mp4, .mkv); "
+            f'give "{nvr}/**/*.mp4" "{nvr}/**/*.mkv"') in err
+    code, _, err = colorize(capsys, str(nvr / "**" / "*.mp4"), str(nvr / "**" / "*.mkv"), "-o", tmp_path / "out", "--model", tiny_model)
+    assert code == 0 and [p.relative_to(tmp_path / "out").as_posix() for p in listed(tmp_path / "out")] == [
+        "day1/cam.mp4", "day2/cam.mp4", "day2/cam2.mkv"], err  # what it offers works
+    # images in subfolders (a data set's class folders) are offered as one source each
+    (tmp_path / "ds" / "a").mkdir(parents=True)
+    cv2.imwrite(str(tmp_path / "ds" / "a" / "1.png"), np.zeros((48, 64), np.uint8))
+    with pytest.raises(InputError, match=r'but 1 image in its subfolders \(.png\); give ".*/ds/\*\*/\*.png"'):
+        batch_inputs([str(tmp_path / "ds")])
+    # an NVR's own types (proprietary ones FFmpeg may or may not read): counted by type, with the glob that names them
+    dav = tmp_path / "dav"
+    dav.mkdir()
+    for name in ("ch01.g64", "ch02.g64", "ch03.sec"):
+        (dav / name).write_bytes((tmp_path / "nvr" / "day1" / "cam.mp4").read_bytes())
+    (dav / "index.txt").write_text("channel list")
+    for spec, what in ((dav, f"folder {dav}: holds"), (str(dav / "*"), f"glob '{dav}/*': matches")):
+        code, _, err = colorize(capsys, spec, "-o", tmp_path / "davo", "--model", tiny_model)
+        assert code == 2 and not (tmp_path / "davo").exists(), err
+        assert (f"{what} no videos or images of a known type, but 2 .g64 files, 1 .sec file and 1 .txt file; "
+                f'give "{dav}/*.g64" "{dav}/*.sec" (a glob that names a type takes its files as videos') in err
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("")
+    with pytest.raises(InputError, match=r"holds no videos or images of a known type, but 1 .txt file; expected videos \(.264, "):
+        batch_inputs([str(tmp_path / "notes")])
+    assert batch_inputs([str(tmp_path / "empty*")]) is None  # matches nothing: said by the image source, as before
+
+
+def test_a_glob_that_names_a_type_takes_its_files_as_videos(tmp_path, tiny_model, capsys):
+    dav = tmp_path / "dav"
+    dav.mkdir()
+    make_clip(tmp_path / "c.mp4", [0, 40, 80])
+    (dav / "ch01.sec").write_bytes((tmp_path / "c.mp4").read_bytes())  # a type nirvision does not know: FFmpeg reads it by its content
+    (dav / "ch02.sec").write_bytes(b"a recording that is no video")
+    (dav / "ch03.g64").write_bytes((tmp_path / "c.mp4").read_bytes())  # another type: not matched
+    code, _, err = colorize(capsys, str(dav / "*.sec"), "-o", tmp_path / "out", "--model", tiny_model, "--stats-json", tmp_path / "s.json")
+    assert code == 1, err  # the unreadable one is the batch's failure, listed
+    assert [p.name for p in listed(tmp_path / "out")] == ["ch01.mp4"] and len(read_video(tmp_path / "out" / "ch01.mp4")["times"]) == 3
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert [f["source"] for f in stats["failed"]] == [str(dav / "ch02.sec")] and stats["inputs"] == 2
+    assert batch_inputs([str(dav / "*.sec"), str(dav / "*.g64")]) == [dav / "ch01.sec", dav / "ch02.sec", dav / "ch03.g64"]
+
+
+def test_fps_is_refused_for_a_batch_of_videos(tmp_path, tiny_model, capsys):
+    make_clip(tmp_path / "a.mp4", [0, 40])
+    make_clip(tmp_path / "b.mp4", [0, 40])
+    code, _, err = colorize(capsys, tmp_path / "a.mp4", tmp_path / "b.mp4", "-o", tmp_path / "out", "--model", tiny_model, "--fps", "10",
+                            "--stats-json", tmp_path / "s.json")
+    assert code == 2 and "--fps 10: the frame rate given to image folders and globs; the videos of a batch keep their own timestamps" in err
+    assert not (tmp_path / "out").exists() and json.loads((tmp_path / "s.json").read_text())["stopped_by"] == "error"
+
+
+def test_a_batch_ended_by_an_error_says_so_and_what_it_did_not_start(tmp_path, tiny_model, capsys, monkeypatch):
+    import nirvision.cli.done_manifest as manifest
+
+    for name in ("a", "b", "c"):
+        make_clip(tmp_path / f"{name}.mp4", [0, 40])
+
+    def record(out, *args, **kw):  # the output folder's record cannot be written: the batch cannot go on
+        raise PermissionError(f"{out.parent / MANIFEST}: read-only")
+
+    monkeypatch.setattr(manifest, "record", record)
+    code, _, err = colorize(capsys, tmp_path, "-o", tmp_path / "out", "--model", tiny_model, "--stats-json", tmp_path / "s.json")
+    assert code == 1 and "PermissionError" in err, err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["stopped_by"] == "error" and "PermissionError" in stats["error"] and stats["stopped_midway"] is None
+    assert [f["frames_out"] for f in stats["files"]] == [2] and stats["not_started"] == [str(tmp_path / "b.mp4"), str(tmp_path / "c.mp4")]
+    assert "1 of 3 videos colorized (2 frames), 2 not started (stopped by an error); " in err

@@ -3,6 +3,7 @@ import json
 import re
 import signal
 
+import cv2
 import numpy as np
 import pytest
 
@@ -376,3 +377,26 @@ def test_write_failing_as_an_mkv_is_finished_is_a_clear_error_and_leaves_no_part
                         r"expected a writable path with free space", r.stderr.strip().splitlines()[-1]), r.stderr
     assert "Traceback" not in r.stderr and "ERROR" not in r.stderr
     assert not (tmp_path / "out.mkv").exists()
+
+
+def _colorize_quietly(capsys, *args):
+    code = main(["colorize", *map(str, args), "--threads", "1", "--workers", "1", "--no-progress"])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_fps_is_refused_for_a_video_and_applies_to_images(tmp_path, tiny_model, capsys):
+    colorize = _colorize_quietly
+    make_clip(tmp_path / "a.mp4", [0, 40])
+    code, _, err = colorize(capsys, tmp_path / "a.mp4", "-o", tmp_path / "o.mp4", "--model", tiny_model, "--fps", "10", "--stats-json", tmp_path / "s.json")
+    assert code == 2 and f"--fps 10: the frame rate given to image folders and globs (and asked of a camera); source {tmp_path / 'a.mp4'} is a video file" in err, err
+    assert not (tmp_path / "o.mp4").exists() and json.loads((tmp_path / "s.json").read_text())["stopped_by"] == "error"
+    code, _, err = colorize(capsys, "synthetic:64x48:3", "-o", tmp_path / "s.mp4", "--model", tiny_model, "--fps", "10")
+    assert code == 2 and "synthetic:WIDTHxHEIGHT@FPS" in err
+    (tmp_path / "imgs").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "imgs" / f"{i}.png"), np.zeros((48, 64), np.uint8))
+    code, _, err = colorize(capsys, tmp_path / "imgs", "-o", tmp_path / "i.mp4", "--model", tiny_model, "--fps", "0")
+    assert code == 2 and "--fps 0: expected a frame rate of at least 0.001" in err
+    code, _, err = colorize(capsys, str(tmp_path / "imgs" / "*.png"), "-o", tmp_path / "i.mp4", "--model", tiny_model, "--fps", "10")
+    assert code == 0 and read_video(tmp_path / "i.mp4")["times"] == pytest.approx([0, 0.1, 0.2], abs=1e-6), err
