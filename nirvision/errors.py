@@ -6,6 +6,10 @@ class InputError(ValueError):
     """A source, sink, path or option given by the user cannot be used; the message says why."""
 
 
+class OutputFull(InputError):
+    """An output cannot be written for want of space (disk full, quota): the next would fail alike."""
+
+
 def usage_errors() -> tuple[type[BaseException], ...]:
     """Every exception class that means 'the user gave something unusable' (exit code 2)."""
     from .config import ConfigError

@@ -31,8 +31,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, OutputFull
 from ..io.file_source import VIDEO_INPUTS
+
+
+NO_SPACE = "nirvision colorize: no space left for the outputs: the batch stops here"
 
 
 def _videos_in(spec: str) -> list[Path] | None:
@@ -436,6 +439,10 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                     failed.append((src, str(exc)))
                     handled = i
                     print(f"nirvision colorize: [{i}/{n}] skipped: {exc}", file=sys.stderr)
+                    if isinstance(exc, OutputFull):
+                        print(NO_SPACE, file=sys.stderr)
+                        stopped_by = "disk full"
+                        break
                     continue
                 except BaseException:
                     _close(source, sinks)
@@ -458,6 +465,10 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                         reason += f" (the frames colorized before it are in {out})"
                     failed.append((src, reason))
                     print(f"nirvision colorize: [{i}/{n}] failed: {reason}", file=sys.stderr)
+                    if isinstance(exc, OutputFull):  # the next would fail alike, each after its decoding and colorizing
+                        print(NO_SPACE, file=sys.stderr)
+                        stopped_by = "disk full"
+                        break
                     continue
                 print(f"nirvision colorize: [{i}/{n}] {describe(summary)}", file=sys.stderr)
                 if summary["stopped_by"] != "end of input":  # a signal, or the preview window closed: the batch ends here

@@ -26,6 +26,7 @@ plays up to its last second or so.
 """
 from __future__ import annotations
 
+import errno
 import logging
 from fractions import Fraction
 from pathlib import Path
@@ -35,7 +36,7 @@ import av
 import cv2
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, OutputFull
 from .audio import AacTranscoder, undecodable, why_not_copied
 from .base import Frame, Sink, SourceInfo
 from .tags import output_tags, unkept
@@ -172,7 +173,8 @@ class VideoSink(Sink):
         """Mark the sink broken (``close()`` then removes the file); the error to raise."""
         self.broken = True
         reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
-        return InputError(f"output {self.path}: {what} failed ({reason}); expected a writable path with free space")
+        kind = OutputFull if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) else InputError
+        return kind(f"output {self.path}: {what} failed ({reason}); expected a writable path with free space")
 
     def _add_video(self, h: int, w: int) -> None:
         stream = self.container.add_stream("libx264", rate=self.fps, options=self.options)

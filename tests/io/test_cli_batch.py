@@ -433,3 +433,19 @@ def test_a_batch_ended_by_an_error_says_so_and_what_it_did_not_start(tmp_path, t
     assert stats["stopped_by"] == "error" and "PermissionError" in stats["error"] and stats["stopped_midway"] is None
     assert [f["frames_out"] for f in stats["files"]] == [2] and stats["not_started"] == [str(tmp_path / "b.mp4"), str(tmp_path / "c.mp4")]
     assert "1 of 3 videos colorized (2 frames), 2 not started (stopped by an error); " in err
+
+
+def test_a_full_disk_stops_the_batch_instead_of_failing_every_video_in_turn(tmp_path, tiny_model, capsys):
+    src, out = tmp_path / "nights", tmp_path / "out"
+    src.mkdir()
+    out.mkdir()
+    for name in ("a", "b", "c"):
+        make_clip(src / f"{name}.mp4", [0, 40, 80])
+    (out / "a.mp4").symlink_to("/dev/full")  # the first output meets a full disk
+    code, _, err = colorize(capsys, src, "-o", out, "--model", tiny_model, "--stats-json", tmp_path / "s.json")
+    assert code == 1, err
+    assert "no space left for the outputs: the batch stops here" in err and "[2/3]" not in err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert stats["stopped_by"] == "disk full" and stats["not_started"] == [str(src / "b.mp4"), str(src / "c.mp4")]
+    assert [f["source"] for f in stats["failed"]] == [str(src / "a.mp4")] and "No space left on device" in stats["failed"][0]["error"]
+    assert not (out / "b.mp4").exists() and not (out / "c.mp4").exists()
