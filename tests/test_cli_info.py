@@ -137,3 +137,91 @@ def test_help_and_usage_errors_do_not_load_torch_or_the_codecs():
             "print(sorted(m for m in ('torch', 'av', 'onnxruntime') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_info_shows_the_artefact_cache(capsys, monkeypatch, tmp_path):
+    from nirvision.runtime.cache import ArtefactCache, ArtefactKey
+
+    monkeypatch.setenv("NIRVISION_CACHE", str(tmp_path / "cache"))
+    ArtefactCache().get_or_build(ArtefactKey(kind="onnx-u8", weights="w", shape=(1, 1, 48, 64), precision="fp32"), ".onnx",
+                                 lambda p: p.write_bytes(b"x" * 2000))
+    assert main(["info"]) == 0
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("artefact cache:")]
+    assert line.startswith(f"artefact cache: {tmp_path / 'cache'}, from $NIRVISION_CACHE (writable): 1 entries, 2.")
+    assert "(onnx-u8 1)" in line and "`nirvision cache` lists and clears them" in line
+    assert main(["info", "--json"]) == 0
+    c = json.loads(capsys.readouterr().out)["cache"]
+    assert (c["folder"], c["writable"], c["entries"], c["kinds"]) == (str(tmp_path / "cache"), True, 1, {"onnx-u8": 1})
+
+
+def test_the_cache_command_lists_and_clears(capsys, monkeypatch, tmp_path):
+    import os
+    import time
+
+    from nirvision.runtime.cache import ArtefactCache, ArtefactKey
+
+    cache = ArtefactCache(tmp_path / "c")
+    key = ArtefactKey(kind="onnx-u8", weights="w", shape=(1, 1, 48, 64), precision="fp32")
+    old = cache.get_or_build(key, ".onnx", lambda p: p.write_bytes(b"x" * 2000))
+    new = cache.get_or_build(key.with_(shape=(1, 1, 120, 160)), ".onnx", lambda p: p.write_bytes(b"y" * 3000))
+    t = time.time() - 10 * 86400
+    for p in (old, old.with_name(old.name + ".json")):
+        os.utime(p, (t, t))
+    assert main(["cache", "--cache", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"artefact cache {tmp_path / 'c'} (writable): 2 entries, ")
+    rows = [ln.split() for ln in out[2:]]
+    assert [(r[0], r[1], r[2], r[-1]) for r in rows] == [("onnx-u8", "64x48", "fp32", str(old)), ("onnx-u8", "160x120", "fp32", str(new))]
+    assert main(["cache", "clear", "--older-than", "7", "--cache", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().out.startswith(f"removed 1 entry (2.")
+    assert not old.exists() and new.exists()
+    assert main(["cache", "list", "--older-than", "7", "--cache", str(tmp_path / "c")]) == 2
+    assert "--older-than: only with `nirvision cache clear`" in capsys.readouterr().err
+    assert main(["cache", "clear", "--older-than", "-1", "--cache", str(tmp_path / "c")]) == 2
+    assert main(["cache", "clear", "--cache", str(tmp_path / "c")]) == 0
+    assert capsys.readouterr().out.startswith("removed 1 entry") and not new.exists()
+
+
+def test_verbose_and_debug_are_taken_after_the_command_too(capsys, monkeypatch, tmp_path):
+    import logging
+
+    levels = []
+    monkeypatch.setattr(logging, "basicConfig", lambda **kw: levels.append(kw["level"]))
+    folder = ["--cache", str(tmp_path / "c")]
+    assert main(["cache", *folder, "-v"]) == 0
+    assert main(["-v", "cache", *folder, "-v"]) == 0  # both count: -vv
+    assert main(["cache", *folder, "-vv"]) == 0
+    assert main(["cache", *folder]) == 0
+    assert levels == [logging.INFO, logging.DEBUG, logging.DEBUG, logging.WARNING]
+    # the report's case: after a command's positional source and outputs, and no key of --config files
+    from nirvision.cli import build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(["colorize", "night.mp4", "-o", "out.mp4", "-v", "--debug"])
+    assert (args.source, args.output, args.verbose_after, args.debug_after) == (["night.mp4"], ["out.mp4"], 1, True)
+    assert not {"verbose", "debug"} & {a.dest for a in parser.commands["colorize"]._actions}
+    capsys.readouterr()
+    # --debug after the command shows the traceback; an input error still exits 2, as without --debug
+    assert main(["cache", "list", "--older-than", "3", *folder, "--debug"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "InputError" in err
+    assert err.rstrip().endswith("nirvision cache: error: --older-than: only with `nirvision cache clear`")
+    assert main(["--debug", "cache", "list", "--older-than", "3", *folder]) == 2
+    assert "Traceback" in capsys.readouterr().err
+    assert main(["cache", "list", "--older-than", "3", *folder]) == 2
+    assert "Traceback" not in capsys.readouterr().err  # one line without it
+
+
+def test_debug_keeps_the_exit_code_of_a_failure(capsys, monkeypatch):
+    import nirvision.cli.info as info
+
+    def broken(args):
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr(info, "run", broken)
+    monkeypatch.setattr("logging.basicConfig", lambda **kw: None)
+    for argv in (["info", "--debug"], ["info"]):
+        parser_run = main(argv)
+        err = capsys.readouterr().err
+        assert parser_run == 1 and "nirvision info: failed: RuntimeError: the disk is on fire" in err
+        assert ("Traceback" in err) == ("--debug" in argv)

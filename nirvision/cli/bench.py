@@ -2,6 +2,11 @@
 
     nirvision bench --backends eager,compile,onnxruntime,openvino --precisions fp32,bf16,int8 \\
         --sizes 256x256,640x480 --model lite --frames DIR --json bench.json
+
+On a machine other processes keep busy the times, and the ratios over eager most of all, are
+not what it gives idle: the run warns (at the start and after the table) when the load average
+leaves fewer cores than the bench uses, and the JSON records keep the load average and the CPU
+time of each row.
 """
 from __future__ import annotations
 
@@ -59,7 +64,8 @@ def add_parser(sub) -> None:
     p.add_argument("--model", default="lite", help="lite, paper or a YAML path (random init unless --weights)")
     p.add_argument("--weights", help="checkpoint to benchmark (PSNR on real frames needs trained weights to mean much)")
     p.add_argument("--frames", help="folder of NIR images (resized to each size); default: a synthetic clip")
-    p.add_argument("--count", type=int, default=20, help="timed frames per backend and size")
+    p.add_argument("--count", type=int, default=20, help="timed frames per backend and size (the median column is over turns: one frame, "
+                   "or 4 x the frames a row keeps in flight, 8 with 2 workers; '-' with fewer than 3)")
     p.add_argument("--warmup", type=int, default=2, help="untimed calls first (export, compile, caches)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, help="CPU threads (torch, ONNX Runtime and OpenVINO)")
@@ -92,7 +98,7 @@ def run(args) -> int:
     from ..api import load_chain
     from ..runtime.backends import BACKEND_NAMES, PRECISIONS
     from ..io.video_sink import check_preset
-    from ..runtime.backends.timing import run_bench
+    from ..runtime.backends.timing import MEDIAN_TURNS, TURN_DEPTHS, records_load_warning, run_bench
 
     backends = _list(args.backends, BACKEND_NAMES, "backends")
     precisions = _list(args.precisions, PRECISIONS, "precisions")
@@ -127,18 +133,26 @@ def run(args) -> int:
     if records:
         print(f"fp32 matrix multiply here (torch.mm 1024x1024, {records[0].threads} threads, {records[0].device}): {records[0].matmul_gflops:.0f} GFLOP/s, "
               "what dense fp32 kernels approach; GFLOP/s below: the chain's multiply-adds x 2 per frame x FPS")
-    print(f"{'size':>9s}  {'backend':26s} {'prec':5s} {'ms/frame':>9s} {'median':>7s} {'FPS':>7s} {'x eager':>7s} {'GFLOP/s':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
+    names = [r.backend if r.skipped else r.backend + (f" x{r.workers} workers" if r.workers > 1 else "") + (" (no 2-buf)" if r.double_buffer is False else "")
+             for r in records]
+    width = max([26] + [len(n) for n in names])  # engine[onnxruntime] x2 workers is 30
+    print(f"{'size':>9s}  {'backend':{width}s} {'prec':5s} {'ms/frame':>9s} {'median':>7s} {'FPS':>7s} {'x eager':>7s} {'GFLOP/s':>7s} {'PSNR/fp32':>9s} {'AE/fp32':>7s} {'eng/bare':>8s}")
     fmt = lambda v, spec: format(v, spec) if v is not None else format("-", ">" + spec.split(".")[0])  # noqa: E731
-    for r in records:
+    for r, name in zip(records, names):
         if r.skipped:
-            print(f"{r.size:>9s}  {r.backend:26s} {r.precision:5s} skipped: {r.skipped}")
+            print(f"{r.size:>9s}  {name:{width}s} {r.precision:5s} skipped: {r.skipped}")
             continue
-        name = r.backend + (f" x{r.workers} workers" if r.workers > 1 else "") + (" (no 2-buf)" if r.double_buffer is False else "")
-        print(f"{r.size:>9s}  {name:26s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.ms_median, '7.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} {fmt(r.gflops, '7.1f')} "
+        print(f"{r.size:>9s}  {name:{width}s} {r.precision:5s} {fmt(r.ms_per_frame, '9.1f')} {fmt(r.ms_median, '7.1f')} {fmt(r.fps, '7.1f')} {fmt(r.speedup_vs_eager_fp32, '7.2f')} {fmt(r.gflops, '7.1f')} "
               f"{fmt(r.psnr_vs_fp32, '9.2f')} {fmt(r.ae_vs_fp32, '7.3f')} {fmt(r.engine_over_bare, '8.2f')}")
+    if any(r.turns is not None and r.ms_median is None for r in records):
+        print(f"median: over the turns the rows take (one frame each, or {TURN_DEPTHS} x the frames in flight); '-' with fewer than {MEDIAN_TURNS} turns "
+              "(more --count)")
     encoders = sorted({r.encoder for r in records if r.encoder})
     if encoders:
         print(f"engine rows: H.264 clip in, {', '.join(encoders)} out")
+    busy = records_load_warning(records)
+    if busy:  # also with --quiet: the numbers above are not what this machine gives idle
+        print(f"nirvision bench: warning: {busy}", file=sys.stderr)
     if args.json:
         try:
             Path(args.json).write_text(json.dumps([r.to_dict() for r in records], indent=2))

@@ -6,7 +6,9 @@
 
 Artefacts go to the cache (``$NIRVISION_CACHE`` or ``~/.cache/nirvision``), keyed so that the
 engine finds them for the same weights, input size, precision, library versions and GPU.
-int8 models come from ``python -m calibrate``, which needs calibration frames.
+Each size's line names the file and says whether it was there already (``cached``) or built
+now; ``nirvision cache`` lists and clears the cache. int8 models come from
+``python -m calibrate``, which needs calibration frames.
 """
 from __future__ import annotations
 
@@ -52,12 +54,20 @@ def run(args) -> int:
     net, config, meta = load_chain(args.weights, args.model if args.random_init else None)
     options = {"cache_dir": args.cache} if args.cache and args.backend != "compile" else {}
     backend = create_backend(args.backend, net.eval(), args.device, args.precision, **options)
+    cache = getattr(backend, "cache", None)  # the artefact cache of backends that keep files (not compile's)
     for w, h in sizes:
         shape = (args.batch, 1, h, w)
         start = time.perf_counter()
-        print(f"{args.backend} {backend.precision} {w}x{h} (batch {args.batch}): building...", file=sys.stderr, flush=True)
+        name = f"{args.backend} {backend.precision} {w}x{h} (batch {args.batch})"
+        print(f"{name}: building...", file=sys.stderr, flush=True)
+        seen = len(cache.history) if cache is not None else 0
         backend.prepare(shape)
-        print(f"{args.backend} {backend.precision} {w}x{h} (batch {args.batch}): ready in {time.perf_counter() - start:.1f} s")
+        took = time.perf_counter() - start
+        used = cache.history[seen:] if cache is not None else []
+        if not used:
+            print(f"{name}: ready in {took:.1f} s")
+        for use in dict((u.path, u) for u in used).values():  # each file once, as it ended (a rebuilt entry: built)
+            print(f"{name}: {use.path.absolute()} " + (f"(built in {use.seconds:.1f} s)" if use.built else "(cached)"))
     if args.backend == "compile":
         print("note: torch.compile keeps its kernels in inductor's own cache; the compiled graph lives in this process only")
     if args.backend == "openvino":

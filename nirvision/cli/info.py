@@ -1,4 +1,5 @@
-"""``nirvision info``: versions, devices, and which backends are usable here (and why not)."""
+"""``nirvision info``: versions, devices, which backends are usable here (and why not), and the
+artefact cache (its folder, whether this user can write in it, what it holds)."""
 from __future__ import annotations
 
 import json
@@ -13,7 +14,10 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..runtime.availability import report  # imports torch: not for every command's --help
 
+    from ..runtime.cache import describe_cache, human_bytes
+
     rep = report()
+    rep["cache"] = describe_cache()
     if args.json:
         print(json.dumps(rep, indent=2))
         return 0
@@ -39,4 +43,15 @@ def run(args) -> int:
     if band:
         print(f"  NIR levels of their {band['images']} training images: 1st percentile {band['low'][0]:.0f}-{band['low'][1]:.0f}, "
               f"99th {band['high'][0]:.0f}-{band['high'][1]:.0f} (--levels auto brings frames outside these into them)")
+    c = rep["cache"]
+    held = f"{c['entries']} entries, {human_bytes(c['bytes'])}" + (f" ({', '.join(f'{k} {n}' for k, n in sorted(c['kinds'].items()))})" if c["kinds"] else "")
+    named = "" if c["named_by"] == "default" else f", from {c['named_by']}"
+    if c["writable"]:
+        print(f"\nartefact cache: {c['folder']}{named} (writable): {held}; `nirvision cache` lists and clears them")
+    elif c["runs_use"] != c["folder"]:
+        print(f"\nartefact cache: {c['folder']} cannot be written by this user; runs use {c['runs_use']} instead, which the system may "
+              f"clean (set $NIRVISION_CACHE to a folder of this user's to keep compiled models): {held}")
+    else:
+        print(f"\nartefact cache: {c['folder']}{named} (NOT writable by this user: it serves what it holds, nothing new can be built "
+              f"in it): {held}")
     return 0

@@ -246,7 +246,17 @@ class Engine:
         if nir.shape != self._last_shape:
             if self._last_shape is not None:
                 self.stats.resolution_changes += 1
-                log.warning("engine: the source changed size from %s to %s at frame %d", self._last_shape[::-1], nir.shape[::-1], frame.index)
+                before, now = ("x".join(map(str, shape[::-1])) for shape in (self._last_shape, nir.shape))
+                if getattr(self.source, "continuous", True):  # a video or a stream changing size is news
+                    log.warning("engine: the source changed size from %s to %s at frame %d", before, now, frame.index)
+                else:  # pictures of a folder differ in size as a matter of course: each at INFO, once what it costs
+                    log.info("engine: %s is %s, the picture before %s", frame.name or f"frame {frame.index}", now, before)
+                    from .backends.auto import sizes_vary_hint
+
+                    hint = sizes_vary_hint(self.backend) if self.stats.resolution_changes == 1 else None
+                    if hint:
+                        log.warning("engine: the pictures differ in size (%s, then %s at %s): %s", before, now,
+                                    frame.name or f"frame {frame.index}", hint)
             self._last_shape = nir.shape
         if frame.color is not None:  # already in colour (--color-frames pass): out as it came
             if frame.color.shape != (*nir.shape, 3) or frame.color.dtype != np.uint8:

@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import json
+import os
 
 import cv2
 import numpy as np
 import pytest
 
 from nirvision.cli import main
+
+
+@pytest.fixture(autouse=True)
+def idle_machine(monkeypatch):
+    """The load average of an idle machine: these tests share their cores with others, and a
+    busy machine adds a warning (tested on its own below)."""
+    monkeypatch.setattr("nirvision.runtime.backends.timing.load_average", lambda: 0.25)
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +106,21 @@ def test_bench_times_onnxruntime_workers_beside_one_session(tmp_path, nir_folder
     assert all(r["encoder"] is None for r in records if r is not engine)
     table = capsys.readouterr().out
     assert "x2 workers" in table and "engine rows: H.264 clip in, libx264 ultrafast crf 20, 1 thread out" in table
+    # 4 frames with 2 workers make one turn (of up to 8): no median (it would be the mean), and the table says why
+    timed = [r for r in records if not r["backend"].startswith("engine[")]
+    assert all(r["turns"] == 1 and r["ms_median"] is None for r in timed)
+    assert "'-' with fewer than 3 turns" in table
+    # the backend column fits its longest name: every row's numbers stand under their headings
+    lines = table.splitlines()
+    header = next(ln for ln in lines if "ms/frame" in ln)
+    rows = [ln for ln in lines if ln.lstrip().startswith("64x48")]
+    for heading in ("ms/frame", "FPS", "eng/bare"):
+        end = header.index(heading) + len(heading)
+        assert all(ln[end - 1] != " " and (len(ln) == end or ln[end] == " ") for ln in rows), heading
+    # what the machine was doing: the load average around the turns (here an idle machine's), the CPU each row used
+    for r in records:
+        assert (r["load_before"], r["load_after"], r["cpus"]) == (0.25, 0.25, os.cpu_count())
+        assert r["cpu_ms_per_frame"] > 0 and r["load_others"] <= 0.25
     assert main(["bench", "--workers", "1,none"]) == 2
     assert main(["bench", "--preset", "quick"]) == 2
     assert "--preset 'quick': expected one of: ultrafast" in capsys.readouterr().err
@@ -135,10 +158,15 @@ def test_bench_synthetic_frames_and_bad_options(tmp_path, capsys):
 
 def test_export_builds_onnx_ahead_of_time(tmp_path, capsys):
     cache = tmp_path / "cache"
-    assert main(["export", "--backend", "onnxruntime", "--sizes", "48x32", "--model", "lite", "--random-init", "--cache", str(cache), "--device", "cpu"]) == 0
+    assert main(["export", "--backend", "onnxruntime", "--sizes", "48x32", "--cache", str(cache), "--device", "cpu"]) == 0
     # what the engine runs: the graph that takes uint8 frames
+    (onnx,) = (cache / "onnx-u8").glob("*.onnx")
+    out = capsys.readouterr().out
+    assert out.startswith(f"onnxruntime fp32 48x32 (batch 1): {onnx.absolute()} (built in ") and out.endswith(" s)\n")
+    # again: the file is found, and said so
+    assert main(["export", "--backend", "onnxruntime", "--sizes", "48x32", "--cache", str(cache), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == f"onnxruntime fp32 48x32 (batch 1): {onnx.absolute()} (cached)\n"
     assert len(list((cache / "onnx-u8").glob("*.onnx"))) == 1
-    assert "ready in" in capsys.readouterr().out
 
 
 def test_export_tensorrt_without_gpu_exits_2(tmp_path, capsys):
@@ -271,3 +299,71 @@ def test_bench_lists_time_each_entry_once_and_bad_frames_are_named(tmp_path, cap
     capsys.readouterr()
     assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--count", "1", "--no-engine", "--frames", str(tmp_path / "f"), "--quiet"]) == 2
     assert f"benchmark frame {tmp_path / 'f' / 'c.tif'}: float frames must lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_load_warning_counts_other_processes_against_the_cores_left_free():
+    from nirvision.runtime.backends.timing import OwnLoad, load_warning
+
+    assert load_warning(None, None, 2, 2) is None  # no load average on this system
+    assert load_warning(0.3, 0.3, 2, 2) is None  # an idle machine
+    assert load_warning(1.2, 1.0, 2, 2) is None  # within the margin
+    text = load_warning(4.8, 2.9, 2, 2)
+    assert text.startswith("load average 4.8 on 2 cores, about 2.9 of it from other processes (the bench runs 2 threads)")
+    assert "the ratios over eager are not reliable" in text
+    assert load_warning(6.0, 5.0, 16, 4) is None  # others on cores the bench leaves free
+    assert load_warning(16.0, 14.0, 16, 4) is not None
+    own = OwnLoad()
+    assert 0.0 <= own() < 1.0  # this process's share of the 1-minute average builds up over a minute
+
+
+def test_a_busy_machine_is_said_and_recorded(tmp_path, capsys, monkeypatch):
+    from nirvision.runtime.backends import timing
+
+    loads = iter([3.9, 4.1, 4.8])  # run start, before and after the turns (the bench itself barely counted yet)
+    monkeypatch.setattr(timing, "load_average", lambda: next(loads))
+    monkeypatch.setattr(timing, "machine_cpus", lambda: 2)
+    out = tmp_path / "b.json"
+    assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--count", "2", "--warmup", "0", "--no-engine", "--threads", "2",
+                 "--json", str(out)]) == 0
+    printed = capsys.readouterr()
+    err = printed.err.splitlines()
+    assert err[0].startswith("nirvision bench: load average 3.9 on 2 cores, about 3.9 of it from other processes (the bench runs 2 threads)")
+    assert err[-1].startswith("nirvision bench: warning: load average 4.8 on 2 cores, about ")
+    (r,) = json.loads(out.read_text())
+    assert (r["load_before"], r["load_after"], r["cpus"]) == (4.1, 4.8, 2)
+    assert 3.8 < r["load_others"] <= 4.8 and r["cpu_ms_per_frame"] > 0
+    assert r["turns"] == 2 and r["ms_median"] is None  # two turns: no median
+    # --quiet: no progress (nor the first warning), but the numbers are still said to be unreliable
+    loads = iter([3.9, 4.1, 4.8])
+    assert main(["bench", "--backends", "eager", "--sizes", "32x32", "--count", "3", "--warmup", "0", "--no-engine", "--threads", "2",
+                 "--quiet", "--json", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("nirvision bench: warning: load average 4.8 on 2 cores")
+    (r,) = json.loads(out.read_text())
+    assert r["turns"] == 3 and r["ms_median"] > 0
+
+
+def test_the_table_fits_long_backend_names_and_says_why_a_median_is_missing(capsys, monkeypatch):
+    from nirvision.runtime.backends import timing
+    from nirvision.runtime.backends.timing import BenchRecord
+
+    def records(*args, **kwargs):
+        common = dict(threads=2, matmul_gflops=50.0, gflops=1.0, psnr_vs_fp32=60.0, ae_vs_fp32=0.01)
+        return [BenchRecord("lite", "eager", "fp32", "64x48", 4, fps=10.0, ms_per_frame=100.0, ms_median=None, turns=1,
+                            speedup_vs_eager_fp32=1.0, **common),
+                BenchRecord("lite", "onnxruntime", "fp32", "64x48", 4, fps=100.0, ms_per_frame=10.0, ms_median=9.5, turns=4,
+                            speedup_vs_eager_fp32=10.0, workers=2, **common),
+                BenchRecord("lite", "engine[onnxruntime]", "fp32", "64x48", 40, fps=80.0, ms_per_frame=12.5, speedup_vs_eager_fp32=8.0,
+                            engine_over_bare=0.8, workers=2, threads=2, matmul_gflops=50.0)]
+
+    monkeypatch.setattr(timing, "run_bench", records)
+    assert main(["bench", "--sizes", "64x48"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(ln for ln in lines if "ms/frame" in ln)
+    rows = [ln for ln in lines if ln.lstrip().startswith("64x48")]
+    assert rows[2].split()[:4] == ["64x48", "engine[onnxruntime]", "x2", "workers"]
+    for heading in ("prec", "ms/frame", "median", "FPS", "x eager", "eng/bare"):
+        end = header.index(heading) + len(heading)
+        assert all(ln[end - 1] != " " and (len(ln) == end or ln[end] == " ") for ln in rows), heading
+    assert rows[0].split()[3:5] == ["100.0", "-"] and rows[1].split()[5:7] == ["10.0", "9.5"]
+    assert any(ln.startswith("median: over the turns") and "'-' with fewer than 3 turns" in ln for ln in lines)

@@ -224,3 +224,110 @@ def test_an_entry_rewritten_while_checked_is_not_deleted(tmp_path, monkeypatch):
     monkeypatch.setattr(cache_mod, "file_sha256", sha_while_rewritten)
     assert cache.lookup(BASE, ".bin") is None
     assert path.read_bytes() == b"new"  # the writer's file stays; its sidecar comes next
+
+
+def test_history_says_what_was_found_and_what_was_built(tmp_path):
+    cache = ArtefactCache(tmp_path)
+    path = cache.get_or_build(BASE, ".bin", Builder())
+    assert cache.get_or_build(BASE, ".bin", Builder()) == path
+    first, second = cache.history
+    assert (first.path, first.built, second.path, second.built) == (path, True, path, False)
+    assert first.seconds >= 0 and second.seconds == 0
+
+
+def test_a_hit_marks_the_entry_used(tmp_path):
+    cache = ArtefactCache(tmp_path)
+    path = cache.get_or_build(BASE, ".bin", Builder())
+    month_ago = path.stat().st_mtime - 30 * 86400
+    for p in (path, path.with_name(path.name + ".json")):
+        os.utime(p, (month_ago, month_ago))
+    (entry,) = cache.entries()
+    assert entry.used == month_ago
+    assert cache.lookup(BASE, ".bin") == path
+    (entry,) = cache.entries()
+    assert entry.used > month_ago + 29 * 86400  # found now: used now
+    assert path.read_bytes() == b"artefact" and cache.lookup(BASE, ".bin") == path  # and still intact
+
+
+def _age(path, days, now):
+    t = now - days * 86400
+    for p in (path, path.with_name(path.name + ".json")):
+        if p.exists():
+            os.utime(p, (t, t))
+
+
+def test_entries_and_clear_by_last_use(tmp_path):
+    import time
+
+    cache = ArtefactCache(tmp_path)
+    now = time.time()
+    old = cache.get_or_build(BASE, ".onnx", Builder(b"o" * 1000))
+    young = cache.get_or_build(BASE.with_(shape=(1, 1, 48, 64)), ".onnx", Builder(b"y" * 10))
+    other_kind = cache.get_or_build(BASE.with_(kind="onnx-int8", precision="int8"), ".onnx", Builder())
+    half = cache.path(BASE.with_(shape=(1, 1, 8, 8)), ".onnx")
+    half.write_bytes(b"being written")  # a file without its sidecar
+    stale_tmp = old.with_name(f".{old.name}.4242.tmp.onnx")
+    stale_tmp.write_bytes(b"left by a crash")
+    mine = tmp_path / "onnx" / "notes.txt"  # not the cache's: never listed, never removed
+    mine.write_text("keep me")
+    engines = tmp_path / "ort-trt" / ("a" * 24)  # ONNX Runtime's TensorRT engines: a folder per key
+    engines.mkdir(parents=True)
+    (engines / "model.engine").write_bytes(b"e" * 100)
+    for path, days in ((old, 40), (other_kind, 40), (half, 40), (stale_tmp, 40), (engines / "model.engine", 40), (young, 1)):
+        _age(path, days, now)
+    os.utime(engines, (now - 40 * 86400,) * 2)
+
+    entries = {e.path: e for e in cache.entries()}
+    assert set(entries) == {old, young, other_kind, half, stale_tmp, engines}
+    assert (entries[old].kind, entries[old].size, entries[old].precision, entries[old].complete) == ("onnx", "64x64", "fp32", True)
+    assert entries[young].size == "64x48" and entries[other_kind].precision == "int8"
+    assert entries[old].bytes == 1000 + old.with_name(old.name + ".json").stat().st_size  # the file and its sidecar
+    assert entries[engines].bytes == 100 and entries[engines].complete
+    assert not entries[half].complete and not entries[stale_tmp].complete
+    assert [e.path for e in cache.entries()][-1] == young  # the oldest use first
+
+    removed, kept = cache.clear(older_than_s=30 * 86400, now=now)
+    assert {e.path for e in removed} == {old, other_kind, half, stale_tmp, engines}
+    assert [e.path for e in kept] == [young]
+    assert not old.exists() and not old.with_name(old.name + ".json").exists() and not engines.exists()
+    assert young.read_bytes() == b"y" * 10 and mine.read_text() == "keep me"
+    assert cache.lookup(BASE.with_(shape=(1, 1, 48, 64)), ".onnx") == young  # what is kept still serves
+
+    # clear: everything, but a half entry of the last hour may be another process's write in progress
+    fresh = cache.path(BASE.with_(shape=(1, 1, 16, 16)), ".onnx")
+    fresh.write_bytes(b"writing")
+    removed, kept = cache.clear()
+    assert [e.path for e in removed] == [young] and [e.path for e in kept] == [fresh]
+    assert fresh.exists() and mine.exists()
+
+
+def test_a_cache_this_user_cannot_write_is_not_cleared(monkeypatch, tmp_path):
+    ArtefactCache(tmp_path / "c").get_or_build(BASE, ".bin", Builder())
+    _deny_writes_under(monkeypatch, tmp_path / "c")
+    cache = ArtefactCache(tmp_path / "c")
+    with pytest.raises(InputError, match="cannot be cleared, this user cannot write in it"):
+        cache.clear()
+    assert len(cache.entries()) == 1
+
+
+def test_describe_cache_says_where_and_what(monkeypatch, tmp_path):
+    from nirvision.runtime.cache import describe_cache
+
+    monkeypatch.setenv("NIRVISION_CACHE", str(tmp_path / "c"))
+    assert describe_cache() == {"folder": str(tmp_path / "c"), "named_by": "$NIRVISION_CACHE", "writable": True,
+                                "runs_use": str(tmp_path / "c"), "entries": 0, "bytes": 0, "kinds": {}, "incomplete": 0}
+    cache = ArtefactCache()
+    cache.get_or_build(BASE, ".bin", Builder())
+    cache.get_or_build(BASE.with_(kind="onnx-u8"), ".bin", Builder())
+    d = describe_cache()
+    assert d["entries"] == 2 and d["kinds"] == {"onnx": 1, "onnx-u8": 1} and d["bytes"] > 2 * len(b"artefact")
+    assert describe_cache(tmp_path / "elsewhere")["named_by"] == "--cache"
+    # a default this user cannot write: runs use a private folder under the temporary folder
+    monkeypatch.delenv("NIRVISION_CACHE")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    _deny_writes_under(monkeypatch, tmp_path)
+    d = describe_cache()
+    assert d["writable"] is False and d["named_by"] == "default"
+    assert d["runs_use"] == str(tmp_path / "tmp" / f"nirvision-cache-{os.getuid()}")
+    assert not (tmp_path / "tmp").exists()  # it says; it makes nothing

@@ -12,6 +12,14 @@ bf16 on a CPU without native bf16 (AVX-512 BF16 / AMX) is never picked: it runs 
 fallback kernels. Each candidate is built in turn; one that raises ``BackendUnavailable``
 is skipped with its reason logged, so ``auto`` never returns an unusable backend.
 With ``probe_shape``, every usable candidate is timed on that input and the fastest wins.
+
+What ``auto`` picks for the CPU (ONNX Runtime or OpenVINO) builds a model for each input size
+(an ONNX export: seconds for lite on 2 cores), once, kept in the artefact cache. A video has one
+size and a folder of frames mostly does; a folder of pictures of many sizes pays it per size,
+where eager would have run each picture in a fraction of that. The sizes are not known before
+the pictures are read, so the choice stays, and the engine says once, at the first picture of
+another size, what each new size costs and that ``--backend eager`` avoids it
+(``sizes_vary_hint``).
 """
 from __future__ import annotations
 
@@ -104,3 +112,38 @@ def accepted_options(name: str) -> set[str]:
 
     params = inspect.signature(BACKENDS[name].__init__).parameters
     return {p for p in params if p not in ("self", "net", "device", "precision")}
+
+
+PER_SIZE_BUILDS = {  # backends that build something for each input size, and what
+    "onnxruntime": "exports an ONNX model",
+    "openvino": "exports an ONNX model and compiles it",
+    "tensorrt": "builds a TensorRT engine",
+    "compile": "compiles the network",
+}
+
+
+def _innermost(backend: Backend) -> Backend:
+    """The backend under the wrappers (levels, scaled inference, frame-parallel copies)."""
+    for _ in range(16):
+        inner = backend.__dict__.get("inner")
+        if inner is None:
+            break
+        backend = inner
+    return backend
+
+
+def sizes_vary_hint(backend: Backend) -> str | None:
+    """What to say once when the pictures of a folder turn out to differ in size and ``backend``
+    builds a model for each size (None for one that runs any size at once, as eager): what a new
+    size costs (the longest build this run has timed, when it built any), that each is built
+    once and cached, and that ``--backend eager`` runs pictures of any size at once."""
+    core = _innermost(backend)
+    what = PER_SIZE_BUILDS.get(getattr(core, "name", ""))
+    if what is None:
+        return None
+    cache = getattr(core, "cache", None)
+    builds = [u.seconds for u in getattr(cache, "history", []) if u.built]
+    cost = f"{max(builds):.1f} s here" if builds else "seconds each" if core.name in ("onnxruntime", "openvino") else "a while each"
+    chosen = "--backend auto chose " + core.name + ", which" if getattr(backend, "chosen_because", None) else core.name
+    return (f"{chosen} {what} for each new size ({cost}; kept in the artefact cache, so only the first run pays it); "
+            "for folders of pictures of many sizes --backend eager starts each picture at once")

@@ -14,11 +14,23 @@ Every row also gives the rate it reached in GFLOP/s (the chain's multiply-adds x
 ``gflop_per_frame``, times FPS), and the run measures the machine's fp32 matrix-multiply rate
 with the same threads (``matmul_gflops``): what a dense fp32 kernel can reach here, so a row
 near it has no headroom left but fewer operations (int8, a smaller model).
+
+Other processes on the machine slow the rows unevenly (PyTorch's spinning OpenMP threads far
+more than one-thread ONNX Runtime sessions: eager, the divisor of every ratio, took 26 to 2251
+ms a frame at 64x64 on 2 shared cores while ONNX Runtime stayed at 7-20), and taking turns does
+not even that out. So every row records the machine's 1-minute load average when its size's
+turns began and ended (``load_before``, ``load_after``; the whole machine's, in a container the
+host's), how much of that was other processes' (``load_others``: the load average less the
+bench's own share, see ``OwnLoad``), the cores (``cpus``), and the process's CPU time per frame
+during its turns (``cpu_ms_per_frame``, all threads); ``load_warning`` says when the others'
+load left fewer cores than the bench uses.
 """
 from __future__ import annotations
 
 import copy
 import logging
+import math
+import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -43,7 +55,13 @@ class BenchRecord:
     frames: int
     fps: float | None = None
     ms_per_frame: float | None = None  # mean over the frames
-    ms_median: float | None = None  # robust to bursts of load from other processes
+    ms_median: float | None = None  # median over turns, robust to bursts of load; None with fewer than MEDIAN_TURNS turns
+    turns: int | None = None  # timed turns (a turn: one frame, or TURN_DEPTHS x the frames in flight; see time_interleaved)
+    cpu_ms_per_frame: float | None = None  # the process's CPU time (all threads) per frame during the row's turns
+    load_before: float | None = None  # the machine's 1-minute load average when this size's turns began
+    load_after: float | None = None  # and when they ended
+    load_others: float | None = None  # estimated: the higher of the two less the bench's own share (OwnLoad)
+    cpus: int | None = None  # the machine's cores (what the load average is out of)
     speedup_vs_eager_fp32: float | None = None
     psnr_vs_fp32: float | None = None
     ae_vs_fp32: float | None = None
@@ -108,10 +126,81 @@ def run_frames(backend: Backend, frames: np.ndarray, count: int | None = None, o
 
 
 TURN_DEPTHS = 4
+MEDIAN_TURNS = 3  # fewer turns than this give no median (with one or two it is the mean)
+BUSY_MARGIN = 1.0  # load average above the cores the bench leaves free by this much: other processes take the bench's cores
 
 
-def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 2, progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Per backend: seconds per frame of each frame's turn, and the outputs.
+@dataclass
+class Timed:
+    """One backend's share of ``time_interleaved``: seconds per frame of each frame's turn, the
+    outputs, the process's CPU seconds in its turns, and the number of turns."""
+
+    times: np.ndarray
+    outs: np.ndarray
+    cpu_s: float
+    turns: int
+
+
+def load_average() -> float | None:
+    """The machine's 1-minute load average (runnable threads, all processes), or None where the
+    system does not give one."""
+    try:
+        return float(os.getloadavg()[0])
+    except (OSError, AttributeError):
+        return None
+
+
+def machine_cpus() -> int:
+    """The machine's cores, what the load average is counted against."""
+    return os.cpu_count() or 1
+
+
+class OwnLoad:
+    """This process's share of the machine's 1-minute load average since it was made.
+
+    The kernel's load average is an exponential average (time constant 60 s) of the threads
+    running or waiting to run; this process's threads count in it as the CPU they use (a thread
+    that waits for a core counts without using one, so under contention the others' share comes
+    out a little high, which is when it matters). After ``t`` seconds at ``c`` cores busy the
+    process adds about ``c * (1 - exp(-t / 60))``: a bench of 20 s has raised it by a quarter of
+    its threads, not by all of them."""
+
+    def __init__(self) -> None:
+        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
+
+    def __call__(self) -> float:
+        wall = time.perf_counter() - self.wall0
+        if wall <= 0:
+            return 0.0
+        busy = (time.process_time() - self.cpu0) / wall
+        return busy * (1.0 - math.exp(-wall / 60.0))
+
+
+def load_warning(load: float | None, others: float | None, cpus: int, threads: int) -> str | None:
+    """A warning when other processes' load (``others``, of the load average ``load``) took
+    cores the bench uses, else None: they may use the cores the bench leaves free
+    (``cpus - threads``) and ``BUSY_MARGIN`` more before the times are said to be unreliable."""
+    if load is None or others is None:
+        return None
+    own = min(threads, cpus)
+    if others <= cpus - own + BUSY_MARGIN:
+        return None
+    return (f"load average {load:.1f} on {cpus} cores, about {max(others, 0):.1f} of it from other processes (the bench runs {threads} "
+            f"thread{'s' if threads != 1 else ''}): other processes are using the CPU, so the times are slower than on an idle "
+            "machine and the ratios over eager are not reliable (eager's threads suffer most)")
+
+
+def records_load_warning(records: list[BenchRecord]) -> str | None:
+    """``load_warning`` for the row that saw the most load of other processes while it was timed."""
+    seen = [r for r in records if r.load_others is not None and r.cpus]
+    if not seen:
+        return None
+    r = max(seen, key=lambda r: r.load_others)
+    return load_warning(max(v for v in (r.load_before, r.load_after) if v is not None), r.load_others, r.cpus, r.threads)
+
+
+def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 2, progress=None) -> list[Timed]:
+    """Per backend: seconds per frame of each frame's turn, the outputs, the CPU time and turns.
 
     After ``warmup`` untimed frames each, the backends take turns over the frames, so a burst
     of load from other processes on a shared machine hits all of them alike and their ratios
@@ -119,23 +208,27 @@ def time_interleaved(backends: list[Backend], frames: np.ndarray, warmup: int = 
     times the most frames any backend keeps in flight (8 for two workers: each turn ends by
     waiting for the last frame, which leaves a worker idle, so short turns would understate
     their throughput); each backend is fed as the engine feeds it, and the turn's wall time is
-    shared by its frames: throughput, not one frame's latency. ``progress(done, total)`` is
-    called after each turn with the frames timed so far."""
+    shared by its frames: throughput, not one frame's latency (so a median over the frames is a
+    median over turns). The process's CPU time (all its threads) is summed over each backend's
+    turns. ``progress(done, total)`` is called after each turn with the frames timed so far."""
     depth = max(max(1, int(getattr(b, "max_in_flight", 1))) for b in backends)
     turn = 1 if depth == 1 else TURN_DEPTHS * depth
     for b in backends:
         run_frames(b, frames, max(warmup, turn if warmup else 0))
     times = [np.empty(len(frames)) for _ in backends]
     outs = [np.empty(frames.shape + (3,), dtype=np.uint8) for _ in backends]
-    for i in range(0, len(frames), turn):
+    cpu = [0.0 for _ in backends]
+    starts = range(0, len(frames), turn)
+    for i in starts:
         chunk = frames[i : i + turn]
         for k, b in enumerate(backends):
-            start = time.perf_counter()
+            cpu0, start = time.process_time(), time.perf_counter()
             run_frames(b, chunk, out=outs[k][i : i + turn])
             times[k][i : i + turn] = (time.perf_counter() - start) / len(chunk)
+            cpu[k] += time.process_time() - cpu0
         if progress is not None:
             progress(min(i + turn, len(frames)), len(frames))
-    return list(zip(times, outs))
+    return [Timed(t, o, c, len(starts)) for t, o, c in zip(times, outs, cpu)]
 
 
 def time_bare(backend: Backend, frames: np.ndarray, total: int) -> float:
@@ -297,6 +390,12 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
     if not steady_heap():
         log.info("bench: glibc's malloc options could not be set; backends may page-fault their activations anew each frame")
     threads = torch.get_num_threads()
+    cpus = machine_cpus()
+    own = OwnLoad()
+    load = load_average()
+    busy = load_warning(load, load, cpus, threads)  # the bench has not run yet: all of it is others'
+    if busy:  # said now: the user may rather stop and run later than wait minutes for such numbers
+        say(busy)
     peak = matmul_gflops(dev)
     records: list[BenchRecord] = []
     combos = [("eager", "fp32")] + [(b, p) for b in backends for p in precisions if (b, p) != ("eager", "fp32")]
@@ -354,12 +453,19 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
                 quarters.add(4 * done // total)
                 say(f"{size}: timed {done}/{total} frames of every row")
 
+        load_before, own_before = load_average(), own()
         results = time_interleaved([b for _, b in built], frames, warmup, progress=turns)
-        ref_s, ref_out = float(np.mean(results[0][0])), results[0][1]
-        for (rec, _), (secs, outs) in zip(built, results):
+        load_after, own_after = load_average(), own()
+        others = max((v - o for v, o in ((load_before, own_before), (load_after, own_after)) if v is not None), default=None)
+        ref_s, ref_out = float(np.mean(results[0].times)), results[0].outs
+        for (rec, _), timed in zip(built, results):
+            secs, outs = timed.times, timed.outs
             sec = float(np.mean(secs))
             rec.ms_per_frame, rec.fps = sec * 1000, 1.0 / sec
-            rec.ms_median = float(np.median(secs)) * 1000
+            rec.turns = timed.turns
+            rec.ms_median = float(np.median(secs)) * 1000 if timed.turns >= MEDIAN_TURNS else None
+            rec.cpu_ms_per_frame = 1000 * timed.cpu_s / len(frames)
+            rec.load_before, rec.load_after, rec.load_others, rec.cpus = load_before, load_after, others, cpus
             rec.speedup_vs_eager_fp32 = ref_s / sec
             rec.gflops = gflop * rec.fps
             rec.psnr_vs_fp32, rec.ae_vs_fp32 = mean_psnr(outs, ref_out), mean_angular_error(outs, ref_out)
@@ -386,6 +492,10 @@ def run_bench(net: NIRColorizerNet, model: str, backends: list[str], precisions:
             rec.speedup_vs_eager_fp32 = rec.fps * ref_s
             rec.stage_ms = {k: v["mean"] for k, v in summary["latency_ms"].items() if k != "total"}
             rec.cpu_ms = {"bare_ms_per_frame": round(1000 * bare_cpu / (2 * len(clip)), 2), **summary["cpu"]}
+            rec.cpu_ms_per_frame = summary["cpu"].get("process_ms_per_frame")
+            end = load_average()
+            rec.load_before, rec.load_after, rec.cpus = load_before, end, cpus
+            rec.load_others = max((v for v in (others, None if end is None else end - own()) if v is not None), default=None)
             records.append(rec)
             log.info("bench %s: engine with %s %s: %.1f FPS, bare %.1f / %.1f FPS; ms per frame by stage: %s", size, backend.name,
                      rec.precision, rec.fps, before, after, ", ".join(f"{k} {v}" for k, v in rec.stage_ms.items()))
