@@ -38,7 +38,8 @@ for model in ${MODELS:-lite paper}; do
   # trained weights exist for lite only; paper is timed with a seeded random init
   if [ "$model" = lite ] && [ -n "$WEIGHTS" ]; then args=(--weights "$WEIGHTS"); fi
   count=${COUNT:-24}; efr=120; [ "$model" = paper ] && count=${PAPER_COUNT:-4} && efr=${PAPER_ENGINE_FRAMES:-24}
-  [ "${CALIB:-1}" = 1 ] && python -m calibrate --threads "$THREADS" --paired "$PAIRED" "${args[@]}" --sizes 256x256,640x480 --num 12 --eval 6 \
+  cargs=("${args[@]}"); [ "$model" = paper ] && cargs+=(--random-init)  # calibrate takes the bundled (lite) weights by default
+  [ "${CALIB:-1}" = 1 ] && python -m calibrate --threads "$THREADS" --paired "$PAIRED" "${cargs[@]}" --sizes 256x256,640x480 --num 12 --eval 6 \
     --precisions bf16,int8 --json "$OUT/calib-$model.json" | tee "$OUT/calib-$model.txt"
   nirvision bench --threads "$THREADS" "${args[@]}" --backends eager,onnxruntime,openvino --precisions "fp32,${BF16}int8" \
     --sizes 256x256,640x480 --frames "$FRAMES" --count "$count" --engine-frames "$efr" --workers 1,2 --json "$OUT/bench-$model.json" --plot "$OUT/bench-$model.png" | tee "$OUT/bench-$model.txt"

@@ -1,8 +1,11 @@
 """``python -m calibrate``: INT8 calibration on real NIR frames, and the reduced-precision error report.
 
     python -m calibrate --frames /data/vcip2020/train/nir --paired /data/vcip2020/train \\
-        --model lite --weights nirvision/weights/mpfnet-lite.pt --sizes 256x256,640x480 --json calib.json
+        --sizes 256x256,640x480 --json calib.json
 
+Calibrates the weights colorize uses: the bundled ones, or ``--weights FILE`` (a trained
+checkpoint, which carries its own model); ``--random-init`` (with ``--model``) calibrates a
+seeded random network instead, the one ``nirvision bench`` builds, for speed measurements only.
 For each size: quantizes the ONNX model to int8 with ONNX Runtime (activations calibrated on
 ``--num`` frames from ``--frames``, a folder, glob or video) and stores it in the artefact
 cache, where ``--precision int8`` finds it; then reports, for every reduced precision and each backend
@@ -56,8 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m calibrate", description=__doc__.split("\n\n")[0])
     p.add_argument("--frames", help="calibration NIR frames: a folder, a glob or a video (default: PAIRED/nir)")
     p.add_argument("--paired", help="folder with nir/ and rgb/ of the same names: report against ground truth")
-    p.add_argument("--model", default="lite", help="model size (lite, paper or a YAML path); with --weights, the checkpoint's")
-    p.add_argument("--weights", help="checkpoint (default: random init of --model, fine for speed, not for accuracy)")
+    p.add_argument("--model", default="lite", help="lite, paper or a YAML path: the model --random-init builds (the bundled weights "
+                   "are lite; --weights files carry their own)")
+    p.add_argument("--weights", help="checkpoint (default: the bundled weights, which colorize uses)")
+    p.add_argument("--random-init", action="store_true", help="calibrate a randomly initialised --model (seeded as nirvision bench's): "
+                   "for speed measurements only, colorize never uses it")
     p.add_argument("--sizes", default="256x256", help="comma-separated WIDTHxHEIGHT to calibrate for (one int8 model each)")
     p.add_argument("--num", type=positive_int, default=32, help="calibration frames (spread over the source)")
     p.add_argument("--eval", type=count, default=16, help="report frames (from --paired, else held out of --frames); "
@@ -67,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "on the CPU is estimated with PyTorch's CPU fp16 kernels, 30-40x slower than fp32)")
     p.add_argument("--skip-quantize", action="store_true", help="report only, using the int8 model already in the cache")
     p.add_argument("--cache", help="artefact cache folder (default: $NIRVISION_CACHE or ~/.cache/nirvision)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random init (without --weights); bench uses the same")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random-init; bench uses the same")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="CPU threads for inference")
     p.add_argument("--json", help="write the report as JSON to this file")
@@ -98,6 +104,11 @@ def run(args) -> int:
     set_threads(args.threads)
     if not args.frames and not args.paired:
         raise InputError("give --frames (calibration NIR frames) or --paired (a folder with nir/ and rgb/)")
+    if args.random_init and args.weights:
+        raise InputError("give --weights or --random-init, not both")
+    if args.model != "lite" and not (args.weights or args.random_init):
+        raise InputError(f"--model {args.model}: the bundled weights are lite; expected --weights FILE for trained {args.model} weights, "
+                         "or --random-init to calibrate a randomly initialised one (for speed measurements)")
     sizes = parse_sizes(args.sizes)
     on_cpu = resolve_device(args.device).type == "cpu"
     reduced = sorted(set(PRECISIONS) - {"fp32"})
@@ -139,7 +150,13 @@ def run(args) -> int:
         print("fp16: not reported on the CPU unless asked (--precisions fp16,...: estimated on PyTorch's CPU fp16 kernels, 30-40x slower than fp32)")
 
     torch.manual_seed(args.seed)  # a random-init model is the same one `nirvision bench --seed` builds
-    net = load_chain(args.weights, None if args.weights else args.model)[0].eval()
+    chain, config, meta = load_chain(args.weights, args.model if args.random_init else None)
+    net = chain.eval()
+    if args.random_init:
+        print(f"weights: random init of {config.name} (seed {args.seed}), for speed measurements only: colorize uses trained weights, "
+              "for which this int8 model does not count (leave out --random-init to calibrate the bundled weights, or give --weights)")
+    else:
+        print(f"weights: {meta.get('weights')} (model {config.name})")
     cache = ArtefactCache(args.cache)
     report = []
     for i, (size_text, size) in enumerate(sizes):
@@ -164,7 +181,8 @@ def run(args) -> int:
                   f"{cell(r.psnr_gt, '8.2f')} {cell(r.dpsnr_gt, '+9.3f')} {cell(r.ae_gt, '6.2f')}")
         report += [r.to_dict() for r in rows]
     if json_path is not None:
-        meta = {"weights": args.weights, "model": args.model, "method": args.method, "calibration_frames": frames_src, "torch": torch.__version__}
+        meta = {"weights": None if args.random_init else meta.get("weights"), "random_init": args.random_init, "seed": args.seed if args.random_init else None,
+                "model": config.name, "method": args.method, "calibration_frames": frames_src, "torch": torch.__version__}
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"meta": meta, "rows": report}, indent=2))
         print(f"\nreport written to {args.json}")

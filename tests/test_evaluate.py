@@ -185,3 +185,115 @@ def test_lpips_weights_of_the_wrong_shape_are_refused(tmp_path):
     torch.save(sa, tmp_path / "str.pth")
     with pytest.raises(ValueError, match=r"features.0.bias is str"):
         LPIPS.load(tmp_path / "str.pth", lin)
+
+
+def test_spread_over_categories_takes_each_category_in_proportion_and_always_the_same():
+    from nirvision.cli.evaluate import spread_over_categories
+
+    names = [f"field_{i:04d}" for i in range(10)] + [f"forest_{i:04d}" for i in range(20)] + ["water_0000", "water_0001"]
+    four = spread_over_categories(names, 4)
+    assert four == spread_over_categories(list(names), 4)  # deterministic
+    assert [n.split("_")[0] for n in four] == ["field", "forest", "forest", "water"]  # each category, forest the largest
+    assert four == ["field_0000", "forest_0000", "forest_0010", "water_0000"]  # spread over each category's names
+    ten = spread_over_categories(names, 10)
+    assert len(ten) == 10 and sum(n.startswith("forest") for n in ten) == 6 and sum(n.startswith("field") for n in ten) == 3
+    two = spread_over_categories(names, 2)
+    assert len(two) == 2 and len({n.split("_")[0] for n in two}) == 2  # fewer than categories: two categories, one each
+    assert spread_over_categories(names, 40) == names
+
+
+def test_evaluate_limit_scores_a_spread_subset_reading_only_it(tmp_path, checkpoint, capsys, monkeypatch):
+    import nirvision.datasets
+
+    data = make_paired_folder(tmp_path / "d", count=12, size=64)  # field_0000, forest_0001, field_0002, ...
+    read = []
+    original = nirvision.datasets.read_gray
+    monkeypatch.setattr(nirvision.datasets, "read_gray", lambda path: read.append(path.stem) or original(path))
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--limit", "4", "--json", str(out),
+                 "--grid-count", "0", "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())
+    taken = ["field_0000", "field_0006", "forest_0001", "forest_0007"]  # 6 of each category: its 1st and 4th
+    assert [r["name"] for r in report["per_image"]] == taken and report["count"] == 4
+    assert report["subset"] == {"names": None, "limit": 4, "of": 12, "taken": taken}
+    assert sorted(read) == sorted(taken)  # the other 8 pairs were never read
+    assert "scoring 4 of 12 pairs (--limit 4, spread over the categories)" in capsys.readouterr().err
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--limit", "0", "--device", "cpu"]) == 2
+    assert "--limit 0: expected 1 or more pairs to score" in capsys.readouterr().err
+
+
+def test_evaluate_names_scores_those_pairs_and_suggests_close_names(tmp_path, checkpoint, capsys):
+    data = make_paired_folder(tmp_path / "d", count=6, size=64)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--names", "forest_0003, field_0000.png",
+                 "--json", str(out), "--grid-count", "0", "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())
+    assert [r["name"] for r in report["per_image"]] == ["forest_0003", "field_0000"]
+    assert report["subset"]["names"] == ["forest_0003", "field_0000"] and report["subset"]["of"] == 6
+    capsys.readouterr()
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--names", "forest_003,field_0000", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"--names: no pair named 'forest_003' in {data}; close matches: forest_0003" in err
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--names", " , ", "--device", "cpu"]) == 2
+    assert "--names ' , ': expected comma-separated pair names without suffix" in capsys.readouterr().err
+
+
+def test_evaluate_records_what_scored_and_logs_progress_as_lines(tmp_path, checkpoint, capsys):
+    data = make_paired_folder(tmp_path / "d", count=12, size=64)
+    out, grid = tmp_path / "m.json", tmp_path / "g.png"
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--json", str(out), "--grid", str(grid),
+                 "--grid-count", "3", "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())
+    assert {k: report[k] for k in ("backend", "precision", "device", "workers")} == {"backend": "eager", "precision": "fp32", "device": "cpu", "workers": 1}
+    assert report["subset"] is None and report["count"] == 12
+    err = capsys.readouterr().err  # not a terminal: whole lines, no carriage returns run together
+    assert "nirvision evaluate: backend eager (fp32 on cpu)" in err
+    assert "\r" not in err
+    progress = [line for line in err.splitlines() if line.startswith("colorizing")]
+    assert progress[-1] == "colorizing 12/12" and 2 <= len(progress) <= 11
+    # the grid: a label column (name, PSNR) before NIR | prediction | truth
+    img = cv2.imread(str(grid))
+    assert img.shape[1] >= 4 * 64 + 5 * 4 and img.shape[0] > 3 * 64
+    labels = [img[22 + 4 + r * 68: 22 + 4 + r * 68 + 64, 4:68] for r in range(3)]
+    assert all((tile < 128).any() for tile in labels)  # text on each
+    assert not np.array_equal(labels[0], labels[1])  # one per image
+
+
+def test_evaluate_auto_says_which_backend_it_chose_and_records_it(tmp_path, checkpoint, capsys, monkeypatch):
+    monkeypatch.setenv("NIRVISION_CACHE", str(tmp_path / "cache"))
+    data = make_paired_folder(tmp_path / "d", count=2, size=64)
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--backend", "auto", "--limit", "1",
+                 "--json", str(out), "--grid-count", "0", "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())
+    err = capsys.readouterr().err
+    assert f"nirvision evaluate: backend auto chose {report['backend']} ({report['precision']} on cpu)" in err
+    assert report["backend"] != "auto"
+
+
+def test_evaluate_warns_that_a_translate_output_is_no_trained_chain(tmp_path, capsys, caplog):
+    cfg = load_model_config("lite")
+    torch.manual_seed(0)
+    chain = build_chain(cfg)
+    path = tmp_path / "runs" / "t" / "translate" / "output.pt"
+    save_checkpoint(path, cfg, {"nir_to_gray": chain.nir_to_gray, "colorizer": chain.colorizer}, meta={"stage": "translate", "epoch": 1})
+    data = make_paired_folder(tmp_path / "d", count=1, size=64)
+    caplog.set_level("WARNING")
+    assert main(["evaluate", "--weights", str(path), "--data", str(data), "--grid-count", "0", "--device", "cpu"]) == 0
+    assert f"checkpoint {path} is the output of training stage translate, which does not train its colorizer" in caplog.text
+
+
+def test_evaluate_subsets_of_the_validation_split(tmp_path, checkpoint, capsys):
+    from nirvision.datasets import load_paired, validation_split
+
+    data = make_paired_folder(tmp_path / "d", count=30, size=64)
+    train, val = validation_split(load_paired(data))
+    out = tmp_path / "m.json"
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--split", "val", "--limit", "2", "--json", str(out),
+                 "--grid-count", "0", "--device", "cpu"]) == 0
+    subset = json.loads(out.read_text())["subset"]
+    assert subset["of"] == len(val) > 2 and len(subset["taken"]) == 2 and set(subset["taken"]) <= set(val)
+    capsys.readouterr()
+    assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--split", "val", "--names", train[0], "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert f"--names: no pair named {train[0]!r} in the validation split of {data}; it is a training pair, outside the validation split" in err

@@ -28,7 +28,7 @@ from nirvision.runtime.levels import LevelsBand
 from .config import STAGES, load_train_config
 from .data import TrainData
 from .dist import close_context, init_context
-from .export import export_weights
+from .export import duration, export_weights
 from .loop import StageRunner, floor_metrics
 
 log = logging.getLogger("train")
@@ -73,7 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--stage", choices=STAGES + ("all",), default="all", help="run one stage, or all in order (default)")
     p.add_argument("--data", help="paired folder with nir/ and rgb/ (overrides data.root)")
     p.add_argument("--output", help="runs folder (overrides output)")
-    p.add_argument("--export", help="after finetune, write the inference weights here (e.g. weights.pt) and a model card next to them (weights.md)")
+    p.add_argument("--export", help="after finetune, write the inference weights here (a .pt or .pth file outside the data, e.g. weights.pt) "
+                   "and a model card next to them (weights.md)")
     p.add_argument("--threads", type=int, help="torch threads per process (overrides threads)")
     p.add_argument("--fresh", action="store_true", help="ignore last.pt and outputs of the stages being run")
     return p.parse_args(argv)
@@ -93,9 +94,13 @@ def _writable_folder(path: Path, what: str) -> None:
         raise InputError(f"{what}: cannot create files in {anc} ({exc.strerror or exc}); expected a writable folder") from None
 
 
-def check_export(raw: str, stages: tuple[str, ...]) -> Path:
-    """Check ``--export`` before training: a file path whose folder can be written, with room
-    for the model card next to it."""
+EXPORT_SUFFIXES = (".pt", ".pth")
+
+
+def check_export(raw: str, stages: tuple[str, ...], data_root: str | None = None) -> Path:
+    """Check ``--export`` before training: a .pt / .pth file path whose folder can be written,
+    with room for the model card next to it, outside the training data (``data_root``), where
+    it would replace or sit among the images (links followed, as the write would follow them)."""
     what = f"--export {raw}"
     if "finetune" not in stages:
         raise InputError(f"{what}: the weights are exported after the finetune stage, which --stage {stages[0]} does not run; "
@@ -109,6 +114,15 @@ def check_export(raw: str, stages: tuple[str, ...]) -> Path:
     for p, kind in ((path, "the weights"), (path.with_suffix(".md"), "the model card")):
         if p.is_dir():
             raise InputError(f"{what}: {p} is a folder; expected a file path for {kind}")
+    if path.suffix.lower() not in EXPORT_SUFFIXES:
+        raise InputError(f"{what}: the weights are a PyTorch checkpoint (nirvision's format, not ONNX or an image); "
+                         f"expected a file name ending in .pt or .pth (e.g. {path.with_suffix('.pt').name})")
+    if data_root:
+        data = Path(os.path.realpath(data_root))
+        target = Path(os.path.realpath(path))
+        if target == data or data in target.parents:
+            raise InputError(f"{what}: lies in the training data {data_root}; expected a path outside it "
+                             "(the weights and their model card would sit among, or replace, the images)")
     _writable_folder(path.parent, what)
     return path
 
@@ -207,7 +221,7 @@ def main(argv=None) -> int:
             cfg.check_sizes(size_multiples(model), size_minimums(model))
         except ValueError as exc:
             raise ConfigError(str(args.config), "", str(exc)) from None
-        export = check_export(args.export, stages) if args.export is not None else None
+        export = check_export(args.export, stages, cfg.data.root) if args.export is not None else None
         check_output(cfg)
     except (ConfigError, InputError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
@@ -244,7 +258,7 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             runner = StageRunner(cfg, model, data, ctx, stage)
             runner.run()
-            log.info("stage %s done in %.1f min", stage, (time.perf_counter() - t0) / 60)
+            log.info("stage %s done in %s", stage, duration(time.perf_counter() - t0))
         phase = "after"
         if ctx.main and "finetune" in stages:
             floor = floor_metrics(data)

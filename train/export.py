@@ -84,8 +84,18 @@ def _quarter_lines(rows: list[dict], ema: bool) -> list[str]:
     return lines
 
 
+def duration(seconds: float) -> str:
+    """A wall time as people read it: seconds below a minute (a short stage is not "0.0 min"),
+    minutes below an hour, hours above."""
+    if seconds < 59.5:  # up to "59 s"; from there "1.0 min"
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
 def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) -> str:
-    hours = sum(meta["train_seconds"].values()) / 3600
+    took = {s: duration(meta["train_seconds"][s]) for s in STAGES}
     val, floor = meta["val"], meta["floor_nir_as_gray"]
     lines = [
         f"# {filename}: MPFNet `{cfg.model}` trained by nirvision",
@@ -107,7 +117,8 @@ def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) ->
            f"{meta['nir_levels']['low'][0]:.0f}-{meta['nir_levels']['low'][1]:.0f} (mean {meta['nir_levels']['low_mean']:.1f}), 99th "
            f"{meta['nir_levels']['high'][0]:.0f}-{meta['nir_levels']['high'][1]:.0f} (mean {meta['nir_levels']['high_mean']:.1f}), "
            f"the middle half over {meta['nir_levels']['images']} images."] if meta.get("nir_levels") else []),
-        f"- Wall time: {hours:.2f} h in all (translate {meta['train_seconds']['translate'] / 60:.1f} min, pretrain {meta['train_seconds']['pretrain'] / 60:.1f} min, finetune {meta['train_seconds']['finetune'] / 60:.1f} min) on {meta['machine']}.",
+        f"- Wall time: {duration(sum(meta['train_seconds'].values()))} in all (translate {took['translate']}, pretrain {took['pretrain']}, "
+        f"finetune {took['finetune']}) on {meta['machine']}.",
         "",
         "## Validation metrics (256x256, computed as the VCIP 2020 challenge does)",
         "",

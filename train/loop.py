@@ -3,7 +3,8 @@
 Files under ``<output>/<name>/<stage>/``:
   last.pt      training state after the last finished epoch (networks, optimizers, pools,
                history); a restarted run resumes from it and reaches the same weights. It
-               records the settings (warned about when they change on resume) and a sha256 of
+               records the model config (a config asking for another model size is refused,
+               naming both), the settings (warned about when they change on resume) and a sha256 of
                the previous stages' outputs it started from: if one changed, the stage
                starts afresh from the new output (with a warning) instead of resuming
   output.pt    the stage's result (a nirvision checkpoint holding every network so far),
@@ -31,8 +32,9 @@ import torch
 
 from nirvision.metrics import evaluate_pairs, mean_metrics
 from nirvision.config import to_dict
-from nirvision.models.checkpoint import CheckpointError, load_into, read_checkpoint, save_checkpoint
-from nirvision.models.registry import ModelConfig
+from nirvision.models.checkpoint import (CheckpointError, checkpoint_config, load_into, model_mismatch, quiet_load, read_checkpoint,
+                                         refused_global, save_checkpoint)
+from nirvision.models.registry import ModelConfig, parse_model_config
 from nirvision.visual import save_grid
 
 from .config import STAGES, TrainConfig
@@ -138,10 +140,19 @@ class StageRunner:
                 has = ", ".join(networks) if isinstance(networks, dict) and networks else "none"
                 raise CheckpointError(f"{path}: holds no weights for {', '.join(missing)} (it has: {has}); expected the output of stage {prev} "
                                       f"with all its networks; run `python -m train --config ... --stage {prev}` again")
+            self._check_model(checkpoint_config(payload, path), path, owned,
+                              f"run `python -m train --config ... --stage {prev} --fresh` to train it for this model first")
             for role in owned:
                 load_into(self.nets[role], networks[role], f"{path}, network '{role}'")
             self.inputs[prev] = {"path": str(path), "sha256": weights_digest({r: networks[r] for r in owned})}
             log.info("%s: starting from %s (%s)", self.stage_name, path, ", ".join(owned))
+
+    def _check_model(self, stored: ModelConfig, path: Path, roles, remedy: str) -> None:
+        """``path`` holds networks of another model size than the config's: say so, naming both
+        sizes and ``remedy`` (a tensor-by-tensor diff would list hundreds of names)."""
+        mismatch = model_mismatch(stored, self.model, [DISC_ROLES.get(r, r) for r in roles])
+        if mismatch:
+            raise CheckpointError(f"{path} {mismatch}; {remedy}, or give the config another `name:` for a new run")
 
     def _state_path(self) -> Path:
         return self.dir / "last.pt"
@@ -154,8 +165,11 @@ class StageRunner:
     def _read_state(self, path: Path) -> dict:
         fresh = f"run `python -m train --config ... --stage {self.stage_name} --fresh` to start the stage over"
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = quiet_load(path)
         except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
+            code = refused_global(path, exc)
+            if code:
+                raise CheckpointError(f"{path}: refused: the file asks to run code ({code}); nirvision loads weights only; {fresh}") from None
             text = str(exc).strip().splitlines()[0][:200].split(". ")[0] if str(exc).strip() else ""
             reason = type(exc).__name__ + (f": {text}" if text and not isinstance(exc, pickle.UnpicklingError) else "")
             raise CheckpointError(f"{path}: cannot be read as a training state ({path.stat().st_size} bytes; truncated, damaged or "
@@ -210,14 +224,18 @@ class StageRunner:
             self.saved_epoch = 0
             return
         state = self._read_state(path)
+        if isinstance(state.get("model_config"), dict):  # states of older versions do not record it
+            fresh = f"use `python -m train --config ... --stage {self.stage_name} --fresh` to start the stage over with the config's model"
+            self._check_model(parse_model_config(state["model_config"], source=f"{path} (model_config)"), path, state.get("networks") or {}, fresh)
         if self._inputs_changed(state, path):
             self.saved_epoch = 0
             return
         self._warn_changed_settings(state, path)
         try:
             self._load_state(state, path)
-        except CheckpointError:
-            raise
+        except CheckpointError as exc:  # a state without a model config, whose networks do not fit the config's model
+            raise CheckpointError(f"{exc}; if the config's model changed since {path} was written, run `python -m train --config ... "
+                                  f"--stage {self.stage_name} --fresh` to start the stage over, or give the config another `name:`") from None
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as exc:
             raise CheckpointError(f"{path}: training state incomplete or does not fit this stage ({type(exc).__name__}: {exc}); "
                                   f"run `python -m train --config ... --stage {self.stage_name} --fresh` to start the stage over") from None
@@ -262,6 +280,7 @@ class StageRunner:
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "inputs": self.inputs,  # the previous stages' outputs this stage started from
             "settings": self._settings(),
+            "model_config": self.model.to_dict(),  # a resume with another model size is refused naming both
         }
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self._state_path().with_suffix(".tmp")
@@ -287,6 +306,8 @@ class StageRunner:
             net.train()
         shown, preds, truths = torch.cat(shown), torch.cat(preds), torch.cat(truths)
         metrics = mean_metrics(evaluate_pairs(to_uint8_rgb(preds), to_uint8_rgb(truths)))
+        if preds.shape[1] == 1:  # translate predicts gray against gray truth: the angle between gray vectors is always 0
+            metrics.pop("ae", None)
         return metrics, (shown, preds, truths)
 
     # --- the loop ---
@@ -339,9 +360,10 @@ class StageRunner:
                 self._save_state(epoch + 1, pools_by_rank)
                 self._write_pictures(pictures)
                 live = f" (live weights {record['val_live']['psnr']:.2f} dB)" if "val_live" in record else ""
-                log.info("%s epoch %d/%d: loss %.4f, val PSNR %.2f dB%s, SSIM %.4f, AE %.2f deg (%.1f s)",
+                ae = f", AE {metrics['ae']:.2f} deg" if "ae" in metrics else ""  # none for translate (gray against gray)
+                log.info("%s epoch %d/%d: loss %.4f, val PSNR %.2f dB%s, SSIM %.4f%s (%.1f s)",
                          self.stage_name, epoch + 1, cfg.epochs, train_means.get("loss", float("nan")),
-                         metrics["psnr"], live, metrics["ssim"], metrics["ae"], record["seconds"])
+                         metrics["psnr"], live, metrics["ssim"], ae, record["seconds"])
             else:
                 self.history.append(record)
             ctx.barrier()

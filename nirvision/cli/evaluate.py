@@ -1,10 +1,13 @@
 """``nirvision evaluate --weights W --data DIR``: PSNR, SSIM, AE (and LPIPS where weights are given).
 
 DIR holds ``nir/NAME.png`` and ``rgb/NAME.png``. Metrics follow the VCIP 2020 challenge
-(see ``nirvision.metrics``); per image and mean, as a table, JSON and a sample grid.
+(see ``nirvision.metrics``); per image and mean, as a table, JSON and a sample grid. ``--names``
+and ``--limit`` score a subset (only those pairs are read); the JSON records which pairs, and
+the backend, precision and device that scored them.
 """
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import sys
@@ -23,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--split", choices=("all", "val"), default="all",
                    help="score every pair, or only the validation split that training holds out (seed 0, 8%%, "
                         "crops of one photograph on one side)")
+    p.add_argument("--names", metavar="NAME,...", help="score only these pairs: comma-separated names without suffix (field_0012,forest_0003)")
+    p.add_argument("--limit", type=int, metavar="N", help="score N pairs (of the split / --names) spread over the categories (the name before "
+                   "its number) and over each category's names, the same N every run: a quick check; the JSON lists them")
     p.add_argument("--backend", default="eager", help="backend to score, as colorize's --backend (default eager): a reduced precision or "
                                                        "another backend scored on the same pairs")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA where available)")
@@ -53,28 +59,179 @@ def _finite(obj):
     return obj
 
 
+def _spread(items: list, n: int) -> list:
+    """``n`` items evenly spaced over ``items`` (all where there are no more), the first one first."""
+    if len(items) <= n:
+        return list(items)
+    step = len(items) / n
+    return [items[int(i * step)] for i in range(n)]
+
+
+def spread_over_categories(names: list[str], n: int) -> list[str]:
+    """``n`` of ``names`` spread over their categories (``nirvision.datasets.category``: forest_0012
+    -> forest) in proportion to each category's size, every category at least once where ``n``
+    allows, and evenly over each category's names (sorted, so one photograph's crops are not all
+    taken); in the order of ``names``. Deterministic: the same ``n`` takes the same pairs."""
+    from ..datasets import category
+
+    if n >= len(names):
+        return list(names)
+    groups: dict[str, list[str]] = {}
+    for name in sorted(names):
+        groups.setdefault(category(name), []).append(name)
+    cats = sorted(groups)
+    if n < len(cats):  # fewer pairs than categories: one from each of n categories spread over them
+        quota = {c: 1 for c in _spread(cats, n)}
+    else:  # one each, the rest in proportion to size (largest remainders; ties by name)
+        quota = {c: 1 for c in cats}
+        rest = n - len(cats)
+        share = {c: rest * (len(groups[c]) - 1) / max(1, len(names) - len(cats)) for c in cats}
+        for c in cats:
+            quota[c] += int(share[c])
+        for c in sorted(cats, key=lambda c: (-(share[c] - int(share[c])), c))[: n - sum(quota.values())]:
+            quota[c] += 1
+    taken = {name for c, k in quota.items() for name in _spread(groups[c], k)}
+    return [name for name in names if name in taken]
+
+
+def parse_names(text: str) -> list[str]:
+    """``--names``: comma-separated pair names (an image suffix given is dropped), each once, in the order given."""
+    from ..datasets import IMAGE_EXTS
+
+    names = []
+    for part in text.split(","):
+        part = part.strip()
+        if Path(part).suffix.lower() in IMAGE_EXTS:
+            part = Path(part).stem
+        if part and part not in names:
+            names.append(part)
+    if not names:
+        raise InputError(f"--names {text!r}: expected comma-separated pair names without suffix, e.g. field_0012,forest_0003")
+    return names
+
+
+def _pair_names(root: Path) -> list[str] | None:
+    """The names of DIR's pairs from the file names alone (no image read); None where DIR is not
+    two folders (``load_paired`` then says what is wrong)."""
+    from ..datasets import IMAGE_EXTS
+
+    nir, rgb = root / "nir", root / "rgb"
+    if not (nir.is_dir() and rgb.is_dir()):
+        return None
+
+    def stems(d: Path) -> set[str]:
+        return {q.stem for q in d.iterdir() if q.suffix.lower() in IMAGE_EXTS}
+
+    return sorted(stems(nir) & stems(rgb))
+
+
+def select_pairs(pool: list[str], names: list[str] | None, limit: int | None, where: str, outside: set[str] = frozenset()) -> list[str]:
+    """The pairs ``--names`` and ``--limit`` take of ``pool`` (the split's names); an unknown
+    name is an InputError naming it and a few close matches (or, for a name in ``outside``, the
+    pairs of the folder the split left out, saying so)."""
+    chosen = list(pool)
+    if names is not None:
+        have = set(pool)
+        unknown = [n for n in names if n not in have]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], pool, n=4, cutoff=0.5)
+            more = f" (and {len(unknown) - 1} more: {', '.join(unknown[1:4])}{', ...' if len(unknown) > 4 else ''})" if len(unknown) > 1 else ""
+            hint = f"close matches: {', '.join(close)}" if close else f"names there look like {', '.join(_spread(pool, 3))}"
+            if unknown[0] in outside:
+                hint = f"it is a training pair, outside the validation split (without --split val every pair can be named); {hint}"
+            raise InputError(f"--names: no pair named {unknown[0]!r} in {where}{more}; {hint}")
+        chosen = list(names)
+    if limit is not None:
+        chosen = spread_over_categories(chosen, limit)
+    return chosen
+
+
+class _Progress:
+    """``colorizing i/N`` on stderr: one line rewritten in a terminal; in a log (not a terminal)
+    plain lines at about every tenth of the pairs, not carriage returns run together."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream = total, stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.every = max(1, math.ceil(total / 10))
+
+    def __call__(self, done: int) -> None:
+        if self.tty:
+            self.stream.write(f"\rcolorizing {done}/{self.total}")
+        elif done % self.every == 0 or done == self.total:
+            self.stream.write(f"colorizing {done}/{self.total}\n")
+        else:
+            return
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _label_tile(shape: tuple[int, int], lines: list[str]) -> np.ndarray:
+    """A white H x W x 3 tile with ``lines`` of text fitted to its width (a grid row's label)."""
+    import cv2
+
+    h, w = shape
+    tile = np.full((h, w, 3), 255, np.uint8)
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    widest = max(lines, key=len)
+    scale = 0.5
+    while scale > 0.3 and cv2.getTextSize(widest, font, scale, 1)[0][0] > w - 6:
+        scale -= 0.05
+    step = cv2.getTextSize("Ag", font, scale, 1)[0][1] + 6
+    for i, line in enumerate(lines):
+        while len(line) > 1 and cv2.getTextSize(line, font, scale, 1)[0][0] > w - 6:  # still too wide: cut, marked with ~
+            line = line[:-2] + "~"
+        y = 4 + step * (i + 1)
+        if y < h:
+            cv2.putText(tile, line, (3, y), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return tile
+
+
 def run(args) -> int:
     from ..api import Colorizer
     from ..datasets import load_paired, validation_split
     from ..metrics import evaluate_pairs, mean_metrics
     from ..visual import save_grid
 
-    from .colorize import check_levels, infer_scale
+    from .colorize import announce_backend, check_levels, infer_scale
 
     if bool(args.lpips_alexnet) != bool(args.lpips_lin):
         raise InputError("LPIPS needs both --lpips-alexnet and --lpips-lin")
     scale = infer_scale(args)
     check_levels(args.levels)
+    limit = args.limit
+    if limit is not None and limit < 1:
+        raise InputError(f"--limit {limit}: expected 1 or more pairs to score")
+    names = parse_names(args.names) if args.names else None
     _check_outputs(args)  # before minutes of colorizing
     scorer = None
     if args.lpips_alexnet:
         from ..lpips import LPIPS
 
         scorer = LPIPS.load(args.lpips_alexnet, args.lpips_lin)
-    data = load_paired(args.data)
-    if args.split == "val":
-        _, val = validation_split(data)
-        data = data.subset(val)
+    subset = None
+    pool = _pair_names(Path(args.data)) if args.split == "all" and (names or limit) else None
+    if pool is not None:  # only the pairs taken are read (the listing is still checked for unpaired images)
+        chosen = select_pairs(pool, names, limit, str(args.data))
+        data = load_paired(args.data, names=chosen)
+    else:
+        data = load_paired(args.data)
+        everything = list(data.names)
+        if args.split == "val":
+            _, val = validation_split(data)
+            data = data.subset(val)
+        pool = list(data.names)
+        if names or limit:
+            where = f"the validation split of {args.data}" if args.split == "val" else str(args.data)
+            data = data.subset(select_pairs(pool, names, limit, where, set(everything) - set(pool)))
+    if names or limit:
+        subset = {"names": names, "limit": limit, "of": len(pool), "taken": list(data.names)}
+        how = ", ".join(x for x in (f"--names ({len(names)})" if names else "", f"--limit {limit}, spread over the categories" if limit else "") if x)
+        print(f"nirvision evaluate: scoring {len(data)} of {len(pool)} pairs ({how})", file=sys.stderr)
     small = [(n, x.shape) for n, x in zip(data.names, data.nir) if min(x.shape[:2]) < SSIM_MIN]
     if small:
         name, (h, w) = small[0][0], small[0][1][:2]
@@ -82,11 +239,17 @@ def run(args) -> int:
                          f"expected at least {SSIM_MIN}x{SSIM_MIN} pixels (SSIM's window)")
     colorizer = Colorizer.load(args.weights, device=args.device, precision=args.precision, backend=args.backend, model=args.model,
                                 infer_scale=scale, levels=args.levels, flip_average=args.flip_average)
+    backend = colorizer.backend
+    scored_by = {"backend": backend.name, "precision": backend.precision, "device": str(backend.device), "workers": int(getattr(backend, "workers", 1))}
+    if not getattr(backend, "chosen_because", None):  # auto says what it chose and why (announce_backend); else the same facts
+        print(f"nirvision evaluate: backend {backend.name} ({backend.precision} on {backend.device})", file=sys.stderr)
+    announce_backend(args, backend)
     preds = []
+    progress = _Progress(len(data))
     for i, nir in enumerate(data.nir):
         preds.append(colorizer(nir))
-        print(f"\rcolorizing {i + 1}/{len(data)}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+        progress(i + 1)
+    progress.close()
     per = evaluate_pairs(preds, data.rgb)
     lpips_note = "LPIPS skipped: it needs AlexNet weights (give --lpips-alexnet and --lpips-lin)"
     if scorer is not None:
@@ -104,7 +267,8 @@ def run(args) -> int:
         print(lpips_note)
     if args.json:  # the figures first: they are what a failed picture must not cost
         report = {
-            "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "count": len(data), "infer_scale": scale, "levels": args.levels, "flip_average": args.flip_average,
+            "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "subset": subset, "count": len(data),
+            **scored_by, "infer_scale": scale, "levels": args.levels, "flip_average": args.flip_average,
             "mean": means, "floor_nir_as_gray": floor, "lpips": None if lpips_note else "AlexNet",
             "per_image": [{"name": name, **{k: per[k][i] for k in keys}} for i, name in enumerate(data.names)],
         }
@@ -115,7 +279,10 @@ def run(args) -> int:
         print(f"metrics: {args.json}")
     n = min(args.grid_count, len(data))
     if n:
-        grid = save_grid(args.grid, [[np.repeat(x[..., None], 3, 2) for x in data.nir[:n]], preds[:n], data.rgb[:n]], ["NIR", "prediction", "RGB truth"])
+        shape = data.nir[0].shape[:2]  # the grid's tile size (save_grid fits other sizes to it)
+        labels = [_label_tile(shape, [name, f"PSNR {per['psnr'][i]:.2f} dB", f"SSIM {per['ssim'][i]:.3f}"]) for i, name in enumerate(data.names[:n])]
+        grid = save_grid(args.grid, [labels, [np.repeat(x[..., None], 3, 2) for x in data.nir[:n]], preds[:n], data.rgb[:n]],
+                         ["image", "NIR", "prediction", "RGB truth"])
         print(f"sample grid: {grid}")
     return 0
 

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
+import warnings
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -19,6 +21,12 @@ log = logging.getLogger(__name__)
 
 FORMAT = "nirvision-checkpoint"
 VERSION = 1
+TRAIN_STATE_FORMAT = "nirvision-train-state"  # train/loop.py's last.pt (train is not part of the library)
+
+# Training stages whose output.pt (and best.pt) hold an inference network that stage never
+# trained: translate trains the translators only (its colorizer is the random init), pretrain
+# the colorizer only, on gray images (its NIR-to-gray translator is the random init).
+UNTRAINED_BY_STAGE = {"translate": ("colorizer",), "pretrain": ("nir_to_gray",)}
 
 
 class CheckpointError(ValueError):
@@ -44,22 +52,99 @@ def save_checkpoint(path: str | Path, config: ModelConfig, networks: Mapping[str
     return path
 
 
+def quiet_load(path: str | Path) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU, without torch's warning about a pickle
+    protocol other than its own (it is followed by the refusal or works; it asks the user to
+    file an issue with torch, which is no help here)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*pickle protocol", category=UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _allowed_globals() -> set[str]:
+    try:  # torch's own allow-list (private; the scan below then names every global not on it)
+        from torch._weights_only_unpickler import _get_allowed_globals
+
+        return set(_get_allowed_globals())
+    except Exception:  # noqa: BLE001 - another torch: its tensor-rebuilding globals at least
+        return {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter"}
+
+
+def _pickle_globals(path: Path, limit: int = 1 << 26) -> list[str]:
+    """``module.name`` of each global the pickle in ``path`` (a torch zip file or a bare pickle)
+    refers to, in order, read with ``pickletools`` (which runs nothing); best effort."""
+    import pickletools
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                name = next((n for n in z.namelist() if n.endswith("data.pkl")), None)
+                data = z.read(name) if name else b""
+        else:
+            with open(path, "rb") as f:
+                data = f.read(limit)
+    except (OSError, zipfile.BadZipFile, KeyError):
+        return []
+    found: list[str] = []
+    recent: list[str | None] = []  # what the last opcodes pushed (None: not a string)
+    memo: dict[int, str | None] = {}
+    try:
+        for op, arg, _ in pickletools.genops(data):
+            if op.name == "GLOBAL" and isinstance(arg, str):
+                found.append(arg.replace(" ", ".", 1))
+            elif op.name == "STACK_GLOBAL" and len(recent) >= 2 and isinstance(recent[-2], str) and isinstance(recent[-1], str):
+                found.append(f"{recent[-2]}.{recent[-1]}")
+            elif "UNICODE" in op.name or "STRING" in op.name:
+                recent.append(arg if isinstance(arg, str) else None)
+            elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                recent.append(memo.get(arg))
+            elif op.name == "MEMOIZE":
+                memo[len(memo)] = recent[-1] if recent else None
+            elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                memo[arg] = recent[-1] if recent else None
+    except Exception:  # noqa: BLE001 - a damaged pickle: what was found so far
+        pass
+    # pickle protocols 0-2 (torch.save's default) spell the builtins module as Python 2 did
+    return [("builtins." + g[len("__builtin__."):]) if g.startswith("__builtin__.") else g for g in found]
+
+
+def refused_global(path: str | Path, exc: BaseException) -> str | None:
+    """The global (``posix.system``, ``builtins.exec``, a class) for which ``torch.load(weights_only=True)``
+    refused ``path`` with ``exc``: loading it would have run code. None where the file is
+    refused for another reason (truncated, damaged, not a pickle)."""
+    if not isinstance(exc, pickle.UnpicklingError):
+        return None
+    allowed = _allowed_globals()
+    foreign = [g for g in _pickle_globals(Path(path)) if g not in allowed]
+    if foreign:
+        return foreign[0]
+    m = re.search(r"GLOBAL (\S+) was not an allowed global", str(exc))
+    return m.group(1) if m else None
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Read and check the envelope of a checkpoint file; tensors stay on the CPU."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: file not found")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = quiet_load(path)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a bad file
         text = str(exc)
-        if isinstance(exc, pickle.UnpicklingError) and "GLOBAL" in text:  # weights_only met a class or function
-            raise CheckpointError(f"checkpoint {path}: refused: it holds objects other than tensors and plain containers, and "
-                                  "loading those could run code; expected a file written by nirvision") from None
+        code = refused_global(path, exc)
+        if code:  # weights_only met a function or class: unpickling it would run code
+            raise CheckpointError(f"checkpoint {path}: refused: the file asks to run code ({code}); nirvision loads weights only "
+                                  "(expected a file written by nirvision: training's --export, or the bundled nirvision/weights/mpfnet-lite.pt)") from None
         # torch's weights-only message starts with advice on weights_only=False, which is not ours to give
         reason = type(exc).__name__ if isinstance(exc, pickle.UnpicklingError) or not text else f"{type(exc).__name__}: {text.splitlines()[0]}"
         raise CheckpointError(f"checkpoint {path}: cannot be read ({path.stat().st_size} bytes; truncated, damaged or not a checkpoint: {reason}); "
                               "expected a file written by nirvision (training's --export, or the bundled nirvision/weights/mpfnet-lite.pt)") from None
+    if isinstance(payload, dict) and payload.get("format") == TRAIN_STATE_FORMAT:
+        stage, epoch = payload.get("stage"), payload.get("epoch")
+        raise CheckpointError(f"checkpoint {path}: a training state (the last.pt of stage {stage}, after epoch {epoch}), not inference "
+                              f"weights; expected a stage's output.pt (for colorizing, the finetune's: {path.parent.parent / 'finetune' / 'output.pt'}) "
+                              "or the weights `python -m train --export` writes")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path}: not a nirvision checkpoint (expected a file written by nirvision's save_checkpoint)")
     if payload.get("version") != VERSION:
@@ -69,6 +154,26 @@ def read_checkpoint(path: str | Path) -> dict:
 
 def checkpoint_config(payload: dict, path: str | Path = "") -> ModelConfig:
     return parse_model_config(payload["model_config"], source=f"checkpoint {path} (model_config)")
+
+
+def model_mismatch(stored: ModelConfig, target: ModelConfig, roles: Iterable[str] | None = None) -> str | None:
+    """Where the networks of ``roles`` (default: every role both have) differ in size between a
+    checkpoint's ``stored`` config and the ``target`` one: ``holds model 'lite' (nir_to_gray:
+    width 4, depth 1, ...), the config asks for 'paper' (nir_to_gray: width 32, depth 4, ...)``,
+    the cause that a tensor-by-tensor diff of hundreds of names would hide. None where they agree."""
+    for role in roles if roles is not None else list(target.networks):
+        a, b = stored.networks.get(role), target.networks.get(role)
+        if a is None or b is None:
+            continue
+        da, db = a.to_dict(), b.to_dict()
+        keys = [k for k in dict.fromkeys([*db, *da]) if da.get(k) != db.get(k)]
+        if keys:
+            def sizes(d: dict) -> str:
+                return ", ".join(f"{k} {d.get(k)}" for k in keys[:4]) + (", ..." if len(keys) > 4 else "")
+
+            return (f"holds model {stored.name!r} ({role}: {sizes(da)}), the config asks for {target.name!r} "
+                    f"({role}: {sizes(db)})")
+    return None
 
 
 def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
@@ -92,10 +197,21 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -
 
 
 def load_networks(path: str | Path, roles=INFERENCE_ROLES, config: ModelConfig | None = None) -> tuple[ModelConfig, dict[str, nn.Module], dict]:
-    """Build the networks of ``roles`` from the checkpoint (or from ``config``) and load them."""
+    """Build the networks of ``roles`` from the checkpoint (or from ``config``) and load them.
+
+    A ``config`` of another model size than the checkpoint's is refused naming both sizes. A
+    training stage's output whose ``roles`` include a network that stage did not train (the
+    colorizer of translate's output, the translator of pretrain's) loads with a warning: it is a
+    step of training, not weights to colorize with."""
     payload = read_checkpoint(path)
     stored = checkpoint_config(payload, path)
+    if config is not None:
+        mismatch = model_mismatch(stored, config, [r for r in roles if r in payload["networks"]])
+        if mismatch:
+            raise CheckpointError(f"checkpoint {path} does not fit the model: it {mismatch}; expected weights of that model, "
+                                  f"or no model config (the checkpoint's own, {stored.name!r}, is then used)")
     config = config or stored
+    meta = payload.get("meta", {})
     nets = {}
     for role in roles:
         if role not in config.networks:
@@ -105,4 +221,10 @@ def load_networks(path: str | Path, roles=INFERENCE_ROLES, config: ModelConfig |
         net = config.build(role)
         load_into(net, payload["networks"][role], f"checkpoint {path}, network '{role}'")
         nets[role] = net
-    return config, nets, payload.get("meta", {})
+    stage = meta.get("stage") if isinstance(meta, dict) else None
+    untrained = [r for r in roles if r in UNTRAINED_BY_STAGE.get(stage, ())]
+    if untrained:
+        log.warning("checkpoint %s is the output of training stage %s, which does not train its %s (left at the random init): "
+                    "its colours mean nothing; expected the finetune stage's output.pt or the weights `python -m train --export` writes",
+                    path, stage, " and ".join(untrained))
+    return config, nets, meta

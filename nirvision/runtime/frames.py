@@ -113,8 +113,8 @@ def to_nir(frame: np.ndarray, name: str = "frame", depth: SampleDepth | None = N
     """
     if not isinstance(frame, np.ndarray):
         raise TypeError(f"{name}: expected a numpy array, got {type(frame).__name__}")
-    if frame.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
-        raise ValueError(f"{name}: expected uint8, uint16 or float pixels, got {frame.dtype}")
+    if frame.dtype not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
+        raise ValueError(f"{name}: expected uint8, uint16 or float (16, 32 or 64-bit) pixels, got {frame.dtype}")
     # the shape first: a frame refused must not change the stream's depth; alpha is no picture
     if frame.ndim == 3 and frame.shape[2] in (1, 3, 4):
         frame = frame[:, :, 0] if frame.shape[2] == 1 else frame[:, :, :3]
@@ -132,6 +132,8 @@ def to_nir(frame: np.ndarray, name: str = "frame", depth: SampleDepth | None = N
             raise ValueError(f"{name}: float frames must hold finite values in [0, 1], got {bad} NaN or infinite pixel(s)")
         if frame.min() < 0 or frame.max() > 1:
             raise ValueError(f"{name}: float frames must lie in [0, 1], got [{frame.min():.3g}, {frame.max():.3g}]")
+        if frame.dtype == np.float16:  # half precision (a GPU pipeline's output): scaled in float32, as float32 frames are
+            frame = frame.astype(np.float32)
         frame = np.round(frame * 255).astype(np.uint8)
     if frame.ndim == 3:
         frame = np.round(frame.astype(np.float32).mean(axis=2)).astype(np.uint8)

@@ -247,6 +247,8 @@ def _no_work(monkeypatch):
     (["--threads", "0"], "--threads 0: expected 1 to 1024 CPU threads"),
     (["--device", "banana"], "device 'banana': expected auto, cpu, cuda or cuda:N"),
     (["--eval", "0", "--skip-quantize"], "--eval 0 (no report) leaves nothing to do without int8 calibration"),
+    (["--model", "paper"], "--model paper: the bundled weights are lite; expected --weights FILE for trained paper weights, or --random-init"),
+    (["--random-init", "--weights", "{tmp}/w.pt"], "give --weights or --random-init, not both"),
 ])
 def test_cli_bad_options_exit_2_before_any_work(tmp_path, paired, capsys, monkeypatch, extra, message):
     (tmp_path / "afile").write_text("x")
@@ -289,3 +291,35 @@ def test_parse_sizes():
     assert parse_sizes("48x40, 32x32") == [("48x40", (48, 40)), ("32x32", (32, 32))]
     with pytest.raises(FramesError, match="48X40 is given twice"):
         parse_sizes("48x40,48X40")
+
+
+def test_calibrate_defaults_to_the_bundled_weights_colorize_uses(tmp_path, paired, capsys):
+    # without --weights the int8 model is made for the weights colorize runs, and found by it
+    from nirvision.api import load_chain
+    from nirvision.resources import default_weights_path
+
+    cache, out = tmp_path / "cache", tmp_path / "r.json"
+    code = main(["--frames", str(paired / "nir"), "--sizes", "48x40", "--num", "3", "--eval", "0", "--precisions", "int8",
+                 "--cache", str(cache), "--json", str(out), "--threads", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"weights: {default_weights_path()} (model lite)" in captured.out and "random init" not in captured.out
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["weights"] == str(default_weights_path()) and meta["random_init"] is False and meta["model"] == "lite"
+    bundled = create_backend("onnxruntime", load_chain()[0].eval(), "cpu", "int8", cache_dir=cache)
+    assert bundled.infer_uint8(nir_frames(1, 40, 48)).shape == (1, 40, 48, 3)  # the calibrated model is there for them
+
+
+def test_random_init_only_when_asked_and_said(tmp_path, paired, capsys):
+    from nirvision.api import load_chain
+
+    cache, out = tmp_path / "cache", tmp_path / "r.json"
+    code = main(["--frames", str(paired / "nir"), "--sizes", "48x40", "--num", "3", "--eval", "0", "--precisions", "int8",
+                 "--random-init", "--seed", "5", "--cache", str(cache), "--json", str(out), "--threads", "1"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "weights: random init of lite (seed 5), for speed measurements only" in captured.out
+    meta = json.loads(out.read_text())["meta"]
+    assert meta["weights"] is None and meta["random_init"] is True and meta["seed"] == 5
+    with pytest.raises(BackendUnavailable, match="no calibrated int8 model for these weights"):  # not for the bundled weights
+        create_backend("onnxruntime", load_chain()[0].eval(), "cpu", "int8", cache_dir=cache).infer_uint8(nir_frames(1, 40, 48))

@@ -68,7 +68,7 @@ def test_a_backend_that_cannot_run_leaves_an_earlier_output_as_it_was(tmp_path, 
     (tmp_path / "out.mp4").write_bytes(b"an earlier run's output")
     code, _, err = colorize(capsys, tmp_path / "in.mp4", "-o", tmp_path / "out.mp4", "--model", tiny_model, "--backend", "onnxruntime", "--precision", "int8")
     assert code == 2 and "no calibrated int8 model for these weights at 64x48" in err and "python -m calibrate" in err
-    assert "--weights CHECKPOINT" in err  # a random init, not the bundled weights: calibrate's default would not do
+    assert "--weights CHECKPOINT" in err  # a random init, not the bundled weights: calibrate's default (the bundled) would not do
     assert (tmp_path / "out.mp4").read_bytes() == b"an earlier run's output"
 
 

@@ -81,7 +81,7 @@ def test_code_in_a_checkpoint_is_not_executed(lite, saved, tmp_path):
     hostile = tmp_path / "hostile.pt"
     torch.save(payload, hostile)
 
-    with pytest.raises(CheckpointError, match="refused: it holds objects other than tensors"):
+    with pytest.raises(CheckpointError, match=r"refused: the file asks to run code \(builtins\.exec\); nirvision loads weights only"):
         read_checkpoint(hostile)
     with pytest.raises(CheckpointError):
         load_networks(hostile)
@@ -96,15 +96,24 @@ def test_code_in_a_checkpoint_is_not_executed(lite, saved, tmp_path):
     assert control.read_text() == "executed"
 
 
-def test_lite_checkpoint_with_paper_config(saved, paper):
+def test_lite_checkpoint_with_paper_config_names_both_models_not_tensors(saved, paper):
     path, _ = saved
     with pytest.raises(CheckpointError) as err:
         load_networks(path, config=paper)
     msg = str(err.value)
-    assert str(path) in msg and "'nir_to_gray'" in msg
-    assert "shape differs" in msg
-    assert "febs.0.decoders.0.2.body.0.weight: checkpoint (4, 4, 3, 3) vs model (32, 32, 3, 3)" in msg
-    assert "missing from checkpoint" in msg  # paper has a 4th UNet level that lite lacks
+    assert msg.startswith(f"checkpoint {path} does not fit the model: it holds model 'lite' (nir_to_gray: width 4, depth 1, ")
+    assert "the config asks for 'paper' (nir_to_gray: width 32, depth 4, " in msg
+    assert "shape differs" not in msg and "febs." not in msg  # the cause, not hundreds of tensor names
+
+
+def test_a_config_of_the_same_sizes_loads_whatever_its_name(saved, lite):
+    import dataclasses
+
+    path, nets = saved
+    renamed = dataclasses.replace(lite, name="my-lite")
+    config, loaded, _ = load_networks(path, config=renamed)
+    assert config.name == "my-lite"
+    assert torch.equal(loaded["colorizer"].state_dict()["febs.1.bottleneck.weight"], nets["colorizer"].state_dict()["febs.1.bottleneck.weight"])
 
 
 def tamper(path, out, edit):
@@ -168,3 +177,43 @@ def test_truncated_checkpoint_says_so(saved, tmp_path):
     cut.write_bytes(data[: len(data) // 2])  # a copy that stopped half way
     with pytest.raises(CheckpointError, match=rf"cut.pt: cannot be read \({len(data) // 2} bytes; truncated"):
         load_networks(cut)
+
+
+def test_a_bare_pickle_that_runs_a_command_is_refused_naming_it_without_torch_warnings(tmp_path, recwarn):
+    # protocol 4, as pickle.dumps writes it: torch's weights-only unpickler stops at its FRAME
+    # opcode before it sees the global, and warns about the protocol; neither is the user's concern
+    evil = tmp_path / "evil.pt"
+    marker = tmp_path / "PWNED"
+    evil.write_bytes(b"\x80\x04\x95" + (0).to_bytes(8, "little") + b"\x8c\x05posix\x94\x8c\x06system\x94\x93\x94"
+                     + b"\x8c" + bytes([len(f"touch {marker}")]) + f"touch {marker}".encode() + b"\x94\x85\x94R\x94.")
+    with pytest.raises(CheckpointError) as err:
+        read_checkpoint(evil)
+    assert str(err.value).startswith(f"checkpoint {evil}: refused: the file asks to run code (posix.system); nirvision loads weights only")
+    assert not marker.exists()
+    assert not [w for w in recwarn.list if "pickle protocol" in str(w.message)]
+
+
+def test_a_training_state_given_as_weights_says_what_it_is_and_what_to_use(lite, tmp_path):
+    state = tmp_path / "runs" / "t" / "translate" / "last.pt"
+    state.parent.mkdir(parents=True)
+    torch.save({"format": "nirvision-train-state", "stage": "translate", "epoch": 3, "networks": {}}, state)
+    with pytest.raises(CheckpointError) as err:
+        load_networks(state)
+    msg = str(err.value)
+    assert "a training state (the last.pt of stage translate, after epoch 3), not inference weights" in msg
+    assert str(tmp_path / "runs" / "t" / "finetune" / "output.pt") in msg and "python -m train --export" in msg
+
+
+@pytest.mark.parametrize("stage, warned", [("translate", "colorizer"), ("pretrain", "nir_to_gray"), ("finetune", None), (None, None)])
+def test_stage_outputs_that_are_not_a_trained_chain_load_with_a_warning(lite, tmp_path, caplog, stage, warned):
+    nets = {role: lite.build(role) for role in INFERENCE_ROLES}
+    path = save_checkpoint(tmp_path / "output.pt", lite, nets, meta={"stage": stage} if stage else {})
+    caplog.set_level("WARNING", logger="nirvision.models.checkpoint")
+    load_networks(path)
+    if warned:
+        assert f"checkpoint {path} is the output of training stage {stage}, which does not train its {warned}" in caplog.text
+        assert "expected the finetune stage's output.pt" in caplog.text
+        caplog.clear()
+        trained = {"translate": "nir_to_gray", "pretrain": "colorizer"}[stage]
+        load_networks(path, roles=(trained,))  # the network the stage did train: nothing to say
+    assert "is the output of training stage" not in caplog.text

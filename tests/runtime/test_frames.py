@@ -41,3 +41,31 @@ def test_float_frames_with_nan_or_inf_are_refused_naming_the_frame():
         with pytest.raises(ValueError, match="frame 7: float frames must hold finite values in .0, 1., got 1 NaN or infinite"):
             to_nir(f.astype(np.float64) if bad is np.inf else f, name="frame 7")
     assert to_nir(np.full((2, 2), 0.5, np.float32)).tolist() == [[128, 128], [128, 128]]
+
+
+def test_float16_frames_are_read_as_float32_frames_are():
+    import pytest
+
+    from nirvision.runtime.frames import to_nir
+
+    rng = np.random.default_rng(1)
+    half = rng.random((24, 32, 3)).astype(np.float16)
+    half[0, :3, 0] = [0.0, 1.0, 0.5]
+    got = to_nir(half)
+    assert got.dtype == np.uint8 and np.array_equal(got, to_nir(half.astype(np.float32)))
+    assert to_nir(np.full((2, 2), 0.5, np.float16)).tolist() == [[128, 128], [128, 128]]
+    with pytest.raises(ValueError, match="float frames must lie in .0, 1."):
+        to_nir(np.full((2, 2), 2.0, np.float16))
+    with pytest.raises(ValueError, match="expected uint8, uint16 or float .16, 32 or 64-bit. pixels, got int32"):
+        to_nir(np.zeros((2, 2), np.int32))
+
+
+def test_the_api_colorizes_float16_images_like_float32_ones():
+    from nirvision.api import Colorizer
+    from tests.helpers import tiny_chain
+    from nirvision.runtime.backends import create_backend
+
+    colorizer = Colorizer(create_backend("eager", tiny_chain(), "cpu", "fp32"), config=None)
+    half = (np.random.default_rng(2).random((32, 40)) * 0.8 + 0.1).astype(np.float16)
+    out = colorizer(half)
+    assert out.shape == (32, 40, 3) and np.array_equal(out, colorizer(half.astype(np.float32)))

@@ -197,7 +197,7 @@ def load_int8_model(net: NIRColorizerNet, shape: tuple[int, ...], cache: Artefac
 
 def _calibrate_weights(digest: str) -> str:
     """The calibrate options that give the weights of ``digest``: ``--weights`` with the bundled
-    file when they are the bundled weights (calibrate's own default is a random init)."""
+    file when they are the bundled weights."""
     from ...resources import default_weights_path
 
     bundled = default_weights_path()
@@ -208,7 +208,7 @@ def _calibrate_weights(digest: str) -> str:
             return f"--weights {bundled}"
     except Exception as exc:  # noqa: BLE001 - only a hint in an error message
         log.debug("could not compare with the bundled weights: %s", exc)
-    return "--weights CHECKPOINT (the one this run uses; without it calibrate takes a random init)"
+    return "--weights CHECKPOINT (the one this run uses; without it calibrate takes the bundled weights)"
 
 
 def onnx_model(net: NIRColorizerNet, shape: tuple[int, ...], precision: str, cache: ArtefactCache, digest: str, backend: str,
