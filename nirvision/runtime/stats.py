@@ -61,6 +61,9 @@ def process_cpu_s() -> float:
     return time.process_time()
 
 
+OUTAGE_S = 1.0  # a pause between frames this long (and 5 times the usual) is an outage, not the rate
+
+
 class RunStats:
     """What the engine counts; the reader, inference and writer threads each own their fields."""
 
@@ -106,6 +109,11 @@ class RunStats:
         recent = list(self._recent_out)  # a copy: the writer appends meanwhile
         if len(recent) < 2:
             return 0.0
+        gaps = np.diff(recent)
+        usual = float(np.median(gaps))
+        outage = np.flatnonzero(gaps > max(OUTAGE_S, 5 * usual))
+        if len(outage) and len(recent) - outage[-1] - 1 >= 2:  # frames since a stream came back: its rate now, not the outage's
+            recent = recent[outage[-1] + 1:]
         span = recent[-1] - recent[0]
         if span <= 0:
             return 0.0

@@ -353,6 +353,15 @@ def test_current_fps_falls_when_frames_stop(monkeypatch):
     assert s.current_fps() == pytest.approx(25.0)
     clock["t"] += 10.0  # the stream is gone: the wait counts
     assert s.current_fps() < 2.5
+    for i in range(5):  # back after the outage, at 15 frames a second: the rate since, not the outage's
+        clock["t"] += 1 / 15
+        s._recent_out.append(clock["t"])
+    assert s.current_fps() == pytest.approx(15.0)
+    back = RunStats()  # one frame since the outage: the window as it is (the outage in it)
+    for t in (0.0, 0.04, 0.08, 10.0):
+        back._recent_out.append(100.0 + t)
+    clock["t"] = 110.0
+    assert back.current_fps() == pytest.approx(3 / 10.0)
 
 
 @pytest.mark.parametrize("in_flight", [1, 3])
