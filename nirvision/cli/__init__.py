@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     except usage as exc:
         if args.debug:  # the traceback, and still the exit code of an input error
             traceback.print_exc()
-        message = name_the_key(str(exc), applied, args.config[0]) if applied else str(exc)
+        message = name_the_key(str(exc), applied, args.config[0], args) if applied else str(exc)
         print(f"nirvision {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -239,12 +239,19 @@ def apply_config(p: argparse.ArgumentParser, args: argparse.Namespace, tokens: l
     return applied
 
 
-def name_the_key(message: str, applied: Mapping[str, str], path: str) -> str:
+def name_the_key(message: str, applied: Mapping[str, str], path: str, args: argparse.Namespace | None = None) -> str:
     """An error about a flag's value that came from the file says so: ``--segment banana: ...``
-    -> ``... (--config cam.yaml, key 'segment')``."""
+    -> ``... (--config cam.yaml, key 'segment')``; so does one that names the value itself
+    (``checkpoint nothere.pt: file not found``, from ``weights: nothere.pt``)."""
     for flag, key in applied.items():
         if message.startswith((flag + " ", flag + ":")):
             return f"{message} (--config {path}, key '{key}')"
+    for flag, key in applied.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None) if args is not None else None
+        for item in value if isinstance(value, list) else [value]:
+            text = str(item) if isinstance(item, (str, Path)) else ""
+            if len(text) >= 3 and (f" {text}:" in message or f" {text} " in message or message.startswith(text + ":")):
+                return f"{message} (--config {path}, key '{key}')"
     return message
 
 

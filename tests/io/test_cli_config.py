@@ -120,6 +120,7 @@ BAD = [
     ("crf: 18\ncrf: 30", ["at line 2, column 1: key 'crf' given twice"]),
     ("no-audio: true\nno_audio: false", ["key 'no_audio': the same option as key 'no-audio'"]),
     ("source: |\nrtsp://u:hunter2@cam/x", ["not valid YAML"]),  # the line is not quoted: it may hold a password
+    ("weights: nothere.pt", ["checkpoint nothere.pt: file not found", "key 'weights'"]),  # found when the run loads it
 ]
 
 
