@@ -2,7 +2,7 @@
 
 Progress goes to stderr: a bar for files and folders, a status line for live sources; the
 summary line at the end, and with ``--stats-json F`` the engine's summary as JSON.
-Ctrl-C or SIGTERM stops the run and finalizes the outputs without waiting out a stalled
+Ctrl-C, SIGTERM or SIGHUP stops the run and finalizes the outputs without waiting out a stalled
 camera's timeouts (a second Ctrl-C does not cut the finalizing short; a third leaves at once).
 """
 from __future__ import annotations
@@ -231,7 +231,7 @@ def catch_signals(on_signal=None):
 
 
 def stop_on_signals(engine):
-    """SIGINT and SIGTERM ask ``engine`` to stop and finalize; a second SIGINT aborts."""
+    """SIGINT, SIGTERM and SIGHUP ask ``engine`` to stop and finalize; a second SIGINT aborts."""
     return catch_signals(engine.request_stop)
 
 
@@ -456,12 +456,38 @@ def _done_before(args) -> bool:
 
 def run(args) -> int:
     handed_over = []  # set once the engine or the batch runs: they write --stats-json themselves
+    previous = _exit_on_signals()  # while the model loads: a stop ends the run, recorded as stopped
     try:
         return _run(args, handed_over)
     except BaseException as exc:
         if not handed_over:
             record_failure(args, exc)
+            if isinstance(exc, SystemExit) and isinstance(exc.code, int) and 128 < exc.code < 128 + signal.NSIG:
+                print(f"nirvision colorize: stopped by {signal.Signals(exc.code - 128).name} while starting", file=sys.stderr)
         raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _exit_on_signals() -> dict:
+    """SIGTERM and SIGHUP (unless ignored, as under nohup) end the process as a SystemExit of
+    128 + the signal until the engine's own handling takes over (``catch_signals``), so that a
+    stop while the model loads is recorded in ``--stats-json`` as stopped, not left unsaid;
+    the previous handlers, to restore."""
+    def leave(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    previous = {}
+    for name in ("SIGTERM", "SIGHUP"):
+        signum = getattr(signal, name, None)
+        if signum is None or signal.getsignal(signum) is signal.SIG_IGN:
+            continue
+        try:
+            previous[signum] = signal.signal(signum, leave)
+        except ValueError:  # not the main thread (the API's callers): their handlers stay
+            break
+    return previous
 
 
 def _run(args, handed_over: list) -> int:

@@ -224,6 +224,8 @@ class RTSPSource(Source):
                 refused = _refusal(exc, self.url)
                 if refused and initial:  # the camera answered: a retry would be refused alike
                     raise InputError(f"RTSP source {self.safe_url}: the camera refused the stream ({reason}); {refused}") from None
+                if refused:  # it worked before: changed on the camera (a new password) or a camera still starting; retried
+                    reason += f": the camera refused the stream, {refused}"
                 delay = next(delays, None)
                 if delay is None:
                     retry = f" after {tries} attempts" if tries > 1 else ""

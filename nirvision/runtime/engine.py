@@ -4,8 +4,8 @@ The reader thread decodes frames from the source, the calling thread runs the ba
 writer thread composes the views and writes every sink, so decode, inference and encode
 overlap. Live sources drop the oldest queued frame when inference falls behind (latency stays
 bounded, drops are counted); files, folders and synthetic clips never drop (backpressure).
-At the end of the input, on an error, or on ``request_stop`` (the CLI calls it on Ctrl-C and
-SIGTERM) every sink is flushed and closed, so that what was written plays. The writer thread
+At the end of the input, on an error, or on ``request_stop`` (the CLI calls it on Ctrl-C,
+SIGTERM and SIGHUP) every sink is flushed and closed, so that what was written plays. The writer thread
 closes the sinks as soon as it has written the last frame, before the engine waits for the
 reader (a live source may be stuck in a read or a reconnection for seconds), and in its own
 thread, where a KeyboardInterrupt (a second Ctrl-C) cannot cut it short: ``run()`` waits for

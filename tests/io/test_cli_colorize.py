@@ -400,3 +400,27 @@ def test_fps_is_refused_for_a_video_and_applies_to_images(tmp_path, tiny_model, 
     assert code == 2 and "--fps 0: expected a frame rate of at least 0.001" in err
     code, _, err = colorize(capsys, str(tmp_path / "imgs" / "*.png"), "-o", tmp_path / "i.mp4", "--model", tiny_model, "--fps", "10")
     assert code == 0 and read_video(tmp_path / "i.mp4")["times"] == pytest.approx([0, 0.1, 0.2], abs=1e-6), err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_while_the_model_loads_is_recorded_as_stopped(tmp_path, tiny_model, capsys, monkeypatch, sig):
+    import os
+    import time
+
+    import nirvision.cli.colorize as colorize_cli
+
+    real = colorize_cli.build_backend
+
+    def slow_build(*args, **kwargs):  # the signal comes while the backend is being built
+        os.kill(os.getpid(), sig)
+        time.sleep(5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(colorize_cli, "build_backend", slow_build)
+    (tmp_path / "s.json").write_text('{"stopped_by": "end of input", "frames_out": 99}')  # an earlier run's
+    with pytest.raises(SystemExit) as stop:
+        main(["colorize", "synthetic:64x48@10:5", "-o", str(tmp_path / "o.mp4"), "--model", str(tiny_model), "--stats-json", str(tmp_path / "s.json")])
+    assert stop.value.code == 128 + sig
+    assert f"stopped by {sig.name} while starting" in capsys.readouterr().err
+    assert json.loads((tmp_path / "s.json").read_text())["stopped_by"] == sig.name  # not the earlier run's
+    assert signal.getsignal(sig) is not None and not (tmp_path / "o.mp4").exists()
