@@ -449,3 +449,18 @@ def test_a_full_disk_stops_the_batch_instead_of_failing_every_video_in_turn(tmp_
     assert stats["stopped_by"] == "disk full" and stats["not_started"] == [str(src / "b.mp4"), str(src / "c.mp4")]
     assert [f["source"] for f in stats["failed"]] == [str(src / "a.mp4")] and "No space left on device" in stats["failed"][0]["error"]
     assert not (out / "b.mp4").exists() and not (out / "c.mp4").exists()
+
+
+def test_a_video_without_one_readable_frame_is_a_failure_not_a_silent_nothing(tmp_path, tiny_model, capsys):
+    from tests.io.media import corrupt_packets
+
+    src = tmp_path / "nights"
+    src.mkdir()
+    make_clip(src / "a.mp4", [0, 40, 80])
+    make_clip(src / "b.avi", [0, 40, 80], codec="mjpeg")
+    corrupt_packets(src / "b.avi", [0, 1, 2])  # every picture of it undecodable
+    code, _, err = colorize(capsys, src, "-o", tmp_path / "out", "--model", tiny_model, "--stats-json", tmp_path / "s.json")
+    assert code == 1, err
+    stats = json.loads((tmp_path / "s.json").read_text())
+    assert [f["source"] for f in stats["failed"]] == [str(src / "b.avi")] and "holds no decodable frames" in stats["failed"][0]["error"]
+    assert stats["colorized"] == 1 and [f["frames_out"] for f in stats["files"]] == [3]
