@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections import deque
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,7 @@ class VideoSink(Sink):
         self._audio_backlog: list[Any] = []
         self._first_pts: int | None = None  # the first frame's timestamp: the output's zero
         self._last_pts = None
+        self._intervals: deque[int] = deque(maxlen=15)  # the recent frames' intervals: a packet's duration
         self._resized_from: set[tuple[int, int]] = set()
         self.frames = 0
         self.audio_packets = 0  # the source's audio packets written (copied, or decoded into the AAC)
@@ -240,7 +242,18 @@ class VideoSink(Sink):
         except (av.error.FFmpegError, OSError, ValueError) as exc:
             log.debug("output %s: closing after a failed write: %s", self.path, exc)
 
+    def _frame_ticks(self) -> int:
+        """A picture's duration in the stream's time base: the recent frames' usual interval (a
+        gap in a motion-triggered recording does not count), else the nominal rate's."""
+        if self._intervals:
+            return max(1, int(np.median(self._intervals)))
+        return max(1, int(round(1 / (self.fps * self.time_base))))
+
     def _mux(self, packet) -> None:
+        # every picture says how long it lasts: without it MP4 gives the last one the average of
+        # the whole file (a recording with an hour's gap ended on a 10-minute still)
+        if self.stream is not None and packet.stream is self.stream and not packet.duration:
+            packet.duration = self._frame_ticks()
         try:
             self.container.mux(packet)
         except (av.error.FFmpegError, OSError) as exc:
@@ -271,6 +284,8 @@ class VideoSink(Sink):
         if self._last_pts is not None and pts <= self._last_pts:
             log.debug("output %s: timestamp %d not after %d; using %d", self.path, pts, self._last_pts, self._last_pts + 1)
             pts = self._last_pts + 1
+        if self._last_pts is not None:
+            self._intervals.append(pts - self._last_pts)
         self._last_pts = pts
         return pts
 

@@ -340,3 +340,15 @@ def test_outputs_say_how_their_colours_are_coded(tmp_path):
         frame = next(c.decode(video=0))
         assert frame.colorspace == 6
         assert np.abs(frame.to_ndarray(format="rgb24").astype(int) - colour).max() <= 3
+
+
+@pytest.mark.parametrize("pts_ms,duration", [([0, 2000, 4000, 6000], 8.0),  # 0.5 fps
+                                              ([0, 40, 80, 3_600_000, 3_600_040, 3_600_080], 3600.12)])  # a motion recording's hour gap
+def test_the_last_picture_lasts_one_frame_not_the_files_average(tmp_path, pts_ms, duration):
+    make_clip(tmp_path / "in.mkv", pts_ms)
+    for name in ("out.mp4", "out.mkv"):
+        src = open_source(str(tmp_path / "in.mkv"))
+        run(src, open_sink(str(tmp_path / name), src.info))
+        with av.open(str(tmp_path / name)) as c:
+            assert c.duration / 1e6 == pytest.approx(duration, abs=0.02), name
+        assert read_video(tmp_path / name)["times"] == pytest.approx([p / 1000 for p in pts_ms], abs=1e-3)
