@@ -300,6 +300,42 @@ def split_names(names: list[str], val_fraction: float = 0.08, seed: int = 0, gro
     return sorted(train), sorted(val)
 
 
+OVERLAPS_VERSION = "1"  # bumped when find_overlaps' answer changes for the same images
+
+
+def overlapping_pairs(gray: dict[str, np.ndarray]) -> list[tuple[str, str]]:
+    """``find_overlaps``' pairs (names), kept in the artefact cache under a hash of the names and
+    pictures: the search takes half a minute of CPU for the 364 VCIP images, and every training
+    run and ``evaluate --split val`` asks it again of the same images."""
+    import hashlib
+    import json
+
+    from .runtime.cache import ArtefactCache, ArtefactKey
+
+    h = hashlib.sha256(OVERLAPS_VERSION.encode())
+    for name in sorted(gray):
+        img = np.ascontiguousarray(gray[name])
+        h.update(f"{name}:{img.shape};".encode())
+        h.update(img.tobytes())
+    key = ArtefactKey(kind="overlaps", weights=h.hexdigest(), shape=(len(gray),), precision="-", torch="-", tensorrt="-",
+                      torch_tensorrt="-", onnxruntime="-")
+
+    def search(path: Path) -> None:
+        path.write_text(json.dumps([[o.a, o.b] for o in find_overlaps(gray)]))
+
+    def check(path: Path) -> None:
+        pairs = json.loads(path.read_text())
+        if not all(isinstance(p, list) and len(p) == 2 and all(n in gray for n in p) for p in pairs):
+            raise ValueError("not pairs of these images' names")
+
+    try:
+        path = ArtefactCache().get_or_build(key, ".json", search, check)
+    except (InputError, OSError) as exc:  # no cache to be had: searched each time
+        log.debug("split: overlaps not cached (%s)", exc)
+        return [(o.a, o.b) for o in find_overlaps(gray)]
+    return [tuple(p) for p in json.loads(path.read_text())]
+
+
 def validation_split(data: PairedSet, val_fraction: float = 0.08, seed: int = 0, group: int = 1,
                      by_content: bool = True) -> tuple[list[str], list[str]]:
     """``split_names`` for a loaded paired set, keeping crops of one photograph (``find_overlaps``
@@ -308,9 +344,8 @@ def validation_split(data: PairedSet, val_fraction: float = 0.08, seed: int = 0,
     together: list[tuple[str, str]] = []
     if by_content:
         gray = {n: cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY) for n, rgb in zip(data.names, data.rgb)}
-        overlaps = find_overlaps(gray)
-        together = [(o.a, o.b) for o in overlaps]
-        log.info("split: %d pairs of images overlap (crops of one photograph); each pair stays on one side", len(overlaps))
+        together = overlapping_pairs(gray)
+        log.info("split: %d pairs of images overlap (crops of one photograph); each pair stays on one side", len(together))
     train, val = split_names(data.names, val_fraction, seed, group, together)
     if not val or not train:
         raise InputError(f"{data.root or 'data'}: {len(data)} image pairs cannot be split {1 - val_fraction:.0%} / {val_fraction:.0%} into training and "

@@ -41,3 +41,20 @@ def test_16_bit_nir_of_12_bit_values_is_read_by_its_depth(tmp_path):
     for name in ("n.png", "c.png"):
         gray = read_gray(tmp_path / name)
         assert gray.dtype == np.uint8 and gray.max() == 255 and np.array_equal(gray, (ramp >> 4).astype(np.uint8))
+
+
+def test_the_overlap_search_is_cached_for_the_same_pictures(tmp_path, monkeypatch):
+    import nirvision.datasets as datasets
+
+    monkeypatch.setenv("NIRVISION_CACHE", str(tmp_path / "cache"))
+    calls = []
+    real = datasets.find_overlaps
+    monkeypatch.setattr(datasets, "find_overlaps", lambda gray, **kw: calls.append(len(gray)) or real(gray, **kw))
+    data = load_paired(make_paired_folder(tmp_path / "d", count=24, size=64))
+    first = validation_split(data)
+    assert validation_split(data) == first and calls == [24]  # the second split from the cache
+    data.rgb[3] = 255 - data.rgb[3]  # another picture: searched again
+    validation_split(data)
+    assert calls == [24, 24]
+    (next((tmp_path / "cache" / "overlaps").glob("*.json"))).write_text("[[\"nobody\", \"here\"]]")  # a bad entry is not trusted
+    assert validation_split(data) is not None and len(calls) == 3
