@@ -1,9 +1,10 @@
 """``--contact-sheet``: a PNG of a few frames, NIR beside its colours, next to each video output.
 
 For a batch of recordings an analyst can look through the sheets instead of opening every video.
-A file with a known frame count gives frames spread evenly from its first to its last; a live
-source (or a file whose header gives no count) one frame every ``LIVE_INTERVAL_S`` seconds of
-its clock, the newest ``count`` of them. Each row is one frame, with its time in the video;
+A file with a known frame count gives frames spread evenly from its first to its last; a file
+whose header gives no count (MKV, WebM, TS) too, from a sample thinned as the file goes on (every
+frame, then every 2nd, 4th, ...: at most ``2 * rows`` kept); a live source one frame every
+``LIVE_INTERVAL_S`` seconds of its clock, the newest ``count`` of them. Each row is one frame, with its time in the video;
 where that is not the recording's own time (a range cut with ``--start``), the recording's time
 too, so the moment can be found in the original; and the wall-clock time where it is known (a
 recording's creation time, a live source's clock), so an event can be placed in the day.
@@ -69,6 +70,10 @@ class ContactSheetSink(Sink):
         self._last: tuple[list[str], np.ndarray, np.ndarray, bool] | None = None
         self._last_t: float | None = None  # the output time of the newest frame kept, and of the last one seen
         self._last_at: float | None = None
+        # a file of unknown length: an even sample of every ``_stride``-th frame, thinned as it grows
+        self._sample: list[tuple[int, tuple]] | None = [] if not info.live and not total else None
+        self._stride = 1
+        self._seen = 0
 
     def _small(self, image: np.ndarray) -> np.ndarray:
         image = as_displayed(image, self.sample_aspect_ratio)
@@ -105,12 +110,39 @@ class ContactSheetSink(Sink):
                 self._last = (self._labels(frame, t), frame.image, image, recorded)
                 self._last_at = t
             return
+        if self._sample is not None:
+            n, self._seen = self._seen, self._seen + 1
+            if n % self._stride == 0:
+                self._sample.append((n, (self._labels(frame, t), self._small(frame.image), self._small(image), recorded)))
+                if len(self._sample) > 2 * self.rows:
+                    self._sample, self._stride = self._sample[::2], self._stride * 2
+            else:
+                self._last = (self._labels(frame, t), frame.image, image, recorded)
+                self._last_at = n
+            return
         if self._next_time is None or t >= self._next_time:
             self.kept = (self.kept + [(self._labels(frame, t), self._small(frame.image), self._small(image), recorded)])[-self.rows:]
             self._next_time = t + LIVE_INTERVAL_S
 
+    def _spread(self) -> list:
+        """``rows`` of the sampled frames spread evenly from the first to the last frame seen."""
+        sample = list(self._sample)
+        if self._last is not None and (not sample or self._last_at > sample[-1][0]):
+            labels, nir, rgb, recorded = self._last
+            sample.append((self._last_at, (labels, self._small(nir), self._small(rgb), recorded)))
+        if not sample:
+            return []
+        end = sample[-1][0]
+        picked: list[int] = []
+        for k in range(self.rows):
+            target = k * end / max(1, self.rows - 1)
+            best = min(range(len(sample)), key=lambda i: abs(sample[i][0] - target))
+            if best not in picked:
+                picked.append(best)
+        return [sample[i][1] for i in sorted(picked)]
+
     def close(self) -> None:
-        kept = list(self.kept)
+        kept = self._spread() if self._sample is not None else list(self.kept)
         if self.wanted is not None and self._last is not None and len(kept) < len(self.wanted) and (not kept or self._last_at > self._last_t):
             labels, nir, rgb, recorded = self._last
             kept.append((labels, self._small(nir), self._small(rgb), recorded))

@@ -106,3 +106,19 @@ def test_frames_passed_through_in_colour_are_marked_as_recorded(tmp_path):
     img = cv2.imread(str(tmp_path / "day_sheet.png"), cv2.IMREAD_GRAYSCALE)
     tiles = [img[HEAD + PAD + r * (48 + PAD): HEAD + PAD + r * (48 + PAD) + 48, 2 * PAD + 64: 2 * PAD + 128] for r in range(2)]
     assert tiles[0].max() == 0 and tiles[1][:20].max() == 255  # "as recorded" written on the second row's colours only
+
+
+@pytest.mark.parametrize("count", [5, 150, 1000])
+def test_a_file_of_unknown_length_gets_frames_spread_over_all_of_it(tmp_path, count):
+    # MKV / WebM / TS headers give no frame count: not the live rule (a frame a minute, the newest six)
+    info = SourceInfo(kind="file", description="night.mkv", live=False, fps=Fraction(25), time_base=Fraction(1, 25))
+    sink = ContactSheetSink(tmp_path / "s.png", info, rows=6)
+    for i in range(count):
+        sink.write(Frame(np.full((64, 32), i % 256, np.uint8), index=i, pts=i, time_base=Fraction(1, 25)), np.zeros((64, 32, 3), np.uint8))
+    picked = [round(float(t.split(":")[-1]) * 25 + 60 * 25 * int(t.split(":")[-2])) for t in (labels[0] for labels, _, _, _ in sink._spread())]
+    sink.close()
+    rows = min(6, count)
+    assert len(picked) == rows and picked[0] == 0 and picked[-1] == count - 1 and picked == sorted(set(picked))
+    ideal = [k * (count - 1) / (rows - 1) for k in range(rows)]
+    assert all(abs(p - q) <= max(1, count / 12) for p, q in zip(picked, ideal))  # within half a sampling step of even spacing
+    assert cv2.imread(str(tmp_path / "s.png")).shape[0] > rows * 64
