@@ -154,12 +154,25 @@ def build_backend(args, announce: bool = True):
     backend = create_backend(args.backend, chain, args.device, args.precision, workers=workers, infer_scale=infer_scale(args),
                              levels=levels, levels_band=band_of(meta) if levels != "off" else None,
                              flip_average=bool(getattr(args, "flip_average", False)))
+    note_random_weights(args, config, meta)
     if announce:
         announce_backend(args, backend)
     return backend, config, meta
 
 
+def note_random_weights(args, config, meta: dict) -> None:
+    """``--model`` without ``--weights`` builds an untrained network (for checks and speed): said
+    with the backend (``announce_backend``, once the inputs are found good), since it colorizes in
+    noise and the bundled weights are lite too."""
+    if meta.get("weights") is None:
+        args.random_weights_note = (f"weights: a random init of {config.name} (--model without --weights; its colours are noise, "
+                                    "for checks and speed); leave out --model for the bundled weights")
+
+
 def announce_backend(args, backend) -> None:
+    note = getattr(args, "random_weights_note", None)
+    if note:
+        print(f"nirvision {args.command}: {note}", file=sys.stderr)
     why = getattr(backend, "chosen_because", None)
     if why:  # --backend auto: say which backend it took and why
         print(f"nirvision {args.command}: backend auto chose {backend.name} ({backend.precision} on {backend.device}): {why}", file=sys.stderr)

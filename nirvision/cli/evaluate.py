@@ -197,7 +197,7 @@ def run(args) -> int:
     from ..metrics import evaluate_pairs, mean_metrics
     from ..visual import save_grid
 
-    from .colorize import announce_backend, check_levels, infer_scale
+    from .colorize import announce_backend, check_levels, infer_scale, note_random_weights
 
     if bool(args.lpips_alexnet) != bool(args.lpips_lin):
         raise InputError("LPIPS needs both --lpips-alexnet and --lpips-lin")
@@ -240,6 +240,7 @@ def run(args) -> int:
     colorizer = Colorizer.load(args.weights, device=args.device, precision=args.precision, backend=args.backend, model=args.model,
                                 infer_scale=scale, levels=args.levels, flip_average=args.flip_average)
     backend = colorizer.backend
+    note_random_weights(args, colorizer.config, colorizer.meta)
     scored_by = {"backend": backend.name, "precision": backend.precision, "device": str(backend.device), "workers": int(getattr(backend, "workers", 1))}
     if not getattr(backend, "chosen_because", None):  # auto says what it chose and why (announce_backend); else the same facts
         print(f"nirvision evaluate: backend {backend.name} ({backend.precision} on {backend.device})", file=sys.stderr)
