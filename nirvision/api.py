@@ -67,6 +67,9 @@ def load_chain(weights: str | Path | None = None, model: str | None = None) -> t
     return chain, config, {**meta, "weights": str(path)}
 
 
+BATCH_PIXELS = 4_000_000  # colorize_batch's chunk: 13 frames of 640x480, 2 of 1080p (about 360 MB of activations)
+
+
 class Colorizer:
     """NIR frames in (uint8, H x W), RGB frames out (uint8, H x W x 3), through one backend."""
 
@@ -137,7 +140,14 @@ class Colorizer:
         shapes = {f.shape for f in nirs}
         if len(shapes) > 1:
             raise ValueError(f"colorize_batch: frames must share one size, got {sorted(shapes)}")
-        return self.backend.infer_uint8(np.stack(nirs))
+        # in chunks of at most BATCH_PIXELS: the network's activations take about 90 bytes a
+        # pixel, so 100 frames of 1080p at once would need 18 GB, and a bigger batch is no faster
+        h, w = nirs[0].shape
+        step = max(1, int(getattr(self.backend, "workers", 1)), BATCH_PIXELS // (h * w))
+        out = np.empty((len(nirs), h, w, 3), np.uint8)
+        for i in range(0, len(nirs), step):
+            out[i: i + step] = self.backend.infer_uint8(np.stack(nirs[i: i + step]))
+        return out
 
     def colorize_video(self, source: str | Path, outputs: str | Path | Sequence[str | Path], *, start: float | None = None,
                        end: float | None = None, max_frames: int | None = None, side_by_side: bool = False, audio: bool = True,

@@ -342,3 +342,18 @@ def test_colorize_video_takes_one_source_and_fps_where_the_command_takes_it(tmp_
     with pytest.raises(InputError, match=rf"^--fps 10: the frame rate given to image folders and globs \(and asked of a camera\); source {a} "
                                          r"is a video file, whose frames keep their own timestamps; expected no --fps$"):
         api.check_fps(10.0, str(a))
+
+
+def test_a_big_batch_runs_in_chunks_with_the_same_result(monkeypatch):
+    import nirvision.api as api
+
+    colorizer = Colorizer.load(model="lite", device="cpu")
+    frames = [np.full((32, 48), 10 * i, np.uint8) for i in range(7)]
+    whole = colorizer.colorize_batch(frames)
+    sizes = []
+    real = colorizer.backend.infer_uint8
+    monkeypatch.setattr(colorizer.backend, "infer_uint8", lambda batch: sizes.append(len(batch)) or real(batch))
+    monkeypatch.setattr(api, "BATCH_PIXELS", 3 * 32 * 48)  # three such frames a chunk
+    chunked = colorizer.colorize_batch(frames)
+    assert sizes == [3, 3, 1] and chunked.shape == (7, 32, 48, 3)
+    assert np.abs(chunked.astype(int) - whole.astype(int)).max() <= 1

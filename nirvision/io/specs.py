@@ -82,7 +82,13 @@ def is_video_file(spec) -> bool:
     """Whether output ``spec`` names a video file (not a live view, a folder or the preview)."""
     from .video_sink import VIDEO_SUFFIXES
 
-    return "://" not in str(spec) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES
+    return "://" not in str(spec) and not is_folder_spec(spec) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES
+
+
+def is_folder_spec(spec) -> bool:
+    """An output written with a trailing slash is a folder, whatever its name (``run.1/``,
+    ``night.2026.12.01/``), as a shell user means it."""
+    return str(spec).endswith(("/", os.sep))
 
 
 def opening_order(specs: list[str]) -> list[str]:
@@ -159,11 +165,12 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
 
         return HttpViewSink(spec, side_by_side=side_by_side, title=info.description, sample_aspect_ratio=info.sample_aspect_ratio)
     path = Path(spec)
+    folder = is_folder_spec(spec)
     from .video_sink import VIDEO_SUFFIXES
 
     video_options = {k: v for k, v in options.items() if k in ("crf", "preset", "audio", "threads")}
     segment = options.get("segment")
-    if path.suffix.lower() in VIDEO_SUFFIXES:
+    if path.suffix.lower() in VIDEO_SUFFIXES and not folder:
         if segment:
             from .segment_sink import SegmentSink
 
@@ -171,8 +178,9 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
         from .video_sink import VideoSink
 
         return VideoSink(path, info, side_by_side=side_by_side, **video_options)
-    if path.suffix and not path.is_dir():
-        raise InputError(f"output {spec}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), a folder for PNG images, or preview:")
+    if path.suffix and not path.is_dir() and not folder:
+        raise InputError(f"output {spec}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), "
+                         f"a folder for PNG images (end it with / for a folder of that name: {spec}/), or preview:")
     from .image_sink import ImageFolderSink
 
     return ImageFolderSink(path, side_by_side=side_by_side, names=info.names, files=info.files)

@@ -352,3 +352,17 @@ def test_the_last_picture_lasts_one_frame_not_the_files_average(tmp_path, pts_ms
         with av.open(str(tmp_path / name)) as c:
             assert c.duration / 1e6 == pytest.approx(duration, abs=0.02), name
         assert read_video(tmp_path / name)["times"] == pytest.approx([p / 1000 for p in pts_ms], abs=1e-3)
+
+
+@pytest.mark.parametrize("name", ["night.2026.12.01/", "run.1/", "frames.png/"])
+def test_an_output_with_a_trailing_slash_is_a_folder_whatever_its_name(tmp_path, name):
+    src = open_source("synthetic:32x24@5:2")
+    spec = f"{tmp_path}/{name}"  # as typed: a Path would drop the slash
+    run(src, open_sink(spec, src.info))
+    assert (tmp_path / name).is_dir() and len(list((tmp_path / name).glob("*.png"))) == 2
+
+
+def test_an_unknown_type_suggests_the_slash_of_a_folder(tmp_path):
+    src = open_source("synthetic:32x24@5:2")
+    with pytest.raises(InputError, match=r"unknown output type '\.1'.*end it with / for a folder of that name: .*run\.1/"):
+        open_sink(str(tmp_path / "run.1"), src.info)
