@@ -452,7 +452,7 @@ def _done_before(args) -> bool:
     from ..io.specs import source_kind
 
     if source_kind(args.source) == "file" and not src.exists():
-        raise InputError(f"--skip-done: source {src}: not found")
+        raise InputError(f"source {args.source}: not found; expected a video file, or a folder or glob of videos (--skip-done checks their outputs)")
     if not src.is_file() or src.suffix.lower() in IMAGE_SUFFIXES:
         raise InputError(f"--skip-done: source {redact_url(args.source)} is not a video file; expected recorded videos, whose outputs can be checked")
     if len(args.output) != 1 or Path(args.output[0]).suffix.lower() not in VIDEO_SUFFIXES:

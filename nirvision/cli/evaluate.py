@@ -24,8 +24,8 @@ def add_parser(sub) -> None:
     p.add_argument("--model", help="model config for --weights if it must be overridden (lite, paper, YAML)")
     p.add_argument("--data", required=True, help="folder with nir/ and rgb/ subfolders of same-named images")
     p.add_argument("--split", choices=("all", "val"), default="all",
-                   help="score every pair, or only the validation split that training holds out (seed 0, 8%%, "
-                        "crops of one photograph on one side)")
+                   help="all (the default): every pair, those a model trained on this folder learnt from included; val: only "
+                        "the validation split that training holds out (seed 0, 8%%, crops of one photograph on one side)")
     p.add_argument("--names", metavar="NAME,...", help="score only these pairs: comma-separated names without suffix (field_0012,forest_0003)")
     p.add_argument("--limit", type=int, metavar="N", help="score N pairs (of the split / --names) spread over the categories (the name before "
                    "its number) and over each category's names, the same N every run: a quick check; the JSON lists them")
@@ -232,6 +232,9 @@ def run(args) -> int:
         subset = {"names": names, "limit": limit, "of": len(pool), "taken": list(data.names)}
         how = ", ".join(x for x in (f"--names ({len(names)})" if names else "", f"--limit {limit}, spread over the categories" if limit else "") if x)
         print(f"nirvision evaluate: scoring {len(data)} of {len(pool)} pairs ({how})", file=sys.stderr)
+    if args.split == "all":
+        print("nirvision evaluate: --split all: pairs a model trained on this folder has learnt from count too "
+              "(--split val for the ones training holds out)", file=sys.stderr)
     small = [(n, x.shape) for n, x in zip(data.names, data.nir) if min(x.shape[:2]) < SSIM_MIN]
     if small:
         name, (h, w) = small[0][0], small[0][1][:2]

@@ -38,6 +38,8 @@ def source_kind(spec: str) -> str:
         return "images"
     if Path(spec).is_dir():
         return "images"
+    if str(spec).endswith(("/", os.sep)) and not Path(spec).exists():  # meant as a folder, which is not there
+        raise InputError(f"source {spec}: folder not found; expected a folder of videos or images, a video file, or {KINDS.split(', ', 2)[2]}")
     return "file"
 
 

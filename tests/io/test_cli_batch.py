@@ -464,3 +464,10 @@ def test_a_video_without_one_readable_frame_is_a_failure_not_a_silent_nothing(tm
     stats = json.loads((tmp_path / "s.json").read_text())
     assert [f["source"] for f in stats["failed"]] == [str(src / "b.avi")] and "holds no decodable frames" in stats["failed"][0]["error"]
     assert stats["colorized"] == 1 and [f["frames_out"] for f in stats["files"]] == [3]
+
+
+def test_a_missing_folder_is_said_to_be_a_missing_folder(tmp_path, tiny_model, capsys):
+    code, _, err = colorize(capsys, f"{tmp_path}/night/", "-o", tmp_path / "out", "--model", tiny_model)
+    assert code == 2 and f"source {tmp_path}/night/: folder not found; expected a folder of videos or images" in err
+    code, _, err = colorize(capsys, f"{tmp_path}/night/", "-o", tmp_path / "out", "--model", tiny_model, "--skip-done")
+    assert code == 2 and f"source {tmp_path}/night/: " in err and "--skip-done:" not in err.split("error: ")[1][:12]
