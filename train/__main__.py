@@ -123,6 +123,14 @@ def check_export(raw: str, stages: tuple[str, ...], data_root: str | None = None
         if target == data or data in target.parents:
             raise InputError(f"{what}: lies in the training data {data_root}; expected a path outside it "
                              "(the weights and their model card would sit among, or replace, the images)")
+    if path.is_file():
+        from nirvision.io.specs import same_file
+        from nirvision.resources import default_weights_path
+
+        bundled = same_file(path, default_weights_path())
+        log.warning("%s exists: it is replaced, with its model card, when the finetune stage ends%s", what,
+                    " (the bundled weights that nirvision colorize and demo use: an installed, not editable, nirvision keeps "
+                    "its own copy until it is installed again, pip install .)" if bundled else "")
     _writable_folder(path.parent, what)
     return path
 

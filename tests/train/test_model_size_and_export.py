@@ -148,3 +148,24 @@ def test_a_last_pt_that_asks_to_run_code_is_refused_naming_it(paired_dir, tmp_pa
     assert f"{last}: refused: the file asks to run code (builtins.exec); nirvision loads weights only" in line
     assert "--stage pretrain --fresh" in line and not marker.exists()
     assert not [w for w in recwarn.list if "pickle protocol" in str(w.message)]
+
+
+def test_an_export_over_an_existing_file_or_the_bundled_weights_is_said(tmp_path, caplog, monkeypatch):
+    import logging
+
+    from train.__main__ import check_export
+
+    existing = tmp_path / "w.pt"
+    existing.write_bytes(b"old")
+    with caplog.at_level(logging.WARNING, logger="train"):
+        assert check_export(str(existing), ("finetune",)) == existing
+        check_export(str(tmp_path / "new.pt"), ("finetune",))
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and said[0].startswith(f"--export {existing} exists: it is replaced") and "bundled" not in said[0]
+    import nirvision.resources as resources
+
+    monkeypatch.setattr(resources, "default_weights_path", lambda: existing)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="train"):
+        check_export(str(existing), ("finetune",))
+    assert "the bundled weights that nirvision colorize and demo use" in caplog.records[0].getMessage()
