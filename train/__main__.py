@@ -229,6 +229,9 @@ def main(argv=None) -> int:
             cfg.check_sizes(size_multiples(model), size_minimums(model))
         except ValueError as exc:
             raise ConfigError(str(args.config), "", str(exc)) from None
+        if not args.data and not Path(cfg.data.root).is_dir():  # said now, with where the path came from, not at the first stage
+            raise InputError(f"{cfg.data.root}: folder not found (data.root of {args.config}, read from the working folder "
+                             f"{Path.cwd()}); expected a paired folder with nir/ and rgb/: give --data DIR")
         export = check_export(args.export, stages, cfg.data.root) if args.export is not None else None
         check_output(cfg)
     except (ConfigError, InputError) as exc:
