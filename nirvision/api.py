@@ -264,8 +264,8 @@ def check_fps(fps, source, name: str = "--fps") -> float | None:
     if fps is None:
         return None
     number = isinstance(fps, (int, float, np.integer, np.floating)) and not isinstance(fps, bool)
-    if not number or not 0.001 <= fps < float("inf"):
-        raise InputError(f"{name} {f'{fps:g}' if number else repr(fps)}: expected a frame rate of at least 0.001 (frames a second)")
+    if not number or not 0.001 <= fps <= 1000:  # beyond: frames a millisecond apart, no camera or player rate
+        raise InputError(f"{name} {f'{fps:g}' if number else repr(fps)}: expected a frame rate of at least 0.001 and at most 1000 (frames a second)")
     kind = source_kind(str(source))
     if kind not in ("images", "camera"):
         what = {"file": "a video file", "rtsp": "a stream", "synthetic": "a synthetic clip (its rate: synthetic:WIDTHxHEIGHT@FPS)"}[kind]

@@ -330,7 +330,8 @@ def test_colorize_video_takes_one_source_and_fps_where_the_command_takes_it(tmp_
                                         "frames keep their own timestamps; expected no fps$"),
                (dict(source="synthetic:64x48:3", fps=5), r"synthetic:64x48:3 is a synthetic clip \(its rate: synthetic:WIDTHxHEIGHT@FPS\)"),
                (dict(source="rtsp://u:pw9@h/1", fps=5), r"source rtsp://u:\*\*\*@h/1 is a stream"),
-               (dict(source=tmp_path / "imgs", fps=0), "fps 0: expected a frame rate of at least 0.001"),
+               (dict(source=tmp_path / "imgs", fps=0), "fps 0: expected a frame rate of at least 0.001 and at most 1000"),
+               (dict(source=tmp_path / "imgs", fps=1e6), r"fps 1e\+06: expected a frame rate of at least 0.001 and at most 1000"),
                (dict(source=tmp_path / "imgs", fps=float("nan")), "fps nan: expected a frame rate"),
                (dict(source=tmp_path / "imgs", fps="10"), "fps '10': expected a frame rate"),
                (dict(source=tmp_path / "imgs", fps=True), "fps True: expected a frame rate")]

@@ -397,7 +397,7 @@ def test_fps_is_refused_for_a_video_and_applies_to_images(tmp_path, tiny_model, 
     for i in range(3):
         cv2.imwrite(str(tmp_path / "imgs" / f"{i}.png"), np.zeros((48, 64), np.uint8))
     code, _, err = colorize(capsys, tmp_path / "imgs", "-o", tmp_path / "i.mp4", "--model", tiny_model, "--fps", "0")
-    assert code == 2 and "--fps 0: expected a frame rate of at least 0.001" in err
+    assert code == 2 and "--fps 0: expected a frame rate of at least 0.001 and at most 1000" in err
     code, _, err = colorize(capsys, str(tmp_path / "imgs" / "*.png"), "-o", tmp_path / "i.mp4", "--model", tiny_model, "--fps", "10")
     assert code == 0 and read_video(tmp_path / "i.mp4")["times"] == pytest.approx([0, 0.1, 0.2], abs=1e-6), err
 
