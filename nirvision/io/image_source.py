@@ -113,9 +113,19 @@ def read_image(path: Path, depth: SampleDepth | None = None) -> np.ndarray | Non
 
 
 def decode_image(path: Path) -> np.ndarray | None:
-    """The image's pixels as OpenCV decodes them (BGR for colour, any depth), or None."""
+    """The image's pixels as OpenCV decodes them (BGR for colour, any depth), or None. Of a
+    TIFF of several pages the first, which is said."""
     data = np.fromfile(str(path), dtype=np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is not None and Path(path).suffix.lower() in (".tif", ".tiff"):
+        try:
+            pages = cv2.imcount(str(path))
+        except cv2.error:
+            pages = 1
+        if pages > 1:
+            log.warning("%s: a TIFF of %d pages; only its first is read (one picture a file: split it into files to colorize every page)",
+                        path, pages)
+    return img
 
 
 class ImageSource(Source):

@@ -296,3 +296,20 @@ def test_a_variable_rate_avi_counts_its_frames_not_its_clock_ticks(tmp_path, cap
 def test_the_synthetic_scheme_in_any_case():
     src = open_source("SYNTHETIC:64x48@5:3")
     assert src.info.kind == "synthetic" and (src.info.width, src.info.height) == (64, 48) and len(list(src)) == 3
+
+
+def test_a_tiff_of_several_pages_is_read_as_its_first_and_said(tmp_path, caplog):
+    import logging
+
+    import cv2
+
+    folder = tmp_path / "tiffs"
+    folder.mkdir()
+    pages = [np.full((24, 32), v, np.uint8) for v in (10, 120, 230)]
+    assert cv2.imwritemulti(str(folder / "stack.tif"), pages)
+    cv2.imwrite(str(folder / "one.tif"), pages[1])
+    with caplog.at_level(logging.WARNING):
+        frames = list(open_source(str(folder)))
+    assert [int(f.image.mean()) for f in frames] == [120, 10]  # one.tif, then stack.tif's first page
+    said = [r.getMessage() for r in caplog.records if "pages" in r.getMessage()]
+    assert said == [f"{folder / 'stack.tif'}: a TIFF of 3 pages; only its first is read (one picture a file: split it into files to colorize every page)"]
