@@ -67,9 +67,10 @@ class ContactSheetSink(Sink):
         self.kept: list[tuple[list[str], np.ndarray, np.ndarray, bool]] = []  # (time labels, NIR, RGB, passed as recorded)
         self._next_time: float | None = None
         self._first_time: float | None = None
-        self._last: tuple[list[str], np.ndarray, np.ndarray, bool] | None = None
-        self._last_t: float | None = None  # the output time of the newest frame kept, and of the last one seen
-        self._last_at: float | None = None
+        # the newest frame seen but not kept, (position, frame, output time, image, recorded); its
+        # labels and thumbnails are made only if the sheet ends on it (close), not for every frame
+        self._last: tuple | None = None
+        self._last_kept: float | None = None  # the position (output time) of the newest frame kept
         # a file of unknown length: an even sample of every ``_stride``-th frame, thinned as it grows
         self._sample: list[tuple[int, tuple]] | None = [] if not info.live and not total else None
         self._stride = 1
@@ -96,6 +97,9 @@ class ContactSheetSink(Sink):
                 labels.append((info.created + timedelta(seconds=own)).astimezone().strftime("%Y-%m-%d %H:%M:%S"))
         return labels
 
+    def _row(self, frame: Frame, t: float, image: np.ndarray, recorded: bool) -> tuple:
+        return self._labels(frame, t), self._small(frame.image), self._small(image), recorded
+
     def write(self, frame: Frame, image: np.ndarray) -> None:
         t = frame.time if frame.time is not None else float(frame.index)
         if self._first_time is None:
@@ -104,32 +108,29 @@ class ContactSheetSink(Sink):
         recorded = frame.color is not None  # already in colour, passed through (--color-frames pass)
         if self.wanted is not None:
             if frame.index in self.wanted:
-                self.kept.append((self._labels(frame, t), self._small(frame.image), self._small(image), recorded))
-                self._last_t = t
+                self.kept.append(self._row(frame, t, image, recorded))
+                self._last_kept = t
             else:  # a file shorter than its header said still ends with its last frame
-                self._last = (self._labels(frame, t), frame.image, image, recorded)
-                self._last_at = t
+                self._last = (t, frame, t, image, recorded)
             return
         if self._sample is not None:
             n, self._seen = self._seen, self._seen + 1
             if n % self._stride == 0:
-                self._sample.append((n, (self._labels(frame, t), self._small(frame.image), self._small(image), recorded)))
+                self._sample.append((n, self._row(frame, t, image, recorded)))
                 if len(self._sample) > 2 * self.rows:
                     self._sample, self._stride = self._sample[::2], self._stride * 2
             else:
-                self._last = (self._labels(frame, t), frame.image, image, recorded)
-                self._last_at = n
+                self._last = (n, frame, t, image, recorded)
             return
         if self._next_time is None or t >= self._next_time:
-            self.kept = (self.kept + [(self._labels(frame, t), self._small(frame.image), self._small(image), recorded)])[-self.rows:]
+            self.kept = (self.kept + [self._row(frame, t, image, recorded)])[-self.rows:]
             self._next_time = t + LIVE_INTERVAL_S
 
     def _spread(self) -> list:
         """``rows`` of the sampled frames spread evenly from the first to the last frame seen."""
         sample = list(self._sample)
-        if self._last is not None and (not sample or self._last_at > sample[-1][0]):
-            labels, nir, rgb, recorded = self._last
-            sample.append((self._last_at, (labels, self._small(nir), self._small(rgb), recorded)))
+        if self._last is not None and (not sample or self._last[0] > sample[-1][0]):
+            sample.append((self._last[0], self._row(*self._last[1:])))
         if not sample:
             return []
         end = sample[-1][0]
@@ -143,9 +144,8 @@ class ContactSheetSink(Sink):
 
     def close(self) -> None:
         kept = self._spread() if self._sample is not None else list(self.kept)
-        if self.wanted is not None and self._last is not None and len(kept) < len(self.wanted) and (not kept or self._last_at > self._last_t):
-            labels, nir, rgb, recorded = self._last
-            kept.append((labels, self._small(nir), self._small(rgb), recorded))
+        if self.wanted is not None and self._last is not None and len(kept) < len(self.wanted) and (not kept or self._last[0] > self._last_kept):
+            kept.append(self._row(*self._last[1:]))
         if not kept:
             return
         h = max(r.shape[0] for _, _, r, _ in kept)
