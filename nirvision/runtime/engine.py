@@ -103,6 +103,7 @@ class Engine:
         drop = self.live if self.options.drop is None else self.options.drop
         self._stop = threading.Event()
         self._written = threading.Event()  # set by the writer once every sink is closed
+        self._outq_refused = False
         self._inq = StageQueue(self.options.queue_size, drop, self._stop)
         self._outq = StageQueue(self.options.queue_size, drop, self._stop)
         self.stats = RunStats()
@@ -277,9 +278,13 @@ class Engine:
         if not isinstance(pending, _Passed):
             self.stats.times.add("infer", pending.seconds)
             self.stats.frames_inferred += 1
+        if self._outq_refused:  # a frame before it was not written: none after it is (no hole)
+            self._drop([frame], at_stop=True)
+            return
         try:
             self._drop(self._outq.put((frame, rgb)))
         except QueueStopped:
+            self._outq_refused = True
             self._drop([frame], at_stop=True)
 
     # the run ----------------------------------------------------------------------------
@@ -289,6 +294,7 @@ class Engine:
         An error in any stage stops the run; the sinks are still finalized, then it is raised.
         """
         self._late_audio: list = []
+        self._outq_refused = False  # the writer's queue was full at a stop: later frames are discarded too
         self._written.clear()
         if self.live:
             self._prepare()

@@ -166,6 +166,46 @@ def test_frames_in_flight_at_a_stop_are_written_not_lost(tmp_path):
     assert [(i, int(image[0, 0, 0])) for i, image, _ in recording.written] == [(i, i) for i in range(written)]
 
 
+class GatedSink(RecordingSink):
+    """Holds its first write until ``gate`` is set, so that the writer's queue fills."""
+
+    def __init__(self):
+        super().__init__()
+        self.gate = threading.Event()
+
+    def write(self, frame, image):
+        self.gate.wait(60)
+        super().write(frame, image)
+
+
+def test_a_frame_refused_at_a_stop_leaves_no_hole():
+    """The writer's queue is full at the stop: the frame that found it full is discarded, and so is
+    every later one, even once the writer has made room: what is written is an unbroken run."""
+    sink = GatedSink()
+    results_gate = threading.Event()
+
+    def infer(frames):  # frames from 4 on finish only when the test says so
+        if int(frames[0, 0, 0]) >= 4:
+            results_gate.wait(60)
+        return np.stack([frames, 255 - frames, frames // 2], axis=-1)
+
+    backend = OverlappingStub()
+    backend.infer_uint8 = infer
+    engine = Engine(ListSource(indexed_frames(40)), [sink], backend, EngineOptions(queue_size=QUEUE))
+    thread, box = run_in_thread(engine.run)
+    # the writer holds frame 0, its queue holds 1 and 2; frame 3 waits for room, 4 and 5 are in flight
+    wait_for(lambda: len(engine._outq) == QUEUE and len(engine._inq) == QUEUE, 60, "the queues full")
+    engine.request_stop("test")
+    wait_for(lambda: engine.stats.discarded >= 1, 60, "frame 3 refused")
+    sink.gate.set()
+    wait_for(lambda: len(sink.written) == 3, 60, "frames 0-2 written")
+    results_gate.set()
+    thread.join(60)
+    summary = box["result"]
+    assert [i for i, _, _ in sink.written] == [0, 1, 2]
+    assert summary["frames_out"] == 3 and summary["frames_in"] == 3 + summary["discarded"]
+
+
 def test_real_model_through_the_engine(tmp_path):
     """The eager backend with a randomly initialised network (a one-scale config for speed)."""
     from nirvision.api import load_chain
