@@ -61,8 +61,11 @@ def add_parser(sub) -> None:
                    "tensorrt (default: eager,onnxruntime,openvino; one that cannot run here is listed as skipped, with the reason)")
     p.add_argument("--precisions", default="fp32", help="comma-separated: fp32, fp16, bf16, int8 (int8 needs `python -m calibrate` first)")
     p.add_argument("--sizes", default="256x256,640x480", help="comma-separated WIDTHxHEIGHT")
-    p.add_argument("--model", default="lite", help="lite, paper or a YAML path (random init unless --weights)")
+    p.add_argument("--model", default="lite", help="lite, paper or a YAML path: lite times the bundled weights (as colorize and calibrate "
+                   "use them) unless --random-init; paper and YAML models, which have no bundled weights, a seeded random init")
     p.add_argument("--weights", help="checkpoint to benchmark (PSNR on real frames needs trained weights to mean much)")
+    p.add_argument("--random-init", action="store_true", help="time a seeded random --model even where weights are bundled "
+                   "(the one `python -m calibrate --random-init` calibrates)")
     p.add_argument("--frames", help="folder of NIR images (resized to each size); default: a synthetic clip")
     p.add_argument("--count", type=int, default=20, help="timed frames per backend and size (the median column is over turns: one frame, "
                    "or 4 x the frames a row keeps in flight, 8 with 2 workers; '-' with fewer than 3)")
@@ -72,7 +75,7 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", default="1,auto", help="comma-separated worker counts (or auto) for backends that run frames side by side "
                    "(ONNX Runtime and OpenVINO on the CPU: each worker a session of threads/workers threads); others run with 1")
     p.add_argument("--cache", help="artefact cache folder (default: $NIRVISION_CACHE or ~/.cache/nirvision)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random init (without --weights); calibrate uses the same")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random init (--random-init, or a model without bundled weights); calibrate uses the same")
     p.add_argument("--engine-frames", type=int, default=40, help="frames the engine runs (the benchmark frames, cycled); fewer for slow models")
     p.add_argument("--engine-clip", default="pan", choices=("pan", "cuts"),
                    help="the engine's input clip: pan (default: each image a 10-frame shot with a slow pan, like recorded video) "
@@ -121,7 +124,12 @@ def run(args) -> int:
 
     set_threads(args.threads)
     torch.manual_seed(args.seed)  # random init is reproducible: int8 models calibrated for it are found again
-    net, config, meta = load_chain(args.weights, None if args.weights else args.model)
+    if args.random_init and args.weights:
+        raise InputError("give --weights or --random-init, not both")
+    # the default (lite, no --weights) is the bundled weights, as colorize and calibrate take them:
+    # an int8 model calibrated with `python -m calibrate` is then the one found here
+    random_init = args.random_init or (not args.weights and args.model != "lite")
+    net, config, meta = load_chain(args.weights, args.model if random_init else None)
     options = {"cache_dir": args.cache} if args.cache else {}
     records = run_bench(net.eval(), config.name, backends, precisions, sizes, args.count, args.frames, args.device,
                         engine=not args.no_engine, warmup=args.warmup, backend_options=options, engine_frames=args.engine_frames,

@@ -323,3 +323,36 @@ def test_random_init_only_when_asked_and_said(tmp_path, paired, capsys):
     assert meta["weights"] is None and meta["random_init"] is True and meta["seed"] == 5
     with pytest.raises(BackendUnavailable, match="no calibrated int8 model for these weights"):  # not for the bundled weights
         create_backend("onnxruntime", load_chain()[0].eval(), "cpu", "int8", cache_dir=cache).infer_uint8(nir_frames(1, 40, 48))
+
+
+@pytest.mark.parametrize("random_init", [False, True])
+def test_bench_times_the_int8_model_calibrate_made_with_the_same_flags(tmp_path, paired, capsys, monkeypatch, random_init):
+    # calibrate and bench agree on the model without being told: the bundled weights by default,
+    # the seeded random init of lite with --random-init on both; the other's int8 model is not taken
+    from nirvision.cli import main as cli_main
+
+    monkeypatch.setattr("nirvision.runtime.backends.timing.load_average", lambda: 0.25)  # no busy-machine warning
+    cache, out = tmp_path / "cache", tmp_path / "bench.json"
+    flag = ["--random-init"] if random_init else []
+    assert main(["--frames", str(paired / "nir"), "--sizes", "48x40", "--num", "3", "--eval", "0", "--precisions", "int8",
+                 "--cache", str(cache), "--threads", "1", *flag]) == 0
+    bench = ["bench", "--backends", "onnxruntime", "--precisions", "int8", "--sizes", "48x40", "--count", "1", "--warmup", "0",
+             "--no-engine", "--threads", "1", "--frames", str(paired / "nir"), "--cache", str(cache), "--quiet"]
+    capsys.readouterr()
+    assert cli_main([*bench, *flag, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert ("random init" in printed) == random_init and ("mpfnet-lite.pt" in printed) != random_init
+    [row] = [r for r in json.loads(out.read_text()) if (r["backend"], r["precision"]) == ("onnxruntime", "int8")]
+    assert not row["skipped"] and row["fps"] > 0
+    other = [] if random_init else ["--random-init"]
+    assert cli_main([*bench, *other, "--json", str(out)]) == 0
+    [row] = [r for r in json.loads(out.read_text()) if (r["backend"], r["precision"]) == ("onnxruntime", "int8")]
+    assert "python -m calibrate" in row["skipped"]
+
+
+def test_bench_refuses_weights_with_random_init(tmp_path, capsys):
+    from nirvision.cli import main as cli_main
+    from nirvision.resources import default_weights_path
+
+    assert cli_main(["bench", "--weights", str(default_weights_path()), "--random-init", "--no-engine"]) == 2
+    assert "give --weights or --random-init, not both" in capsys.readouterr().err
