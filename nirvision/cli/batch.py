@@ -366,6 +366,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
     interrupted night from a finished one, and what is left to do."""
     from ..errors import usage_errors
     from ..io import open_sink, open_source
+    from ..io.output_lock import OutputBusy
     from ..runtime.engine import prepare_backend
     from ..io.sheet_sink import ContactSheetSink, sheet_paths
     from .colorize import (announce_backend, catch_signals, check_stats_path, describe, encoder_threads, error_text, record_failure,
@@ -427,13 +428,20 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                 try:
                     source = open_source(str(src), **options)
                     prepare_backend(backend, source.info)
-                    forget(out)  # rewritten now: until this run ends normally, no entry vouches for it
                     sinks.append(open_sink(str(out), source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset,
                                            audio=not args.no_audio, threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
+                    forget(out)  # rewritten now: until this run ends normally, no entry vouches for it
                     if args.preview:
                         sinks.append(open_sink("preview:", source.info, side_by_side=True))
                     if args.contact_sheet:  # named across the batch: x.mp4 and x.mkv each get one
                         sinks.append(ContactSheetSink(sheets[out], source.info))
+                except OutputBusy as exc:  # an overlapping batch (cron) has it: its run colorizes it, this one goes on
+                    _close(source, sinks)
+                    other = f"another nirvision run (process {exc.pid})" if exc.pid else "another nirvision run"
+                    skipped.append({"source": str(src), "output": str(out), "reason": f"{other} is writing it"})
+                    handled = i
+                    print(f"nirvision colorize: [{i}/{n}] {src}: skipped, {other} is writing {out}", file=sys.stderr, flush=True)
+                    continue
                 except usage_errors() as exc:
                     _close(source, sinks)
                     failed.append((src, str(exc)))
@@ -535,8 +543,11 @@ def _closing_line(n: int, done: list[dict], midway: dict | None, not_started: li
         line += f", {len(not_started)} not started"
     if stopped_by != "end of input":
         line += f" (stopped by {'an error' if stopped_by == 'error' else stopped_by})"
-    if skipped:
-        line += f"; {len(skipped)} done before, skipped"
+    busy = sum("is writing it" in s["reason"] for s in skipped)
+    if len(skipped) > busy:
+        line += f"; {len(skipped) - busy} done before, skipped"
+    if busy:
+        line += f"; {busy} skipped, another run writing {'it' if busy == 1 else 'them'}"
     line += f"; {wall:.1f} s"
     if written and wall > 0:
         line += f", {written / wall:.1f} fps overall" if written >= wall else f", {wall / written:.1f} s a frame overall"

@@ -554,7 +554,6 @@ def _run(args, handed_over: list) -> int:
         check_not_source(args.output, args.source)
         if recorded is not None:
             recorded["before"] = done_manifest.source_state(recorded["source"])
-            done_manifest.forget(recorded["output"])  # rewritten now: until this run ends normally, no entry vouches for it
         from ..runtime.engine import prepare_backend
 
         prepare_backend(backend, source.info)
@@ -563,6 +562,8 @@ def _run(args, handed_over: list) -> int:
         for spec in opening_order([o for o in args.output if o not in {v.spec for v in early}]):
             sinks.append(open_sink(spec, source.info, side_by_side=args.side_by_side, crf=args.crf, preset=args.preset, audio=not args.no_audio,
                                    threads=encoder_threads(args), segment=args.segment_s, keep=args.keep))
+        if recorded is not None:  # opened (and claimed) now: until this run ends normally, no entry vouches for it
+            done_manifest.forget(recorded["output"])
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))
         sinks.extend(contact_sheets(args, args.output, source.info))

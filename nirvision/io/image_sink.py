@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from .output_lock import OutputClaim
 from .base import Frame, Sink
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,11 @@ class ImageFolderSink(Sink):
             raise InputError(f"output folder {self.folder}: cannot be created ({exc.strerror or exc}); expected a writable path") from None
         if not os.access(self.folder, os.W_OK | os.X_OK):
             raise InputError(f"output folder {self.folder}: not writable; expected a writable folder")
+        self._claim = OutputClaim(self.folder, "output folder", folder=True)  # OutputBusy while another run writes into it
         self.frames = 0
+
+    def close(self) -> None:
+        self._claim.release()
 
     def _refuse_overwriting(self, files: Iterable[str | Path]) -> None:
         sources = {os.path.realpath(f): f for f in files}

@@ -27,6 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
+from .output_lock import OutputClaim
 from .base import Frame, Sink, SourceInfo
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ class SegmentSink(Sink):
         if keep is not None and keep < 1:
             raise InputError(f"output {self.path}: --keep {keep}: expected at least 1 (the newest pieces are kept, older ones deleted)")
         self.keep = keep
+        self._claim = OutputClaim(self.path)  # two runs cutting one recording would write the same pieces
         self.deleted = 0
         self.info = info
         self.live = info.live
@@ -210,8 +212,11 @@ class SegmentSink(Sink):
             try:
                 self._finish_before()
             finally:
-                if self.current is not None:
-                    self.current.close()
+                try:
+                    if self.current is not None:
+                        self.current.close()
+                finally:
+                    self._claim.release()
         kept = [p for p in self.paths if p.exists()]
         log.info("output %s: %d piece(s) written", self.path, len(kept))
         self.paths = kept

@@ -38,6 +38,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError, OutputFull
+from .output_lock import OutputClaim
 from .audio import AacTranscoder, undecodable, why_not_copied
 from .base import Frame, Sink, SourceInfo
 from .tags import output_tags, unkept
@@ -108,9 +109,14 @@ class VideoSink(Sink):
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
             raise InputError(f"output {self.path}: unknown video type; expected a file ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
         prepare_output_path(self.path, "output")
+        self._claim = OutputClaim(self.path)  # OutputBusy while another run writes this file
         self.audio_in = info.audio_stream if audio else None
         self.container_options = crash_safe_options(self.path.suffix) if info.live else {}
-        self.container = self._open_container()
+        try:
+            self.container = self._open_container()
+        except BaseException:
+            self._claim.release()
+            raise
         self.audio_out = None
         self.audio_codec: str | None = None  # the output's audio: "copy" or "aac" (None: none)
         self._transcoder: AacTranscoder | None = None
@@ -373,6 +379,12 @@ class VideoSink(Sink):
         if self._closed:
             return
         self._closed = True
+        try:
+            self._finish()
+        finally:
+            self._claim.release()
+
+    def _finish(self) -> None:
         try:
             if self.stream is not None and not self.broken and self._transcoder is not None:
                 try:  # the AAC frame in progress and the encoder's last packets
