@@ -273,7 +273,10 @@ def batch_outputs(inputs: list[Path], outputs: list[str], names: list[str] | Non
     from ..io.redact import redact_url
     from ..io.video_sink import VIDEO_SUFFIXES
 
-    if len(outputs) != 1 or "://" in outputs[0] or Path(outputs[0]).suffix.lower() in VIDEO_INPUTS or Path(outputs[0]).is_file():
+    from ..io.specs import is_null_spec
+
+    if (len(outputs) != 1 or "://" in outputs[0] or Path(outputs[0]).suffix.lower() in VIDEO_INPUTS or Path(outputs[0]).is_file()
+            or is_null_spec(outputs[0])):
         raise InputError(f"output {', '.join(map(redact_url, outputs))}: a batch of videos ({len(inputs)}) needs one output folder "
                          "(-o FOLDER), where each is written under its own name")
     folder = Path(outputs[0])

@@ -59,7 +59,8 @@ def add_parser(sub) -> None:
     p.add_argument("source", metavar="SOURCE", nargs="+",
                    help="one source; or several video files, or a folder or glob of videos: a batch into one output folder")
     p.add_argument("-o", "--output", action="append", required=True, metavar="SINK",
-                   help="video file, folder or http://HOST:PORT (a live view for browsers); repeat for several (a batch of videos: one folder)")
+                   help="video file, folder, http://HOST:PORT (a live view for browsers) or null: (frames counted, not kept); "
+                   "repeat for several (a batch of videos: one folder)")
     add_model_options(p)
     g = p.add_argument_group("output")
     g.add_argument("--side-by-side", action="store_true", help="write NIR | RGB side by side")

@@ -2,7 +2,8 @@
 
 Sources: a video file, ``rtsp://...``, a camera (``0``, ``/dev/video0``), a folder or glob of
 images, ``synthetic:WIDTHxHEIGHT[@FPS][:FRAMES]``. Sinks: a video file (.mp4, .mkv, .mov), a
-folder (PNG images), ``preview:`` (a window), ``http://HOST:PORT`` (a live view for browsers).
+folder (PNG images), ``preview:`` (a window), ``http://HOST:PORT`` (a live view for browsers),
+``null:`` (frames counted and discarded).
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Sink, Source, SourceInfo
+from .base import Frame, Sink, Source, SourceInfo
 from .reconnect import ReconnectPolicy, parse_reconnect
 from .redact import redact_url
 
@@ -87,6 +88,16 @@ def is_video_file(spec) -> bool:
     return "://" not in str(spec) and not is_folder_spec(spec) and Path(str(spec)).suffix.lower() in VIDEO_SUFFIXES
 
 
+NULL_SPECS = ("null", "null:")
+
+
+def is_null_spec(spec) -> bool:
+    """``null:`` (or ``/dev/null``): frames colorized and counted, then discarded, as FFmpeg's
+    ``-f null``: for timing a whole run, or alongside a live view."""
+    spec = str(spec)
+    return spec in NULL_SPECS or (os.path.exists(spec) and os.path.realpath(spec) == os.path.realpath(os.devnull))
+
+
 def is_folder_spec(spec) -> bool:
     """An output written with a trailing slash is a folder, whatever its name (``run.1/``,
     ``night.2026.12.01/``), as a shell user means it."""
@@ -111,6 +122,8 @@ def _output_key(spec: str) -> str:
     spec = str(spec)
     if spec in ("preview", "preview:"):
         return "preview:"
+    if is_null_spec(spec):
+        return "null:"
     if "://" in spec:
         scheme, _, rest = spec.partition("://")
         host, sep, path = rest.partition("/")
@@ -156,7 +169,7 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
     """Open SINK for frames from a source described by ``info``. ``spec``: a video file
     (.mp4/.mkv/.mov; options ``crf``, ``preset``, ``audio``, ``threads``, and ``segment``: seconds a
     file, cutting the video into pieces, with ``keep``), ``preview:``, ``http://HOST:PORT`` or a
-    folder for PNGs (the video options do not apply to these)."""
+    folder for PNGs, or ``null:`` (discarded; ``/dev/null`` too) (the video options do not apply to these)."""
     spec = str(spec)
     if spec in ("preview", "preview:"):
         from .preview_sink import PreviewSink
@@ -166,6 +179,8 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
         from .http_sink import HttpViewSink
 
         return HttpViewSink(spec, side_by_side=side_by_side, title=info.description, sample_aspect_ratio=info.sample_aspect_ratio)
+    if is_null_spec(spec):
+        return NullSink()
     path = Path(spec)
     folder = is_folder_spec(spec)
     from .video_sink import VIDEO_SUFFIXES
@@ -182,7 +197,7 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
         return VideoSink(path, info, side_by_side=side_by_side, **video_options)
     if path.suffix and not path.is_dir() and not folder:
         raise InputError(f"output {spec}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), "
-                         f"a folder for PNG images (end it with / for a folder of that name: {spec}/), or preview:")
+                         f"a folder for PNG images (end it with / for a folder of that name: {spec}/), preview: or null:")
     from .image_sink import ImageFolderSink
 
     return ImageFolderSink(path, side_by_side=side_by_side, names=info.names, files=info.files)
@@ -268,3 +283,15 @@ def check_writable_file(text: str, what: str) -> Path:
         raise InputError(f"{what} {text}: {path if path.exists() else parent} is not writable; expected a writable file path")
     return path
 
+
+
+class NullSink(Sink):
+    """Counts the frames it is given and keeps none of them (``null:``)."""
+
+    description = "null: (frames discarded)"
+
+    def __init__(self):
+        self.frames = 0
+
+    def write(self, frame: Frame, image) -> None:
+        self.frames += 1
