@@ -8,7 +8,7 @@ is, so an unknown key, a value of the wrong kind or a choice not offered is a ``
 naming the file, the key and what was expected. Options given on the command line win over the
 file's (``-o`` on the command line replaces the file's outputs, it does not add to them).
 ``${NAME}`` in a value is taken from the environment (keep a camera's password out of the file);
-a name not set there is an error. In a URL's user or password (``rtsp://viewer:${PW}@cam/``) the
+a name not set there is an error; ``$${NAME}`` is ``${NAME}`` as written. In a URL's user or password (``rtsp://viewer:${PW}@cam/``) the
 value is percent-encoded as it goes in, so the environment holds the password as it is, ``/``,
 ``:``, ``@`` and ``%`` included. Paths are read as on the command line: from the working folder
 (``~`` is the home folder).
@@ -41,7 +41,8 @@ _OptionsLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp")]
     for first, resolvers in StrictLoader.yaml_implicit_resolvers.items()
 }
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_REFERENCE = re.compile(r"\$(\$?)\{([A-Za-z_][A-Za-z0-9_]*)\}")  # ${NAME}, or $${NAME}: ${NAME} as written
 _TYPE_NAMES = {int: "an integer", float: "a number", Path: "a path"}
 
 
@@ -148,12 +149,15 @@ def _expand(text: str, path: str, key: str) -> str:
     from urllib.parse import quote
 
     def value(m: re.Match) -> str:
-        found = os.environ.get(m[1])
+        if m[1]:
+            return f"${{{m[2]}}}"
+        found = os.environ.get(m[2])
         if found is None:
-            raise ConfigError(path, key, f"${{{m[1]}}} is not set in the environment; expected it set, or the value written out")
+            raise ConfigError(path, key, f"${{{m[2]}}} is not set in the environment; expected it set, or the value written out "
+                              f"(or $${{{m[2]}}} for ${{{m[2]}}} itself)")
         return quote(found, safe="") if _in_userinfo(text, m.start(), m.end()) else found
 
-    return _ENV.sub(value, text)
+    return _REFERENCE.sub(value, text)
 
 
 def _show(value: Any) -> str:

@@ -106,6 +106,17 @@ def test_a_password_from_the_environment_is_percent_encoded_in_a_url(monkeypatch
     assert _expand("recordings/${NV_TEST_PW}.mp4", "f.yaml", "output") == "recordings/p@ss/w:rd%.mp4"
 
 
+
+def test_a_doubled_dollar_keeps_a_reference_as_written(monkeypatch):
+    from nirvision.cli.options_file import _expand
+
+    monkeypatch.setenv("NV_TEST_PW", "x$${NV_TEST_PW}y")
+    monkeypatch.delenv("NV_TEST_NOT_SET", raising=False)
+    # $${NAME} is ${NAME} itself, whether or not NAME is set; a value from the environment is taken as it is
+    assert _expand("night_$${NV_TEST_NOT_SET}.mp4", "f.yaml", "output") == "night_${NV_TEST_NOT_SET}.mp4"
+    assert _expand("$${NV_TEST_PW}-${NV_TEST_PW}", "f.yaml", "output") == "${NV_TEST_PW}-x$${NV_TEST_PW}y"
+    assert _expand("cost $5 {a}", "f.yaml", "output") == "cost $5 {a}"
+
 BAD = [
     ("crff: 3", ["key 'crff'", "not an option of nirvision colorize", "did you mean 'crf'"]),
     ("threads: many", ["key 'threads'", "expected an integer, got 'many'"]),
