@@ -51,6 +51,55 @@ def _type_name(tp: Any) -> str:
     )
 
 
+SHOWN = 200  # characters of a value shown in a message
+
+
+def show_value(value: Any, limit: int = SHOWN, mask=None) -> str:
+    """``repr(value)`` for a message, cut to about ``limit`` characters with ``...``, and built no
+    further than that: a YAML alias bomb (a few hundred bytes of anchors that stand for
+    gigabytes of nested lists) is shown at once, where ``repr`` would build all of it. ``mask``:
+    applied to each string first (``redact_text``, for passwords)."""
+    out: list[str] = []
+    room = limit
+
+    def put(text: str) -> bool:
+        nonlocal room
+        out.append(text[:max(room, 0)])
+        room -= len(text)
+        return room > 0
+
+    def walk(v: Any, open_: tuple[int, ...]) -> bool:  # False once the room is used
+        if isinstance(v, (list, tuple, dict, set, frozenset)):
+            if id(v) in open_:  # a list that holds itself (YAML allows it), as repr shows it
+                return put("[...]" if isinstance(v, list) else "{...}")
+            ends = {list: "[]", tuple: "()", dict: "{}"}.get(type(v), "{}")
+            if not put(ends[0]):
+                return False
+            items = v.items() if isinstance(v, dict) else v
+            for i, item in enumerate(items):
+                if i and not put(", "):
+                    return False
+                if isinstance(v, dict):
+                    if not (walk(item[0], open_ + (id(v),)) and put(": ")):
+                        return False
+                    item = item[1]
+                if not walk(item, open_ + (id(v),)):
+                    return False
+            if isinstance(v, tuple) and len(v) == 1 and not put(","):
+                return False
+            return put(ends[1])
+        if isinstance(v, (str, bytes)):
+            v = mask(v) if mask is not None and isinstance(v, str) else v
+            return put(repr(v[:limit + 1]))  # a long string is cut before its repr is made
+        if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 256:
+            return put(f"<an integer of about {int(v.bit_length() * 0.30103) + 1} digits>")
+        return put(repr(v))
+
+    walk(value, ())
+    text = "".join(out)
+    return text + "..." if room < 0 else text
+
+
 def _convert(value: Any, tp: Any, source: str, key: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
@@ -58,7 +107,7 @@ def _convert(value: Any, tp: Any, source: str, key: str) -> Any:
     if origin is Literal:
         if value in get_args(tp):
             return value
-        raise ConfigError(source, key, f"expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(source, key, f"expected {_type_name(tp)}, got {show_value(value)}")
     if origin in (Union, types.UnionType):
         errors = []
         for arg in get_args(tp):
@@ -66,22 +115,22 @@ def _convert(value: Any, tp: Any, source: str, key: str) -> Any:
                 return _convert(value, arg, source, key)
             except ConfigError as exc:
                 errors.append(exc)
-        raise ConfigError(source, key, f"expected {_type_name(tp)}, got {value!r}")
+        raise ConfigError(source, key, f"expected {_type_name(tp)}, got {show_value(value)}")
     if tp is type(None):
         if value is None:
             return None
-        raise ConfigError(source, key, f"expected null, got {value!r}")
+        raise ConfigError(source, key, f"expected null, got {show_value(value)}")
     if dataclasses.is_dataclass(tp):
         return load_dataclass(tp, value, source=source, prefix=key)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(source, key, f"expected {_type_name(tp)}, got {value!r}")
+            raise ConfigError(source, key, f"expected {_type_name(tp)}, got {show_value(value)}")
         (item_tp,) = get_args(tp)[:1] or (Any,)
         items = [_convert(v, item_tp, source, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if not isinstance(value, Mapping):
-            raise ConfigError(source, key, f"expected a mapping, got {value!r}")
+            raise ConfigError(source, key, f"expected a mapping, got {show_value(value)}")
         return dict(value)
     if tp is bool:
         if isinstance(value, bool):
@@ -99,13 +148,13 @@ def _convert(value: Any, tp: Any, source: str, key: str) -> Any:
             return value
     else:
         raise TypeError(f"unsupported config field type {tp!r}")
-    raise ConfigError(source, key, f"expected {_type_name(tp)}, got {value!r}")
+    raise ConfigError(source, key, f"expected {_type_name(tp)}, got {show_value(value)}")
 
 
 def load_dataclass(cls: type[T], data: Any, source: str = "", prefix: str = "") -> T:
     """Build dataclass ``cls`` from ``data``, checking keys and types strictly."""
     if not isinstance(data, Mapping):
-        raise ConfigError(source, prefix, f"expected a mapping ({cls.__name__}), got {data!r}")
+        raise ConfigError(source, prefix, f"expected a mapping ({cls.__name__}), got {show_value(data)}")
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     kwargs = {}
@@ -189,4 +238,4 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
-__all__ = ["ConfigError", "StrictLoader", "load_dataclass", "load_yaml", "read_yaml", "to_dict"]
+__all__ = ["ConfigError", "StrictLoader", "load_dataclass", "load_yaml", "read_yaml", "show_value", "to_dict"]

@@ -12,7 +12,8 @@ that would overwrite one of the inputs is refused before anything runs. Ctrl-C, 
 SIGHUP finalizes the current output (it plays) and ends the batch; the last line and
 ``--stats-json`` say what stopped it (``stopped_by``), the video it cut short (``stopped_midway``,
 not counted as colorized), those ``not_started``, every finished video's summary, the failures,
-and the batch's wall time and FPS. With ``--skip-done`` a batch run again after an interruption
+and the batch's wall time and FPS (file names in these lines with their control characters escaped: a
+name cannot forge a line). With ``--skip-done`` a batch run again after an interruption
 goes on where it stopped: a video whose output a run finished (recorded in the output folder's
 ``.nirvision-done.json``, ``done_manifest``; for outputs without an entry: one that holds all its
 frames, counted in both files without decoding) is not redone, one whose output is short or
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from ..errors import InputError, OutputFull
 from ..io.file_source import VIDEO_INPUTS
+from ..io.redact import printable
 
 
 NO_SPACE = "nirvision colorize: no space left for the outputs: the batch stops here"
@@ -385,8 +387,8 @@ def run_batch(args, inputs: list[Path], backend) -> int:
         if len(args.output) == 1 and "://" not in args.output[0]:
             inputs, left = outside_output(inputs, args.output[0], args.source)
             if left:
-                print(f"nirvision colorize: leaving out {len(left)} video(s) under the output folder {args.output[0]} "
-                      "(an earlier run's outputs)", file=sys.stderr)
+                print(printable(f"nirvision colorize: leaving out {len(left)} video(s) under the output folder {args.output[0]} "
+                                "(an earlier run's outputs)"), file=sys.stderr)
             if not inputs:
                 raise InputError(f"output {args.output[0]}: every video the sources name lies in it; expected sources outside the output folder")
         outputs = batch_outputs(inputs, args.output, batch_names(args.source, inputs))
@@ -421,11 +423,11 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                     if done_before:
                         skipped.append({"source": str(src), "output": str(out), "reason": found})
                         handled = i
-                        print(f"nirvision colorize: [{i}/{n}] {src}: done before ({found}), skipped", file=sys.stderr, flush=True)
+                        print(printable(f"nirvision colorize: [{i}/{n}] {src}: done before ({found}), skipped"), file=sys.stderr, flush=True)
                         continue
                     if out.exists():
-                        print(f"nirvision colorize: [{i}/{n}] {src}: colorizing again ({found})", file=sys.stderr, flush=True)
-                print(f"nirvision colorize: [{i}/{n}] {src} -> {out}", file=sys.stderr, flush=True)
+                        print(printable(f"nirvision colorize: [{i}/{n}] {src}: colorizing again ({found})"), file=sys.stderr, flush=True)
+                print(printable(f"nirvision colorize: [{i}/{n}] {src} -> {out}"), file=sys.stderr, flush=True)
                 source, sinks = None, []
                 before = source_state(src)
                 try:
@@ -443,13 +445,13 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                     other = f"another nirvision run (process {exc.pid})" if exc.pid else "another nirvision run"
                     skipped.append({"source": str(src), "output": str(out), "reason": f"{other} is writing it"})
                     handled = i
-                    print(f"nirvision colorize: [{i}/{n}] {src}: skipped, {other} is writing {out}", file=sys.stderr, flush=True)
+                    print(printable(f"nirvision colorize: [{i}/{n}] {src}: skipped, {other} is writing {out}"), file=sys.stderr, flush=True)
                     continue
                 except usage_errors() as exc:
                     _close(source, sinks)
                     failed.append((src, str(exc)))
                     handled = i
-                    print(f"nirvision colorize: [{i}/{n}] skipped: {exc}", file=sys.stderr)
+                    print(printable(f"nirvision colorize: [{i}/{n}] skipped: {exc}"), file=sys.stderr)
                     if isinstance(exc, OutputFull):
                         print(NO_SPACE, file=sys.stderr)
                         stopped_by = "disk full"
@@ -475,13 +477,13 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                     if out.exists():
                         reason += f" (the frames colorized before it are in {out})"
                     failed.append((src, reason))
-                    print(f"nirvision colorize: [{i}/{n}] failed: {reason}", file=sys.stderr)
+                    print(printable(f"nirvision colorize: [{i}/{n}] failed: {reason}"), file=sys.stderr)
                     if isinstance(exc, OutputFull):  # the next would fail alike, each after its decoding and colorizing
                         print(NO_SPACE, file=sys.stderr)
                         stopped_by = "disk full"
                         break
                     continue
-                print(f"nirvision colorize: [{i}/{n}] {describe(summary)}", file=sys.stderr)
+                print(printable(f"nirvision colorize: [{i}/{n}] {describe(summary)}"), file=sys.stderr)
                 if summary["stopped_by"] != "end of input":  # a signal, or the preview window closed: the batch ends here
                     midway = {"source": str(src), "output": str(out), "frames_out": summary["frames_out"], "of": source.info.frames or None,
                               "summary": summary}
@@ -506,9 +508,9 @@ def run_batch(args, inputs: list[Path], backend) -> int:
         written = frames + ((midway or {}).get("frames_out") or 0)  # every frame this run wrote
         passed = sum(s.get("passed", 0) for s in done) + ((midway or {}).get("summary") or {}).get("passed", 0)
         not_started = [str(p) for p in inputs[handled:] if midway is None or str(p) != midway["source"]]
-        print(f"nirvision colorize: {_closing_line(n, done, midway, not_started, skipped, failed, stopped_by, written, wall)}", file=sys.stderr)
+        print(printable(f"nirvision colorize: {_closing_line(n, done, midway, not_started, skipped, failed, stopped_by, written, wall)}"), file=sys.stderr)
         for src, reason in failed:
-            print(f"  {src}: {reason}", file=sys.stderr)
+            print(printable(f"  {src}: {reason}"), file=sys.stderr)
         if args.stats_json:
             stats = {"stopped_by": stopped_by, **({"error": error} if error else {}), "inputs": n, "colorized": len(done), "files": done,
                      "stopped_midway": midway, "not_started": not_started, "failed": [{"source": str(s), "error": e} for s, e in failed],

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import InputError
+from ..io.redact import printable
 from ..io.specs import parse_positive, parse_time
 from . import done_manifest
 
@@ -460,11 +461,11 @@ def _done_before(args) -> bool:
         raise InputError(f"--skip-done: output {', '.join(map(redact_url, args.output))}: expected one video file ({', '.join(sorted(VIDEO_SUFFIXES))})")
     done, found = already_done(src, Path(args.output[0]), args.max_frames, args.start_s, args.end_s)
     if done:
-        print(f"nirvision colorize: {src}: done before ({found}), skipped", file=sys.stderr)
+        print(printable(f"nirvision colorize: {src}: done before ({found}), skipped"), file=sys.stderr)
         if args.stats_json:
             write_stats(args.stats_json, {"skipped": [{"source": str(src), "output": args.output[0], "reason": found}]})
     elif Path(args.output[0]).exists():
-        print(f"nirvision colorize: {src}: colorizing again ({found})", file=sys.stderr)
+        print(printable(f"nirvision colorize: {src}: colorizing again ({found})"), file=sys.stderr)
     return done
 
 
@@ -506,11 +507,12 @@ def _exit_on_signals() -> dict:
 
 def _run(args, handed_over: list) -> int:
     from ..io import open_sink, open_source
-    from ..io.specs import check_distinct_outputs, check_not_source, opening_order
+    from ..io.specs import check_distinct_outputs, check_not_source, check_output_kinds, opening_order
 
     check_stats_path(args, args.source, args.output)  # first: the failures below are recorded there
     check_args(args)
     check_distinct_outputs(args.output)  # -o x.mp4 -o x.mp4: one file, two encoders
+    check_output_kinds(args.output)  # -o rtsp://user:password@...: refused, not made a folder of that name
     # the model and backend first: a wrong checkpoint or a precision this machine cannot run is
     # found in a moment, before a camera is opened or an output file created (backends export,
     # compile or build engines on the first frame, not here)
@@ -553,6 +555,7 @@ def _run(args, handed_over: list) -> int:
                     raise SystemExit(128 + int(seen[0])) from None
                 raise
         check_not_source(args.output, args.source)
+        sheets = contact_sheets(args, args.output, source.info)  # refused before an output is opened where one is a source image
         if recorded is not None:
             recorded["before"] = done_manifest.source_state(recorded["source"])
         from ..runtime.engine import prepare_backend
@@ -567,7 +570,7 @@ def _run(args, handed_over: list) -> int:
             done_manifest.forget(recorded["output"])
         if args.preview:
             sinks.append(open_sink("preview:", source.info, side_by_side=True))
-        sinks.extend(contact_sheets(args, args.output, source.info))
+        sinks.extend(sheets)
         say_where_to_watch([s for s in sinks if s not in early])
     except BaseException:
         for sink in sinks:
@@ -581,7 +584,7 @@ def _run(args, handed_over: list) -> int:
     summary, code = run_engine(source, sinks, backend, args, progress=not args.no_progress)
     if recorded is not None and code == 0 and source.info.kind == "file":
         done_manifest.record(recorded["output"], recorded["source"], summary, args.start_s, args.end_s, args.max_frames, recorded["before"])
-    print(f"nirvision colorize: {describe(summary)}", file=sys.stderr)
+    print(printable(f"nirvision colorize: {describe(summary)}"), file=sys.stderr)
     return code
 
 

@@ -10,7 +10,8 @@ file's (``-o`` on the command line replaces the file's outputs, it does not add 
 ``${NAME}`` in a value is taken from the environment (keep a camera's password out of the file);
 a name not set there is an error; ``$${NAME}`` is ``${NAME}`` as written. In a URL's user or password (``rtsp://viewer:${PW}@cam/``) the
 value is percent-encoded as it goes in, so the environment holds the password as it is, ``/``,
-``:``, ``@`` and ``%`` included. Paths are read as on the command line: from the working folder
+``:``, ``@`` and ``%`` included; so it is in a password parameter's value (``password=${PW}``,
+``pwd=``: an ``&`` or ``#`` in it would end it). Paths are read as on the command line: from the working folder
 (``~`` is the home folder).
 """
 from __future__ import annotations
@@ -24,8 +25,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from ..config import ConfigError, StrictLoader, read_yaml
-from ..io.redact import redact_text
+from ..config import ConfigError, StrictLoader, read_yaml, show_value
+from ..io.redact import in_password_param, redact_text
 
 _UNSET = object()
 
@@ -155,13 +156,18 @@ def _expand(text: str, path: str, key: str) -> str:
         if found is None:
             raise ConfigError(path, key, f"${{{m[2]}}} is not set in the environment; expected it set, or the value written out "
                               f"(or $${{{m[2]}}} for ${{{m[2]}}} itself)")
-        return quote(found, safe="") if _in_userinfo(text, m.start(), m.end()) else found
+        # a URL's user or password, or a password parameter's value (password=${PW}): encoded,
+        # so that a '@', '/', '&' or '#' in it cannot end it early (and the rest leak unmasked)
+        secret = _in_userinfo(text, m.start(), m.end()) or in_password_param(text[:m.start()])
+        return quote(found, safe="") if secret else found
 
     return _REFERENCE.sub(value, text)
 
 
 def _show(value: Any) -> str:
-    return redact_text(repr(value))
+    """``value`` as the file gave it, for a message: its passwords masked, cut short (an alias
+    bomb of a few hundred bytes stands for gigabytes of text)."""
+    return show_value(value, mask=redact_text)
 
 
 def _scalar(action: argparse.Action, value: Any, path: str, key: str, expand: bool = True) -> Any:

@@ -5,7 +5,8 @@ autorotate), so outputs need none. Packets that fail to decode (corrupted bytes)
 and counted in ``decode_errors``; a damaged stretch (a bad sector, a cut in the middle) is read
 through to the intact rest, reported once (``damage``), and a file that ends short of the length
 its header announces is reported too (``shortfall``). A file that cannot be opened, holds no
-video stream or no decodable frame is an ``InputError`` naming the file and what was expected.
+video stream or no decodable frame, or declares frames of more than ``MAX_PIXELS`` (image_source),
+is an ``InputError`` naming the file and what was expected.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from ..errors import InputError
 from ..runtime.frames import SampleDepth, to_nir
 from .base import Frame, Source, SourceInfo
 from .color_frames import GRAY_FORMATS, ColorFrames, av_thumbnail, pick_array
+from .image_source import MAX_PIXELS, check_pixels
 from .tags import recording_tags
 
 log = logging.getLogger(__name__)
@@ -218,7 +220,8 @@ class FileSource(Source):
     """Decode the first video stream of ``path`` to uint8 NIR (the luma plane), upright."""
 
     def __init__(self, path: str | Path, audio: bool = True, max_frames: int | None = None, start: float | None = None,
-                 end: float | None = None, input_bits: int | str | None = None, color_frames: str = "colorize", **_ignored):
+                 end: float | None = None, input_bits: int | str | None = None, color_frames: str = "colorize", max_pixels: int = MAX_PIXELS,
+                 **_ignored):
         super().__init__()
         self.path = Path(path)
         self.max_frames = max_frames
@@ -260,6 +263,11 @@ class FileSource(Source):
             log.info("video file %s: an AVI of variable frame rate (a %s Hz clock): %s frames, %.3g a second on average",
                      self.path, float(1 / tb), frames if self._exact_frames else "?", float(fps))
         width, height = vctx.width or None, vctx.height or None
+        try:  # a frame size past any camera's, refused before one is decoded (a small file can declare gigabytes a frame)
+            check_pixels(width or 0, height or 0, f"video file {self.path}", max_pixels)
+        except ValueError as exc:
+            self.container.close()
+            raise InputError(str(exc)) from None
         sar = self.video.sample_aspect_ratio or vctx.sample_aspect_ratio
         sar = Fraction(sar) if sar and sar > 0 and sar != 1 else None
         first = probe_first_frame(self.path, self.video.index)

@@ -3,7 +3,10 @@
 Two places hold them: the userinfo (``rtsp://user:secret@host/x``; everything up to the last
 ``@`` before any ``?``, ``#`` or space counts, so a password holding ``/`` or ``@`` is masked
 whole) and parameters such as ``password=``, ``pass=``, ``passwd=`` or ``pwd=`` anywhere in
-the URL (cameras that take ``rtsp://host/user=admin&password=secret&channel=1``).
+the URL (cameras that take ``rtsp://host/user=admin&password=secret&channel=1``); a value runs
+to the next ``&NAME=`` or ``;NAME=``, so a password with an ``&`` or ``#`` written unencoded
+is masked whole. Also ``printable``: text from outside (a file's name, a client's request)
+made safe to print, its control characters (a newline, terminal escapes) escaped.
 """
 from __future__ import annotations
 
@@ -11,7 +14,10 @@ import re
 
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s?#]*):(?P<pw>[^\s]*)@")
 _SCHEME = re.compile(r"^\s*[a-zA-Z][a-zA-Z0-9+.-]*://")
-_PARAM = re.compile(r"(?i)(?<![a-z0-9_])(?P<key>password|passwd|pass|pwd)=(?P<pw>[^&;#\s'\"]*)")
+_KEYS = r"(?<![a-z0-9_])(?P<key>password|passwd|pass|pwd)="
+# a value ends where the next parameter starts (&NAME= or ;NAME=), at a space or a quote
+_PARAM = re.compile(r"(?i)" + _KEYS + r"(?P<pw>(?:(?![&;][\w.~%+-]+=)[^\s'\"])*)")
+_IN_PARAM = re.compile(r"(?i)" + _KEYS + r"(?:(?![&;][\w.~%+-]+=)[^\s'\"])*$")
 
 
 def redact_url(url: str) -> str:
@@ -52,3 +58,20 @@ def url_password(url: str) -> str | None:
         return None
     password = rest[:at].split(":", 1)[1]
     return password or None
+
+
+def in_password_param(text: str) -> bool:
+    """Whether ``text`` (a URL up to some point) ends inside a password parameter's value
+    (``rtsp://cam/x?user=admin&password=``): what goes on there is a secret."""
+    return "://" in text and _IN_PARAM.search(text) is not None
+
+
+def printable(text, limit: int | None = None) -> str:
+    """``text`` (a file's name, a client's request) to print on one line: control characters
+    (newline, carriage return, terminal escapes) escaped as Python writes them (``\\n``,
+    ``\\x1b``), so that a name cannot forge a line or colour the terminal; cut to ``limit``
+    characters where given."""
+    text = str(text)
+    cut = text if limit is None else text[:limit]
+    shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in cut)
+    return shown + ("..." if limit is not None and len(text) > limit else "")

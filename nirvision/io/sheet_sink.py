@@ -18,9 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..errors import InputError
 from ..visual import save_grid
 from .base import Frame, Sink, SourceInfo
 from .compose import as_displayed
+from .redact import printable
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +47,43 @@ def sheet_paths(videos: list[Path]) -> list[Path]:
 
 def sheets_for(outputs, info: SourceInfo) -> list["ContactSheetSink"]:
     """A sheet beside each video file among ``outputs`` (views and folders get none), named by
-    ``sheet_paths``."""
+    ``sheet_paths``; InputError for one that is among the source's images (``check_sheets``)."""
     from .specs import is_video_file
 
     videos = [Path(spec) for spec in map(str, outputs) if is_video_file(spec)]
-    return [ContactSheetSink(p, info) for p in sheet_paths(videos)]
+    paths = sheet_paths(videos)
+    check_sheets(paths, info)
+    return [ContactSheetSink(p, info) for p in paths]
+
+
+def check_sheets(paths: list[Path], info: SourceInfo) -> None:
+    """InputError for a sheet that is one of the source's images (it would replace it), or that
+    the source's folder or glob would read as an image the next time (the same command run
+    again took the first run's sheet for a frame, then replaced it), as an output that is the
+    source is refused. Before anything is opened. A batch's inputs are videos: no sheet meets one."""
+    import fnmatch
+    import os
+
+    from .image_source import is_glob
+    from .specs import same_file
+
+    if info.kind != "images":
+        return
+    spec = str(info.description)
+    for path in paths:
+        if any(same_file(path, f) for f in info.files):
+            why = "is one of the source's images (an earlier run's sheet?), which it would replace"
+        elif is_glob(spec) and not Path(spec).is_dir():
+            pattern, target = os.path.abspath(spec), os.path.abspath(path)
+            if not any(fnmatch.fnmatchcase(target, p) for p in (pattern, pattern.replace(f"**{os.sep}", ""))):
+                continue
+            why = f"matches the source {spec!r}, so that the next run would read it as a frame"
+        elif Path(spec).is_dir() and Path(os.path.realpath(path)).parent == Path(os.path.realpath(spec)):
+            why = f"lies in the source folder {spec}, so that the next run would read it as a frame"
+        else:
+            continue
+        raise InputError(f"contact sheet {printable(path)}: {why}; expected the video output (which names the sheet) outside the "
+                         "source's images")
 
 
 class ContactSheetSink(Sink):

@@ -162,7 +162,28 @@ def check_not_source(outputs: list[str], source: str) -> None:
         return
     for spec in outputs:
         if same_file(str(spec), str(source)):
-            raise InputError(f"output {spec}: is the source itself; expected another path")
+            raise InputError(f"output {redact_url(str(spec))}: is the source itself; expected another path")
+
+
+URL = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]+)://")
+OUTPUTS = "a video file (.mp4, .mkv, .mov), a folder for PNG images, http://HOST:PORT (a live view), preview: or null:"
+
+
+def check_output_kinds(outputs: list[str]) -> None:
+    """InputError for an output URL other than ``http://`` (before anything is opened): taken
+    as a path, ``rtsp://user:password@nvr/live`` became the folders ``rtsp:/user:password@nvr``,
+    the password in the folder's name and in every message. Its password is masked."""
+    for spec in map(str, outputs):
+        m = URL.match(spec)
+        scheme = m["scheme"].lower() if m else None
+        if scheme is None or scheme == "http":
+            continue
+        if scheme == "https":
+            raise InputError(f"output {redact_url(spec)}: the live view serves plain HTTP, not https; expected http://HOST:PORT (for TLS, "
+                             "put the view behind a proxy that serves https)")
+        why = " (nirvision sends no stream to a server: record a file, or serve a live view)" if scheme in (
+            "rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "tcp", "rtp") else ""
+        raise InputError(f"output {redact_url(spec)}: {scheme}:// is not an output nirvision writes{why}; expected {OUTPUTS}")
 
 
 def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **options) -> Sink:
@@ -171,6 +192,7 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
     file, cutting the video into pieces, with ``keep``), ``preview:``, ``http://HOST:PORT`` or a
     folder for PNGs, or ``null:`` (discarded; ``/dev/null`` too) (the video options do not apply to these)."""
     spec = str(spec)
+    check_output_kinds([spec])
     if spec in ("preview", "preview:"):
         from .preview_sink import PreviewSink
 
@@ -196,8 +218,9 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
 
         return VideoSink(path, info, side_by_side=side_by_side, **video_options)
     if path.suffix and not path.is_dir() and not folder:
-        raise InputError(f"output {spec}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), "
-                         f"a folder for PNG images (end it with / for a folder of that name: {spec}/), preview: or null:")
+        shown = redact_url(spec)
+        raise InputError(f"output {shown}: unknown output type {path.suffix!r}; expected a video file ({', '.join(sorted(VIDEO_SUFFIXES))}), "
+                         f"a folder for PNG images (end it with / for a folder of that name: {shown}/), preview: or null:")
     from .image_sink import ImageFolderSink
 
     return ImageFolderSink(path, side_by_side=side_by_side, names=info.names, files=info.files)

@@ -41,6 +41,7 @@ from ..errors import InputError, OutputFull
 from .output_lock import OutputClaim
 from .audio import AacTranscoder, undecodable, why_not_copied
 from .base import Frame, Sink, SourceInfo
+from .redact import redact_text, redact_url, url_secrets
 from .tags import output_tags, unkept
 
 log = logging.getLogger(__name__)
@@ -80,9 +81,10 @@ def prepare_output_path(path: Path, what: str, suffixes=VIDEO_SUFFIXES) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise InputError(f"{what} {path}: cannot create its folder ({exc.strerror or exc}); expected a writable path") from None
+        raise InputError(f"{what} {redact_url(str(path))}: cannot create its folder ({redact_text(exc.strerror or exc)}); "
+                         "expected a writable path") from None
     if path.is_dir():
-        raise InputError(f"{what} {path}: is a folder; expected a file name ending in {', '.join(sorted(suffixes))}")
+        raise InputError(f"{what} {redact_url(str(path))}: is a folder; expected a file name ending in {', '.join(sorted(suffixes))}")
 
 
 class VideoSink(Sink):
@@ -100,14 +102,14 @@ class VideoSink(Sink):
         self.fps = info.fps or Fraction(25)
         self.time_base = info.time_base or 1 / self.fps
         if preset not in X264_PRESETS:
-            raise InputError(f"output {self.path}: x264 preset {preset!r} unknown; expected one of: {', '.join(X264_PRESETS)}")
+            raise InputError(f"output {redact_url(str(self.path))}: x264 preset {preset!r} unknown; expected one of: {', '.join(X264_PRESETS)}")
         self.options = {"crf": str(int(crf)), "preset": preset}
         if info.live:
             self.options["tune"] = "zerolatency"
         if threads:  # x264's own threads; one when inference already keeps the CPU busy
             self.options["threads"] = str(int(threads))
         if self.path.suffix.lower() not in VIDEO_SUFFIXES:
-            raise InputError(f"output {self.path}: unknown video type; expected a file ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
+            raise InputError(f"output {redact_url(str(self.path))}: unknown video type; expected a file ending in {', '.join(sorted(VIDEO_SUFFIXES))}")
         prepare_output_path(self.path, "output")
         self._claim = OutputClaim(self.path)  # OutputBusy while another run writes this file
         self.audio_in = info.audio_stream if audio else None
@@ -175,14 +177,15 @@ class VideoSink(Sink):
         try:
             return av.open(str(self.path), "w", container_options=self.container_options or None)
         except (av.error.FFmpegError, OSError) as exc:
-            raise InputError(f"output {self.path}: cannot be written ({getattr(exc, 'strerror', None) or exc}); expected a writable path") from None
+            reason = redact_text(getattr(exc, "strerror", None) or exc, url_secrets(str(self.path)))
+            raise InputError(f"output {redact_url(str(self.path))}: cannot be written ({reason}); expected a writable path") from None
 
     def _failed(self, exc: BaseException, what: str) -> InputError:
         """Mark the sink broken (``close()`` then removes the file); the error to raise."""
         self.broken = True
-        reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+        reason = redact_text(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__, url_secrets(str(self.path)))
         kind = OutputFull if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) else InputError
-        return kind(f"output {self.path}: {what} failed ({reason}); expected a writable path with free space")
+        return kind(f"output {redact_url(str(self.path))}: {what} failed ({reason}); expected a writable path with free space")
 
     def _add_video(self, h: int, w: int) -> None:
         stream = self.container.add_stream("libx264", rate=self.fps, options=self.options)
