@@ -198,13 +198,15 @@ class Colorizer:
         src = open_source(str(source), live=live, **options)
         sinks = []
         try:
+            sheets = []
+            if contact_sheet:  # a sheet that is one of the source's images is refused before an output is replaced
+                from .io.sheet_sink import sheets_for
+
+                sheets = sheets_for(specs, src.info)
             prepare_backend(self.backend, src.info)  # what cannot run is said before an output is replaced
             for spec in opening_order(specs):
                 sinks.append(open_sink(spec, src.info, side_by_side=side_by_side, audio=audio, **sink_options))
-            if contact_sheet:
-                from .io.sheet_sink import sheets_for
-
-                sinks.extend(sheets_for(specs, src.info))
+            sinks.extend(sheets)
         except BaseException:
             for sink in sinks:
                 sink.close()

@@ -318,3 +318,16 @@ def test_each_frame_is_encoded_once_however_many_viewers(monkeypatch):
     latest.put(np.ones((48, 64, 3), np.uint8))  # the next frame: encoded once more
     assert latest.after(1)[0] == 2 and latest.after(1)[0] == 2 and len(calls) == 2
     latest.close()
+
+
+def test_the_api_refuses_the_sheet_before_an_output_is_replaced(tmp_path, tiny_model):
+    from nirvision.api import Colorizer
+
+    snaps = image_folder(tmp_path / "snaps", ("a.png", "out_sheet.png"))
+    out = tmp_path / "snaps" / "out.mp4"
+    out.write_bytes(b"an earlier run's video")
+    colorizer = Colorizer.load(model=str(tiny_model), device="cpu", precision="fp32")
+    with pytest.raises(InputError, match="is one of the source's images"):
+        colorizer.colorize_video(str(snaps / "*.png"), out, contact_sheet=True, fps=5)
+    assert out.read_bytes() == b"an earlier run's video"  # neither truncated nor claimed
+    assert not (snaps / ".out.mp4.nirvision-lock").exists()
