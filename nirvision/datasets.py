@@ -52,17 +52,45 @@ def _images(folder: Path) -> dict[str, Path]:
     return found
 
 
-def read_gray(path: Path) -> np.ndarray:
+def read_nir_raw(path: Path) -> np.ndarray:
+    """One channel as stored: uint8, or uint16 for 16-bit files (``load_paired`` brings a folder's
+    16-bit images to 8 bits with one depth for all of them)."""
     img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise InputError(f"{path}: not a readable image")
     if img.ndim == 3:
         img = cv2.cvtColor(img[:, :, :3], cv2.COLOR_BGR2GRAY) if img.shape[2] >= 3 else img[:, :, 0]
-    if img.dtype == np.uint16:  # Mono10 / Mono12 in 16 bits: by the image's own depth, as colorize reads it
+    return img
+
+
+def read_gray(path: Path, depth=None) -> np.ndarray:
+    """One uint8 channel; 16-bit (Mono10 / Mono12 in 16 bits) by ``depth`` (a ``SampleDepth``:
+    one scale for many files) or, without one, by this image's own largest value."""
+    img = read_nir_raw(path)
+    if img.dtype == np.uint16:
         from .runtime.frames import SampleDepth
 
-        img = SampleDepth(name=str(path), quiet=True).to_uint8(img)
+        img = (depth or SampleDepth(name=str(path), quiet=True)).to_uint8(img)
     return img
+
+
+def nir_depth(images: list[np.ndarray], input_bits: int | str | None, where: str):
+    """The one ``SampleDepth`` a folder's 16-bit NIR images are read by, as colorize reads one
+    stream (``--input-bits``): ``input_bits`` where given, else (auto) the fewest of 10, 12, 14
+    and 16 bits that hold the largest value of all of them; a dark Mono12 image then stays dark
+    instead of being read as 10-bit and brightened 4x. Said when below 16 bits."""
+    from .runtime.frames import SampleDepth, bits_for, check_input_bits
+
+    fixed = check_input_bits(input_bits)
+    wide = [im for im in images if im.dtype == np.uint16]
+    if fixed is not None or not wide:
+        return SampleDepth(fixed, name=where)  # a fixed depth says when values above it clip
+    top = max(int(im.max()) if im.size else 0 for im in wide)
+    bits = bits_for(top)
+    if bits < 16:
+        log.warning("%s: %d 16-bit image(s) with values up to %d: all read as %d-bit, one scale for the folder "
+                    "(data.input_bits / --input-bits fixes the depth)", where, len(wide), top, bits)
+    return SampleDepth(bits, name=where, quiet=True)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -72,8 +100,14 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
-def load_paired(root: str | Path, size: tuple[int, int] | None = None, skip_bad: bool = False, names: list[str] | None = None) -> PairedSet:
-    """Read every pair under ``root``; ``size`` (H, W) demands that size of each image."""
+def load_paired(root: str | Path, size: tuple[int, int] | None = None, skip_bad: bool = False, names: list[str] | None = None,
+                input_bits: int | str | None = None, size_from: str | None = None) -> PairedSet:
+    """Read every pair under ``root``; ``size`` (H, W) demands that size of each image (set by
+    ``size_from``, the option a wrong size's message names); 16-bit NIR images are all read at
+    one depth (``nir_depth``: ``input_bits``, or auto from the largest value of the pairs read)."""
+    from .runtime.frames import check_input_bits
+
+    check_input_bits(input_bits)  # before any image is read
     root = Path(root)
     nir_dir, rgb_dir = root / "nir", root / "rgb"
     for d in (root, nir_dir, rgb_dir):
@@ -93,11 +127,12 @@ def load_paired(root: str | Path, size: tuple[int, int] | None = None, skip_bad:
         if name not in nirs or name not in rgbs:
             raise InputError(f"{root}: no pair named {name!r}")
         try:
-            nir, rgb = read_gray(nirs[name]), read_rgb(rgbs[name])
+            nir, rgb = read_nir_raw(nirs[name]), read_rgb(rgbs[name])
             if nir.shape != rgb.shape[:2]:
                 raise InputError(f"{root}: pair {name!r} differs in size: NIR {nir.shape[1]}x{nir.shape[0]}, RGB {rgb.shape[1]}x{rgb.shape[0]}")
             if size is not None and nir.shape != tuple(size):
-                raise InputError(f"{root}: pair {name!r} is {nir.shape[1]}x{nir.shape[0]}, expected {size[1]}x{size[0]}")
+                raise InputError(f"{root}: pair {name!r} is {nir.shape[1]}x{nir.shape[0]}, expected {size[1]}x{size[0]}"
+                                 + size_advice(nir.shape, size, size_from))
         except InputError as exc:
             if not skip_bad:
                 raise
@@ -115,7 +150,20 @@ def load_paired(root: str | Path, size: tuple[int, int] | None = None, skip_bad:
                     rgb_dir, len(gray), ", ".join(gray[:3]), ", ..." if len(gray) > 3 else "")
     if not out.names:
         raise InputError(f"{root}: no usable image pairs")
+    depth = nir_depth(out.nir, input_bits, str(nir_dir))
+    out.nir = [depth.to_uint8(im) if im.dtype == np.uint16 else im for im in out.nir]
     return out
+
+
+def size_advice(shape: tuple[int, ...], size: tuple[int, int], size_from: str | None) -> str:
+    """What to do about an image of ``shape`` where ``size_from`` (a square side, H = W) asks for ``size``."""
+    if not size_from:
+        return ""
+    h, w = shape[:2]
+    if h == w:
+        return f" ({size_from}); every image must be that size: set {size_from}: {h} if all are {w}x{h}, or crop or resize them"
+    return (f" ({size_from}); training takes square images of one size only ({size_from} is both height and width): "
+            f"crop or resize them to {size[1]}x{size[0]} first")
 
 
 _NAME = re.compile(r"^(?P<cat>.*?)[_-]?(?P<num>\d+)$")

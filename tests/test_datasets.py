@@ -58,3 +58,22 @@ def test_the_overlap_search_is_cached_for_the_same_pictures(tmp_path, monkeypatc
     assert calls == [24, 24]
     (next((tmp_path / "cache" / "overlaps").glob("*.json"))).write_text("[[\"nobody\", \"here\"]]")  # a bad entry is not trusted
     assert validation_split(data) is not None and len(calls) == 3
+
+
+def test_16_bit_nir_of_one_folder_is_read_at_one_depth(tmp_path, caplog):
+    """A dark Mono12 image (all values under 1024) is read at the folder's 12 bits, as colorize
+    reads one stream, not as 10-bit and so 4x brighter than its bright neighbours."""
+    data = make_paired_folder(tmp_path / "d", count=2, size=32)
+    bright, dark = sorted((data / "nir").iterdir())
+    nir = cv2.imread(str(bright), cv2.IMREAD_UNCHANGED).astype(np.uint32) * 4095 // 255
+    cv2.imwrite(str(bright), nir.astype(np.uint16))
+    cv2.imwrite(str(dark), (nir // 5).astype(np.uint16))
+    caplog.set_level("WARNING", logger="nirvision.datasets")
+    pairs = load_paired(data)
+    assert np.array_equal(pairs.nir[0], (nir >> 4).astype(np.uint8)) and np.array_equal(pairs.nir[1], ((nir // 5) >> 4).astype(np.uint8))
+    assert f"{data / 'nir'}: 2 16-bit image(s) with values up to {nir.max()}: all read as 12-bit, one scale for the folder" in caplog.text
+    assert np.array_equal(load_paired(data, input_bits=16).nir[1], ((nir // 5) >> 8).astype(np.uint8))
+    assert np.array_equal(load_paired(data, input_bits="10").nir[0], (np.minimum(nir, 1023) >> 2).astype(np.uint8))  # clipped, and said
+    assert "above what 10 bits hold (1023)" in caplog.text
+    with pytest.raises(InputError, match="input_bits 9"):
+        load_paired(data, input_bits=9)

@@ -207,8 +207,8 @@ def test_evaluate_limit_scores_a_spread_subset_reading_only_it(tmp_path, checkpo
 
     data = make_paired_folder(tmp_path / "d", count=12, size=64)  # field_0000, forest_0001, field_0002, ...
     read = []
-    original = nirvision.datasets.read_gray
-    monkeypatch.setattr(nirvision.datasets, "read_gray", lambda path: read.append(path.stem) or original(path))
+    original = nirvision.datasets.read_nir_raw
+    monkeypatch.setattr(nirvision.datasets, "read_nir_raw", lambda path: read.append(path.stem) or original(path))
     out = tmp_path / "m.json"
     assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--limit", "4", "--json", str(out),
                  "--grid-count", "0", "--device", "cpu"]) == 0
@@ -297,3 +297,68 @@ def test_evaluate_subsets_of_the_validation_split(tmp_path, checkpoint, capsys):
     assert main(["evaluate", "--weights", str(checkpoint), "--data", str(data), "--split", "val", "--names", train[0], "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert f"--names: no pair named {train[0]!r} in the validation split of {data}; it is a training pair, outside the validation split" in err
+
+
+def _weights_recording(tmp_path, split: dict | None):
+    """Weights as training writes them, recording ``split`` (meta.split) where given."""
+    cfg = load_model_config("lite")
+    torch.manual_seed(0)
+    chain = build_chain(cfg)
+    path = tmp_path / "rec.pt"
+    save_checkpoint(path, cfg, {"nir_to_gray": chain.nir_to_gray, "colorizer": chain.colorizer},
+                    meta={"stage": "finetune", **({"split": split} if split is not None else {})})
+    return path
+
+
+def _scored(out):
+    return [r["name"] for r in json.loads(out.read_text())["per_image"]]
+
+
+def test_split_val_scores_the_split_the_weights_record(tmp_path, capsys):
+    """--split val takes the validation names the weights' training held out (another seed gives
+    other names: the default split would score pairs the model learnt from), says so, and where
+    the weights record only the settings, splits by them."""
+    from nirvision.datasets import load_paired, validation_split
+
+    data = make_paired_folder(tmp_path / "d", count=30, size=64)
+    pairs = load_paired(data)
+    default = validation_split(pairs)[1]
+    seed5 = next(v for s in range(5, 50) if (v := validation_split(pairs, seed=s)[1]) != default)
+    out = tmp_path / "m.json"
+    args = ["evaluate", "--data", str(data), "--split", "val", "--json", str(out), "--grid-count", "0", "--device", "cpu"]
+    weights = _weights_recording(tmp_path, {"train": 30 - len(seed5), "val": len(seed5), "val_names": seed5 + ["gone_0001"], "seed": 99})
+    assert main(["evaluate", "--weights", str(weights), *args[1:]]) == 0
+    assert _scored(out) == seed5 and json.loads(out.read_text())["split_from"] == "weights"
+    err = capsys.readouterr().err
+    assert (f"nirvision evaluate: --split val: the {len(seed5)} validation pairs the weights record, which their training held out "
+            f"(seed 99, 8%, crops of one photograph on one side); 1 of the {len(seed5) + 1} recorded are not in {data}") in err
+    # only the settings recorded: the split by them
+    weights = _weights_recording(tmp_path, {"seed": 7, "val_fraction": 0.2, "photo_group": 1, "split_by_content": False})
+    assert main(["evaluate", "--weights", str(weights), *args[1:]]) == 0
+    assert _scored(out) == validation_split(pairs, 0.2, 7, 1, False)[1]
+    assert "--split val: the split by the settings the weights record (seed 7, 20%)" in capsys.readouterr().err
+    # nothing recorded: the default split, said to be one
+    weights = _weights_recording(tmp_path, None)
+    assert main(["evaluate", "--weights", str(weights), *args[1:]]) == 0
+    assert _scored(out) == default and json.loads(out.read_text())["split_from"] == "default"
+    assert ("--split val: the weights record no validation split; the default split (seed 0, 8%, crops of one photograph on one side), "
+            "which is the one their training held out only if it ran with those data settings") in capsys.readouterr().err
+
+
+def test_16_bit_nir_pairs_are_read_at_one_depth_and_input_bits_sets_it(tmp_path, checkpoint, capsys):
+    data = make_paired_folder(tmp_path / "d", count=2, size=64)
+    bright, dark = sorted((data / "nir").iterdir())
+    nir = cv2.imread(str(bright), cv2.IMREAD_UNCHANGED).astype(np.uint32) * 4095 // 255  # 12-bit values
+    cv2.imwrite(str(bright), nir.astype(np.uint16))
+    cv2.imwrite(str(dark), (nir // 5).astype(np.uint16))  # the same camera at 1/5 exposure: under 1024, but still 12-bit
+    out = tmp_path / "m.json"
+    args = ["evaluate", "--weights", str(checkpoint), "--data", str(data), "--json", str(out), "--grid-count", "0", "--device", "cpu",
+            "--levels", "off"]
+    assert main(args) == 0
+    floor12 = json.loads(out.read_text())
+    assert floor12["input_bits"] == "auto"
+    assert main(args + ["--input-bits", "12"]) == 0
+    fixed = json.loads(out.read_text())
+    assert fixed["input_bits"] == 12 and fixed["floor_nir_as_gray"] == floor12["floor_nir_as_gray"]  # auto found the folder's 12 bits
+    assert main(args + ["--input-bits", "11"]) == 2
+    assert "--input-bits '11': expected auto or one of 10, 12, 14, 16" in capsys.readouterr().err

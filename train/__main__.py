@@ -1,7 +1,8 @@
 """``python -m train --config configs/train/lite.yaml [--stage translate|pretrain|finetune|all]``
 
-Runs the stages in order; each resumes from its last checkpoint after an interruption (Ctrl-C
-exits 130 saying which epoch the same command resumes after) and its output feeds the next;
+Runs the stages in order; each resumes from its last checkpoint after an interruption (Ctrl-C,
+SIGTERM or SIGHUP exit 130, 143 or 129 saying which epoch a rerun resumes after: the same
+command, or with ``--fresh`` the command without it) and its output feeds the next;
 a stage whose previous stage's output changed since it started (that stage ran again) starts
 afresh from the new output. Config, ``--export`` and ``--output`` are checked, and the data
 loaded, before the run folder is made. Multi-process: ``torchrun --nproc_per_node N -m train ...``.
@@ -13,8 +14,11 @@ import json
 import logging
 import math
 import os
+import shlex
+import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -76,7 +80,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--export", help="after finetune, write the inference weights here (a .pt or .pth file outside the data, e.g. weights.pt) "
                    "and a model card next to them (weights.md)")
     p.add_argument("--threads", type=int, help="torch threads per process (overrides threads)")
-    p.add_argument("--fresh", action="store_true", help="ignore last.pt and outputs of the stages being run")
+    p.add_argument("--fresh", action="store_true", help="start the stages being run over: their last.pt, outputs, history and pictures "
+                   "are removed first (after an interruption, rerun without --fresh to resume)")
     return p.parse_args(argv)
 
 
@@ -196,22 +201,86 @@ def setup_logging(run_dir: Path, rank: int) -> None:
         root.addHandler(h)
 
 
-def _interrupted(phase: str, stage: str | None, runner: StageRunner | None, stages: tuple[str, ...], export: bool) -> str:
-    if phase == "data":
-        return "train: interrupted while loading the data, before training; run the same command again to start"
+# What --fresh removes from each stage folder it runs: everything a run of the stage writes there
+# (train/loop.py), so that nothing of the discarded run is left to be taken for the new one's.
+STAGE_FILES = ("last.pt", "last.tmp", "output.pt", "best.pt", "history.json", "curves.png", "samples.png")
+
+
+def remove_stage_files(run_dir: Path, stages: tuple[str, ...]) -> None:
+    """``--fresh``: the files of the discarded runs of ``stages``, all removed before the first
+    stage starts (a later stage's old last.pt must not be resumed when its inputs come out the same)."""
+    for stage in stages:
+        gone = []
+        for name in STAGE_FILES:
+            path = run_dir / stage / name
+            if path.is_file():
+                path.unlink()
+                gone.append(name)
+        if gone:
+            log.info("--fresh: removed %s from %s", ", ".join(gone), run_dir / stage)
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP (a scheduler's preemption, docker stop, the ssh session closed): handled as Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopOnSignals:
+    """While installed, SIGTERM and SIGHUP raise ``Stopped`` in the main thread (a SIGHUP that is
+    ignored, as under nohup, stays ignored); ``restore`` puts the previous handlers back (once)."""
+
+    def __init__(self):
+        self.previous: dict[int, object] = {}
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+            return
+        for name in ("SIGTERM", "SIGHUP"):
+            signum = getattr(signal, name, None)
+            if signum is not None and signal.getsignal(signum) is not signal.SIG_IGN:
+                self.previous[signum] = signal.signal(signum, self._stop)
+
+    @staticmethod
+    def _stop(signum, _frame):
+        raise Stopped(signum)
+
+    def restore(self) -> None:
+        while self.previous:
+            signum, handler = self.previous.popitem()
+            signal.signal(signum, handler)
+
+
+def rerun_command(argv: list[str]) -> str:
+    """The command line without ``--fresh`` (or an abbreviation of it that argparse took)."""
+    kept = [a for a in argv if not (len(a) >= 3 and "--fresh".startswith(a))]
+    return shlex.join(["python", "-m", "train", *kept])
+
+
+def _interrupted(phase: str, stage: str | None, runner: StageRunner | None, stages: tuple[str, ...], export: bool,
+                 how: str = "interrupted", fresh_rerun: str | None = None) -> str:
+    """The line an interruption ends with. ``fresh_rerun``: the command without ``--fresh``, where
+    that was given: the same command would remove the epochs just finished and start over."""
+    if phase == "data":  # before training nothing was removed or made: the same command does
+        return f"train: {how} while loading the data, before training; run the same command again to start"
     if phase == "after":
-        return "train: interrupted after the stages finished; run the same command again to write floor.json" + (" and the export" if export else "")
-    later = list(stages[stages.index(stage) + 1:])
-    rest = f", then {' and '.join(later)}" if later else ""
-    done = runner.saved_epoch if runner is not None else None
-    if done is None:
-        return f"train: interrupted in stage {stage}; run the same command again to resume it from its last finished epoch{rest}"
-    if done:
-        return f"train: interrupted in stage {stage}; run the same command again to resume it after epoch {done}{rest}"
-    return f"train: interrupted in stage {stage} before its first epoch finished; run the same command again to start it{rest}"
+        where, todo = "after the stages finished", "write floor.json" + (" and the export" if export else "")
+    else:
+        later = list(stages[stages.index(stage) + 1:])
+        rest = f", then {' and '.join(later)}" if later else ""
+        done = runner.saved_epoch if runner is not None else None
+        where = f"in stage {stage}" + (" before its first epoch finished" if done == 0 else "")
+        todo = (f"resume it after epoch {done}" if done else "resume it from its last finished epoch" if done is None else "start it") + rest
+    if fresh_rerun is None:
+        return f"train: {how} {where}; run the same command again to {todo}"
+    return (f"train: {how} {where}; to {todo}, run the command again without --fresh (with it, what the stages "
+            f"finished is removed and they start over): {fresh_rerun}")
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     stages = STAGES if args.stage == "all" else (args.stage,)
     try:
@@ -243,7 +312,9 @@ def main(argv=None) -> int:
     root.addHandler(buffer)
     root.setLevel(logging.INFO)
     phase, stage, runner = "data", None, None
+    signals = StopOnSignals()
     try:
+        signals.install()
         try:
             if cfg.threads:
                 torch.set_num_threads(cfg.threads)
@@ -259,13 +330,11 @@ def main(argv=None) -> int:
         for record in buffer.records:  # what was logged before train.log existed
             logging.getLogger(record.name).handle(record)
         phase = "stages"
+        if args.fresh and ctx.main:
+            remove_stage_files(cfg.run_dir(), stages)
+        ctx.barrier()
         for stage in stages:
             runner = None
-            runner_dir = cfg.run_dir() / stage
-            if args.fresh and ctx.main:
-                for f in ("last.pt", "output.pt", "best.pt"):
-                    (runner_dir / f).unlink(missing_ok=True)
-            ctx.barrier()
             t0 = time.perf_counter()
             runner = StageRunner(cfg, model, data, ctx, stage)
             runner.run()
@@ -274,7 +343,7 @@ def main(argv=None) -> int:
         if ctx.main and "finetune" in stages:
             floor = floor_metrics(data)
             log.info("floor (NIR copied as gray): PSNR %.2f dB, SSIM %.4f, AE %.2f deg", floor["psnr"], floor["ssim"], floor["ae"])
-            info = {"train": len(data.train_names), "val": len(data.val_names), "val_names": data.val_names, "skipped": len(data.skipped)}
+            info = data.split_info()
             (cfg.run_dir() / "floor.json").write_text(json.dumps({"floor": floor, "split": info}, indent=1))
             if export is not None:
                 levels = LevelsBand.from_images(data.nir[:, 0].numpy()).to_dict()
@@ -283,16 +352,22 @@ def main(argv=None) -> int:
     except usage_errors() + (FileNotFoundError,) as exc:
         log.error("%s", exc)
         return 2
-    except KeyboardInterrupt:
-        message = _interrupted(phase, stage, runner, stages, export is not None)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP (Stopped)
+        signals.restore()  # a second signal while this is said ends the process as it would have
+        how = f"stopped by {exc.args[0]}" if isinstance(exc, Stopped) else "interrupted"
+        fresh_rerun = rerun_command(argv) if args.fresh else None
+        if fresh_rerun is not None and ctx.world > 1:
+            fresh_rerun = "the torchrun command without --fresh"
+        message = _interrupted(phase, stage, runner, stages, export is not None, how, fresh_rerun)
         if phase != "data":
             log.warning("%s", message, extra={"file_only": True})
         if ctx.main:
             if sys.stderr.isatty():
                 sys.stderr.write("\n")  # end a progress line
             print(message, file=sys.stderr)
-        return 130
+        return 128 + exc.signum if isinstance(exc, Stopped) else 130
     finally:
+        signals.restore()
         close_context(ctx)
         close_logging()
     return 0

@@ -16,7 +16,10 @@ class DataConfig:
 
     root: str = "../shared/data/vcip2020/train"
     unpaired: list[str] = field(default_factory=list)  # folders of extra gray or RGB images
-    image_size: int = 256  # every training image must be this size (H = W)
+    image_size: int = 256  # every training image must be this size, square (H = W): other pairs are cropped or resized first
+    # 16-bit NIR: the bits that hold the picture (10, 12, 14, 16), one depth for every file as
+    # colorize's --input-bits; auto: the fewest that hold the largest value of all of them
+    input_bits: int | str = "auto"
     val_fraction: float = 0.08
     split_seed: int = 0
     photo_group: int = 1  # groups of this many consecutive numbers stay on one side of the split (1: none)
@@ -31,6 +34,9 @@ class DataConfig:
     skip_bad: bool = False  # skip (and count) unreadable/unpaired/wrong-size images instead of failing
 
     def validate(self) -> None:
+        from nirvision.runtime.frames import check_input_bits
+
+        check_input_bits(self.input_bits, "data.input_bits")  # an InputError (a ValueError): said with the file
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"data.val_fraction must lie in (0, 1), got {self.val_fraction}")
         if self.photo_group < 1:

@@ -1,14 +1,17 @@
 """Training data: the paired set in memory, the seeded split, and augmented batches per rank."""
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
-from nirvision.datasets import IMAGE_EXTS, PairedSet, load_paired, read_rgb, validation_split
+from nirvision.datasets import IMAGE_EXTS, PairedSet, load_paired, read_rgb, size_advice, validation_split
 from nirvision.errors import InputError
 
 from .augment import augment
@@ -27,6 +30,12 @@ def to_gray(rgb: torch.Tensor) -> torch.Tensor:
 def _to_tensor(images: list[np.ndarray]) -> torch.Tensor:
     arr = np.stack([im if im.ndim == 3 else im[..., None] for im in images])
     return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()  # uint8 N, C, H, W
+
+
+def _digest(img: np.ndarray) -> str:
+    """The pixels of an image (and its shape): the same picture, whatever its file and name."""
+    img = np.ascontiguousarray(img)
+    return hashlib.sha256(f"{img.shape}{img.dtype}".encode() + img.tobytes()).hexdigest()
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -48,7 +57,7 @@ class TrainData:
     def __init__(self, cfg: DataConfig, seed: int):
         self.cfg = cfg
         size = (cfg.image_size, cfg.image_size)
-        full = load_paired(cfg.root, size=size, skip_bad=cfg.skip_bad)
+        full = load_paired(cfg.root, size=size, skip_bad=cfg.skip_bad, input_bits=cfg.input_bits, size_from="data.image_size")
         self.skipped = dict(full.skipped)
         train_names, val_names = validation_split(full, cfg.val_fraction, cfg.split_seed, cfg.photo_group, cfg.split_by_content)
         self.train_names, self.val_names = train_names, val_names
@@ -56,7 +65,7 @@ class TrainData:
         tr = full.subset(train_names)
         self.nir = _to_tensor(tr.nir)
         self.rgb = _to_tensor(tr.rgb)
-        extra_rgb, extra_gray = self._load_unpaired(cfg, size)
+        extra_rgb, extra_gray = self._load_unpaired(cfg, size, self.val)
         # Pretraining pairs gray -> RGB: the paired RGB plus any unpaired RGB images.
         self.pretrain_rgb = torch.cat([self.rgb] + ([extra_rgb] if extra_rgb is not None else []))
         # CycleGAN's gray domain: luma of every RGB image plus unpaired gray images.
@@ -65,8 +74,25 @@ class TrainData:
         log.info("data %s: %d train pairs, %d validation pairs, %d extra RGB, %d gray-domain images, %d skipped",
                  cfg.root, len(train_names), len(val_names), 0 if extra_rgb is None else len(extra_rgb), len(self.gray_domain), len(self.skipped))
 
-    def _load_unpaired(self, cfg: DataConfig, size) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    def split_info(self) -> dict:
+        """The split as floor.json, the stage outputs and the exported weights record it: counts,
+        validation names and the settings that made it (``nirvision evaluate --split val`` reads them)."""
+        c = self.cfg
+        return {"train": len(self.train_names), "val": len(self.val_names), "val_names": list(self.val_names), "skipped": len(self.skipped),
+                "seed": c.split_seed, "val_fraction": c.val_fraction, "photo_group": c.photo_group, "split_by_content": c.split_by_content}
+
+    def _skip(self, path: Path, why: str) -> None:
+        self.skipped[str(path)] = why
+        log.warning("skipped %s: %s", path, why)  # named, as load_paired names the pairs it skips
+
+    def _load_unpaired(self, cfg: DataConfig, size, val: PairedSet) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Every image of the ``data.unpaired`` folders, less those that are validation images
+        (by name, or the same pixels as a validation pair's RGB, its luma or its NIR): trained on,
+        they would be scored by validation as if unseen (an unpaired folder of the data's own rgb/)."""
         rgbs, grays = [], []
+        held_out = set(val.names)
+        pictures = {_digest(im) for pair in zip(val.rgb, val.nir) for im in (pair[0], cv2.cvtColor(pair[0], cv2.COLOR_RGB2GRAY), pair[1])}
+        left_out: list[str] = []
         for folder in cfg.unpaired:
             root = Path(folder)
             if not root.is_dir():
@@ -74,20 +100,32 @@ class TrainData:
             for p in sorted(root.iterdir()):
                 if p.suffix.lower() not in IMAGE_EXTS:
                     continue
+                if p.stem in held_out:
+                    left_out.append(str(p))
+                    continue
                 try:
                     img = read_rgb(p)
                 except InputError as exc:
                     if not cfg.skip_bad:
                         raise
-                    self.skipped[str(p)] = str(exc)
-                    continue
-                if img.shape[:2] != size:
-                    if not cfg.skip_bad:
-                        raise InputError(f"{p}: {img.shape[1]}x{img.shape[0]}, expected {size[1]}x{size[0]}")
-                    self.skipped[str(p)] = "wrong size"
+                    self._skip(p, str(exc))
                     continue
                 is_gray = np.array_equal(img[..., 0], img[..., 1]) and np.array_equal(img[..., 1], img[..., 2])
+                if _digest(img[..., 0] if is_gray else img) in pictures:
+                    left_out.append(str(p))
+                    continue
+                if img.shape[:2] != size:
+                    why = f"{img.shape[1]}x{img.shape[0]}, expected {size[1]}x{size[0]}" + size_advice(img.shape, size, "data.image_size")
+                    if not cfg.skip_bad:
+                        raise InputError(f"{p}: {why}")
+                    self._skip(p, why)
+                    continue
                 (grays if is_gray else rgbs).append(img[..., :1] if is_gray else img)
+        if left_out:
+            log.warning("data.unpaired: left out %d image(s) that are validation images (by name or by their pixels: %s%s), so that "
+                        "validation does not score images training saw", len(left_out), ", ".join(os.path.basename(p) for p in left_out[:3]),
+                        ", ..." if len(left_out) > 3 else "")
+        self.unpaired_left_out = left_out
         return (_to_tensor(rgbs) if rgbs else None), (_to_tensor(grays) if grays else None)
 
     def steps_per_epoch(self, batch_size: int, world: int, count: int | None = None) -> int:

@@ -26,6 +26,8 @@ def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, d
     histories = {s: json.loads((run / s / "history.json").read_text()) if (run / s / "history.json").is_file() else [] for s in STAGES}
     seconds = {s: sum(r.get("seconds", 0.0) for r in h) for s, h in histories.items()}
     out_meta = payload.get("meta", {})
+    metas = {s: out_meta if s == "finetune" else _meta(run / s / "output.pt") for s in STAGES}
+    walls = {s: metas[s].get("wall_seconds") for s in STAGES}
     val = out_meta.get("val") or (histories["finetune"][-1]["val"] if histories["finetune"] else {})
     meta = {
         "trained_by": "nirvision train (python -m train)",
@@ -33,7 +35,8 @@ def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, d
         "data": cfg.data.root,
         "split": data_info,
         "epochs": {s: cfg.stage(s).epochs for s in STAGES},
-        "train_seconds": seconds,
+        "train_seconds": seconds,  # the training steps alone
+        "wall_seconds": walls if all(isinstance(v, (int, float)) for v in walls.values()) else None,  # each stage in all
         "machine": f"{platform.machine()}, {os.cpu_count()} logical cores, {platform.processor() or 'cpu'}",
         "val": val,
         "finetune_epoch": int(out_meta.get("epoch") or cfg.finetune.epochs),  # the epoch these weights are from
@@ -49,6 +52,30 @@ def export_weights(cfg: TrainConfig, config_path: str, out: Path, floor: dict, d
     card = out.with_suffix(".md")
     card.write_text(model_card(cfg, config_path, meta, out.name))
     return out
+
+
+def _meta(path: Path) -> dict:
+    """A stage output's meta (empty where the file is gone or unreadable: its times are then not known)."""
+    try:
+        meta = read_checkpoint(path).get("meta")
+    except (ValueError, OSError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _time_line(meta: dict) -> str:
+    """The card's time line: each stage's wall time (validation, pictures and checkpoints included)
+    where the outputs record it, else, said so, the training steps' alone (older outputs)."""
+    steps = meta["train_seconds"]
+    walls = meta.get("wall_seconds")
+    if walls:
+        took = ", ".join(f"{s} {duration(walls[s])}" for s in STAGES)
+        return (f"- Wall time: {duration(sum(walls.values()))} in all ({took}; each stage's training, validation, sample pictures "
+                f"and checkpoints, over its resumed runs; not the data loading before the stages, nor epochs an interruption cut short), "
+                f"of which the training steps {duration(sum(steps.values()))}, on {meta['machine']}.")
+    took = ", ".join(f"{s} {duration(steps[s])}" for s in STAGES)
+    return (f"- Training-step time (validation, sample pictures and checkpoints not counted): {duration(sum(steps.values()))} in all "
+            f"({took}) on {meta['machine']}.")
 
 
 def quarters(history: list[dict]) -> list[dict]:
@@ -95,7 +122,6 @@ def duration(seconds: float) -> str:
 
 
 def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) -> str:
-    took = {s: duration(meta["train_seconds"][s]) for s in STAGES}
     val, floor = meta["val"], meta["floor_nir_as_gray"]
     lines = [
         f"# {filename}: MPFNet `{cfg.model}` trained by nirvision",
@@ -117,8 +143,7 @@ def model_card(cfg: TrainConfig, config_path: str, meta: dict, filename: str) ->
            f"{meta['nir_levels']['low'][0]:.0f}-{meta['nir_levels']['low'][1]:.0f} (mean {meta['nir_levels']['low_mean']:.1f}), 99th "
            f"{meta['nir_levels']['high'][0]:.0f}-{meta['nir_levels']['high'][1]:.0f} (mean {meta['nir_levels']['high_mean']:.1f}), "
            f"the middle half over {meta['nir_levels']['images']} images."] if meta.get("nir_levels") else []),
-        f"- Wall time: {duration(sum(meta['train_seconds'].values()))} in all (translate {took['translate']}, pretrain {took['pretrain']}, "
-        f"finetune {took['finetune']}) on {meta['machine']}.",
+        _time_line(meta),
         "",
         "## Validation metrics (256x256, computed as the VCIP 2020 challenge does)",
         "",

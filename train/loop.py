@@ -14,7 +14,9 @@ Files under ``<output>/<name>/<stage>/``:
   With ``ema``, validation, best.pt and output.pt hold the generators' averaged weights
   (train/ema.py); history.json keeps the live weights' validation too (``val_live``).
   samples.png  validation inputs | predictions | truth; curves.png  losses and metrics
-  history.json per-epoch losses, validation metrics and wall time
+  history.json per-epoch losses, validation metrics and time: ``seconds`` the training steps,
+               ``wall`` the stage's wall time so far (validation, pictures and checkpoints too,
+               summed over resumed runs; an epoch an interruption cut short is not counted)
 """
 from __future__ import annotations
 
@@ -42,7 +44,7 @@ from .data import TrainData
 from .dist import Context
 from .ema import WeightAverage
 from .plots import save_curves, to_uint8_rgb
-from .stages import DISC_ROLES, Stage, make_stage
+from .stages import DISC_ROLES, STAGE_CLASSES, Stage, make_stage
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,8 @@ class StageRunner:
         self.history: list[dict] = []
         self.start_epoch = 0
         self.best: dict | None = None  # with keep_best: {"epoch", "psnr"} of the weights in best.pt
+        self.wall_before = 0.0  # wall seconds of the runs of this stage that last.pt continues
+        self.started = time.perf_counter()  # when this process took the stage up
 
     # --- chaining and resume ---
     def _load_previous_stage(self) -> None:
@@ -134,6 +138,7 @@ class StageRunner:
                 raise FileNotFoundError(f"stage {self.stage_name} starts from the output of stage {prev}, but {path} does not exist; run `python -m train --config ... --stage {prev}` first")
             payload = read_checkpoint(path)
             owned = {"translate": ("nir_to_gray", "gray_to_nir", "disc_gray", "disc_nir"), "pretrain": ("colorizer",)}[prev]
+            self._check_written_by(payload, path, prev, owned)
             networks = payload.get("networks")
             missing = [r for r in owned if not isinstance(networks, dict) or r not in networks]
             if missing:
@@ -146,6 +151,28 @@ class StageRunner:
                 load_into(self.nets[role], networks[role], f"{path}, network '{role}'")
             self.inputs[prev] = {"path": str(path), "sha256": weights_digest({r: networks[r] for r in owned})}
             log.info("%s: starting from %s (%s)", self.stage_name, path, ", ".join(owned))
+
+    def _check_written_by(self, payload: dict, path: Path, prev: str, owned) -> None:
+        """``path`` must be stage ``prev``'s output (its ``meta.stage``): every output.pt holds all
+        the networks, those its stage does not train at the random init (as evaluate and colorize
+        warn, nirvision.models.checkpoint.UNTRAINED_BY_STAGE), so another stage's file would start
+        this one from noise. Refused where the networks taken were not trained by the stage that
+        wrote it, warned where they were (a finetune's output) or where it does not say."""
+        meta = payload.get("meta")
+        wrote = meta.get("stage") if isinstance(meta, dict) else None
+        if wrote == prev:
+            return
+        if wrote not in STAGE_CLASSES:
+            log.warning("%s: %s does not record which stage wrote it (meta.stage); taken as the output of stage %s unchecked",
+                        self.stage_name, path, prev)
+            return
+        untrained = [r for r in owned if r not in STAGE_CLASSES[wrote].trains]
+        if untrained:
+            raise CheckpointError(f"{path}: the output of stage {wrote} (meta.stage), which does not train its {', '.join(untrained)} "
+                                  f"(left at the random init); expected the output of stage {prev}; run `python -m train --config ... "
+                                  f"--stage {prev}` to write it")
+        log.warning("%s: %s is the output of stage %s (meta.stage), not of stage %s; starting from its %s", self.stage_name, path,
+                    wrote, prev, ", ".join(owned))
 
     def _check_model(self, stored: ModelConfig, path: Path, roles, remedy: str) -> None:
         """``path`` holds networks of another model size than the config's: say so, naming both
@@ -266,6 +293,12 @@ class StageRunner:
                 log.warning("%s: %s holds no weight average (ema was off); the average starts from epoch %d's weights",
                             self.stage_name, path, self.start_epoch)
         self.best = state.get("best")
+        self.wall_before = float(state.get("wall_seconds") or sum(r.get("seconds", 0.0) for r in self.history))  # older states: steps only
+
+    def wall_seconds(self) -> float:
+        """The stage's wall time so far: this process's since it took the stage up, plus that of the
+        runs last.pt continues (their time after its last save, an epoch cut short, is not counted)."""
+        return self.wall_before + time.perf_counter() - self.started
 
     def _save_state(self, epoch: int, pools_by_rank: list[dict]) -> None:
         state = {
@@ -281,6 +314,7 @@ class StageRunner:
             "inputs": self.inputs,  # the previous stages' outputs this stage started from
             "settings": self._settings(),
             "model_config": self.model.to_dict(),  # a resume with another model size is refused naming both
+            "wall_seconds": self.wall_seconds(),
         }
         self.dir.mkdir(parents=True, exist_ok=True)
         tmp = self._state_path().with_suffix(".tmp")
@@ -357,6 +391,7 @@ class StageRunner:
                 if self.ema is not None:
                     record["val_live"] = self.validate()[0]
                 self.history.append(record)
+                record["wall"] = self.wall_seconds()
                 self._save_state(epoch + 1, pools_by_rank)
                 self._write_pictures(pictures)
                 live = f" (live weights {record['val_live']['psnr']:.2f} dB)" if "val_live" in record else ""
@@ -386,7 +421,7 @@ class StageRunner:
 
     def _save_best(self, epoch: int, metrics: dict[str, float]) -> None:
         self.best = {"epoch": epoch, "psnr": float(metrics["psnr"])}
-        meta = {"stage": self.stage_name, "epoch": epoch, "val": metrics}
+        meta = {"stage": self.stage_name, "epoch": epoch, "val": metrics, "split": self.data.split_info()}
         if self.ema is not None:
             meta["ema_updates"] = self.ema.updates  # the average handed on is the one of this epoch
         save_checkpoint(self._best_path(), self.model, self.nets, meta)
@@ -419,7 +454,9 @@ class StageRunner:
         if self.ctx.main:
             meta = {"stage": self.stage_name, "epochs": self.stage_cfg.epochs, "val": chosen.get("val", {}),
                     "epoch": int(chosen.get("epoch", 0)), "last_val": (self.history[-1] if self.history else {}).get("val", {}),
-                    "train_seconds": float(sum(r.get("seconds", 0.0) for r in self.history))}
+                    "train_seconds": float(sum(r.get("seconds", 0.0) for r in self.history)),  # the training steps alone
+                    "wall_seconds": self.wall_seconds(),  # everything up to this file: validation, pictures, checkpoints
+                    "split": self.data.split_info()}  # the validation split, which nirvision evaluate --split val takes
             if self.ema is not None:
                 meta["ema"] = {"decay": self.ema.decay, "updates": ema_updates}
             save_checkpoint(path, self.model, self.nets, meta)

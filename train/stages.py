@@ -190,6 +190,9 @@ class FinetuneStage(Stage):
         return nir, self.nets["colorizer"](gray)[-1], rgb
 
 
+STAGE_CLASSES: dict[str, type[Stage]] = {"translate": TranslateStage, "pretrain": PretrainStage, "finetune": FinetuneStage}  # what each trains
+
+
 def make_stage(name: str, nets, cfg: StageConfig, ctx, pool_size: int) -> Stage:
     if name == "translate":
         return TranslateStage(nets, cfg, ctx, pool_size)

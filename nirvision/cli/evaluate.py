@@ -25,7 +25,8 @@ def add_parser(sub) -> None:
     p.add_argument("--data", required=True, help="folder with nir/ and rgb/ subfolders of same-named images")
     p.add_argument("--split", choices=("all", "val"), default="all",
                    help="all (the default): every pair, those a model trained on this folder learnt from included; val: only "
-                        "the validation split that training holds out (seed 0, 8%%, crops of one photograph on one side)")
+                        "the validation pairs the weights' training held out, as the weights record them (else the default split: "
+                        "seed 0, 8%%, crops of one photograph on one side); it says which")
     p.add_argument("--names", metavar="NAME,...", help="score only these pairs: comma-separated names without suffix (field_0012,forest_0003)")
     p.add_argument("--limit", type=int, metavar="N", help="score N pairs (of the split / --names) spread over the categories (the name before "
                    "its number) and over each category's names, the same N every run: a quick check; the JSON lists them")
@@ -33,6 +34,9 @@ def add_parser(sub) -> None:
                                                        "another backend scored on the same pairs")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA where available)")
     p.add_argument("--precision", default="fp32", help="fp32 (default), bf16, fp16 or int8, as colorize's --precision")
+    p.add_argument("--input-bits", default="auto", metavar="auto|10|12|14|16",
+                   help="bits that hold the picture in 16-bit NIR images, as colorize's --input-bits: auto (default) reads all "
+                        "of them at the fewest of 10, 12, 14, 16 bits that hold the largest value of the pairs read")
     p.add_argument("--levels", default="auto", metavar="auto|stretch|off", help="NIR levels, as colorize's --levels (default auto)")
     p.add_argument("--infer-scale", default="1", metavar="S", help="run the model at S times each image's size, as colorize's --infer-scale (default 1)")
     p.add_argument("--flip-average", action="store_true", help="average each image's colours with its mirror image's, as colorize's --flip-average")
@@ -108,6 +112,73 @@ def parse_names(text: str) -> list[str]:
     if not names:
         raise InputError(f"--names {text!r}: expected comma-separated pair names without suffix, e.g. field_0012,forest_0003")
     return names
+
+
+SPLIT_DEFAULTS = {"seed": 0, "val_fraction": 0.08, "photo_group": 1, "split_by_content": True}  # validation_split's, training's defaults
+
+
+def recorded_split(args) -> dict | None:
+    """The validation split the weights record (``meta.split``: training writes its val_names and
+    settings into the stage outputs and the exported weights), or None. Read before the pairs,
+    to pick them; a file that cannot be read is said by ``Colorizer.load`` later."""
+    from ..models.checkpoint import read_checkpoint
+    from ..resources import default_weights_path
+
+    if args.weights is None and args.model is not None:  # a random init records nothing
+        return None
+    try:
+        meta = read_checkpoint(args.weights or default_weights_path()).get("meta")
+    except (ValueError, OSError):  # CheckpointError: said when the weights load
+        return None
+    split = meta.get("split") if isinstance(meta, dict) else None
+    return split if isinstance(split, dict) else None
+
+
+def _split_settings(recorded: dict | None) -> dict | None:
+    """The split settings ``recorded`` holds (seed, val_fraction, photo_group, split_by_content), or None."""
+    if not recorded or not any(k in recorded for k in SPLIT_DEFAULTS):
+        return None
+    out = dict(SPLIT_DEFAULTS)
+    for k, default in SPLIT_DEFAULTS.items():
+        v = recorded.get(k, default)
+        if type(v) is type(default) or (isinstance(default, float) and type(v) is int):
+            out[k] = v
+    return out
+
+
+def _describe(settings: dict) -> str:
+    return (f"seed {settings['seed']}, {settings['val_fraction']:.0%}"
+            + (", crops of one photograph on one side" if settings["split_by_content"] else "")
+            + (f", groups of {settings['photo_group']} consecutive names" if settings["photo_group"] > 1 else ""))
+
+
+def validation_pairs(data, recorded: dict | None, where: str) -> tuple[list[str], str, str]:
+    """``--split val``: the validation names of ``data``, where they come from ("weights", "weights'
+    settings" or "default") and a line saying so. The names the weights record where any are in
+    ``data`` (the split their training held out: another seed or fraction gives other names, and
+    the default split would score pairs the model learnt from), else the split by the settings
+    they record, else the default split."""
+    from ..datasets import validation_split
+
+    names = recorded.get("val_names") if recorded else None
+    settings = _split_settings(recorded)
+    missing_note = ""
+    if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+        wanted = set(names)
+        present = [n for n in data.names if n in wanted]
+        if present:
+            gone = len(wanted) - len(present)
+            how = f" ({_describe(settings)})" if settings else ""
+            return present, "weights", (f"--split val: the {len(present)} validation pairs the weights record, which their training held out{how}"
+                                        + (f"; {gone} of the {len(wanted)} recorded are not in {where}" if gone else ""))
+        missing_note = f"none of the {len(wanted)} validation names the weights record is in {where}; "
+    if settings:
+        _, val = validation_split(data, settings["val_fraction"], settings["seed"], settings["photo_group"], settings["split_by_content"])
+        return val, "weights' settings", f"--split val: {missing_note}the split by the settings the weights record ({_describe(settings)})"
+    _, val = validation_split(data)
+    return val, "default", (f"--split val: {missing_note}the weights record no validation split; the default split ({_describe(SPLIT_DEFAULTS)}), "
+                            "which is the one their training held out only if it ran with those data settings (data.split_seed, "
+                            "val_fraction, photo_group, split_by_content)")
 
 
 def _pair_names(root: Path) -> list[str] | None:
@@ -193,16 +264,18 @@ def _label_tile(shape: tuple[int, int], lines: list[str]) -> np.ndarray:
 
 def run(args) -> int:
     from ..api import Colorizer
-    from ..datasets import load_paired, validation_split
+    from ..datasets import load_paired
     from ..metrics import evaluate_pairs, mean_metrics
     from ..visual import save_grid
 
+    from ..runtime.frames import check_input_bits
     from .colorize import announce_backend, check_levels, infer_scale, note_random_weights
 
     if bool(args.lpips_alexnet) != bool(args.lpips_lin):
         raise InputError("LPIPS needs both --lpips-alexnet and --lpips-lin")
     scale = infer_scale(args)
     check_levels(args.levels)
+    input_bits = check_input_bits(args.input_bits, "--input-bits")
     limit = args.limit
     if limit is not None and limit < 1:
         raise InputError(f"--limit {limit}: expected 1 or more pairs to score")
@@ -213,16 +286,17 @@ def run(args) -> int:
         from ..lpips import LPIPS
 
         scorer = LPIPS.load(args.lpips_alexnet, args.lpips_lin)
-    subset = None
+    subset, split_from = None, None
     pool = _pair_names(Path(args.data)) if args.split == "all" and (names or limit) else None
     if pool is not None:  # only the pairs taken are read (the listing is still checked for unpaired images)
         chosen = select_pairs(pool, names, limit, str(args.data))
-        data = load_paired(args.data, names=chosen)
+        data = load_paired(args.data, names=chosen, input_bits=input_bits)
     else:
-        data = load_paired(args.data)
+        data = load_paired(args.data, input_bits=input_bits)
         everything = list(data.names)
         if args.split == "val":
-            _, val = validation_split(data)
+            val, split_from, note = validation_pairs(data, recorded_split(args), str(args.data))
+            print(f"nirvision evaluate: {note}", file=sys.stderr)
             data = data.subset(val)
         pool = list(data.names)
         if names or limit:
@@ -271,8 +345,8 @@ def run(args) -> int:
         print(lpips_note)
     if args.json:  # the figures first: they are what a failed picture must not cost
         report = {
-            "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "subset": subset, "count": len(data),
-            **scored_by, "infer_scale": scale, "levels": args.levels, "flip_average": args.flip_average,
+            "weights": colorizer.meta.get("weights"), "data": str(args.data), "split": args.split, "split_from": split_from, "subset": subset, "count": len(data),
+            **scored_by, "infer_scale": scale, "levels": args.levels, "input_bits": input_bits or "auto", "flip_average": args.flip_average,
             "mean": means, "floor_nir_as_gray": floor, "lpips": None if lpips_note else "AlexNet",
             "per_image": [{"name": name, **{k: per[k][i] for k in keys}} for i, name in enumerate(data.names)],
         }

@@ -83,6 +83,11 @@ def test_export_writes_weights_the_library_loads_and_a_model_card(paired_dir, tm
     assert f"| this model | {meta['val']['psnr']:.2f} |" in card
     assert "moving average of the finetune's weights (decay 0.5 a step, 4 steps)" in card
     assert card.count("- epochs ") == 4 and "; live " in card
+    # the split (which evaluate --split val takes) and each stage's wall time, validation and checkpoints included
+    assert {k: meta["split"][k] for k in ("seed", "val_fraction", "photo_group", "split_by_content")} == {
+        "seed": 0, "val_fraction": 0.2, "photo_group": 1, "split_by_content": True}
+    assert all(meta["wall_seconds"][s] > meta["train_seconds"][s] for s in ("translate", "pretrain", "finetune"))
+    assert "- Wall time: " in card and "of which the training steps" in card
     # the training images' NIR levels, for --levels: those of the pairs it trained on
     from nirvision.runtime.levels import LevelsBand, band_of
     from train.data import TrainData
