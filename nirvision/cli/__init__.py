@@ -7,13 +7,14 @@ before the command or after it (``nirvision colorize SRC -o out.mp4 -v``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import io
 import logging
 import sys
 import traceback
 
 from .. import __version__
-from .options_file import add_config_option, apply_config, check_required, command_tokens, name_the_key
 
 # name -> module (in nirvision.cli) holding add_parser(subparsers) and run(args) -> int
 COMMANDS = {
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from .options_file import add_config_option
+
     for name, module in COMMANDS.items():
         importlib.import_module(f".{module}", __name__).add_parser(sub)
         if name in CONFIGURABLE:
@@ -73,26 +76,72 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    parsed: list = []  # the command's args, once parsed (--config's values are set on them)
+    try:
+        return _main(argv, parsed)
+    except KeyboardInterrupt:  # before the command's own handling: its parser built, torch imported (seconds)
+        return _interrupted_early(argv, parsed)
+
+
+def _options(argv: list[str], parsed: list) -> tuple[argparse.ArgumentParser, argparse.Namespace, dict[str, str]]:
+    """(the parser, the args, flag -> key of the values taken from ``--config``); the args go
+    to ``parsed`` as soon as they are made. A bad ``--config`` raises ConfigError."""
+    from .options_file import apply_config, command_tokens
+
+    parser = build_parser()
     args = parser.parse_args(argv)
+    parsed.append(args)
     args.verbose += getattr(args, "verbose_after", 0)
     args.debug = args.debug or getattr(args, "debug_after", False)
+    applied: dict[str, str] = {}
+    if args.command in CONFIGURABLE and args.config is not None:
+        applied = apply_config(parser.commands[args.command], args, command_tokens(argv, args.command), args.command)
+    return parser, args, applied
+
+
+def _interrupted_early(argv: list[str], parsed: list) -> int:
+    """A Ctrl-C before the command's own handling: the one line and exit code 130 of a Ctrl-C
+    during the command, and ``--stats-json`` saying ``stopped_by: SIGINT`` as for a stop before
+    its engine started (where the file may be written: not a source or an output of the run)."""
+    try:
+        if not parsed:  # stopped while the parser was built: built again, quietly, for the command and its --stats-json
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                try:
+                    _options(argv, parsed)
+                except (Exception, SystemExit):  # noqa: BLE001 - bad usage, a bad --config: the stop is what to report
+                    pass
+        args = parsed[0] if parsed else None
+        if args is not None and args.command == "colorize" and getattr(args, "stats_json", None) and not getattr(args, "stats_checked", False):
+            from ..errors import InputError
+            from .colorize import check_stats_path, record_failure
+
+            try:
+                check_stats_path(args, args.source, args.output)
+            except InputError:  # a file that may not be written (a source of the run): none is
+                pass
+            record_failure(args, KeyboardInterrupt())
+    except KeyboardInterrupt:  # a second Ctrl-C: leave without the record
+        pass
+    command = getattr(parsed[0], "command", None) if parsed else None
+    print(f"nirvision {command}: interrupted" if command else "nirvision: interrupted", file=sys.stderr)
+    return 130
+
+
+def _main(argv: list[str], parsed: list) -> int:
+    from ..config import ConfigError
+    from .options_file import check_required, name_the_key
+
+    try:
+        parser, args, applied = _options(argv, parsed)
+    except ConfigError as exc:
+        print(f"nirvision {parsed[0].command}: error: --config {exc}", file=sys.stderr)
+        return 2
     if not args.command:
         parser.print_help()
         return 2
-    applied: dict[str, str] = {}  # flag -> key of the values taken from --config
     if args.command in CONFIGURABLE:
-        command = parser.commands[args.command]
-        if args.config is not None:
-            from ..config import ConfigError
-
-            try:
-                applied = apply_config(command, args, command_tokens(argv, args.command), args.command)
-            except ConfigError as exc:
-                print(f"nirvision {args.command}: error: --config {exc}", file=sys.stderr)
-                return 2
-        check_required(command, args)
+        check_required(parser.commands[args.command], args)
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -6,6 +6,7 @@ The file is a ``torch.save`` of plain containers and tensors, read back with
 from __future__ import annotations
 
 import logging
+import math
 import pickle
 import re
 import warnings
@@ -70,9 +71,16 @@ def _allowed_globals() -> set[str]:
         return {"collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter"}
 
 
+# A legacy (non-zip) torch.save file is pickles one after another: the magic number, the
+# protocol, system info, the object, its storage keys; raw tensor bytes follow, which are no pickle.
+LEGACY_PICKLES = 5
+
+
 def _pickle_globals(path: Path, limit: int = 1 << 26) -> list[str]:
-    """``module.name`` of each global the pickle in ``path`` (a torch zip file or a bare pickle)
-    refers to, in order, read with ``pickletools`` (which runs nothing); best effort."""
+    """``module.name`` of each global the pickles in ``path`` (a torch zip file, a legacy torch
+    file or a bare pickle) refer to, in order, read with ``pickletools`` (which runs nothing);
+    best effort."""
+    import io
     import pickletools
     import zipfile
 
@@ -87,23 +95,27 @@ def _pickle_globals(path: Path, limit: int = 1 << 26) -> list[str]:
     except (OSError, zipfile.BadZipFile, KeyError):
         return []
     found: list[str] = []
-    recent: list[str | None] = []  # what the last opcodes pushed (None: not a string)
-    memo: dict[int, str | None] = {}
+    stream = io.BytesIO(data)
     try:
-        for op, arg, _ in pickletools.genops(data):
-            if op.name == "GLOBAL" and isinstance(arg, str):
-                found.append(arg.replace(" ", ".", 1))
-            elif op.name == "STACK_GLOBAL" and len(recent) >= 2 and isinstance(recent[-2], str) and isinstance(recent[-1], str):
-                found.append(f"{recent[-2]}.{recent[-1]}")
-            elif "UNICODE" in op.name or "STRING" in op.name:
-                recent.append(arg if isinstance(arg, str) else None)
-            elif op.name in ("GET", "BINGET", "LONG_BINGET"):
-                recent.append(memo.get(arg))
-            elif op.name == "MEMOIZE":
-                memo[len(memo)] = recent[-1] if recent else None
-            elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[arg] = recent[-1] if recent else None
-    except Exception:  # noqa: BLE001 - a damaged pickle: what was found so far
+        for _ in range(LEGACY_PICKLES):  # a legacy file's object (and any code in it) is its 4th pickle
+            if stream.tell() >= len(data):
+                break
+            recent: list[str | None] = []  # what the last opcodes pushed (None: not a string)
+            memo: dict[int, str | None] = {}
+            for op, arg, _ in pickletools.genops(stream):  # reads up to this pickle's STOP
+                if op.name == "GLOBAL" and isinstance(arg, str):
+                    found.append(arg.replace(" ", ".", 1))
+                elif op.name == "STACK_GLOBAL" and len(recent) >= 2 and isinstance(recent[-2], str) and isinstance(recent[-1], str):
+                    found.append(f"{recent[-2]}.{recent[-1]}")
+                elif "UNICODE" in op.name or "STRING" in op.name:
+                    recent.append(arg if isinstance(arg, str) else None)
+                elif op.name in ("GET", "BINGET", "LONG_BINGET"):
+                    recent.append(memo.get(arg))
+                elif op.name == "MEMOIZE":
+                    memo[len(memo)] = recent[-1] if recent else None
+                elif op.name in ("PUT", "BINPUT", "LONG_BINPUT"):
+                    memo[arg] = recent[-1] if recent else None
+    except Exception:  # noqa: BLE001 - a damaged pickle, or bytes after a bare one: what was found so far
         pass
     # pickle protocols 0-2 (torch.save's default) spell the builtins module as Python 2 did
     return [("builtins." + g[len("__builtin__."):]) if g.startswith("__builtin__.") else g for g in found]
@@ -176,9 +188,9 @@ def model_mismatch(stored: ModelConfig, target: ModelConfig, roles: Iterable[str
     return None
 
 
-def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
-    """Load ``state`` into ``module`` strictly; on mismatch say which tensors differ and how."""
-    own = module.state_dict()
+def misfit(own: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str | None:
+    """Which tensors of ``state`` do not fit a module's state dict ``own`` (missing, extra, of
+    another shape), named with their shapes; None where all fit."""
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     shapes = sorted(
@@ -186,20 +198,86 @@ def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -
         for k in set(own) & set(state)
         if tuple(state[k].shape) != tuple(own[k].shape)
     )
-    if missing or unexpected or shapes:
-        parts = []
-        for label, items in (("missing from checkpoint", missing), ("not in model", unexpected), ("shape differs", shapes)):
-            if items:
-                shown = ", ".join(items[:6]) + (f", ... ({len(items)} in all)" if len(items) > 6 else "")
-                parts.append(f"{label}: {shown}")
-        raise CheckpointError(f"{what} does not fit the model: " + "; ".join(parts))
+    parts = []
+    for label, items in (("missing from checkpoint", missing), ("not in model", unexpected), ("shape differs", shapes)):
+        if items:
+            shown = ", ".join(items[:6]) + (f", ... ({len(items)} in all)" if len(items) > 6 else "")
+            parts.append(f"{label}: {shown}")
+    return "; ".join(parts) or None
+
+
+def load_into(module: nn.Module, state: Mapping[str, torch.Tensor], what: str) -> None:
+    """Load ``state`` into ``module`` strictly; on mismatch say which tensors differ and how."""
+    why = misfit(module.state_dict(), state)
+    if why:
+        raise CheckpointError(f"{what} does not fit the model: {why}")
     module.load_state_dict(state, strict=True)
+
+
+def stored_sizes(kind: str, state: Mapping[str, torch.Tensor], config: Any) -> dict[str, tuple[int, str]]:
+    """The sizes of a network of type ``kind`` that its tensors in ``state`` tell (the config
+    keys that make it large: width, depth, ...): key -> (value, the tensors that tell it)."""
+    def shape(name: str, ndim: int) -> tuple[int, ...] | None:
+        t = state.get(name)
+        return tuple(t.shape) if isinstance(t, torch.Tensor) and t.ndim == ndim else None
+
+    def indices(prefix: str) -> list[int]:
+        """The N of the tensors named ``prefix.N. ...``, in order."""
+        return sorted({int(m.group(1)) for k in state if (m := re.match(re.escape(prefix) + r"\.(\d{1,9})\.", k))})
+
+    def told(prefix: str, found: list[int]) -> str:
+        return f"{prefix}.{{{','.join(map(str, found))}}}" if len(found) <= 8 else f"{len(found)} {prefix}.N"
+
+    found = {}
+    if kind == "mpfnet":  # heads.S: the scales' first 3x3 convs, from in_channels*stem**2 to width
+        heads, encoders = indices("heads"), indices("febs.0.encoders")
+        if heads:
+            found["scales"] = (len(heads), told("heads", heads))
+        head = shape("heads.0.weight", 4)
+        if head:
+            found["width"] = (head[0], f"heads.0.weight {head}")
+            stem = math.isqrt(head[1] // config.in_channels)
+            if stem * stem * config.in_channels == head[1]:
+                found["stem"] = (stem, f"heads.0.weight {head}")
+        if encoders:  # one encoder step per UNet level
+            found["depth"] = (len(encoders), told("febs.0.encoders", encoders))
+    elif kind == "patchgan":  # net.I: the 4x4 convs (layers + 2 of them) and their norms
+        first = shape("net.0.weight", 4)
+        if first:
+            found["width"] = (first[0], f"net.0.weight {first}")
+        convs = [i for i in indices("net") if shape(f"net.{i}.weight", 4)]
+        if len(convs) > 2:
+            found["layers"] = (len(convs) - 2, "4x4 convs " + told("net", convs))
+    return found
+
+
+def check_fits(config: ModelConfig, role: str, state: Any, what: str) -> None:
+    """Refuse ``state`` (a network's tensors) for ``role`` of ``config`` before the network is
+    built: a model config that asks for another size than its tensors (a damaged or edited
+    file; one that would take all memory) is named by key, then any other misfit by tensor,
+    from a network built on the 'meta' device, which holds no memory."""
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"{what}: expected a mapping of tensor names to tensors, got {type(state).__name__}")
+    odd = next(((k, v) for k, v in state.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))), None)
+    if odd:
+        raise CheckpointError(f"{what}: expected a mapping of tensor names to tensors, got {odd[0]!r}: {type(odd[1]).__name__}")
+    spec = config.networks[role]
+    for key, (value, where) in stored_sizes(spec.type, state, spec.config).items():
+        if getattr(spec.config, key) != value:
+            raise CheckpointError(f"{what}: model config key '{role}.{key}' is {getattr(spec.config, key)}, its tensors were saved with "
+                                  f"{value} ({where}); expected the model config they were saved with")
+    with torch.device("meta"):
+        skeleton = config.build(role)
+    why = misfit(skeleton.state_dict(), state)
+    if why:
+        raise CheckpointError(f"{what} does not fit the model: {why}")
 
 
 def load_networks(path: str | Path, roles=INFERENCE_ROLES, config: ModelConfig | None = None) -> tuple[ModelConfig, dict[str, nn.Module], dict]:
     """Build the networks of ``roles`` from the checkpoint (or from ``config``) and load them.
 
-    A ``config`` of another model size than the checkpoint's is refused naming both sizes. A
+    A ``config`` of another model size than the checkpoint's is refused naming both sizes; one
+    that does not fit the stored tensors, before any network is built (``check_fits``). A
     training stage's output whose ``roles`` include a network that stage did not train (the
     colorizer of translate's output, the translator of pretrain's) loads with a warning: it is a
     step of training, not weights to colorize with."""
@@ -212,12 +290,14 @@ def load_networks(path: str | Path, roles=INFERENCE_ROLES, config: ModelConfig |
                                   f"or no model config (the checkpoint's own, {stored.name!r}, is then used)")
     config = config or stored
     meta = payload.get("meta", {})
-    nets = {}
-    for role in roles:
+    for role in roles:  # every network checked before any is built: a bad one takes no memory or time
         if role not in config.networks:
             raise CheckpointError(f"checkpoint {path}: model config has no network '{role}'")
         if role not in payload["networks"]:
             raise CheckpointError(f"checkpoint {path}: holds no weights for '{role}' (it has: {', '.join(payload['networks'])})")
+        check_fits(config, role, payload["networks"][role], f"checkpoint {path}, network '{role}'")
+    nets = {}
+    for role in roles:
         net = config.build(role)
         load_into(net, payload["networks"][role], f"checkpoint {path}, network '{role}'")
         nets[role] = net

@@ -9,6 +9,7 @@ from torch import nn
 
 from ..config import ConfigError, load_dataclass, read_yaml, to_dict
 from .discriminators import PatchDiscriminator, PatchGANConfig
+from .feb import level_widths
 from .mpfnet import MPFNet, MPFNetConfig
 
 NETWORKS: dict[str, tuple[type[nn.Module], type]] = {
@@ -27,6 +28,16 @@ ROLE_TYPES = {
     "image_discriminator": "patchgan",
     "feature_discriminator": "patchgan",
 }
+
+# The largest value of each size a config may give, by network type: well above the paper's
+# (MPFNet width 32, 4 UNet levels, 3 scales; PatchGAN 64 wide, 3 layers), yet far from sizes
+# that take the machine's memory or build for minutes (a checkpoint's model_config is read
+# before its tensors).
+LIMITS: dict[str, dict[str, int]] = {
+    "mpfnet": {"in_channels": 16, "out_channels": 16, "width": 256, "depth": 8, "scales": 6, "max_width_mult": 64, "ca_reduction": 256, "stem": 16},
+    "patchgan": {"in_channels": 16, "width": 256, "layers": 6},
+}
+MAX_UNET_WIDTH = 2048  # channels of an MPFNet's widest UNet level (the paper's: 256)
 
 
 @dataclass
@@ -66,7 +77,16 @@ def parse_network(data: Any, source: str, key: str) -> NetworkSpec:
         raise ConfigError(source, f"{key}.type", f"unknown network type {kind!r}; expected one of: {', '.join(NETWORKS)}")
     _, cfg_cls = NETWORKS[kind]
     body = {k: v for k, v in data.items() if k != "type"}
-    return NetworkSpec(kind, load_dataclass(cfg_cls, body, source=source, prefix=key))
+    config = load_dataclass(cfg_cls, body, source=source, prefix=key)  # checks the sizes are positive
+    for name, most in LIMITS[kind].items():
+        if getattr(config, name) > most:
+            raise ConfigError(source, f"{key}.{name}", f"expected an integer from 1 to {most}, got {getattr(config, name)}")
+    if kind == "mpfnet":
+        widest = level_widths(config.width, config.depth, config.max_width_mult)[-1]
+        if widest > MAX_UNET_WIDTH:
+            raise ConfigError(source, key, f"the widest UNet level, width {config.width} x min(max_width_mult {config.max_width_mult}, "
+                                           f"2**depth {2 ** config.depth}), has {widest} channels; expected at most {MAX_UNET_WIDTH}")
+    return NetworkSpec(kind, config)
 
 
 def parse_model_config(data: Any, source: str = "", require_training: bool = False) -> ModelConfig:
