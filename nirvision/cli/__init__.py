@@ -128,6 +128,21 @@ def _interrupted_early(argv: list[str], parsed: list) -> int:
     return 130
 
 
+def _printable(text) -> str:
+    from ..io.redact import printable
+
+    return printable(text)
+
+
+class _OneLineFormatter(logging.Formatter):
+    """Log messages on one line each: a file name's newline or terminal escape is shown escaped,
+    so that it cannot forge a line of the log (a traceback after it keeps its lines)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = _printable(record.message)
+        return super().formatMessage(record)
+
+
 def _main(argv: list[str], parsed: list) -> int:
     from ..config import ConfigError
     from .options_file import check_required, name_the_key
@@ -142,11 +157,9 @@ def _main(argv: list[str], parsed: list) -> int:
         return 2
     if args.command in CONFIGURABLE:
         check_required(parser.commands[args.command], args)
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING - 10 * min(args.verbose, 2), handlers=[handler])
     from ..errors import usage_errors
 
     usage = usage_errors()  # imported now: a Ctrl-C while a command imports torch must not import it again in the except clause
@@ -156,7 +169,7 @@ def _main(argv: list[str], parsed: list) -> int:
         if args.debug:  # the traceback, and still the exit code of an input error
             traceback.print_exc()
         message = name_the_key(str(exc), applied, args.config[0], args) if applied else str(exc)
-        print(f"nirvision {args.command}: error: {message}", file=sys.stderr)
+        print(f"nirvision {args.command}: error: {_printable(message)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nirvision {args.command}: interrupted", file=sys.stderr)
@@ -164,7 +177,7 @@ def _main(argv: list[str], parsed: list) -> int:
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
         if args.debug:
             traceback.print_exc()
-        print(f"nirvision {args.command}: failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"nirvision {args.command}: failed: {type(exc).__name__}: {_printable(exc)}", file=sys.stderr)
         return 1
 
 
