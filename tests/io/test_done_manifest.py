@@ -74,6 +74,9 @@ def test_an_interrupted_video_is_not_recorded_and_is_redone(tmp_path, tiny_model
     stopped = threading.Event()
     request_stop = engine.Engine.request_stop
     monkeypatch.setattr(engine.Engine, "request_stop", lambda self, reason="stopped": (request_stop(self, reason), stopped.set()))
+    runs = []
+    run = engine.Engine.run
+    monkeypatch.setattr(engine.Engine, "run", lambda self: (runs.append(self), run(self))[1])
     open_source = io.open_source
 
     def interrupted(spec, **kw):
@@ -82,7 +85,8 @@ def test_an_interrupted_video_is_not_recorded_and_is_redone(tmp_path, tiny_model
             class Interrupted(type(source)):
                 def __iter__(self):
                     for i, frame in enumerate(super().__iter__()):
-                        if i == 3:
+                        if i == 3:  # once frames 0-2 are written (a loaded machine may not have got to them yet)
+                            wait_for(lambda: runs[-1].stats.frames_out >= 3, 60, "frames 0-2 of b.mp4 written")
                             os.kill(os.getpid(), signal.SIGTERM)
                             wait_for(stopped.is_set, 60, "the engine told to stop")
                         yield frame

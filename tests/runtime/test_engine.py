@@ -2,13 +2,14 @@
 import signal
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
 
 from nirvision.errors import InputError
 from nirvision.io import open_sink, open_source
-from nirvision.io.base import Sink
+from nirvision.io.base import Frame, Sink
 from nirvision.runtime.engine import Engine, EngineOptions
 from nirvision.runtime.stats import STAGES
 from tests.io.media import ListSource, RecordingSink, StubBackend, read_video, run_in_thread, wait_for
@@ -29,16 +30,60 @@ def run_recording(source, delay):
     return summary, seen
 
 
+class SteppedSource(ListSource):
+    """A live source that reads a frame only when let (``let``): the test, not the machine's
+    speed, decides how far the camera gets ahead of inference."""
+
+    def __init__(self, images):
+        super().__init__(images, live=True)
+        self._cond = threading.Condition()
+        self._allowed = 0
+        self._idle = False  # back in next() for a frame not yet let: every frame read was handed on
+        self._ended = False
+
+    def __iter__(self):
+        for i, img in enumerate(self.images):
+            with self._cond:
+                self._idle = True
+                self._cond.notify_all()
+                assert self._cond.wait_for(lambda: self._allowed > 0, 60), "never let read on"
+                self._allowed, self._idle = self._allowed - 1, False
+            self.frames_read += 1
+            yield Frame(img, index=i, pts=i, time_base=self.info.time_base, t_read=time.perf_counter())
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    def let(self, n, wait=True):
+        """Let ``n`` more frames be read and (``wait``) wait until the reader has handed them all on."""
+        with self._cond:
+            self._allowed += n
+            self._cond.notify_all()
+            assert not wait or self._cond.wait_for(lambda: self._ended or (self._idle and not self._allowed), 60), "the reader stalled"
+
+
 def test_live_source_drops_oldest_with_bounded_lag():
-    source = ListSource(indexed_frames(60), live=True, pace=0.002)
-    summary, seen = run_recording(source, delay=0.03)
+    # the camera reads 4 frames while inference runs a frame: the queue keeps the newest 2
+    source = SteppedSource(indexed_frames(60))
+    seen = []
+
+    def on_call(f):  # (frame index, frames the source had read) as inference takes the frame
+        seen.append((int(f[0, 0, 0]), source.frames_read))
+        source.let(4)
+
+    source.let(1, wait=False)  # frame 0 (the run has not started: nothing reads it yet)
+    sink = RecordingSink()
+    summary = Engine(source, [sink], StubBackend(on_call=on_call), EngineOptions(queue_size=QUEUE)).run()
     assert summary["frames_in"] == 60
-    assert summary["dropped"] > 0
-    assert summary["frames_out"] + summary["dropped"] == 60
-    indexes = [i for i, _ in seen]
-    assert indexes == sorted(indexes) and indexes[-1] == 59  # in order, and the newest frame made it
-    # when inference takes frame i, at most the queue plus the frame in the reader's hand are newer
-    assert max(produced - 1 - i for i, produced in seen) <= QUEUE + 1
+    assert summary["frames_out"] + summary["dropped"] == 60 and summary["frames_out"] == len(sink.written)
+    # frame 0, then each time the older of the newest two (3: 1 and 2 were dropped for 3 and 4), then
+    # the two left at the end; when inference takes frame i, only the one behind it in the queue is newer
+    want = [0] + list(range(3, 56, 4)) + [58, 59]
+    assert [i for i, _ in seen] == want
+    assert [produced for _, produced in seen] == [1] + [i + 2 for i in range(3, 56, 4)] + [60, 60]
+    assert summary["dropped"] >= 60 - len(want)  # (the writer's queue drops too, if the writer falls behind)
+    written = [i for i, _, _ in sink.written]
+    assert written == sorted(written) and set(written) <= set(want) and written[-1] == 59  # in order, the newest made it
 
 
 def test_file_like_source_never_drops():
@@ -148,21 +193,38 @@ class Pending:
 
 
 def test_frames_in_flight_at_a_stop_are_written_not_lost(tmp_path):
+    # frames 0-9 written, 10-12 in flight (their inference held) when the stop comes; the writer's
+    # queue (4) has room for all three: they are finished and written after the stop, in order
+    # (a full queue at a stop refuses them: test_a_frame_refused_at_a_stop_leaves_no_hole)
     source = ListSource(indexed_frames(250))
-    seen = []
-    backend = OverlappingStub(delay=0.02, on_call=lambda f: seen.append(int(f[0, 0, 0])))
+    seen, held = [], threading.Event()
+    backend = OverlappingStub(on_call=lambda f: seen.append(int(f[0, 0, 0])))
+    real_infer = backend.infer_uint8
+
+    def infer(frames):
+        out = real_infer(frames)
+        if int(frames[0, 0, 0]) >= 10:
+            assert held.wait(60), "never released"
+        return out
+
+    backend.infer_uint8 = infer
     recording = RecordingSink()
-    engine = Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info), recording], backend, EngineOptions(queue_size=QUEUE))
+    engine = Engine(source, [open_sink(str(tmp_path / "out.mp4"), source.info), recording], backend, EngineOptions(queue_size=4))
     thread, box = run_in_thread(engine.run)
-    wait_for(lambda: engine.stats.frames_out >= 10, 60, "ten frames written")
-    engine.request_stop("test")
-    thread.join(60)
+    try:
+        wait_for(lambda: len(recording.written) == 10 and len(seen) == 13, 60, "frames 0-9 written, 10-12 in flight")
+        engine.request_stop("test")
+    finally:
+        held.set()
+        thread.join(60)
+    assert not thread.is_alive() and "error" not in box, box.get("error")
     summary = box["result"]
     written = summary["frames_out"]
+    # every frame whose inference had started is written: 0-12, and 13 if the loop took it as it let go of 10
+    assert seen == list(range(len(seen))) and written == len(seen) in (13, 14)
     assert len(read_video(tmp_path / "out.mp4")["times"]) == written
     assert summary["frames_in"] == written + summary["discarded"] and summary["dropped"] == 0
-    # the frames whose inference had started are finished and written, in order
-    assert written >= len(seen) - 1 and summary["discarded"] <= QUEUE + 2
+    assert summary["discarded"] <= 4 + 1  # the reader's queue and the frame in its hand
     assert [(i, int(image[0, 0, 0])) for i, image, _ in recording.written] == [(i, i) for i in range(written)]
 
 
