@@ -28,6 +28,7 @@ from ...models import NIRColorizerNet
 from .base import BackendUnavailable
 from .export import import_onnx
 from .exported import ExportedGraphBackend
+from .sigstack import kept_signal_stack
 
 log = logging.getLogger(__name__)
 
@@ -38,11 +39,35 @@ HINTS = {"fp32": "f32", "bf16": "bf16", "int8": "f32"}  # int8: quantized ops ru
 def import_openvino():
     """The ``openvino`` module, or BackendUnavailable saying how to install it."""
     try:
-        import openvino
+        return _import_without_telemetry()
     except ImportError:
         raise BackendUnavailable("openvino: the openvino package is not installed (pip install 'nirvision[openvino]')") from None
     except Exception as exc:  # noqa: BLE001 - a broken install (missing shared libraries) raises all sorts
         raise BackendUnavailable(f"openvino: the openvino package failed to import ({type(exc).__name__}: {exc})") from None
+
+
+def _import_without_telemetry():
+    """``import openvino`` without its telemetry: by default that import sends a usage event to
+    Google Analytics and writes a client id under ``~/intel``, and OpenVINO's only off switch is
+    the user-wide ``opt_in_out --opt_out``. Its model converter sends nothing (a stub) when
+    ``openvino_telemetry`` cannot be imported, so that is made unimportable while openvino first
+    loads, and importable again after, for anyone who uses it on purpose."""
+    import sys
+
+    block = "openvino" not in sys.modules and "openvino_telemetry" not in sys.modules
+    if block:
+        sys.modules["openvino_telemetry"] = None  # importing it raises ImportError
+    try:
+        import openvino
+    except ImportError as exc:
+        if not (block and (exc.name or "").startswith("openvino_telemetry")):
+            raise
+        del sys.modules["openvino_telemetry"]  # a release that cannot load without it: as it is
+        block = False
+        import openvino
+    finally:
+        if block and sys.modules.get("openvino_telemetry", False) is None:
+            del sys.modules["openvino_telemetry"]
     return openvino
 
 
@@ -59,7 +84,8 @@ def native_bf16() -> bool:
     """Whether OpenVINO is installed and runs bf16 natively on this CPU (``--precision auto``
     then means bf16, as it means fp16 on CUDA)."""
     try:
-        return "BF16" in cpu_capabilities(import_openvino().Core())
+        with kept_signal_stack():
+            return "BF16" in cpu_capabilities(import_openvino().Core())
     except BackendUnavailable:
         return False
 
@@ -78,8 +104,9 @@ class OpenVINOBackend(ExportedGraphBackend):
             raise BackendUnavailable(f"openvino: runs on the CPU only (asked for {device}); on CUDA use tensorrt, onnxruntime or eager")
         if precision not in PRECISIONS:
             raise BackendUnavailable(f"openvino: precision {precision!r} is not supported; expected one of: {', '.join(PRECISIONS)}")
-        core = ov.Core()
-        caps = cpu_capabilities(core)
+        with kept_signal_stack():
+            core = ov.Core()
+            caps = cpu_capabilities(core)
         if precision == "bf16" and "BF16" not in caps:
             raise BackendUnavailable("openvino bf16: this CPU has no native bf16 (AVX-512 BF16 / AMX), where OpenVINO would run fp32 "
                                      "instead; use --precision fp32")
@@ -109,5 +136,24 @@ class OpenVINOBackend(ExportedGraphBackend):
         return compiled.create_infer_request()
 
     def _run(self, request, data: np.ndarray) -> np.ndarray:
-        request.infer({0: data}, share_inputs=True)
-        return np.array(request.get_output_tensor(0).data, copy=True)  # the request's buffer is reused by the next call
+        with kept_signal_stack():
+            request.infer({0: data}, share_inputs=True)
+            return np.array(request.get_output_tensor(0).data, copy=True)  # the request's buffer is reused by the next call
+
+    # OpenVINO objects are made, run and freed only inside kept_signal_stack() (see sigstack.py):
+    # building a runner, and freeing those a new size pushes out, happen in runner()
+    def runner(self, shape: tuple[int, ...], uint8_io: bool = False):
+        with kept_signal_stack():
+            return super().runner(shape, uint8_io)
+
+    def close(self) -> None:
+        with kept_signal_stack():
+            super().close()
+
+    def __del__(self) -> None:  # a backend dropped: its models, and its share of the Core, freed in here
+        try:
+            with kept_signal_stack():
+                self.close()
+                self.__dict__.pop("core", None)
+        except Exception:  # noqa: BLE001 - nothing may leave a destructor
+            pass
