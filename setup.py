@@ -11,7 +11,8 @@ setup(
     # calibrate/ too: the int8 models the engine asks for are made with `python -m calibrate` from anywhere
     packages=find_packages(include=["nirvision", "nirvision.*", "calibrate"]) + ["nirvision.configs"],
     package_dir={"nirvision.configs": "configs"},
-    package_data={"nirvision.configs": ["*/*.yaml"], "nirvision": ["weights/*.pt", "weights/*.md"]},
+    # the bundled checkpoint, its model card and the curves the card shows (tests/test_api_integration.py checks the list)
+    package_data={"nirvision.configs": ["*/*.yaml"], "nirvision": ["weights/*.pt", "weights/*.md", "weights/*.png"]},
     install_requires=[
         "torch==2.13.0",
         "numpy>=1.24",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -38,14 +39,25 @@ def build_chain(config: ModelConfig) -> NIRColorizerNet:
     return NIRColorizerNet(config.build("nir_to_gray"), config.build("colorizer"))
 
 
-def check_weights_path(weights) -> None:
-    """InputError for ``weights`` that cannot name a checkpoint file: not a path, empty, a folder."""
+def check_weights_path(weights) -> str | os.PathLike:
+    """``weights`` as a path (bytes decoded as the file system does), or an InputError for
+    ``weights`` that cannot name a checkpoint file: not a path (the message never holds the
+    data: a checkpoint's bytes are megabytes), empty, a folder."""
+    if isinstance(weights, bytes) and len(weights) <= 4096 and not any(c in weights for c in b"\0\n"):  # a path as os.fsencode gives it
+        weights = os.fsdecode(weights)
     if not isinstance(weights, (str, os.PathLike)):
-        raise InputError(f"weights {weights!r}: expected a path to a checkpoint file")
+        in_memory = isinstance(weights, (bytes, bytearray, memoryview))
+        if in_memory or hasattr(weights, "read"):
+            what = f"({len(weights)} bytes)" if in_memory else f"(a file object, {type(weights).__name__})"
+            raise InputError(f"weights {what}: expected a path to a checkpoint file; checkpoints in memory and file objects "
+                             "are not supported (write them to a file first)")
+        what = repr(weights) if len(repr(weights)) <= 60 else f"(a {type(weights).__name__})"
+        raise InputError(f"weights {what}: expected a path to a checkpoint file")
     if str(weights).strip() == "":
         raise InputError(f"weights {str(weights)!r}: empty path; expected a checkpoint file")
     if Path(weights).is_dir():
         raise InputError(f"weights {weights}: is a folder, expected a checkpoint file")
+    return weights
 
 
 def load_chain(weights: str | Path | None = None, model: str | None = None) -> tuple[NIRColorizerNet, ModelConfig, dict]:
@@ -58,7 +70,7 @@ def load_chain(weights: str | Path | None = None, model: str | None = None) -> t
         config = load_model_config(model)
         return build_chain(config), config, {"weights": None}
     if weights is not None:
-        check_weights_path(weights)
+        weights = check_weights_path(weights)
     path = Path(weights) if weights is not None else default_weights_path()
     if weights is None and not path.is_file():
         raise WeightsNotFound(f"no bundled weights at {path}; pass a checkpoint with --weights (train one with `python -m train`)")
@@ -92,7 +104,11 @@ class Colorizer:
         go to ``create_backend``: ``workers``, ``infer_scale`` (the model at that fraction of each
         frame's size), ``flip_average``, ``threads`` (CPU threads for inference, 1 to ``MAX_THREADS``:
         onnxruntime's and openvino's own, else torch's, process-wide), ``cache_dir``, ...; an
-        option no backend of that name takes is an ``InputError`` naming it."""
+        option no backend of that name takes is an ``InputError`` naming it. ``weights``: a path
+        (str, bytes or ``os.PathLike``). onnxruntime and openvino (and ``auto`` when it picks
+        them) build a model for each frame size, seconds each, and keep those of the 4 sizes
+        used last (``runtime.backends.exported.MAX_SIZES``; the exports stay in the cache): for
+        frames of ever new sizes, ``backend="eager"`` runs any size at once."""
         from .runtime.levels import band_of
 
         check_input_bits(input_bits)
@@ -136,10 +152,11 @@ class Colorizer:
         """Frames of one size -> uint8 RGB array (N, H, W, 3)."""
         nirs = [to_nir(f, name=f"frame {i}", depth=self.depth) for i, f in enumerate(frames)]
         if not nirs:
-            raise ValueError("colorize_batch: no frames given")
+            raise InputError("colorize_batch: no frames given")
         shapes = {f.shape for f in nirs}
         if len(shapes) > 1:
-            raise ValueError(f"colorize_batch: frames must share one size, got {sorted(shapes)}")
+            raise InputError(f"colorize_batch: frames must share one size, got {sorted(shapes)}; colorize frames of other sizes "
+                             f"in calls of their own")
         # in chunks of at most BATCH_PIXELS: the network's activations take about 90 bytes a
         # pixel, so 100 frames of 1080p at once would need 18 GB, and a bigger batch is no faster
         h, w = nirs[0].shape
@@ -152,7 +169,8 @@ class Colorizer:
     def colorize_video(self, source: str | Path, outputs: str | Path | Sequence[str | Path], *, start: float | None = None,
                        end: float | None = None, max_frames: int | None = None, side_by_side: bool = False, audio: bool = True,
                        live: bool | None = None, progress=None, contact_sheet: bool = False, color_frames: str = "colorize",
-                       fps: float | None = None, **sink_options) -> dict:
+                       fps: float | None = None, reconnect: int | str | None = None, open_timeout: float | None = None,
+                       read_timeout: float | None = None, stop: threading.Event | None = None, **sink_options) -> dict:
         """Colorize a whole video file, stream or camera (``source`` as ``nirvision colorize``
         takes it) into ``outputs`` (video files, image folders, ``http://HOST:PORT``) through the
         streaming engine; returns the run's summary (frames, drops, FPS, latencies; ``pieces``
@@ -166,9 +184,17 @@ class Colorizer:
         pass (frames already in colour, a day/night camera's day mode, go out as they came;
         ``nirvision.io.color_frames``). ``fps``: the frame rate of an image folder or glob (default 25;
         a camera is asked for it), as the command's ``--fps``; refused for sources with timestamps
-        of their own. One source a call: several (a list, or a folder or glob of videos, which the
-        command runs as a batch) are refused, naming the command that runs them. The backend stays
-        open for more."""
+        of their own. Live sources, as the command's options of those names: ``reconnect`` (attempts
+        after a failure, 0 or more, or "forever"; default 3), ``open_timeout`` (RTSP: seconds to wait
+        for a connection, default 10) and ``read_timeout`` (RTSP: seconds without data before
+        reconnecting, default 5). ``stop``: a ``threading.Event`` that another thread sets to end
+        the run, as the command's SIGTERM does: the outputs are finalized and the summary returned
+        (``stopped_by``: stopped); set before an output is opened (a stream still being reached),
+        none is opened, and the summary counts no frames. One source a call: several (a list, or
+        a folder or glob of videos, which the command runs as a batch) are refused, naming the
+        command that runs them. The backend stays open for more, and calls may run at once from
+        several threads (one camera each): each run follows its own stream's levels and 16-bit
+        depth."""
         from .io import open_sink, open_source
         from .io.color_frames import check_color_frames
         from .io.specs import check_distinct_outputs, check_not_source, check_range_source, opening_order
@@ -177,7 +203,7 @@ class Colorizer:
         specs = [str(outputs)] if isinstance(outputs, (str, Path)) else [str(o) for o in outputs]
         _one_source(source, specs)
         if not specs:
-            raise ValueError("colorize_video: no outputs given")
+            raise InputError("colorize_video: no outputs given")
         # the command's checks, as usage errors, before anything is opened
         start, end = _video_time(start, "start"), _video_time(end, "end")
         max_frames = _at_least_one(max_frames, "max_frames")
@@ -185,7 +211,10 @@ class Colorizer:
             raise InputError(f"colorize_video: progress {progress!r}: expected a callable given the engine's status, or None")
         sink_options = _sink_options(sink_options)
         options = {"max_frames": max_frames, "audio": audio, "input_bits": self.depth.fixed,
-                   "color_frames": check_color_frames(color_frames, "colorize_video: color_frames")}
+                   "color_frames": check_color_frames(color_frames, "colorize_video: color_frames"),
+                   **_live_options(reconnect, open_timeout, read_timeout)}
+        if stop is not None and not (callable(getattr(stop, "is_set", None)) and callable(getattr(stop, "wait", None))):
+            raise InputError(f"colorize_video: stop {stop!r}: expected a threading.Event (set it to end the run), or None")
         if fps is not None:
             options["fps"] = check_fps(fps, source, "colorize_video: fps")
         if start is not None or end is not None:
@@ -195,25 +224,55 @@ class Colorizer:
             options.update(start=start, end=end)
         check_distinct_outputs(specs)
         check_not_source(specs, str(source))
-        src = open_source(str(source), live=live, **options)
-        sinks = []
-        try:
-            sheets = []
-            if contact_sheet:  # a sheet that is one of the source's images is refused before an output is replaced
-                from .io.sheet_sink import sheets_for
+        with _StopRelay(stop) as relay:
+            try:
+                src = open_source(str(source), live=live, stop=relay.opening, **options)
+            except KeyboardInterrupt:  # an RTSP source stopped while it connects
+                if relay.stopped:
+                    return self._stopped_unopened(str(source))
+                raise
+            sinks = []
+            try:
+                sheets = []
+                if contact_sheet:  # a sheet that is one of the source's images is refused before an output is replaced
+                    from .io.sheet_sink import sheets_for
 
-                sheets = sheets_for(specs, src.info)
-            prepare_backend(self.backend, src.info)  # what cannot run is said before an output is replaced
-            for spec in opening_order(specs):
-                sinks.append(open_sink(spec, src.info, side_by_side=side_by_side, audio=audio, **sink_options))
-            sinks.extend(sheets)
-        except BaseException:
-            for sink in sinks:
-                sink.close()
-            src.close()
-            raise
-        engine_options = EngineOptions(queue_size=2 if src.live else 4, progress=progress)  # as the command: less latency live
-        return Engine(src, sinks, self.backend, engine_options).run()  # (it closes the source and the outputs)
+                    sheets = sheets_for(specs, src.info)
+                prepare_backend(self.backend, src.info)  # what cannot run is said before an output is replaced
+                if relay.stopped:  # before an output of an earlier run is replaced
+                    src.close()
+                    return self._stopped_unopened(str(source))
+                for spec in opening_order(specs):
+                    sinks.append(open_sink(spec, src.info, side_by_side=side_by_side, audio=audio, **sink_options))
+                sinks.extend(sheets)
+            except BaseException:
+                for sink in sinks:
+                    sink.close()
+                src.close()
+                raise
+            engine_options = EngineOptions(queue_size=2 if src.live else 4, progress=progress)  # as the command: less latency live
+            engine = Engine(src, sinks, self.backend, engine_options)
+            relay.attach(engine)
+            return engine.run()  # (it closes the source and the outputs)
+
+    def _stopped_unopened(self, source: str) -> dict:
+        """The summary of a run whose ``stop`` came before its outputs were opened: no frames."""
+        from .io.base import Source, SourceInfo
+        from .io.redact import redact_url
+        from .io.specs import source_kind
+        from .runtime.engine import Engine
+
+        kind = source_kind(source)
+
+        class Unopened(Source):
+            info = SourceInfo(kind=kind, description=redact_url(source), live=kind in ("rtsp", "camera"))
+
+            def __iter__(self):
+                return iter(())
+
+        engine = Engine(Unopened(), [], self.backend)
+        engine.request_stop("stopped")
+        return engine.run()
 
     def close(self) -> None:
         self.backend.close()
@@ -226,6 +285,67 @@ class Colorizer:
 
 
 SINK_OPTIONS = ("crf", "preset", "threads", "segment", "keep")
+
+
+class _StopRelay:
+    """Hands the caller's ``stop`` event on to what runs now: the opening of the source
+    (``opening``, which an RTSP source watches while it connects) and then the engine
+    (``request_stop``). A thread looks at it every ``POLL_S`` while the call lasts (an Event
+    cannot call back); the caller's event is only read, so that it can serve another call."""
+
+    POLL_S = 0.1
+
+    def __init__(self, stop):
+        self.stop, self.opening, self.stopped = stop, threading.Event(), False
+        self._engine, self._lock, self._done = None, threading.Lock(), threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="nirvision-stop", daemon=True) if stop is not None else None
+
+    def __enter__(self):
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _watch(self) -> None:
+        while not self._done.is_set():
+            if self.stop.wait(self.POLL_S):
+                with self._lock:
+                    self.stopped = True
+                    self.opening.set()
+                    if self._engine is not None:
+                        self._engine.request_stop("stopped")
+                return
+
+    def attach(self, engine) -> None:
+        """The engine that runs now: stopped at once if the stop came already."""
+        with self._lock:
+            self._engine = engine
+            if self.stopped:
+                engine.request_stop("stopped")
+
+
+def _live_options(reconnect, open_timeout, read_timeout) -> dict:
+    """``colorize_video``'s live source options checked as the command checks ``--reconnect``,
+    ``--open-timeout`` and ``--read-timeout``; only those given (the rest keep their defaults)."""
+    out = {}
+    if reconnect is not None:
+        text = str(reconnect).strip().lower()
+        whole = isinstance(reconnect, (int, np.integer)) and not isinstance(reconnect, bool)
+        if not (whole and reconnect >= 0 or isinstance(reconnect, str) and (text == "forever" or text.isdigit())):
+            raise InputError(f"colorize_video: reconnect {reconnect!r}: expected a number of attempts (0 or more) or 'forever'")
+        out["reconnect"] = text if text == "forever" else int(text)
+    for name, value in (("open_timeout", open_timeout), ("read_timeout", read_timeout)):
+        if value is None:
+            continue
+        number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+        if not number or not 0 < value < float("inf"):
+            raise InputError(f"colorize_video: {name} {value!r}: expected a positive number of seconds")
+        out[name] = float(value)
+    return out
 
 
 def _one_source(source, outputs: list[str]) -> None:

@@ -6,6 +6,11 @@ class InputError(ValueError):
     """A source, sink, path or option given by the user cannot be used; the message says why."""
 
 
+class InputTypeError(InputError, TypeError):
+    """An InputError for a value of the wrong kind (a list or a tensor where a numpy array is
+    expected); still a TypeError, as such errors were before."""
+
+
 class OutputFull(InputError):
     """An output cannot be written for want of space (disk full, quota): the next would fail alike."""
 

@@ -110,6 +110,7 @@ class Engine:
         self.stop_reason: str | None = None
         self._errors: list[BaseException] = []
         self._last_shape: tuple[int, ...] | None = None
+        self._frames_to = backend  # what frames are submitted to: the backend, or the run's stream of it (``start_stream``)
 
     # control ----------------------------------------------------------------------------
     def request_stop(self, reason: str = "stopped") -> None:
@@ -266,7 +267,7 @@ class Engine:
             self.stats.times.add("pre", time.perf_counter() - t0)
             return _Passed(frame.color)
         self.stats.times.add("pre", time.perf_counter() - t0)
-        return self.backend.submit(nir[None])
+        return self._frames_to.submit(nir[None])
 
     def _emit(self, frame: Frame, pending) -> None:
         """Wait for ``frame``'s output and pass it on to the writer."""
@@ -302,8 +303,9 @@ class Engine:
         for sink in self.sinks:
             sink.watch(self.status)
         start = getattr(self.backend, "start_stream", None)
-        if start is not None:  # wrappers that follow a stream (levels) start afresh; image folders are not one
-            start(getattr(self.source, "continuous", True))
+        # wrappers that follow a stream (levels) start afresh, and give the run a stream of its own to
+        # submit to (runs at once through one backend do not share it); image folders are not one
+        self._frames_to = (start(getattr(self.source, "continuous", True)) if start is not None else None) or self.backend
         reader = threading.Thread(target=self._reader, name="nirvision-reader", daemon=True)
         writer = threading.Thread(target=self._writer, name="nirvision-writer", daemon=True)
         reader.start()
@@ -318,7 +320,7 @@ class Engine:
         finally:
             self.stats.thread_cpu["inference_loop"] = time.thread_time() - loop_cpu
             self._outq.put_final(_End())
-            self._finish(reader)
+            self._finish(reader, writer)
         if self._errors:
             raise self._errors[0]
         return self.summary()
@@ -394,7 +396,7 @@ class Engine:
                 else:
                     self._emit(frame, p)
 
-    def _finish(self, reader: threading.Thread) -> None:
+    def _finish(self, reader: threading.Thread, writer: threading.Thread) -> None:
         """Wait for the writer (it closes the sinks), then stop the source and the reader."""
         # an Event, not writer.join(): a KeyboardInterrupt in Thread.join() marks a live thread
         # as ended in Python 3.11 (bpo-45274's fix), and the outputs would not be waited for
@@ -408,6 +410,15 @@ class Engine:
                 interrupted = exc
                 self.request_stop("interrupted")
                 log.warning("engine: finishing the outputs first (Ctrl-C again to abandon them)")
+        # and for the writer thread to end: it still frees its last frames, and an interpreter
+        # that exits meanwhile kills it inside a destructor (SIGABRT). The outputs are closed, so
+        # it has nothing left that could stall; a Ctrl-C here is the run's interruption
+        try:
+            writer.join(self.options.join_timeout)
+        except KeyboardInterrupt as exc:
+            if interrupted is not None:
+                raise
+            interrupted = exc
         self.stats.cpu_end = process_cpu_s()
         self._stop.set()
         self.source.close()  # also cuts short a live source's reconnection wait

@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 
 
 def to_model_input(frames: np.ndarray) -> torch.Tensor:
@@ -104,6 +104,12 @@ class SampleDepth:
         return (frame >> (self.bits - 8)).astype(np.uint8)  # every value fits: the depth holds the largest seen
 
 
+def _shown(value) -> str:
+    """A pixel value for a message: 3 digits, or as many as show it outside [0, 1] (1.0000001, not 1)."""
+    short = f"{value:.3g}"
+    return short if value == float(short) or not 0 <= float(short) <= 1 else np.format_float_positional(value, trim="-")
+
+
 def to_nir(frame: np.ndarray, name: str = "frame", depth: SampleDepth | None = None) -> np.ndarray:
     """Any image (H x W, H x W x 1, H x W x 3 BGR/RGB, H x W x 4) -> one uint8 NIR channel.
 
@@ -112,16 +118,16 @@ def to_nir(frame: np.ndarray, name: str = "frame", depth: SampleDepth | None = N
     (a stream's ``SampleDepth``; without one, by this frame's own largest value).
     """
     if not isinstance(frame, np.ndarray):
-        raise TypeError(f"{name}: expected a numpy array, got {type(frame).__name__}")
+        raise InputTypeError(f"{name}: expected a numpy array, got {type(frame).__name__}")
     if frame.dtype not in (np.uint8, np.uint16, np.float16, np.float32, np.float64):
-        raise ValueError(f"{name}: expected uint8, uint16 or float (16, 32 or 64-bit) pixels, got {frame.dtype}")
+        raise InputError(f"{name}: expected uint8, uint16 or float (16, 32 or 64-bit) pixels, got {frame.dtype}")
     # the shape first: a frame refused must not change the stream's depth; alpha is no picture
     if frame.ndim == 3 and frame.shape[2] in (1, 3, 4):
         frame = frame[:, :, 0] if frame.shape[2] == 1 else frame[:, :, :3]
     elif frame.ndim != 2:
-        raise ValueError(f"{name}: expected an H x W (or H x W x 1/3/4) image, got shape {frame.shape}")
+        raise InputError(f"{name}: expected an H x W (or H x W x 1/3/4) image, got shape {frame.shape}")
     if frame.shape[0] < 1 or frame.shape[1] < 1:
-        raise ValueError(f"{name}: empty image of shape {frame.shape}")
+        raise InputError(f"{name}: empty image of shape {frame.shape}")
     if frame.dtype == np.uint16:
         if frame.ndim == 3:  # one channel first, so that the depth is the picture's
             frame = np.round(frame.astype(np.float32).mean(axis=2)).astype(np.uint16)
@@ -129,9 +135,9 @@ def to_nir(frame: np.ndarray, name: str = "frame", depth: SampleDepth | None = N
     elif frame.dtype != np.uint8:
         if not np.isfinite(frame).all():
             bad = np.count_nonzero(~np.isfinite(frame))
-            raise ValueError(f"{name}: float frames must hold finite values in [0, 1], got {bad} NaN or infinite pixel(s)")
+            raise InputError(f"{name}: float frames must hold finite values in [0, 1], got {bad} NaN or infinite pixel(s)")
         if frame.min() < 0 or frame.max() > 1:
-            raise ValueError(f"{name}: float frames must lie in [0, 1], got [{frame.min():.3g}, {frame.max():.3g}]")
+            raise InputError(f"{name}: float frames must lie in [0, 1], got [{_shown(frame.min())}, {_shown(frame.max())}]")
         if frame.dtype == np.float16:  # half precision (a GPU pipeline's output): scaled in float32, as float32 frames are
             frame = frame.astype(np.float32)
         frame = np.round(frame * 255).astype(np.uint8)

@@ -106,7 +106,9 @@ class BackendWrapper(Backend):
             self.inner.prepare(shape)
 
     def start_stream(self, continuous: bool = True) -> None:
-        """The engine starts a run (``continuous``: a video or live stream, not unrelated images)."""
+        """The engine starts a run (``continuous``: a video or live stream, not unrelated images).
+        None: its frames go to this backend; a wrapper with state of its own for each run
+        (``levels.LevelsInference``) returns what to ``submit`` the run's frames to instead."""
         start = getattr(self.inner, "start_stream", None)
         if start is not None:
             start(continuous)

@@ -3,8 +3,10 @@
 Both load the cached export of ``export.py`` (for the engine, the graph that takes uint8
 frames and returns uint8 RGB; float tensors for ``infer``) or the calibrated int8 model, build
 one runner per input shape on first use (an ONNX Runtime session, an OpenVINO infer request),
-and can be copied with threads of their own for ``parallel.FrameParallel``. A subclass says
-how to build a runner from the ONNX file and how to run it.
+keeps those of the ``MAX_SIZES`` frame sizes used last (a service fed pictures of ever new sizes
+would otherwise hold 8-15 MB a size for good; the ONNX files stay in the cache), and can be
+copied with threads of their own for ``parallel.FrameParallel``. A subclass says how to build a
+runner from the ONNX file and how to run it.
 
 The calibrated int8 model is quantized for one frame, (1, 1, H, W) (``python -m calibrate``
 writes one per size, whatever batch later runs it): a batch of N frames runs it frame by frame.
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import abc
 import copy
+import logging
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +28,10 @@ from ..cache import ArtefactCache, weights_hash
 from ..frames import from_model_output_numpy, to_model_input_numpy
 from .base import Backend
 from .export import check_shape, onnx_model
+
+log = logging.getLogger(__name__)
+
+MAX_SIZES = 4  # frame sizes (H x W) whose runners are kept; the least recently used size's go first
 
 
 class ExportedGraphBackend(Backend):
@@ -40,7 +48,9 @@ class ExportedGraphBackend(Backend):
         self.cache = ArtefactCache(cache_dir)
         self.int8_model = Path(int8_model) if int8_model else None
         self.digest = weights_hash(self.net)
-        self.runners: dict[tuple[tuple[int, ...], bool], object] = {}
+        # (input shape, uint8 graph) -> runner, least recently used first
+        self.runners: OrderedDict[tuple[tuple[int, ...], bool], object] = OrderedDict()
+        self._runners_lock = threading.Lock()
 
     @property
     def graph_precision(self) -> str:
@@ -63,7 +73,7 @@ class ExportedGraphBackend(Backend):
         if not self.can_replicate:
             return super().replica(threads)
         twin = copy.copy(self)  # the network, cache and options are only read
-        twin.threads, twin.runners = threads, {}
+        twin.threads, twin.runners, twin._runners_lock = threads, OrderedDict(), threading.Lock()
         return twin
 
     @property
@@ -77,14 +87,35 @@ class ExportedGraphBackend(Backend):
         shape = check_shape(shape, f"{self.name} input")
         if self.one_frame_graph:
             shape = (1, *shape[1:])
-        found = self.runners.get((shape, uint8_io))
+        key = (shape, uint8_io)
+        found = self._kept(key)
         if found is None:
             with self._build_lock:
-                found = self.runners.get((shape, uint8_io))
+                found = self._kept(key)
                 if found is None:
                     found = self._build(shape, uint8_io, self.model_path(shape, uint8_io))
-                    self.runners[(shape, uint8_io)] = found
+                    self._keep(key, found)
         return found
+
+    def _kept(self, key):
+        """The runner kept for ``key``, now the most recently used; None if there is none."""
+        with self._runners_lock:
+            found = self.runners.get(key)
+            if found is not None:
+                self.runners.move_to_end(key)
+            return found
+
+    def _keep(self, key, runner) -> None:
+        """Keep ``runner``, and only those of the MAX_SIZES frame sizes used last (a runner in
+        use elsewhere lives on until its call returns)."""
+        with self._runners_lock:
+            self.runners[key] = runner
+            sizes = list(dict.fromkeys(k[0][2:] for k in reversed(self.runners)))  # the most recently used first
+            for size in sizes[MAX_SIZES:]:
+                for k in [k for k in self.runners if k[0][2:] == size]:
+                    del self.runners[k]
+                log.info("%s: released the runners for %s frames (kept: the %d sizes used last)", self.name,
+                         "x".join(map(str, size[::-1])), MAX_SIZES)
 
     @abc.abstractmethod
     def _build(self, shape: tuple[int, ...], uint8_io: bool, path: Path):
@@ -120,4 +151,5 @@ class ExportedGraphBackend(Backend):
         return from_model_output_numpy(self._run_float(x))
 
     def close(self) -> None:
-        self.runners.clear()
+        with self._runners_lock:
+            self.runners.clear()

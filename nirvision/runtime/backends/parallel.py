@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
+from ...errors import InputError
 from .base import Backend, BackendUnavailable, Pending, run_in_order
 
 log = logging.getLogger(__name__)
@@ -40,9 +41,9 @@ def resolve_workers(workers: int | str | None, backend: Backend, threads: int | 
     try:
         k = int(workers)
     except (TypeError, ValueError):
-        raise ValueError(f"workers: expected a positive integer or 'auto', got {workers!r}") from None
+        raise InputError(f"workers: expected a positive integer or 'auto', got {workers!r}") from None
     if k < 1:
-        raise ValueError(f"workers: expected a positive integer or 'auto', got {workers!r}")
+        raise InputError(f"workers: expected a positive integer or 'auto', got {workers!r}")
     return k
 
 

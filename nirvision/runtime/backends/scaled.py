@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...errors import InputError
 from .base import BackendWrapper
 
 DETAIL = 0.5  # share of the NIR's fine detail added back (measured best of 0, 0.5 and 1 above)
@@ -32,13 +33,13 @@ MIN_SCALE = 0.05  # below this the colours would come from a thumbnail
 
 
 def check_scale(scale) -> float:
-    """``scale`` as a float in [MIN_SCALE, 1], or ValueError saying what was expected."""
+    """``scale`` as a float in [MIN_SCALE, 1], or an InputError saying what was expected."""
     try:
         value = float(scale)
     except (TypeError, ValueError):
         value = float("nan")
     if not MIN_SCALE <= value <= 1.0:
-        raise ValueError(f"infer scale {scale!r}: expected a number from {MIN_SCALE} to 1 (1: the frame's own size)")
+        raise InputError(f"infer scale {scale!r}: expected a number from {MIN_SCALE} to 1 (1: the frame's own size)")
     return value
 
 
