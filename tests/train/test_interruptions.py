@@ -19,6 +19,7 @@ from train.export import model_card
 from train.loop import StageRunner
 
 from .conftest import tiny_config
+from .test_model_size_and_export import card_meta
 from .test_stages import MODEL, run_stage
 
 
@@ -147,10 +148,7 @@ def test_wall_time_counts_validation_and_is_what_the_card_reports(paired_dir, tm
 
 def test_model_card_reports_the_wall_time_and_says_what_older_outputs_count():
     cfg = tiny_config("data", "runs")
-    meta = {"train_seconds": {"translate": 4.2, "pretrain": 30.0, "finetune": 95.0}, "val": {"psnr": 12.0, "ssim": 0.3, "ae": 5.0},
-            "floor_nir_as_gray": {"psnr": 11.0, "ssim": 0.2, "ae": 6.0}, "split": {"train": 8, "val": 2, "val_names": ["a", "b"]},
-            "epochs": {"translate": 1, "pretrain": 1, "finetune": 1}, "finetune_epoch": 1, "last_val": {}, "machine": "x86_64",
-            "wall_seconds": {"translate": 10.0, "pretrain": 50.0, "finetune": 120.0}}
+    meta = card_meta({"translate": 10.0, "pretrain": 50.0, "finetune": 120.0})
     card = model_card(cfg, "c.yaml", meta, "w.pt")
     assert "- Wall time: 3.0 min in all (translate 10 s, pretrain 50 s, finetune 2.0 min; each stage's training, validation" in card
     assert "of which the training steps 2.2 min, on x86_64." in card

@@ -96,16 +96,20 @@ def test_value_range_of_one_epoch_is_a_narrow_band():
     assert lo < 0 < hi and hi - lo == pytest.approx(0.002)
 
 
+def card_meta(wall: dict | None) -> dict:
+    """An export's meta for model_card: stages of 4.2 s, 30 s and 95 s of training steps, ``wall`` in all."""
+    return {"train_seconds": {"translate": 4.2, "pretrain": 30.0, "finetune": 95.0}, "val": {"psnr": 12.0, "ssim": 0.3, "ae": 5.0},
+            "floor_nir_as_gray": {"psnr": 11.0, "ssim": 0.2, "ae": 6.0}, "split": {"train": 8, "val": 2, "val_names": ["a", "b"]},
+            "epochs": {"translate": 1, "pretrain": 1, "finetune": 1}, "finetune_epoch": 1, "last_val": {}, "machine": "x86_64",
+            "wall_seconds": wall}
+
+
 def test_wall_times_of_short_stages_read_in_seconds():
     from train.export import duration, model_card
 
     assert [duration(s) for s in (3.04, 42.4, 59.9, 90, 3540, 4608)] == ["3.0 s", "42 s", "1.0 min", "1.5 min", "59.0 min", "1.28 h"]
     cfg = tiny_config("data", "runs")
-    meta = {"train_seconds": {"translate": 4.2, "pretrain": 30.0, "finetune": 95.0}, "val": {"psnr": 12.0, "ssim": 0.3, "ae": 5.0},
-            "floor_nir_as_gray": {"psnr": 11.0, "ssim": 0.2, "ae": 6.0}, "split": {"train": 8, "val": 2, "val_names": ["a", "b"]},
-            "epochs": {"translate": 1, "pretrain": 1, "finetune": 1}, "finetune_epoch": 1, "last_val": {}, "machine": "x86_64",
-            "wall_seconds": {"translate": 4.2, "pretrain": 30.0, "finetune": 95.0}}
-    card = model_card(cfg, "c.yaml", meta, "w.pt")
+    card = model_card(cfg, "c.yaml", card_meta({"translate": 4.2, "pretrain": 30.0, "finetune": 95.0}), "w.pt")
     assert "- Wall time: 2.2 min in all (translate 4.2 s, pretrain 30 s, finetune 1.6 min; " in card
 
 
