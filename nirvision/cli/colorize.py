@@ -198,7 +198,9 @@ class Progress:
 
     def __call__(self, st: dict) -> None:
         if st["live"] or not st["frames_total"]:
-            line = (f"{st['frames_out']} frames  {st['fps']:.1f} fps  dropped {st['dropped']}  "
+            # a live source down says so (the engine gives 0 fps then), not a rate slowly falling
+            down = f" ({st['state']}, {st['outage_s']:.0f} s without frames)" if st.get("waiting") else ""
+            line = (f"{st['frames_out']} frames  {st['fps']:.1f} fps{down}  dropped {st['dropped']}  "
                     f"reconnects {st['reconnects']}  decode errors {st['decode_errors']}  {st['elapsed_s']:.0f} s")
         else:
             total = st["frames_total"]
@@ -477,7 +479,7 @@ def run(args) -> int:
     except BaseException as exc:
         if not handed_over:
             record_failure(args, exc)
-            if isinstance(exc, SystemExit) and isinstance(exc.code, int) and 128 < exc.code < 128 + signal.NSIG:
+            if isinstance(exc, SystemExit) and isinstance(exc.code, int) and 128 < exc.code < 128 + signal.NSIG and not getattr(exc, "said", False):
                 print(f"nirvision colorize: stopped by {signal.Signals(exc.code - 128).name} while starting", file=sys.stderr)
         raise
     finally:
@@ -552,7 +554,9 @@ def _run(args, handed_over: list) -> int:
             except KeyboardInterrupt:
                 if seen and seen[0] != signal.SIGINT:
                     print(f"nirvision colorize: stopped by {signal.Signals(seen[0]).name} while connecting", file=sys.stderr)
-                    raise SystemExit(128 + int(seen[0])) from None
+                    stopped = SystemExit(128 + int(seen[0]))
+                    stopped.said = True  # run() says nothing more of it
+                    raise stopped from None
                 raise
         check_not_source(args.output, args.source)
         sheets = contact_sheets(args, args.output, source.info)  # refused before an output is opened where one is a source image

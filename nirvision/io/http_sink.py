@@ -5,7 +5,8 @@ which every browser shows: ``/`` a page with the picture and the run's figures, 
 the stream (multipart/x-mixed-replace), ``/frame.jpg`` the newest frame once (for scripts and
 snapshots). For machines without a display (``--preview`` needs one), and for watching from
 another machine. For monitoring: ``/status.json`` (the engine's counters: frames, FPS, drops,
-reconnects, decode errors, and the age of the newest frame) and ``/health`` (200 while frames
+reconnects, decode errors, a live source's ``state`` and, while it is down, ``waiting``: what the
+run waits for; and the age of the newest frame) and ``/health`` (200 while frames
 arrive, 503 once none has for ``STALE_S`` seconds: a camera gone dark, a stream lost).
 
 The engine is never held up by a viewer: ``write()`` only keeps a reference to the newest image;
@@ -232,6 +233,7 @@ class HttpViewSink(Sink):
                         self._send(200, "text/plain", b"ok\n")
                     else:
                         age = report["last_frame_age_s"]
+                        age = None if age is None else max(age, report.get("outage_s") or 0.0)
                         why = f"no frame for {age:.0f} s" if age is not None else f"no frame yet after {report['view_s']:.0f} s"
                         if report.get("waiting"):  # with a password, /health answers anyone: not the camera's address
                             why += f" ({report['waiting'] if expected is None else 'waiting for its source'})"
@@ -313,8 +315,10 @@ class HttpViewSink(Sink):
         now = time.monotonic()
         out = dict(self._status() if self._status else {})
         age = None if self.last_write is None else round(now - self.last_write, 2)
+        # a stalled camera's last frame comes late (at the read timeout): its outage, not that frame, says how long it has been
+        down = max(age, out.get("outage_s") or 0.0) if age is not None else None
         out.update(last_frame_age_s=age, viewers=self.viewers, frames_sent=self.frames_sent, view_s=round(now - self._opened, 2),
-                   healthy=(age < STALE_S) if age is not None else (now - self._opened < STALE_S))
+                   healthy=(down < STALE_S) if down is not None else (now - self._opened < STALE_S))
         if self.waiting:
             out["waiting"] = self.waiting
         return out

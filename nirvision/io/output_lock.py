@@ -6,8 +6,9 @@ report success.
 The claim is an advisory lock (``flock``) on a small hidden file beside the output
 (``.NAME.nirvision-lock``; inside it for a folder of pictures). The lock belongs to the open file,
 so a run that is killed (SIGKILL, a power cut) leaves no claim behind; the file, which says
-which process held it, is removed when the output is finished. Where ``fcntl`` does not exist
-(Windows) outputs are not claimed.
+which process held it, is removed when the output is finished. A killed run's file stays until
+a run claims and finishes that output, or deletes it (``--keep``: ``remove_unheld``). Where
+``fcntl`` does not exist (Windows) outputs are not claimed.
 """
 from __future__ import annotations
 
@@ -98,6 +99,34 @@ class OutputClaim:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def remove_unheld(output: str | Path, folder: bool = False) -> bool:
+    """Remove the lock file of ``output`` when no run holds it (left by a killed run; taken and
+    removed while held, as ``release`` does, so that no run is claiming it meanwhile); True when
+    removed. One that a run holds stays."""
+    path = lock_path(output, folder)
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:  # none (the usual case), or not ours to open
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False  # a run is writing that output
+        try:
+            if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                return False  # replaced meanwhile: the new one is another run's
+            path.unlink()
+        except OSError as exc:
+            log.debug("output %s: could not remove %s: %s", output, path, exc)
+            return False
+        return True
+    finally:
+        os.close(fd)
 
 
 def _holder(fd: int) -> int | None:

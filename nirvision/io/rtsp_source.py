@@ -12,6 +12,12 @@ in the socket while the engine got ready. They arrive at once, faster than the c
 them, and are already late: of such a burst only the newest frame goes on, the others are
 counted as ``stale`` (not as drops: inference did not fall behind), so a recording starts at
 the present and the live drop policy is not set off by the connection itself.
+
+A camera that stalls (frozen, its network gone) is said after --read-timeout, not twice that:
+PyAV's read timeout interrupts FFmpeg, which then gives out the frame its H.264 parser held
+back (the last one before the stall) instead of the error, and the next read waits the whole
+timeout again. A read that lasted the timeout is therefore taken as the stall it is: its
+frame goes on, dated by its stream time, and the connection ends.
 """
 from __future__ import annotations
 
@@ -38,6 +44,8 @@ QUIET_AFTER = 5  # a connection that keeps failing is said this many times, then
 QUIET_EVERY_S = 60.0
 BURST_RATIO = 0.5  # a frame that arrives in less than this share of its stream-time gap is part of a burst
 BURST_WINDOW_S = 10.0  # a connection's burst is looked for this long at most
+STALL_FRAMES = 5  # a read that waits this many frame intervals (and at least STALL_MIN_S) is a stall in the status
+STALL_MIN_S = 1.0
 
 
 class BurstFilter:
@@ -80,27 +88,37 @@ class BurstFilter:
 
 class LiveClock:
     """Output timestamps for a live stream: the stream's clock within a connection, wall-clock
-    time across frames without a timestamp and across reconnections; always increasing."""
+    time across frames without a timestamp and across reconnections; always increasing.
 
-    def __init__(self) -> None:
+    ``pts(stream_time, arrival)``: ``arrival`` is when the frame was read (``clock()``'s time).
+    Across a gap the clock goes on from the wall time the last frame's output time stands for
+    (its connection's first arrival plus its stream time since; its own arrival where that is
+    earlier), not from its arrival: a frame that came late (the one FFmpeg gives out at a
+    stall's read timeout, seconds after it was sent) would shorten the gap by its lateness and
+    date every frame after the reconnection that much early."""
+
+    def __init__(self, clock=time.monotonic) -> None:
+        self.clock = clock
         self.last_out: float | None = None
-        self.last_wall = 0.0
-        self.anchor: tuple[float, float] | None = None  # (output time, stream time)
+        self.last_wall = 0.0  # the wall time ``last_out`` stands for
+        self.anchor: tuple[float, float, float] | None = None  # (output time, stream time, arrival) of the connection's first frame
         self.last_pts = -1
 
     def new_connection(self) -> None:
         self.anchor = None
 
-    def pts(self, stream_time: float | None) -> int:
-        wall = time.perf_counter()
+    def pts(self, stream_time: float | None, arrival: float | None = None) -> int:
+        wall = self.clock() if arrival is None else arrival
         gap = 0.0 if self.last_out is None else self.last_out + (wall - self.last_wall)
         if stream_time is None:
             out = gap
         elif self.anchor is None:
-            self.anchor = (gap, stream_time)
+            self.anchor = (gap, stream_time, wall)
             out = gap
         else:
-            out = self.anchor[0] + (stream_time - self.anchor[1])
+            out0, stream0, wall0 = self.anchor
+            out = out0 + (stream_time - stream0)
+            wall = min(wall, wall0 + (stream_time - stream0))
         self.last_out, self.last_wall = out, wall
         pts = max(int(round(out / TIME_BASE)), self.last_pts + 1)
         self.last_pts = pts
@@ -126,7 +144,14 @@ class RTSPSource(Source):
         # swallows a KeyboardInterrupt raised inside av.open): the next check ends the attempts
         self._stop = stop if stop is not None else threading.Event()
         self.disconnects = 0
-        self.clock = LiveClock()
+        self.now = time.monotonic  # arrivals, reads and outages are timed by it (tests give a clock of their own)
+        self.clock = LiveClock(lambda: self.now())
+        # seconds spent waiting for the camera (reads, connections, backoff): the engine keeps
+        # them out of the decode time
+        self.waited_s = 0.0
+        self._reading_since: float | None = None  # a read under way: since when
+        self._down_since: float | None = None  # disconnected, until frames come again
+        self._last_frame_at: float | None = None
         self.container = self._connect(initial=True)
         if self.container is None:  # stopped while connecting
             raise KeyboardInterrupt
@@ -246,11 +271,23 @@ class RTSPSource(Source):
     def _frames(self, container) -> Iterator[Frame]:
         """Frames of one connection; returns on a disconnect of any kind."""
         stream = container.streams.video[0]
-        burst = BurstFilter(float(1 / self.info.fps) if getattr(self, "info", None) is not None and self.info.fps else 0.04)
+        burst = BurstFilter(self._interval())
+        packets = container.demux(stream)
         try:
-            for packet in container.demux(stream):
+            while True:
+                began = self._reading_since = self.now()
+                try:
+                    packet = next(packets, None)
+                finally:
+                    self._reading_since = None
+                    read_s = self.now() - began
+                    self.waited_s += read_s
+                if packet is None:
+                    break
                 if self._stop.is_set():
                     return
+                # a read cut by the read timeout: FFmpeg gave out its parser's last frame instead of the error
+                stalled = read_s >= self.read_timeout
                 try:
                     frames = packet.decode()
                 except av.error.ExitError:
@@ -258,32 +295,66 @@ class RTSPSource(Source):
                 except av.error.FFmpegError as exc:
                     self.decode_errors += 1
                     log.warning("%s: a packet failed to decode (%s); skipped", self.safe_url, self._say(exc))
-                    continue
+                    frames = []
                 for vf in frames:
+                    arrival = self.now()
                     t = float(vf.pts * vf.time_base) if vf.pts is not None and vf.time_base else None
                     # converted now: a PyAV frame is not kept past the next decode
                     color = self.colors.pick(lambda: av_thumbnail(vf), lambda: vf.to_ndarray(format="rgb24"))
                     stale, over = burst.stale, burst.over
-                    for item in burst.offer((vf.to_ndarray(format="gray"), t, color), t):
+                    for item in burst.offer((vf.to_ndarray(format="gray"), t, color, arrival), t):
                         yield self._frame(*item)
                     self.stale += burst.stale - stale
                     if burst.over and not over and burst.stale:
                         log.info("%s: %d frames of the connection's opening burst left out (late on arrival); the newest went on",
                                  self.safe_url, burst.stale)
+                if stalled:
+                    for item in burst.flush():
+                        yield self._frame(*item)
+                    self._last_frame_at = began  # no data came since: the outage is that long, not from the late frame
+                    self._lost(f"no data for {self.read_timeout:g} s, --read-timeout")
+                    return
             for item in burst.flush():
                 yield self._frame(*item)
             if not self._stop.is_set():
-                self.disconnects += 1
-                log.warning("%s: the stream ended", self.safe_url)
+                self._lost(None)
         except (av.error.FFmpegError, OSError) as exc:
-            self.disconnects += 1
             # PyAV's read timeout interrupts FFmpeg, which then says "Immediate exit requested"
-            why = f"no data for {self.read_timeout:g} s, --read-timeout" if isinstance(exc, av.error.ExitError) else self._say(exc)
+            self._lost(f"no data for {self.read_timeout:g} s, --read-timeout" if isinstance(exc, av.error.ExitError) else self._say(exc))
+        finally:
+            packets.close()
+
+    def _lost(self, why: str | None) -> None:
+        """The connection is over: counted, said, and the source down until frames come again."""
+        self.disconnects += 1
+        self._down_since = self.now()
+        if why is None:
+            log.warning("%s: the stream ended", self.safe_url)
+        else:
             log.warning("%s: disconnected (%s)", self.safe_url, why)
 
-    def _frame(self, gray, stream_time: float | None, color) -> Frame:
+    def _interval(self) -> float:
+        """The nominal frame interval (s)."""
+        info = getattr(self, "info", None)
+        return float(1 / info.fps) if info is not None and info.fps else 0.04
+
+    def _frame(self, gray, stream_time: float | None, color, arrival: float) -> Frame:
         self.frames_read += 1
-        return Frame(gray, index=self.frames_read - 1, pts=self.clock.pts(stream_time), time_base=TIME_BASE, t_read=time.perf_counter(), color=color)
+        self._down_since, self._last_frame_at = None, self.now()
+        return Frame(gray, index=self.frames_read - 1, pts=self.clock.pts(stream_time, arrival), time_base=TIME_BASE,
+                     t_read=time.perf_counter(), color=color)
+
+    def outage(self) -> tuple[str, float, str] | None:
+        """Why no frames come, for status lines and ``/status.json``: (state, seconds without
+        frames, what the run waits for), the state ``reconnecting`` from a disconnect until
+        frames come again, ``stalled`` while a read has waited ``STALL_FRAMES`` frame intervals
+        (at least ``STALL_MIN_S``) before the read timeout says so; None while frames come."""
+        now, down, reading, last = self.now(), self._down_since, self._reading_since, self._last_frame_at
+        if down is not None:
+            return "reconnecting", now - (last if last is not None else down), f"reconnecting to {self.safe_url}"
+        if reading is not None and now - reading >= max(STALL_MIN_S, STALL_FRAMES * self._interval()):
+            return "stalled", now - (last if last is not None else reading), f"stalled: no data from {self.safe_url}"
+        return None
 
     def __iter__(self) -> Iterator[Frame]:
         delays = None  # the reconnection budget of the current outage, renewed once frames flow
@@ -301,16 +372,20 @@ class RTSPSource(Source):
                 _close_quietly(container)
             if self._stop.is_set():
                 return
-            if self.frames_read > before or delays is None:
-                delays = self.policy.delays()
-            else:  # connected but no frame came: that counts as a failed attempt
-                delay = next(delays, None)
-                if delay is None:
-                    raise StreamLost(f"RTSP source {self.safe_url}: connects but sends no frames (tried {self.policy.describe()})")
-                if self._stop.wait(delay):
-                    return
-            self.clock.new_connection()
-            self.container = self._connect(initial=False, delays=delays)
+            began = self.now()
+            try:
+                if self.frames_read > before or delays is None:
+                    delays = self.policy.delays()
+                else:  # connected but no frame came: that counts as a failed attempt
+                    delay = next(delays, None)
+                    if delay is None:
+                        raise StreamLost(f"RTSP source {self.safe_url}: connects but sends no frames (tried {self.policy.describe()})")
+                    if self._stop.wait(delay):
+                        return
+                self.clock.new_connection()
+                self.container = self._connect(initial=False, delays=delays)
+            finally:
+                self.waited_s += self.now() - began
             if self.container is None:
                 return
 

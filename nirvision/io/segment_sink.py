@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..errors import InputError
-from .output_lock import OutputClaim
+from .output_lock import LOCK_SUFFIX, OutputClaim, remove_unheld
 from .base import Frame, Sink, SourceInfo
 
 log = logging.getLogger(__name__)
@@ -151,10 +151,13 @@ class SegmentSink(Sink):
 
     def _prune(self) -> None:
         """``keep``: delete the oldest pieces of this recording's name (this run's and earlier
-        runs', told by their names: ``stem_YYYYmmdd-HHMMSS[_N].suffix``) beyond the newest ``keep``."""
-        pattern = re.compile(re.escape(self.path.stem) + r"_\d{8}-\d{6}(?:_\d+)?" + re.escape(self.path.suffix) + "$")
+        runs', told by their names: ``stem_YYYYmmdd-HHMMSS[_N].suffix``) beyond the newest ``keep``,
+        with their lock files where no run holds them (a killed run leaves its pieces' behind)."""
+        piece = re.escape(self.path.stem) + r"_\d{8}-\d{6}(?:_\d+)?" + re.escape(self.path.suffix)
+        pattern, locked = re.compile(piece + "$"), re.compile(r"\.(" + piece + ")" + re.escape(LOCK_SUFFIX) + "$")
         try:  # oldest first by when they were last written: names follow the local clock, which can go back (DST)
-            pieces = sorted((p for p in self.path.parent.iterdir() if pattern.match(p.name) and p.is_file()),
+            names = [p.name for p in self.path.parent.iterdir()]
+            pieces = sorted((self.path.parent / n for n in names if pattern.match(n) and (self.path.parent / n).is_file()),
                             key=lambda p: (p.stat().st_mtime, p.name))
         except OSError as exc:
             log.warning("output %s: cannot list %s to delete old pieces (%s)", self.path, self.path.parent, exc)
@@ -169,6 +172,12 @@ class SegmentSink(Sink):
                 log.info("output %s: deleted the old piece %s (--keep %d)", self.path, p.name, self.keep)
             except OSError as exc:
                 log.warning("output %s: cannot delete the old piece %s (%s)", self.path, p, exc)
+                continue
+            remove_unheld(p)
+        # lock files of pieces gone before (deleted while this was not done), unless a run holds them
+        for m in filter(None, map(locked.match, names)):
+            if not (self.path.parent / m.group(1)).exists() and self.path.parent / m.group(1) not in writing:
+                remove_unheld(self.path.parent / m.group(1))
 
     def _finish_before(self) -> None:
         before, self._before = self._before, None

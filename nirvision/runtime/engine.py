@@ -27,7 +27,7 @@ from ..io.base import Frame, Sink, Source
 from ..io.compose import side_by_side
 from .backends.base import Backend
 from .frames import to_nir
-from .stats import RunStats, process_cpu_s, source_losses
+from .stats import RunStats, live_state, process_cpu_s, source_losses
 from .queues import POLL_S, QueueStopped, StageQueue
 
 log = logging.getLogger(__name__)
@@ -127,11 +127,13 @@ class Engine:
     def status(self) -> dict:
         """A snapshot for progress bars and status lines."""
         s = self.stats
+        state = live_state(self.source)  # a live source down (reconnecting, stalled) says so, at 0 fps
         return {
             "frames_in": s.frames_in, "frames_out": s.frames_out, "passed": s.passed, "dropped": s.dropped, "discarded": s.discarded,
             "frames_total": self.source.info.frames, "decode_errors": self.source.decode_errors,
-            "reconnects": self.source.reconnects, "stale": self.source.stale, "fps": round(s.current_fps(), 2),
-            "elapsed_s": round(s.wall_s, 2), "live": self.live, "source": self.source.info.description,
+            "reconnects": self.source.reconnects, "stale": self.source.stale,
+            "fps": 0.0 if state.get("waiting") else round(s.current_fps(), 2),
+            "elapsed_s": round(s.wall_s, 2), "live": self.live, "source": self.source.info.description, **state,
         }
 
     # threads ----------------------------------------------------------------------------
@@ -155,11 +157,14 @@ class Engine:
         try:
             it = iter(self.source)
             while not self._stop.is_set():
-                t0 = time.perf_counter()
+                t0, waited = time.perf_counter(), getattr(self.source, "waited_s", None)
                 frame = next(it, None)
                 if frame is None:
                     break
-                self.stats.times.add("decode", time.perf_counter() - t0)
+                if waited is not None:  # a live source's wait for its camera (outages too) is not decoding
+                    waited = self.source.waited_s - waited
+                    self.stats.times.add("wait", waited)
+                self.stats.times.add("decode", max(0.0, time.perf_counter() - t0 - (waited or 0.0)))
                 self.stats.frames_in += 1
                 try:
                     self._drop(self._inq.put(frame))
@@ -249,7 +254,9 @@ class Engine:
             if self._last_shape is not None:
                 self.stats.resolution_changes += 1
                 before, now = ("x".join(map(str, shape[::-1])) for shape in (self._last_shape, nir.shape))
-                if getattr(self.source, "continuous", True):  # a video or a stream changing size is news
+                if self.live and getattr(self.source, "continuous", True):  # the backend built for it now, frames dropped meanwhile: said
+                    t0 += self._prepare_size(nir.shape, now, f"the source changed size from {before} to {now} at frame {frame.index}")
+                elif getattr(self.source, "continuous", True):  # a video or a stream changing size is news
                     log.warning("engine: the source changed size from %s to %s at frame %d", before, now, frame.index)
                 else:  # pictures of a folder differ in size as a matter of course: each at INFO, once what it costs
                     log.info("engine: %s is %s, the picture before %s", frame.name or f"frame {frame.index}", now, before)
@@ -268,6 +275,24 @@ class Engine:
             return _Passed(frame.color)
         self.stats.times.add("pre", time.perf_counter() - t0)
         return self._frames_to.submit(nir[None])
+
+    def _prepare_size(self, shape: tuple[int, ...], size: str, change: str) -> float:
+        """A live source's new frame size: the backend built for it before the frame is submitted,
+        said as it starts (the camera's frames are dropped meanwhile) and when done, with what it
+        took and how to avoid it; the seconds it took (not the frame's ``pre``)."""
+        from .backends.auto import sizes_vary_hint
+
+        prepare, hint = getattr(self.backend, "prepare", None), sizes_vary_hint(self.backend, live=True)
+        if prepare is None or hint is None:  # it runs any size at once (eager)
+            log.warning("engine: %s", change)
+            return 0.0
+        log.warning("engine: %s; preparing the backend for %s frames (frames are dropped meanwhile)", change, size)
+        t0, dropped = time.perf_counter(), self.stats.dropped
+        prepare((1, 1, *shape))
+        took = time.perf_counter() - t0
+        (log.warning if took >= 1.0 else log.info)("engine: backend ready for %s frames in %.1f s, %d frames dropped meanwhile: %s",
+                                                   size, took, self.stats.dropped - dropped, hint)
+        return took
 
     def _emit(self, frame: Frame, pending) -> None:
         """Wait for ``frame``'s output and pass it on to the writer."""
@@ -448,6 +473,7 @@ class Engine:
             "discarded": s.discarded,  # read, then left unwritten when the run stopped or failed
             "decode_errors": self.source.decode_errors,
             **source_losses(self.source),  # a recorded video's damaged stretches, and where it ended short of its header
+            "discontinuities": getattr(self.source, "discontinuities", 0),  # where a recorded video's clock jumped back (timeline kept going)
             "reconnects": self.source.reconnects,
             "stale": self.source.stale,  # live: frames of a connection's opening burst, late on arrival, never read in
             "resolution_changes": s.resolution_changes,

@@ -7,18 +7,21 @@ from collections import deque
 
 import numpy as np
 
-# decode: the reader's wait for the source's next frame (demux + decode; on live sources it
-#   includes waiting for the frame to arrive); pre: reduction to one uint8 NIR channel;
-# infer: Backend.infer_uint8; post: composing views (side by side); encode: all sinks' writes;
-# total (summary only): from leaving the source to written, the end-to-end latency per frame.
+# decode: the reader's time for the source's next frame (demux + decode), less what the source
+#   says it spent waiting; wait (live sources that tell it, as RTSP, summary only where measured):
+#   waiting for the camera, its outages and reconnections included; pre: reduction to one uint8
+#   NIR channel; infer: Backend.infer_uint8; post: composing views (side by side); encode: all
+#   sinks' writes; total (summary only): from leaving the source to written, the end-to-end
+#   latency per frame.
 STAGES = ("decode", "pre", "infer", "post", "encode")
+OPTIONAL = ("wait",)  # in the summary only where measured
 WINDOW = 4096  # p95 over the most recent samples, so that memory stays flat on endless streams
 
 
 class StageTimes:
     """Per-stage latency in ms: the mean over the whole run and the p95 over a recent window."""
 
-    def __init__(self, stages=STAGES + ("total",), window: int = WINDOW):
+    def __init__(self, stages=STAGES + OPTIONAL + ("total",), window: int = WINDOW):
         self._recent = {s: deque(maxlen=window) for s in stages}
         self._sum = dict.fromkeys(stages, 0.0)
         self._count = dict.fromkeys(stages, 0)
@@ -36,6 +39,8 @@ class StageTimes:
         with self._lock:
             for stage, recent in self._recent.items():
                 n = self._count[stage]
+                if not n and stage in OPTIONAL:
+                    continue
                 out[stage] = {
                     "mean": round(self._sum[stage] / n, 3) if n else None,
                     "p95": round(float(np.percentile(np.fromiter(recent, float), 95)), 3) if recent else None,
@@ -54,6 +59,22 @@ def source_losses(source) -> dict:
     damage = getattr(source, "damage", None) or []
     shortfall = getattr(source, "shortfall", None)
     return {"damage": [dict(d) for d in damage], "shortfall": dict(shortfall) if shortfall else None}
+
+
+def live_state(source) -> dict:
+    """A live source's state for status lines and ``/status.json``, where it tells one
+    (``outage()``, as RTSP): ``{"state": "streaming"}`` while frames come; while they do not,
+    the state (``reconnecting``, ``stalled``), ``outage_s`` (seconds without frames) and
+    ``waiting`` (what the run waits for, as at the start: ``reconnecting to rtsp://...``).
+    Empty for sources that cannot tell."""
+    outage = getattr(source, "outage", None)
+    if not callable(outage):
+        return {}
+    now = outage()
+    if now is None:
+        return {"state": "streaming"}
+    state, seconds, waiting = now
+    return {"state": state, "outage_s": round(seconds, 1), "waiting": waiting}
 
 
 def process_cpu_s() -> float:

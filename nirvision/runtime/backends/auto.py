@@ -132,18 +132,23 @@ def _innermost(backend: Backend) -> Backend:
     return backend
 
 
-def sizes_vary_hint(backend: Backend) -> str | None:
+def sizes_vary_hint(backend: Backend, live: bool = False) -> str | None:
     """What to say once when the pictures of a folder turn out to differ in size and ``backend``
     builds a model for each size (None for one that runs any size at once, as eager): what a new
     size costs (the longest build this run has timed, when it built any), that each is built
-    once and cached, and that ``--backend eager`` runs pictures of any size at once."""
+    once and cached, and that ``--backend eager`` runs pictures of any size at once. ``live``: for
+    a camera that changed size (the engine says what the build took): what is built, and that
+    eager would have gone on at once."""
     core = _innermost(backend)
     what = PER_SIZE_BUILDS.get(getattr(core, "name", ""))
     if what is None:
         return None
+    chosen = "--backend auto chose " + core.name + ", which" if getattr(backend, "chosen_because", None) else core.name
+    if live:
+        return (f"{chosen} {what} for each new frame size (kept in the artefact cache: a size seen before is ready sooner); "
+                "--backend eager goes on at once at any size (slower a frame), for cameras that change size")
     cache = getattr(core, "cache", None)
     builds = [u.seconds for u in getattr(cache, "history", []) if u.built]
     cost = f"{max(builds):.1f} s here" if builds else "seconds each" if core.name in ("onnxruntime", "openvino") else "a while each"
-    chosen = "--backend auto chose " + core.name + ", which" if getattr(backend, "chosen_because", None) else core.name
     return (f"{chosen} {what} for each new size ({cost}; kept in the artefact cache, so only the first run pays it); "
             "for folders of pictures of many sizes --backend eager starts each picture at once")
