@@ -59,6 +59,7 @@ class SourceInfo:
     width: int | None = None  # as frames are shown (a file's turned upright as its display matrix says)
     height: int | None = None
     audio_stream: Any = None  # a PyAV audio stream to copy from, or None
+    audio_streams: tuple[Any, ...] = ()  # every audio stream to copy (a file's tracks; the first is audio_stream)
     names: tuple[str, ...] = ()  # the names frames carry, in order (image files: paths relative to their folder)
     files: tuple[Any, ...] = ()  # the files those frames come from (sinks must not write over them)
     tags: dict[str, str] = field(default_factory=dict)  # a recorded video's container tags worth keeping (title, location, ...)

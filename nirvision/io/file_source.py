@@ -6,7 +6,9 @@ and counted in ``decode_errors``; a damaged stretch (a bad sector, a cut in the 
 through to the intact rest, reported once (``damage``), and a file that ends short of the length
 its header announces is reported too (``shortfall``). A file that cannot be opened, holds no
 video stream or no decodable frame, or declares frames of more than ``MAX_PIXELS`` (image_source),
-is an ``InputError`` naming the file and what was expected.
+is an ``InputError`` naming the file and what was expected. A clock that jumps back
+(recordings joined end to end, a camera's clock reset) does not pile the frames after it onto
+one instant: the timeline goes on (``Timeline``), which is said and counted (``discontinuities``).
 """
 from __future__ import annotations
 
@@ -59,6 +61,104 @@ RESYNC_AFTER = 3
 SHORT_BY_S = (0.25, 1.0)  # (the video's own length in the header; the container's, which may be its sound's)
 
 
+# A source's clock may jump back: recordings joined end to end (``cat a.ts b.ts``, an NVR's
+# export of several files), a camera whose clock was reset. A packet whose decoding time goes
+# back more than this (FFmpeg's threshold for MPEG-TS discontinuities) starts a new stretch
+JUMP_BACK_S = 0.1
+CLOCK_33 = 1 << 33  # MPEG-TS / PS timestamps: 33 bits of a 90 kHz clock, wrapping every 26.5 h
+TS_DISCONT = 0x200  # AVFMT_TS_DISCONT: formats whose timestamps may jump (MPEG-TS, MPEG-PS, ...)
+
+
+class Timeline:
+    """Keeps a file's timestamps going where its clock jumps back, as FFmpeg's CLI does for
+    MPEG-TS: the video's first packet after the jump is placed one packet duration after the
+    one before it, and every packet of that stretch is shifted alike. The audio's stretches are
+    shifted by the video's offsets (the k-th jump back of the audio is the video's k-th), so
+    that each stays in step with its pictures, however the streams are interleaved around the
+    join; audio the video has not reached yet is ``held`` until it has. In a format of a 33-bit
+    clock (MPEG-TS / PS) a jump forward of more than half its range (13.3 h) to a lower clock
+    value is a jump back too: FFmpeg's wrap correction reads a restart as a jump forward of
+    26.5 h less the restart. Jumps forward are kept (a motion-triggered recording's gaps are
+    time that passed)."""
+
+    def __init__(self, container, video_index: int) -> None:
+        self.wraps = bool(getattr(container.format, "flags", 0) & TS_DISCONT)
+        self.video = video_index
+        self.offsets = [Fraction(0)]  # s added to the timestamps of the video's stretches: one more at each jump back
+        # stream index -> [its stretch, its last dts as read, its usual step (ticks), its own offset (s): one that keeps it going,
+        # its latest pts as read]
+        self._streams: dict[int, list] = {}
+        self._held: dict[int, tuple[Any, int, Fraction]] = {}  # id(packet) -> (packet, stretch, own offset): waiting for the video's offset
+
+    def fix(self, packet) -> tuple[Fraction, Fraction, Fraction] | None:
+        """Shift ``packet``'s timestamps in place (or hold it); where the video jumps back: (the
+        source's own time of its latest frame and of the one it jumped to, and where that one is
+        placed; s by the stream's clock). Jumps are found by decoding times, which go forward
+        packet by packet; the times said are the frames' (with B-frames decoded a little earlier)."""
+        tb, raw, index = packet.time_base, packet.dts, packet.stream_index
+        if not tb:
+            return None
+        state, jump = self._streams.get(index), None
+        if raw is not None and state is None:
+            state = self._streams[index] = [0, raw, 0, Fraction(0), packet.pts]
+        elif raw is not None:
+            stretch, last, step, own, _ = state
+            restarted = (self.wraps and tb == Fraction(1, 90000) and raw - last > CLOCK_33 // 2
+                         and raw % CLOCK_33 < last % CLOCK_33)
+            if (last - raw) * tb > JUMP_BACK_S or restarted:
+                before = self._offset(index, stretch)
+                placed = (last + (step or 1)) * tb + (own if before is None else before)
+                state[0], state[3] = stretch + 1, placed - raw * tb
+                if index == self.video:
+                    self.offsets.append(placed - raw * tb)
+                    self._release()
+                    shown, pts = state[4] if state[4] is not None else last, packet.pts if packet.pts is not None else raw
+                    clock = CLOCK_33 if restarted else None
+                    jump = ((shown % clock if clock else shown) * tb, (pts % clock if clock else pts) * tb, pts * tb + self.offsets[-1])
+            elif raw > last:
+                state[2] = packet.duration if packet.duration and packet.duration > 0 else raw - last
+            state[1] = raw
+            if packet.pts is not None and (state[4] is None or packet.pts > state[4] or state[0] != stretch):
+                state[4] = packet.pts
+        if state is None:
+            return None
+        offset = self._offset(index, state[0])
+        if offset is None:
+            self._held[id(packet)] = (packet, state[0], state[3])
+        else:
+            shift(packet, offset)
+        return jump
+
+    def _offset(self, index: int, stretch: int) -> Fraction | None:
+        return self.offsets[stretch] if stretch < len(self.offsets) else None
+
+    def _release(self) -> None:
+        for key, (packet, stretch, _) in list(self._held.items()):
+            if stretch < len(self.offsets):
+                shift(packet, self.offsets[stretch])
+                del self._held[key]
+
+    def ready(self, packets: list[Any]) -> tuple[list[Any], list[Any]]:
+        """``packets`` split into those shifted onto the timeline and those still held."""
+        if not self._held:
+            return packets, []
+        return [p for p in packets if id(p) not in self._held], [p for p in packets if id(p) in self._held]
+
+    def settle(self) -> None:
+        """At the end: audio whose jump back the video never made keeps going on its own."""
+        for packet, _, own in self._held.values():
+            shift(packet, own)
+        self._held.clear()
+
+
+def shift(packet, seconds: Fraction) -> None:
+    """Add ``seconds`` to a packet's timestamps (in its time base)."""
+    ticks = round(seconds / packet.time_base) if seconds else 0
+    if ticks:
+        packet.dts = None if packet.dts is None else packet.dts + ticks
+        packet.pts = None if packet.pts is None else packet.pts + ticks
+
+
 def video_packets(path: str | Path, start: float | None = None, end: float | None = None) -> int | None:
     """How many video packets (frames, for the codecs a camera writes) the first video stream of
     ``path`` holds (those from ``start`` to before ``end``, seconds of the video as players count
@@ -77,9 +177,12 @@ def packet_times(path: str | Path) -> list[float | None] | None:
             if not container.streams.video:
                 return None
             stream = container.streams.video[0]
-            zero = stream_zero(stream)
-            return [float(p.pts * p.time_base) - zero if p.pts is not None and p.time_base else None
-                    for p in container.demux(stream) if p.size]
+            zero, timeline, times = stream_zero(stream), Timeline(container, stream.index), []
+            for p in container.demux(stream):
+                timeline.fix(p)  # timed as the frames are read (FileSource)
+                if p.size:
+                    times.append(float(p.pts * p.time_base) - zero if p.pts is not None and p.time_base else None)
+            return times
     except (av.error.FFmpegError, OSError, UnicodeDecodeError):
         return None
 
@@ -211,6 +314,12 @@ def probe_first_frame(path: Path, index: int) -> tuple[float, bool, bool] | None
     return None
 
 
+def _stream_codec(stream) -> str:
+    """A stream's codec for messages (``srt``), a data stream's handler (``TimeCodeHandler``), or its type."""
+    ctx = getattr(stream, "codec_context", None)
+    return getattr(ctx, "name", None) or (stream.metadata or {}).get("handler_name") or stream.type
+
+
 def _reason(exc: BaseException) -> str:
     text = getattr(exc, "strerror", None) or str(exc)
     return text.split(":")[0].strip() if text else type(exc).__name__
@@ -243,7 +352,13 @@ class FileSource(Source):
             log.warning("video file %s: holds %d video streams; reading only the first (stream #%d, %dx%d %s)", self.path,
                         len(self.container.streams.video), self.video.index, self.video.codec_context.width, self.video.codec_context.height,
                         self.video.codec_context.name)
-        self.audio = self.container.streams.audio[0] if audio and self.container.streams.audio else None
+        # every audio track goes to the outputs (a second microphone, a commentary), the first is ``audio``
+        self.audios = list(self.container.streams.audio) if audio else []
+        self.audio = self.audios[0] if self.audios else None
+        others = [s for s in self.container.streams if s.type not in ("video", "audio")]
+        if others:
+            log.info("video file %s: its %s stream%s (%s) %s not carried into the outputs", self.path, ", ".join(sorted({s.type for s in others})),
+                     "s" if len(others) > 1 else "", ", ".join(f"#{s.index} {_stream_codec(s)}" for s in others), "are" if len(others) > 1 else "is")
         vctx = self.video.codec_context
         vctx.thread_type = "AUTO"
         fps = self.video.average_rate or self.video.guessed_rate or Fraction(25)
@@ -280,7 +395,7 @@ class FileSource(Source):
             kind="file", description=str(self.path), live=False, fps=Fraction(fps),
             time_base=self.video.time_base or Fraction(1, 90000),
             frames=frames, width=width, height=height,
-            audio_stream=self.audio, sample_aspect_ratio=sar,
+            audio_stream=self.audio, audio_streams=tuple(self.audios), sample_aspect_ratio=sar,
         )
         # AVI keeps one time per packet, in decoding order: where the codec reorders frames
         # (H.264 B-frames) the decoded frames' times are out of order, and the k-th frame shown
@@ -305,6 +420,9 @@ class FileSource(Source):
         self._held: list | None = None  # damaged stretches found while looking for ``start`` (reported once it is found)
         self._lock = threading.Lock()  # held while PyAV works, so close() never pulls the file away
         self.zero = stream_zero(self.video)
+        self._timeline = Timeline(self.container, self.video.index)
+        self._jumps_said: set[tuple] = set()  # the jumps back said already (a range's start may be read twice)
+        self.discontinuities = 0  # where the source's clock jumped back (the timeline kept going)
         self.info.tags, self.info.created = recording_tags(self.container.metadata)
         self.info.created_at = self.zero
         if self.start is not None or self.end is not None:
@@ -422,6 +540,8 @@ class FileSource(Source):
             except (av.error.FFmpegError, OSError) as exc:
                 log.warning("%s: cannot seek to %.3f s (%s); reading on from here", self.path, t or 0.0, _reason(exc))
             self._pending, self._slots, self._last_decoded = [], [], None
+            # jumps back before the seek's target are not known: times from here are the source's own
+            self._timeline = Timeline(self.container, self.video.index)
 
     def _reopen(self) -> None:
         """Open the file again, reading from its first packet. The first container stays open
@@ -439,8 +559,11 @@ class FileSource(Source):
             self.video = container.streams.video[0]
             self.video.codec_context.thread_type = "AUTO"
             if self.audio is not None:
-                self.audio = self.info.audio_stream = container.streams.audio[0]
+                self.audios = [container.streams[s.index] for s in self.audios]
+                self.audio = self.info.audio_stream = self.audios[0]
+                self.info.audio_streams = tuple(self.audios)
             self._pending, self._slots, self._last_decoded = [], [], None
+            self._timeline = Timeline(container, self.video.index)
 
     def _in_range(self, pts: int | None, time_base) -> int:
         """-1 before ``start``, 0 within the range, 1 at or after ``end``."""
@@ -456,12 +579,13 @@ class FileSource(Source):
     def _packets(self) -> Iterator[Any]:
         """Demux video (and audio) packets; a demux error is counted and reading goes on, until
         the demuxer is stuck (``MAX_STALLED`` errors in a row without a packet between)."""
-        streams = [s for s in (self.video, self.audio) if s is not None]
+        streams = [self.video, *self.audios]
         consecutive = 0
         while not self._closed:
             try:
                 for packet in self.container.demux(*streams):
                     consecutive = 0
+                    self._keep_time(packet)
                     yield packet
                 return
             except av.error.FFmpegError as exc:
@@ -472,6 +596,20 @@ class FileSource(Source):
                     log.warning("%s: giving up after %d demux errors in a row without a packet between; the rest of the file cannot be read",
                                 self.path, consecutive)
                     return
+
+    def _keep_time(self, packet) -> None:
+        """Shift a packet onto the timeline that goes on past a jump back (``Timeline``); say each jump once."""
+        jump = self._timeline.fix(packet)
+        if jump is None:
+            return
+        said = (jump[0], jump[1])
+        if said in self._jumps_said:
+            return
+        self._jumps_said.add(said)
+        self.discontinuities += 1
+        before, after, placed = (float(x) - self.zero for x in jump)
+        log.warning("%s: the timestamps jump back from %.3f s to %.3f s (recordings joined, or a camera's clock reset); "
+                    "what follows is placed right after what came before, from %.3f s on", self.path, before, after, placed)
 
     def _packet_time(self, packet) -> tuple[float | None, float]:
         """(a packet's time, s as players count them, or None; its duration, s, a frame's where it has none)."""
@@ -516,7 +654,7 @@ class FileSource(Source):
                 self._note_slot(packet)
                 t, duration = self._packet_time(packet)
                 self._reached(packet, t, duration)
-                if packet.stream is self.audio:
+                if packet.stream.type == "audio":
                     if packet.dts is not None and packet.size:
                         self._pending.append(packet)
                     continue
@@ -637,7 +775,8 @@ class FileSource(Source):
                     self._drain_audio()
                     at_end = True
                     break
-            audio, self._pending = self._audio_before_end(self._pending), []
+            audio, self._pending = self._timeline.ready(self._pending)  # audio past a jump the video has not reached waits
+            audio = self._audio_before_end(audio)
             self.frames_read += 1
             if tb and (end := float(pts * tb) - self.zero + frame_s) > (self._video_end or -math.inf):
                 self._video_end = end
@@ -664,8 +803,10 @@ class FileSource(Source):
         early shows."""
         expected = self.info.frames if self.info.frames and not ranged and self.max_frames is None else None
         announced = announced_length(self.container, self.video, self.zero)
-        if announced is not None and announced[1] and len(self.container.streams) > 1 + (self.audio is not None):
+        if announced is not None and announced[1] and len(self.container.streams) > 1 + len(self.audios):
             announced = None  # the container's length, which may be that of streams not read
+        if self.discontinuities:
+            announced = None  # measured from the first to the last timestamp, across the jumps back
         reached, target, short = self._video_end, None, False
         if announced is not None:
             length, whole = announced
@@ -731,6 +872,7 @@ class FileSource(Source):
 
     def _drain_audio(self) -> None:
         """At ``end``: read on a little for sound that starts before it, stored after it."""
+        self._timeline.settle()
         self._pending = self._audio_before_end(self._pending)
         if self.audio is None or self.end is None:
             return
@@ -742,12 +884,13 @@ class FileSource(Source):
                 if packet.pts is None or not packet.time_base:
                     continue
                 t = float(packet.pts * packet.time_base) - self.zero
-                if packet.stream is self.audio and packet.size and t < self.end - EPS_S:
+                if packet.stream.type == "audio" and packet.size and t < self.end - EPS_S:
                     self._pending.append(packet)
                 elif packet.stream is self.video and t > limit:
                     return
 
     def pending_audio(self) -> list[Any]:
+        self._timeline.settle()
         audio, self._pending = self._audio_before_end(self._pending), []
         return audio
 

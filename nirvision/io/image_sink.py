@@ -5,11 +5,18 @@ A frame from ``cam1/0001.jpg`` becomes ``FOLDER/cam1/0001.png``. Names that woul
 name be taken too, a number follows (``f1_png_2.png``). The names are worked out from the
 source's whole list before the first frame, so they do not depend on which files decode, and
 no frame overwrites another. A folder whose names would overwrite a source image is refused.
+
+Frames of a video are numbered as written, ``frame_000000.png`` the first (with ``--start``,
+the range's first); each PNG says its frame's time in the recording (s, as a player counts from
+the recording's first frame) in a text chunk, ``source_time_s``, so that it maps back to its
+frame wherever it is copied.
 """
 from __future__ import annotations
 
 import logging
 import os
+import struct
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Iterable
 
@@ -49,14 +56,27 @@ def png_names(names: Iterable[str]) -> dict[str, str]:
     return out
 
 
+TIME_KEY = b"source_time_s"  # the PNG text chunk with a video frame's time in its recording
+
+
+def with_text(png: bytes, key: bytes, value: str) -> bytes:
+    """``png`` with a tEXt chunk ``key`` = ``value`` after its header chunk (IHDR: 8 + 25 bytes)."""
+    body = b"tEXt" + key + b"\0" + value.encode("latin-1")
+    chunk = struct.pack(">I", len(body) - 4) + body + struct.pack(">I", zlib.crc32(body) & 0xFFFFFFFF)
+    return png[:33] + chunk + png[33:]
+
+
 class ImageFolderSink(Sink):
     """``folder/NAME.png`` for frames from image files, ``folder/frame_000123.png`` otherwise.
 
     ``names``: every name the source's frames will carry (``SourceInfo.names``), for names
-    that never meet; ``files``: the source's own files, which no output may replace.
+    that never meet; ``files``: the source's own files, which no output may replace; ``zero``:
+    a recorded video's time (s, as ``Frame.time``) that players show as 0 (``SourceInfo.created_at``):
+    where given, each numbered frame's PNG says its time from it (``TIME_KEY``).
     """
 
-    def __init__(self, folder: str | Path, side_by_side: bool = False, compression: int = 1, names: Iterable[str] = (), files: Iterable[str | Path] = ()):
+    def __init__(self, folder: str | Path, side_by_side: bool = False, compression: int = 1, names: Iterable[str] = (), files: Iterable[str | Path] = (),
+                 zero: float | None = None):
         self.folder = Path(folder)
         self.description = str(self.folder)
         self.side_by_side = side_by_side
@@ -72,6 +92,7 @@ class ImageFolderSink(Sink):
         if not os.access(self.folder, os.W_OK | os.X_OK):
             raise InputError(f"output folder {self.folder}: not writable; expected a writable folder")
         self._claim = OutputClaim(self.folder, "output folder", folder=True)  # OutputBusy while another run writes into it
+        self.zero = zero
         self.frames = 0
 
     def close(self) -> None:
@@ -95,9 +116,12 @@ class ImageFolderSink(Sink):
         ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), self.params)
         if not ok:  # pragma: no cover - encoding a valid uint8 image does not fail
             raise RuntimeError(f"output folder {self.folder}: PNG encoding failed for frame {frame.index}")
+        data = data.tobytes()
+        if self.zero is not None and not frame.name and frame.time is not None:
+            data = with_text(data, TIME_KEY, f"{frame.time - self.zero:.6f}")
         path = self.folder / self.filename(frame)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".part")
-        tmp.write_bytes(data.tobytes())
+        tmp.write_bytes(data)
         tmp.replace(path)
         self.frames += 1

@@ -223,7 +223,7 @@ def open_sink(spec: str, info: SourceInfo, *, side_by_side: bool = False, **opti
                          f"a folder for PNG images (end it with / for a folder of that name: {shown}/), preview: or null:")
     from .image_sink import ImageFolderSink
 
-    return ImageFolderSink(path, side_by_side=side_by_side, names=info.names, files=info.files)
+    return ImageFolderSink(path, side_by_side=side_by_side, names=info.names, files=info.files, zero=info.created_at if info.kind == "file" else None)
 
 
 def parse_time(text: str, flag: str) -> float:
