@@ -18,6 +18,7 @@ from nirvision.io.base import SourceInfo
 from nirvision.io.video_sink import VideoSink
 from nirvision.runtime.engine import Engine
 from tests.io.media import StubBackend, frame_image, make_clip, read_video
+from tests.io.test_audio_transcode import mux_pictures
 
 
 def run(src, *sinks):
@@ -130,13 +131,7 @@ def make_two_tracks(path, n: int = 25) -> dict[int, list[bytes]]:
         s = out.add_stream(codec, rate=rate)
         s.layout = "mono"
         tracks.append((s, rate))
-    for i in range(n):
-        f = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_image(i, 48, 64), cv2.COLOR_GRAY2RGB), format="rgb24")
-        f.pts = i
-        for p in vs.encode(f):
-            out.mux(p)
-    for p in vs.encode(None):
-        out.mux(p)
+    mux_pictures(out, vs, n)
     for s, rate in tracks:
         samples = (0.3 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
         fmt = s.codec_context.format.name
