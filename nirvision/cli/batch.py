@@ -406,7 +406,8 @@ def run_batch(args, inputs: list[Path], backend) -> int:
         options["audio"] = False
     done: list[dict] = []  # summaries of the videos colorized to their end
     failed: list[tuple[Path, str]] = []
-    skipped: list[dict] = []  # --skip-done: outputs complete from an earlier run
+    skipped: list[dict] = []  # --skip-done: outputs complete from an earlier run; and those another run writes
+    busy = 0  # of those skipped, the ones another run writes
     midway: dict | None = None  # the video a stop cut short
     handled = 0  # inputs dealt with, in order (colorized, skipped, failed, stopped midway); the others were not started
     stopped_by, error = "end of input", None
@@ -444,6 +445,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
                     _close(source, sinks)
                     other = f"another nirvision run (process {exc.pid})" if exc.pid else "another nirvision run"
                     skipped.append({"source": str(src), "output": str(out), "reason": f"{other} is writing it"})
+                    busy += 1
                     handled = i
                     print(printable(f"nirvision colorize: [{i}/{n}] {src}: skipped, {other} is writing {out}"), file=sys.stderr, flush=True)
                     continue
@@ -508,7 +510,7 @@ def run_batch(args, inputs: list[Path], backend) -> int:
         written = frames + ((midway or {}).get("frames_out") or 0)  # every frame this run wrote
         passed = sum(s.get("passed", 0) for s in done) + ((midway or {}).get("summary") or {}).get("passed", 0)
         not_started = [str(p) for p in inputs[handled:] if midway is None or str(p) != midway["source"]]
-        print(printable(f"nirvision colorize: {_closing_line(n, done, midway, not_started, skipped, failed, stopped_by, written, wall)}"), file=sys.stderr)
+        print(printable(f"nirvision colorize: {_closing_line(n, done, midway, not_started, skipped, busy, failed, stopped_by, written, wall)}"), file=sys.stderr)
         for src, reason in failed:
             print(printable(f"  {src}: {reason}"), file=sys.stderr)
         if args.stats_json:
@@ -533,7 +535,7 @@ def _stopped_by(exc: BaseException, error_text) -> tuple[str, str | None]:
     return "error", error_text(exc)
 
 
-def _closing_line(n: int, done: list[dict], midway: dict | None, not_started: list[str], skipped: list[dict],
+def _closing_line(n: int, done: list[dict], midway: dict | None, not_started: list[str], skipped: list[dict], busy: int,
                   failed: list, stopped_by: str, written: int, wall: float) -> str:
     """The batch's last line: "3 of 6 videos colorized (150 frames), 1 stopped midway (out/v4.mp4,
     10 of 60 frames), 2 not started (stopped by SIGINT); 1 failed:" with the batch's time and FPS."""
@@ -548,7 +550,6 @@ def _closing_line(n: int, done: list[dict], midway: dict | None, not_started: li
         line += f", {len(not_started)} not started"
     if stopped_by != "end of input":
         line += f" (stopped by {'an error' if stopped_by == 'error' else stopped_by})"
-    busy = sum("is writing it" in s["reason"] for s in skipped)
     if len(skipped) > busy:
         line += f"; {len(skipped) - busy} done before, skipped"
     if busy:

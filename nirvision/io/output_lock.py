@@ -66,11 +66,7 @@ class OutputClaim:
                 held_by = f"another nirvision run (process {pid})" if pid else "another nirvision run"
                 raise OutputBusy(f"{what} {self.output}: {held_by} is writing it; expected an output no other run writes "
                                  "(wait for that run to end, or choose another output)", pid) from None
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except OSError:
-                same = False
-            if not same:  # removed (or replaced) by the run that held it: ours is a stale inode
+            if not _still_named(fd, self.path):  # removed (or replaced) by the run that held it: ours is a stale inode
                 os.close(fd)
                 continue
             os.ftruncate(fd, 0)
@@ -117,9 +113,9 @@ def remove_unheld(output: str | Path, folder: bool = False) -> bool:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return False  # a run is writing that output
+        if not _still_named(fd, path):
+            return False  # replaced meanwhile: the new one is another run's
         try:
-            if os.fstat(fd).st_ino != os.stat(path).st_ino:
-                return False  # replaced meanwhile: the new one is another run's
             path.unlink()
         except OSError as exc:
             log.debug("output %s: could not remove %s: %s", output, path, exc)
@@ -127,6 +123,14 @@ def remove_unheld(output: str | Path, folder: bool = False) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def _still_named(fd: int, path: Path) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not removed or replaced since)."""
+    try:
+        return os.fstat(fd).st_ino == os.stat(path).st_ino
+    except OSError:
+        return False
 
 
 def _holder(fd: int) -> int | None:
